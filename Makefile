@@ -1,0 +1,45 @@
+# Mend: `make run` starts the whole stack, `make test` runs every test.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO_SRC := protos/mend/v1/jobs.proto
+GEN := mend/v1
+
+.PHONY: run test lint proto proto-check bench redis clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+# redis-server comes from Debian's packages when it is not on PATH.
+redis:
+	@scripts/ensure-redis.sh
+
+run: $(STAMP) redis
+	$(BIN)/mend-stack
+
+test: $(STAMP) redis
+	$(BIN)/pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy mend_core mend_server mend_worker
+
+# Stubs are committed; `make proto-check` (run by CI) fails when they are stale.
+proto: $(STAMP)
+	$(BIN)/python -m scripts.genproto $(GEN)
+
+proto-check: $(STAMP)
+	@tmp=$$(mktemp -d) && $(BIN)/python -m scripts.genproto $$tmp/$(GEN) && \
+	  diff -r -x __pycache__ $$tmp/$(GEN) $(GEN) >/dev/null || \
+	  { echo "generated stubs in $(GEN) are stale: run 'make proto'"; rm -rf $$tmp; exit 1; }; rm -rf $$tmp
+
+bench: $(STAMP) redis
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf var .pytest_cache

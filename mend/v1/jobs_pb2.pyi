@@ -1,0 +1,368 @@
+import datetime
+
+from google.api import annotations_pb2 as _annotations_pb2
+from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import empty_pb2 as _empty_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATUS_UNSPECIFIED: _ClassVar[JobStatus]
+    JOB_STATUS_PENDING: _ClassVar[JobStatus]
+    JOB_STATUS_PROCESSING: _ClassVar[JobStatus]
+    JOB_STATUS_COMPLETED: _ClassVar[JobStatus]
+    JOB_STATUS_FAILED: _ClassVar[JobStatus]
+    JOB_STATUS_CANCELLED: _ClassVar[JobStatus]
+
+class JobType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_TYPE_UNSPECIFIED: _ClassVar[JobType]
+    JOB_TYPE_IMAGE_RESIZE: _ClassVar[JobType]
+
+class FitMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FIT_MODE_UNSPECIFIED: _ClassVar[FitMode]
+    FIT_MODE_INSIDE: _ClassVar[FitMode]
+    FIT_MODE_COVER: _ClassVar[FitMode]
+    FIT_MODE_FILL: _ClassVar[FitMode]
+
+class ImageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IMAGE_FORMAT_UNSPECIFIED: _ClassVar[ImageFormat]
+    IMAGE_FORMAT_JPEG: _ClassVar[ImageFormat]
+    IMAGE_FORMAT_PNG: _ClassVar[ImageFormat]
+    IMAGE_FORMAT_WEBP: _ClassVar[ImageFormat]
+
+class WebhookStyle(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WEBHOOK_STYLE_UNSPECIFIED: _ClassVar[WebhookStyle]
+    WEBHOOK_STYLE_DEFAULT: _ClassVar[WebhookStyle]
+    WEBHOOK_STYLE_DISCORD: _ClassVar[WebhookStyle]
+JOB_STATUS_UNSPECIFIED: JobStatus
+JOB_STATUS_PENDING: JobStatus
+JOB_STATUS_PROCESSING: JobStatus
+JOB_STATUS_COMPLETED: JobStatus
+JOB_STATUS_FAILED: JobStatus
+JOB_STATUS_CANCELLED: JobStatus
+JOB_TYPE_UNSPECIFIED: JobType
+JOB_TYPE_IMAGE_RESIZE: JobType
+FIT_MODE_UNSPECIFIED: FitMode
+FIT_MODE_INSIDE: FitMode
+FIT_MODE_COVER: FitMode
+FIT_MODE_FILL: FitMode
+IMAGE_FORMAT_UNSPECIFIED: ImageFormat
+IMAGE_FORMAT_JPEG: ImageFormat
+IMAGE_FORMAT_PNG: ImageFormat
+IMAGE_FORMAT_WEBP: ImageFormat
+WEBHOOK_STYLE_UNSPECIFIED: WebhookStyle
+WEBHOOK_STYLE_DEFAULT: WebhookStyle
+WEBHOOK_STYLE_DISCORD: WebhookStyle
+
+class ImageResizeParameters(_message.Message):
+    __slots__ = ("width", "height", "quality", "fit", "format")
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    FIT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    width: int
+    height: int
+    quality: int
+    fit: FitMode
+    format: ImageFormat
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., quality: _Optional[int] = ..., fit: _Optional[_Union[FitMode, str]] = ..., format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
+
+class JobParameters(_message.Message):
+    __slots__ = ("image_resize",)
+    IMAGE_RESIZE_FIELD_NUMBER: _ClassVar[int]
+    image_resize: ImageResizeParameters
+    def __init__(self, image_resize: _Optional[_Union[ImageResizeParameters, _Mapping]] = ...) -> None: ...
+
+class ImageMetadata(_message.Message):
+    __slots__ = ("width", "height", "format")
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    width: int
+    height: int
+    format: str
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., format: _Optional[str] = ...) -> None: ...
+
+class JobResult(_message.Message):
+    __slots__ = ("output_url", "file_size", "duration", "metadata")
+    OUTPUT_URL_FIELD_NUMBER: _ClassVar[int]
+    FILE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    output_url: str
+    file_size: int
+    duration: float
+    metadata: ImageMetadata
+    def __init__(self, output_url: _Optional[str] = ..., file_size: _Optional[int] = ..., duration: _Optional[float] = ..., metadata: _Optional[_Union[ImageMetadata, _Mapping]] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("percent", "message")
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    percent: int
+    message: str
+    def __init__(self, percent: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("id", "type", "status", "source_bucket", "source_key", "dest_bucket", "dest_key", "parameters", "result", "error", "created_at", "updated_at", "started_at", "completed_at", "duration_seconds", "priority", "attempt", "max_attempts", "version", "queue_position", "estimated_wait_seconds", "progress", "request_id", "batch_id", "timeout_seconds", "webhook_url", "webhook_style")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    DEST_KEY_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_STYLE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    type: JobType
+    status: JobStatus
+    source_bucket: str
+    source_key: str
+    dest_bucket: str
+    dest_key: str
+    parameters: JobParameters
+    result: JobResult
+    error: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    started_at: _timestamp_pb2.Timestamp
+    completed_at: _timestamp_pb2.Timestamp
+    duration_seconds: float
+    priority: int
+    attempt: int
+    max_attempts: int
+    version: int
+    queue_position: int
+    estimated_wait_seconds: float
+    progress: Progress
+    request_id: str
+    batch_id: str
+    timeout_seconds: int
+    webhook_url: str
+    webhook_style: WebhookStyle
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[_Union[JobType, str]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., parameters: _Optional[_Union[JobParameters, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., priority: _Optional[int] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., version: _Optional[int] = ..., queue_position: _Optional[int] = ..., estimated_wait_seconds: _Optional[float] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., request_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., timeout_seconds: _Optional[int] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ...) -> None: ...
+
+class SubmitOptions(_message.Message):
+    __slots__ = ("priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds")
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_STYLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    priority: int
+    request_id: str
+    webhook_url: str
+    webhook_style: WebhookStyle
+    max_attempts: int
+    timeout_seconds: int
+    def __init__(self, priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
+
+class SubmitJobRequest(_message.Message):
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "parameters", "options")
+    SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    DEST_KEY_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    source_bucket: str
+    source_key: str
+    dest_bucket: str
+    dest_key: str
+    parameters: JobParameters
+    options: SubmitOptions
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., parameters: _Optional[_Union[JobParameters, _Mapping]] = ..., options: _Optional[_Union[SubmitOptions, _Mapping]] = ...) -> None: ...
+
+class SubmitImageResizeRequest(_message.Message):
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "width", "height", "quality", "fit", "format", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds")
+    SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    DEST_KEY_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    FIT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_STYLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    source_bucket: str
+    source_key: str
+    dest_bucket: str
+    dest_key: str
+    width: int
+    height: int
+    quality: int
+    fit: FitMode
+    format: ImageFormat
+    priority: int
+    request_id: str
+    webhook_url: str
+    webhook_style: WebhookStyle
+    max_attempts: int
+    timeout_seconds: int
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., quality: _Optional[int] = ..., fit: _Optional[_Union[FitMode, str]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
+
+class SubmitJobResponse(_message.Message):
+    __slots__ = ("job_id", "status", "message")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    status: JobStatus
+    message: str
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class BatchOptions(_message.Message):
+    __slots__ = ("webhook_url", "webhook_style", "fail_fast")
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_STYLE_FIELD_NUMBER: _ClassVar[int]
+    FAIL_FAST_FIELD_NUMBER: _ClassVar[int]
+    webhook_url: str
+    webhook_style: WebhookStyle
+    fail_fast: bool
+    def __init__(self, webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., fail_fast: _Optional[bool] = ...) -> None: ...
+
+class SubmitBatchRequest(_message.Message):
+    __slots__ = ("batch_id", "jobs", "options")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    jobs: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest]
+    options: BatchOptions
+    def __init__(self, batch_id: _Optional[str] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobRequest, _Mapping]]] = ..., options: _Optional[_Union[BatchOptions, _Mapping]] = ...) -> None: ...
+
+class SubmitBatchResponse(_message.Message):
+    __slots__ = ("batch_id", "total_jobs", "job_ids", "status")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_JOBS_FIELD_NUMBER: _ClassVar[int]
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    total_jobs: int
+    job_ids: _containers.RepeatedScalarFieldContainer[str]
+    status: str
+    def __init__(self, batch_id: _Optional[str] = ..., total_jobs: _Optional[int] = ..., job_ids: _Optional[_Iterable[str]] = ..., status: _Optional[str] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class WatchJobRequest(_message.Message):
+    __slots__ = ("id", "from_version")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    from_version: int
+    def __init__(self, id: _Optional[str] = ..., from_version: _Optional[int] = ...) -> None: ...
+
+class WatchJobResponse(_message.Message):
+    __slots__ = ("job", "heartbeat")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    heartbeat: _empty_pb2.Empty
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ..., heartbeat: _Optional[_Union[_empty_pb2.Empty, _Mapping]] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("status", "type", "page_size", "page_token")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    status: JobStatus
+    type: JobType
+    page_size: int
+    page_token: str
+    def __init__(self, status: _Optional[_Union[JobStatus, str]] = ..., type: _Optional[_Union[JobType, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs", "next_page_token")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[Job]
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetQueueStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class JobCounts(_message.Message):
+    __slots__ = ("pending", "processing", "completed", "failed", "cancelled")
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    PROCESSING_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    pending: int
+    processing: int
+    completed: int
+    failed: int
+    cancelled: int
+    def __init__(self, pending: _Optional[int] = ..., processing: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
+
+class QueueStats(_message.Message):
+    __slots__ = ("totals", "by_type", "workers", "scheduled")
+    class ByTypeEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: JobCounts
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[JobCounts, _Mapping]] = ...) -> None: ...
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    BY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    totals: JobCounts
+    by_type: _containers.MessageMap[str, JobCounts]
+    workers: int
+    scheduled: int
+    def __init__(self, totals: _Optional[_Union[JobCounts, _Mapping]] = ..., by_type: _Optional[_Mapping[str, JobCounts]] = ..., workers: _Optional[int] = ..., scheduled: _Optional[int] = ...) -> None: ...
