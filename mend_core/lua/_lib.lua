@@ -1,0 +1,74 @@
+-- Prepended to every Mend script. ARGV[1] is the key prefix, e.g. "mend:{jobs}:"; its
+-- hash tag puts every key a script touches in one Redis Cluster slot. KEYS[1] is always
+-- a key of that slot, so cluster clients route the call correctly.
+local PREFIX = ARGV[1]
+local QUEUE = PREFIX .. 'queue'          -- zset: pending job ids, by priority then arrival
+local SCHEDULED = PREFIX .. 'scheduled'  -- zset: pending job ids waiting for a retry, by due time
+local INFLIGHT = PREFIX .. 'inflight'    -- zset: processing job ids, by lease deadline (ms)
+local WAKE = PREFIX .. 'wake'            -- list: one token per enqueue; idle workers BLPOP it
+local STATS = PREFIX .. 'stats'          -- hash: "<type>:<status>" counters, avg duration
+local CHANNEL = PREFIX .. 'changes'      -- pub/sub: "<id>:<version>" after every change
+local EVENTS_MAXLEN = 512
+local WAKE_MAXLEN = 10000
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function job_key(id) return PREFIX .. 'job:' .. id end
+local function events_key(id) return PREFIX .. 'events:' .. id end
+local function index_key(tenant, name) return PREFIX .. 'tenant:' .. tenant .. ':' .. name end
+
+-- Priority 9 runs first; within a priority, arrival order (seq) decides.
+local function queue_score(priority, seq)
+  return (9 - tonumber(priority)) * 1e13 + tonumber(seq)
+end
+
+local function enqueue(id, priority, seq)
+  redis.call('ZADD', QUEUE, queue_score(priority, seq), id)
+  redis.call('RPUSH', WAKE, '1')
+  redis.call('LTRIM', WAKE, -WAKE_MAXLEN, -1)
+end
+
+-- Moves a job between the per-tenant status indexes and the per-type counters.
+local function move_status(job, from, to)
+  local tenant, jtype, id = job.tenant, job.type, job.id
+  redis.call('ZREM', index_key(tenant, 'status:' .. from), id)
+  redis.call('ZADD', index_key(tenant, 'status:' .. to), job.seq, id)
+  redis.call('HINCRBY', STATS, jtype .. ':' .. from, -1)
+  redis.call('HINCRBY', STATS, jtype .. ':' .. to, 1)
+end
+
+local function load(id)
+  local flat = redis.call('HGETALL', job_key(id))
+  if #flat == 0 then return nil end
+  local job = {}
+  for i = 1, #flat, 2 do job[flat[i]] = flat[i + 1] end
+  return job
+end
+
+-- Every change goes through here: bump the version, record the new state in the job's
+-- event log, and only then announce it (pub/sub is a wake-up, the log is the truth).
+local function commit(id, now, changes, removed)
+  local key = job_key(id)
+  if removed and #removed > 0 then redis.call('HDEL', key, unpack(removed)) end
+  local version = redis.call('HINCRBY', key, 'version', 1)
+  changes[#changes + 1] = 'updated_at'
+  changes[#changes + 1] = now
+  redis.call('HSET', key, unpack(changes))
+  redis.call('XADD', events_key(id), 'MAXLEN', '~', EVENTS_MAXLEN, '0-' .. version,
+    unpack(redis.call('HGETALL', key)))
+  redis.call('PUBLISH', CHANNEL, id .. ':' .. version)
+  return version
+end
+
+local function expire(id, ttl_ms)
+  redis.call('PEXPIRE', job_key(id), ttl_ms)
+  redis.call('PEXPIRE', events_key(id), ttl_ms)
+end
+
+-- A worker may change a job only while it holds the lease: processing, same fence token.
+local function held(job, fence)
+  return job ~= nil and job.status == 'processing' and job.fence == fence
+end

@@ -1,0 +1,19 @@
+-- pending | processing -> cancelled. ARGV: prefix, id, tenant, ttl_ms.
+-- Returns {code, fields...}: code 'ok', 'not_found' (missing or another tenant's) or
+-- 'finished' (already terminal; fields are the job as it is).
+local id, tenant = ARGV[2], ARGV[3]
+local job = load(id)
+if not job or job.tenant ~= tenant then return {'not_found'} end
+if job.status ~= 'pending' and job.status ~= 'processing' then
+  return {'finished', unpack(redis.call('HGETALL', job_key(id)))}
+end
+local now = now_ms()
+redis.call('ZREM', QUEUE, id)
+redis.call('ZREM', SCHEDULED, id)
+-- A running job's worker sees the change on its next heartbeat and stops.
+redis.call('ZREM', INFLIGHT, id)
+move_status(job, job.status, 'cancelled')
+commit(id, now, {'status', 'cancelled', 'error', 'cancelled by request', 'completed_at', now},
+  {'worker'})
+expire(id, tonumber(ARGV[4]))
+return {'ok', unpack(redis.call('HGETALL', job_key(id)))}

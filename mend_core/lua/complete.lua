@@ -1,0 +1,16 @@
+-- processing -> completed. ARGV: prefix, id, fence, result JSON, duration seconds, ttl_ms.
+-- Returns 1, or 0 when the caller no longer holds the lease (its result is dropped).
+local id, fence = ARGV[2], ARGV[3]
+local job = load(id)
+if not held(job, fence) then return 0 end
+local now = now_ms()
+redis.call('ZREM', INFLIGHT, id)
+move_status(job, 'processing', 'completed')
+-- A moving average of job durations feeds estimated_wait_seconds.
+local avg = tonumber(redis.call('HGET', STATS, 'avg_duration_ms') or ARGV[5] * 1000)
+redis.call('HSET', STATS, 'avg_duration_ms', avg * 0.9 + ARGV[5] * 100)
+commit(id, now, {
+  'status', 'completed', 'result', ARGV[4], 'completed_at', now, 'duration_seconds', ARGV[5],
+}, {'error', 'worker'})
+expire(id, tonumber(ARGV[6]))
+return 1

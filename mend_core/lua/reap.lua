@@ -1,0 +1,37 @@
+-- Housekeeping, safe to run from any number of workers at once:
+--  * a job whose lease expired (its worker died or hung) goes back to pending, or fails
+--    when it has used all its attempts;
+--  * retries whose backoff elapsed move from the schedule to the queue.
+-- ARGV: prefix, failed ttl_ms, limit. Returns {requeued, failed, promoted}.
+local ttl, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+local requeued, failed, promoted = 0, 0, 0
+for _, id in ipairs(redis.call('ZRANGE', INFLIGHT, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
+  redis.call('ZREM', INFLIGHT, id)
+  local job = load(id)
+  if job and job.status == 'processing' then
+    local why = 'worker lost the job (lease expired) during attempt ' .. job.attempt
+    if tonumber(job.attempt) < tonumber(job.max_attempts) then
+      move_status(job, 'processing', 'pending')
+      commit(id, now, {'status', 'pending', 'error', why},
+        {'worker', 'progress_percent', 'progress_message'})
+      enqueue(id, job.priority, job.seq)
+      requeued = requeued + 1
+    else
+      move_status(job, 'processing', 'failed')
+      commit(id, now, {'status', 'failed', 'error', why .. ' of ' .. job.max_attempts,
+        'completed_at', now}, {'worker'})
+      expire(id, ttl)
+      failed = failed + 1
+    end
+  end
+end
+for _, id in ipairs(redis.call('ZRANGE', SCHEDULED, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
+  redis.call('ZREM', SCHEDULED, id)
+  local job = load(id)
+  if job and job.status == 'pending' then
+    enqueue(id, job.priority, job.seq)
+    promoted = promoted + 1
+  end
+end
+return {requeued, failed, promoted}

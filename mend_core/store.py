@@ -1,0 +1,219 @@
+"""JobStore: the client-facing operations on jobs in Redis (submit, read, list, cancel,
+statistics, event log). Knows nothing of gRPC or HTTP."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+
+from redis.asyncio import Redis
+
+from mend_core.job import Job, JobSpec, JobStatus, JobType, new_job_id
+from mend_core.keys import Keys
+from mend_core.scripts import Scripts
+
+
+class JobNotFound(Exception):
+    pass
+
+
+class JobFinished(Exception):
+    """The job is already in a terminal state."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} is already {job.status.value}")
+        self.job = job
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    created: bool  # False: a request_id replay returned the original job
+
+
+@dataclass(frozen=True)
+class Counts:
+    pending: int = 0
+    processing: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+@dataclass(frozen=True)
+class Stats:
+    totals: Counts
+    by_type: dict[str, Counts]
+    workers: int
+    scheduled: int
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    next_cursor: int | None
+
+
+def _decode(flat: list[str] | dict[str, str]) -> dict[str, str]:
+    if isinstance(flat, dict):
+        return flat
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+class JobStore:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        retention_seconds: int,
+        worker_liveness_seconds: float,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._scripts = Scripts(redis, keys.prefix)
+        self._retention_ms = retention_seconds * 1000
+        self._liveness_ms = int(worker_liveness_seconds * 1000)
+
+    async def submit(self, tenant: str, specs: list[JobSpec]) -> list[Submitted]:
+        """Stores and enqueues every spec atomically; returns once they are in Redis."""
+        docs = []
+        for spec in specs:
+            job_id = new_job_id()
+            doc = {
+                "id": job_id,
+                "request_id": spec.request_id,
+                "priority": spec.priority,
+                "type": spec.type.value,
+                "fields": spec.to_fields(job_id, tenant),
+            }
+            docs.append(json.dumps(doc))
+        out = await self._scripts("submit", self._keys.queue, tenant, self._retention_ms, *docs)
+        return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
+
+    async def get(self, tenant: str, job_id: str) -> Job:
+        fields = await self._redis.hgetall(self._keys.job(job_id))
+        if not fields or fields.get("tenant") != tenant:
+            raise JobNotFound(job_id)
+        job = Job.from_fields(fields)
+        if job.status is JobStatus.PENDING:
+            job = await self._with_queue_estimate(job)
+        return job
+
+    async def _with_queue_estimate(self, job: Job) -> Job:
+        now_ms = int(time.time() * 1000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrank(self._keys.queue, job.id)
+            pipe.zcard(self._keys.queue)
+            pipe.zscore(self._keys.scheduled, job.id)
+            pipe.zcount(self._keys.workers, now_ms - self._liveness_ms, "+inf")
+            pipe.hget(self._keys.stats, "avg_duration_ms")
+            rank, queued, due_ms, workers, avg_ms = await pipe.execute()
+        # A job waiting for a retry backoff joins the end of the queue when it is due.
+        position = rank + 1 if rank is not None else queued + 1
+        avg = float(avg_ms) / 1000 if avg_ms else 1.0
+        wait = math.ceil(position / max(int(workers), 1)) * avg
+        if due_ms is not None:
+            wait += max(0.0, (float(due_ms) - now_ms) / 1000)
+        return replace(job, queue_position=position, estimated_wait_seconds=round(wait, 3))
+
+    async def list(
+        self,
+        tenant: str,
+        *,
+        status: JobStatus | None,
+        job_type: JobType | None,
+        page_size: int,
+        cursor: int | None,
+    ) -> Page:
+        """Newest first, from the per-tenant index of the narrowest filter. The cursor is
+        the index score (submission sequence) of the last job returned."""
+        if status is not None:
+            index, other = self._keys.index(tenant, f"status:{status.value}"), job_type
+        elif job_type is not None:
+            index, other = self._keys.index(tenant, f"type:{job_type.value}"), None
+        else:
+            index, other = self._keys.index(tenant, "all"), None
+        jobs: list[Job] = []
+        upper = f"({cursor}" if cursor is not None else "+inf"
+        batch = page_size if other is None else max(page_size * 2, 50)
+        while len(jobs) < page_size:
+            entries = await self._redis.zrange(
+                index, upper, "-inf", byscore=True, desc=True, offset=0, num=batch,
+                withscores=True,
+            )
+            if not entries:
+                return Page(jobs, None)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id, _ in entries:
+                    pipe.hgetall(self._keys.job(job_id))
+                rows = await pipe.execute()
+            for (job_id, score), fields in zip(entries, rows, strict=True):
+                upper = f"({int(score)}"
+                if not fields:
+                    await self._forget(tenant, job_id)  # expired by retention
+                    continue
+                job = Job.from_fields(fields)
+                if other is not None and job.spec.type is not other:
+                    continue
+                jobs.append(job)
+                if len(jobs) == page_size:
+                    more = await self._redis.zcount(index, "-inf", upper)
+                    return Page(jobs, int(score) if more else None)
+            if len(entries) < batch:
+                return Page(jobs, None)
+        return Page(jobs, None)
+
+    async def _forget(self, tenant: str, job_id: str) -> None:
+        names = ["all", *(f"status:{s.value}" for s in JobStatus)]
+        names += [f"type:{t.value}" for t in JobType]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.zrem(self._keys.index(tenant, name), job_id)
+            await pipe.execute()
+
+    async def cancel(self, tenant: str, job_id: str) -> Job:
+        out = await self._scripts("cancel", self._keys.queue, job_id, tenant, self._retention_ms)
+        code, fields = out[0], _decode(out[1:])
+        if code == "not_found":
+            raise JobNotFound(job_id)
+        job = Job.from_fields(fields)
+        if code == "finished":
+            raise JobFinished(job)
+        return job
+
+    async def events(self, job_id: str, after_version: int, count: int = 100) -> list[Job]:
+        """The job's recorded states with a version above after_version, oldest first."""
+        entries = await self._redis.xrange(
+            self._keys.events(job_id), min=f"(0-{after_version}", max="+", count=count
+        )
+        return [Job.from_fields(fields) for _, fields in entries]
+
+    async def stats(self) -> Stats:
+        now_ms = int(time.time() * 1000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._keys.stats)
+            pipe.zcount(self._keys.workers, now_ms - self._liveness_ms, "+inf")
+            pipe.zcard(self._keys.scheduled)
+            counters, workers, scheduled = await pipe.execute()
+        per_type: dict[str, dict[str, int]] = {}
+        for name, value in counters.items():
+            jtype, _, status = name.partition(":")
+            if status:
+                per_type.setdefault(jtype, {})[status] = max(int(value), 0)
+        by_type = {t: Counts(**c) for t, c in per_type.items()}
+        totals = Counts(
+            **{
+                s.value: sum(getattr(c, s.value) for c in by_type.values())
+                for s in JobStatus
+            }
+        )
+        return Stats(totals=totals, by_type=by_type, workers=int(workers), scheduled=scheduled)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except Exception:
+            return False

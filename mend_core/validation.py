@@ -1,0 +1,187 @@
+"""Turns a client's draft of a job into a JobSpec, or says exactly which fields are wrong.
+
+Field names in violations are the draft's own (`width`, `source_key`, ...); the API layer
+maps them to its request's field paths."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from mend_core.job import (
+    DEFAULT_PRIORITY,
+    FIT_MODES,
+    IMAGE_FORMATS,
+    WEBHOOK_STYLES,
+    JobSpec,
+    JobType,
+    ResizeParams,
+)
+from mend_core.settings import Settings
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+MAX_KEY_BYTES = 1024
+MAX_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Violation:
+    field: str
+    description: str
+
+
+class ValidationError(Exception):
+    def __init__(self, violations: list[Violation]) -> None:
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
+        self.violations = violations
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_dimension: int
+    max_attempts_default: int
+    max_attempts_limit: int
+    timeout_default_seconds: int
+    timeout_limit_seconds: int
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Limits:
+        return cls(
+            max_dimension=s.max_dimension,
+            max_attempts_default=s.max_attempts_default,
+            max_attempts_limit=s.max_attempts_limit,
+            timeout_default_seconds=s.timeout_default_seconds,
+            timeout_limit_seconds=s.timeout_limit_seconds,
+        )
+
+
+@dataclass(frozen=True)
+class JobDraft:
+    """A job as the client sent it. Enum-like fields hold a known name, "" when unset,
+    or any other string for a value the API layer did not recognise."""
+
+    type: str
+    source_bucket: str
+    source_key: str
+    dest_bucket: str
+    dest_key: str
+    width: int = 0
+    height: int = 0
+    quality: int | None = None
+    fit: str = ""
+    format: str = ""
+    priority: int | None = None
+    request_id: str = ""
+    webhook_url: str = ""
+    webhook_style: str = ""
+    max_attempts: int | None = None
+    timeout_seconds: int | None = None
+    batch_id: str = ""
+
+
+def bucket_problem(name: str) -> str | None:
+    if not name:
+        return "is required"
+    if not _BUCKET.match(name) or ".." in name:
+        return (
+            "must be a valid S3 bucket name: 3-63 characters of lowercase letters, digits, "
+            "dots and hyphens, starting and ending with a letter or digit"
+        )
+    try:
+        ipaddress.IPv4Address(name)
+        return "must not be formatted as an IP address"
+    except ValueError:
+        pass
+    if name.startswith("xn--") or name.endswith("-s3alias"):
+        return "uses a prefix or suffix reserved by S3"
+    return None
+
+
+def key_problem(key: str) -> str | None:
+    if not key:
+        return "is required"
+    if len(key.encode()) > MAX_KEY_BYTES:
+        return f"must be at most {MAX_KEY_BYTES} bytes"
+    if _CONTROL.search(key):
+        return "must not contain NUL or control characters"
+    if key.startswith("/"):
+        return "must not start with '/'"
+    if any(segment in (".", "..") for segment in key.split("/")):
+        return "must not contain '.' or '..' path segments"
+    return None
+
+
+def _range(value: int, low: int, high: int) -> str | None:
+    return None if low <= value <= high else f"must be between {low} and {high}, got {value}"
+
+
+def validate(draft: JobDraft, limits: Limits) -> JobSpec:
+    bad: list[Violation] = []
+
+    def check(name: str, problem: str | None) -> None:
+        if problem:
+            bad.append(Violation(name, problem))
+
+    if draft.type != JobType.IMAGE_RESIZE.value:
+        check("type", "is required" if not draft.type else f"unknown job type {draft.type!r}")
+    for name in ("source_bucket", "dest_bucket"):
+        check(name, bucket_problem(getattr(draft, name)))
+    for name in ("source_key", "dest_key"):
+        check(name, key_problem(getattr(draft, name)))
+
+    for name in ("width", "height"):
+        value = getattr(draft, name)
+        if value != 0:
+            check(name, _range(value, 1, limits.max_dimension))
+    if draft.width == 0 and draft.height == 0:
+        check("width", "width or height is required")
+    if draft.fit in ("cover", "fill") and (draft.width == 0 or draft.height == 0):
+        check("fit", f"fit {draft.fit!r} needs both width and height")
+    if draft.quality is not None:
+        check("quality", _range(draft.quality, 1, 100))
+    if draft.fit and draft.fit not in FIT_MODES:
+        check("fit", f"unknown fit mode {draft.fit!r}; expected one of {', '.join(FIT_MODES)}")
+    if draft.format and draft.format not in IMAGE_FORMATS:
+        check("format", f"unknown format {draft.format!r}; expected {', '.join(IMAGE_FORMATS)}")
+    if draft.priority is not None:
+        check("priority", _range(draft.priority, 0, 9))
+    if draft.request_id and not _REQUEST_ID.match(draft.request_id):
+        check("request_id", "must be 1-128 printable ASCII characters without spaces")
+    if draft.webhook_url:
+        url = urlsplit(draft.webhook_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            check("webhook_url", "must be an absolute http:// or https:// URL")
+    if draft.webhook_style and draft.webhook_style not in WEBHOOK_STYLES:
+        check("webhook_style", f"unknown webhook style {draft.webhook_style!r}")
+    if draft.max_attempts is not None:
+        check("max_attempts", _range(draft.max_attempts, 1, limits.max_attempts_limit))
+    if draft.timeout_seconds is not None:
+        check("timeout_seconds", _range(draft.timeout_seconds, 1, limits.timeout_limit_seconds))
+    if bad:
+        raise ValidationError(bad)
+
+    return JobSpec(
+        type=JobType(draft.type),
+        source_bucket=draft.source_bucket,
+        source_key=draft.source_key,
+        dest_bucket=draft.dest_bucket,
+        dest_key=draft.dest_key,
+        params=ResizeParams(
+            width=draft.width,
+            height=draft.height,
+            quality=draft.quality,
+            fit=draft.fit or None,
+            format=draft.format or None,
+        ),
+        priority=DEFAULT_PRIORITY if draft.priority is None else draft.priority,
+        max_attempts=draft.max_attempts or limits.max_attempts_default,
+        timeout_seconds=draft.timeout_seconds or limits.timeout_default_seconds,
+        request_id=draft.request_id,
+        webhook_url=draft.webhook_url,
+        webhook_style=draft.webhook_style,
+        batch_id=draft.batch_id,
+    )

@@ -1,0 +1,1 @@
+"""The Mend gRPC server: servicers, auth, health, reflection (and the REST gateway)."""

@@ -1,0 +1,111 @@
+"""API-key authentication: `x-api-key: KEY` or `authorization: Bearer KEY`.
+
+The interceptor resolves the caller's tenant and hands it to the servicer through a
+context variable; health checks and reflection are open."""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+
+from mend_core.settings import ApiKey
+
+current_tenant: contextvars.ContextVar[str] = contextvars.ContextVar("current_tenant")
+
+OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# With auth disabled every caller shares this tenant.
+ANONYMOUS_TENANT = "anonymous"
+
+
+class Authenticator:
+    def __init__(self, keys: Sequence[ApiKey], *, disabled: bool = False) -> None:
+        self._disabled = disabled
+        # Looking keys up by their digest keeps the lookup from leaking the key's bytes
+        # through timing; compare_digest then confirms the match in constant time.
+        self._by_digest = {self._digest(k.key): k for k in keys}
+
+    @staticmethod
+    def _digest(key: str) -> bytes:
+        return hashlib.sha256(key.encode()).digest()
+
+    def tenant_for(self, key: str | None) -> str | None:
+        if self._disabled:
+            return ANONYMOUS_TENANT
+        if not key:
+            return None
+        digest = self._digest(key)
+        found = self._by_digest.get(digest)
+        if found is None or not hmac.compare_digest(self._digest(found.key), digest):
+            return None
+        return found.tenant
+
+    @staticmethod
+    def key_from_headers(get: Callable[[str], str | None]) -> str | None:
+        """The presented key from `x-api-key` or `authorization: Bearer` (any case)."""
+        if key := get("x-api-key"):
+            return key.strip()
+        auth = get("authorization") or ""
+        scheme, _, token = auth.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return None
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._auth = authenticator
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(OPEN_SERVICES):
+            return handler
+        metadata = dict(details.invocation_metadata or ())
+        tenant = self._auth.tenant_for(self._auth.key_from_headers(metadata.get))
+        return _with_tenant(handler, tenant)
+
+
+def _with_tenant(handler: grpc.RpcMethodHandler, tenant: str | None) -> grpc.RpcMethodHandler:
+    """Wraps a unary or server-streaming handler so it runs with current_tenant set, or
+    fails with UNAUTHENTICATED before running at all."""
+
+    async def deny(context: grpc.aio.ServicerContext) -> None:
+        await context.abort(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "missing or invalid API key: send 'x-api-key: KEY' or 'authorization: Bearer KEY'",
+        )
+
+    if handler.unary_unary:
+        inner = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if tenant is None:
+                await deny(context)
+            current_tenant.set(tenant)  # type: ignore[arg-type]
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.unary_stream:
+        inner_stream = handler.unary_stream
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if tenant is None:
+                await deny(context)
+            current_tenant.set(tenant)  # type: ignore[arg-type]
+            async for item in inner_stream(request, context):
+                yield item
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream, handler.request_deserializer, handler.response_serializer
+        )
+    return handler

@@ -1,0 +1,175 @@
+"""Protobuf <-> domain translation. The only module of the server that knows both sides."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from mend.v1 import jobs_pb2 as pb
+from mend_core.job import Job, JobStatus, JobType
+from mend_core.store import Counts, Stats
+from mend_core.validation import JobDraft
+
+STATUS_TO_PB = {
+    JobStatus.PENDING: pb.JOB_STATUS_PENDING,
+    JobStatus.PROCESSING: pb.JOB_STATUS_PROCESSING,
+    JobStatus.COMPLETED: pb.JOB_STATUS_COMPLETED,
+    JobStatus.FAILED: pb.JOB_STATUS_FAILED,
+    JobStatus.CANCELLED: pb.JOB_STATUS_CANCELLED,
+}
+STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
+TYPE_TO_PB = {JobType.IMAGE_RESIZE: pb.JOB_TYPE_IMAGE_RESIZE}
+TYPE_FROM_PB = {v: k for k, v in TYPE_TO_PB.items()}
+_FIT = {pb.FIT_MODE_INSIDE: "inside", pb.FIT_MODE_COVER: "cover", pb.FIT_MODE_FILL: "fill"}
+_FORMAT = {pb.IMAGE_FORMAT_JPEG: "jpeg", pb.IMAGE_FORMAT_PNG: "png", pb.IMAGE_FORMAT_WEBP: "webp"}
+_STYLE = {pb.WEBHOOK_STYLE_DEFAULT: "default", pb.WEBHOOK_STYLE_DISCORD: "discord"}
+_FIT_TO_PB = {v: k for k, v in _FIT.items()}
+_FORMAT_TO_PB = {v: k for k, v in _FORMAT.items()}
+_STYLE_TO_PB = {v: k for k, v in _STYLE.items()}
+
+
+def _enum_name(table: dict[int, str], value: int) -> str:
+    """"" for unset, the domain name when known, a marker the validator rejects otherwise."""
+    if value == 0:
+        return ""
+    return table.get(value, f"enum value {value}")
+
+
+def _timestamp(ms: int | None) -> Timestamp | None:
+    if ms is None:
+        return None
+    ts = Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
+def draft_from_submit(req: pb.SubmitJobRequest, batch_id: str = "") -> JobDraft:
+    op = req.parameters.WhichOneof("operation")
+    resize = req.parameters.image_resize
+    opts = req.options
+    return JobDraft(
+        type=JobType.IMAGE_RESIZE.value if op == "image_resize" else "",
+        source_bucket=req.source_bucket,
+        source_key=req.source_key,
+        dest_bucket=req.dest_bucket,
+        dest_key=req.dest_key,
+        width=resize.width,
+        height=resize.height,
+        quality=resize.quality if resize.HasField("quality") else None,
+        fit=_enum_name(_FIT, resize.fit),
+        format=_enum_name(_FORMAT, resize.format),
+        priority=opts.priority if opts.HasField("priority") else None,
+        request_id=opts.request_id,
+        webhook_url=opts.webhook_url,
+        webhook_style=_enum_name(_STYLE, opts.webhook_style),
+        max_attempts=opts.max_attempts if opts.HasField("max_attempts") else None,
+        timeout_seconds=opts.timeout_seconds if opts.HasField("timeout_seconds") else None,
+        batch_id=batch_id,
+    )
+
+
+# Where each draft field lives in SubmitJobRequest (SubmitImageResizeRequest is flat).
+SUBMIT_FIELD_PATHS = {
+    "type": "parameters",
+    **{f: f"parameters.image_resize.{f}" for f in ("width", "height", "quality", "fit", "format")},
+    **{
+        f: f"options.{f}"
+        for f in (
+            "priority", "request_id", "webhook_url", "webhook_style", "max_attempts",
+            "timeout_seconds",
+        )
+    },
+}
+
+
+def draft_from_resize(req: pb.SubmitImageResizeRequest) -> JobDraft:
+    return JobDraft(
+        type=JobType.IMAGE_RESIZE.value,
+        source_bucket=req.source_bucket,
+        source_key=req.source_key,
+        dest_bucket=req.dest_bucket,
+        dest_key=req.dest_key,
+        width=req.width,
+        height=req.height,
+        quality=req.quality if req.HasField("quality") else None,
+        fit=_enum_name(_FIT, req.fit),
+        format=_enum_name(_FORMAT, req.format),
+        priority=req.priority if req.HasField("priority") else None,
+        request_id=req.request_id,
+        webhook_url=req.webhook_url,
+        webhook_style=_enum_name(_STYLE, req.webhook_style),
+        max_attempts=req.max_attempts if req.HasField("max_attempts") else None,
+        timeout_seconds=req.timeout_seconds if req.HasField("timeout_seconds") else None,
+    )
+
+
+def job_to_pb(job: Job) -> pb.Job:
+    spec, params = job.spec, job.spec.params
+    resize = pb.ImageResizeParameters(
+        width=params.width,
+        height=params.height,
+        quality=params.quality,
+        fit=_FIT_TO_PB.get(params.fit or "", 0),
+        format=_FORMAT_TO_PB.get(params.format or "", 0),
+    )
+    msg = pb.Job(
+        id=job.id,
+        type=TYPE_TO_PB[spec.type],
+        status=STATUS_TO_PB[job.status],
+        source_bucket=spec.source_bucket,
+        source_key=spec.source_key,
+        dest_bucket=spec.dest_bucket,
+        dest_key=spec.dest_key,
+        parameters=pb.JobParameters(image_resize=resize),
+        error=job.error,
+        created_at=_timestamp(job.created_at_ms),
+        updated_at=_timestamp(job.updated_at_ms),
+        started_at=_timestamp(job.started_at_ms),
+        completed_at=_timestamp(job.completed_at_ms),
+        duration_seconds=job.duration_seconds or 0.0,
+        priority=spec.priority,
+        attempt=job.attempt,
+        max_attempts=spec.max_attempts,
+        version=job.version,
+        queue_position=job.queue_position,
+        estimated_wait_seconds=job.estimated_wait_seconds,
+        request_id=spec.request_id,
+        batch_id=spec.batch_id,
+        timeout_seconds=spec.timeout_seconds,
+        webhook_url=spec.webhook_url,
+        webhook_style=_STYLE_TO_PB.get(spec.webhook_style, 0),
+    )
+    if job.progress_percent or job.progress_message:
+        msg.progress.percent = job.progress_percent
+        msg.progress.message = job.progress_message
+    if job.result is not None:
+        r = job.result
+        msg.result.CopyFrom(
+            pb.JobResult(
+                output_url=r.output_url,
+                file_size=r.file_size,
+                duration=r.duration,
+                metadata=pb.ImageMetadata(
+                    width=r.metadata.width, height=r.metadata.height, format=r.metadata.format
+                ),
+            )
+        )
+    return msg
+
+
+def _counts(c: Counts) -> pb.JobCounts:
+    return pb.JobCounts(
+        pending=c.pending,
+        processing=c.processing,
+        completed=c.completed,
+        failed=c.failed,
+        cancelled=c.cancelled,
+    )
+
+
+def stats_to_pb(stats: Stats) -> pb.QueueStats:
+    return pb.QueueStats(
+        totals=_counts(stats.totals),
+        by_type={name: _counts(c) for name, c in stats.by_type.items()},
+        workers=stats.workers,
+        scheduled=stats.scheduled,
+    )

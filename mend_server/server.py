@@ -1,0 +1,124 @@
+"""Builds and runs the gRPC server: JobService, health, reflection, auth, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from redis.asyncio import Redis
+
+from mend.v1 import jobs_pb2, jobs_pb2_grpc
+from mend_core.keys import Keys
+from mend_core.settings import Settings
+from mend_core.store import JobStore
+from mend_core.validation import Limits
+from mend_server.auth import Authenticator, AuthInterceptor
+from mend_server.feed import ChangeFeed
+from mend_server.servicer import JobService
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
+HEALTH_PROBE_SECONDS = 1.0
+
+
+class MendServer:
+    """The gRPC server and what it owns (Redis client, change feed, health reporter)."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.keys and not settings.auth_disabled:
+            raise SystemExit(
+                "MEND_API_KEYS is empty: set it (e.g. MEND_API_KEYS=my-key), "
+                "or set MEND_AUTH_DISABLED=true to run without authentication"
+            )
+        self.settings = settings
+        self.redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        keys = Keys()
+        self.store = JobStore(
+            self.redis,
+            keys,
+            retention_seconds=settings.retention_completed_seconds,
+            worker_liveness_seconds=settings.lease_seconds * 3,
+        )
+        self.feed = ChangeFeed(self.redis, keys.changes_channel)
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(
+            interceptors=[AuthInterceptor(Authenticator(settings.keys, disabled=settings.auth_disabled))],
+            options=[
+                ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+                # Keep idle WatchJob streams alive through proxies and NAT.
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.keepalive_timeout_ms", 10_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(
+            JobService(
+                self.store,
+                self.feed,
+                Limits.from_settings(settings),
+                max_request_bytes=settings.max_request_bytes,
+                watch_heartbeat_seconds=settings.watch_heartbeat_seconds,
+            ),
+            self.server,
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.port = self.server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        self._probe: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.feed.start()
+        await self.server.start()
+        await self._report_health()
+        self._probe = asyncio.create_task(self._probe_redis())
+        log.info("mend gRPC server listening on %s:%d", self.settings.grpc_host, self.port)
+
+    async def _report_health(self) -> None:
+        ok = await self.store.ping()
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ok
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def _probe_redis(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_PROBE_SECONDS)
+            await self._report_health()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health goes NOT_SERVING, new calls are refused, running calls get `grace`
+        seconds to finish, then everything is closed."""
+        if self._probe:
+            self._probe.cancel()
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.shutdown_grace_seconds_server if grace is None else grace)
+        await self.feed.close()
+        await self.redis.aclose()
+
+    async def wait_for_termination(self) -> None:
+        await self.server.wait_for_termination()
+
+
+async def serve(settings: Settings) -> None:
+    server = MendServer(settings)
+    await server.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("shutting down: draining calls for up to %.0fs", settings.shutdown_grace_seconds_server)
+    with contextlib.suppress(asyncio.CancelledError):
+        await server.stop()

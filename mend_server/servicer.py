@@ -1,0 +1,253 @@
+"""JobService: translates each RPC into JobStore calls and domain errors into gRPC status."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+
+import grpc
+from google.protobuf import empty_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from mend.v1 import jobs_pb2 as pb
+from mend.v1 import jobs_pb2_grpc
+from mend_core.store import JobFinished, JobNotFound, JobStore
+from mend_core.validation import (
+    MAX_BATCH,
+    JobDraft,
+    Limits,
+    ValidationError,
+    Violation,
+    validate,
+)
+from mend_server import convert
+from mend_server.auth import current_tenant
+from mend_server.feed import ChangeFeed
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+QUEUED_MESSAGE = "Job queued for processing"
+
+
+class BadRequest(Exception):
+    def __init__(self, violations: list[Violation]) -> None:
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
+        self.violations = violations
+
+
+async def _abort_invalid(context: grpc.aio.ServicerContext, violations: list[Violation]) -> None:
+    detail = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in violations
+        ]
+    )
+    status = status_pb2.Status(
+        code=code_pb2.INVALID_ARGUMENT,
+        message="invalid request: " + "; ".join(f"{v.field} {v.description}" for v in violations),
+    )
+    status.details.add().Pack(detail)
+    await context.abort_with_status(rpc_status.to_status(status))
+
+
+def _check_id(job_id: str) -> list[Violation]:
+    try:
+        if uuid.UUID(job_id).version == 4 and str(uuid.UUID(job_id)) == job_id.lower():
+            return []
+    except ValueError:
+        pass
+    return [Violation("id", "must be a job id (a UUID v4)" if job_id else "is required")]
+
+
+def _draft_spec(draft: JobDraft, limits: Limits, paths: Mapping[str, str], prefix: str = ""):
+    """Validates a draft, naming bad fields by their path in the request."""
+    try:
+        return validate(draft, limits)
+    except ValidationError as exc:
+        raise BadRequest(
+            [Violation(prefix + paths.get(v.field, v.field), v.description) for v in exc.violations]
+        ) from None
+
+
+class JobService(jobs_pb2_grpc.JobServiceServicer):
+    def __init__(
+        self,
+        store: JobStore,
+        feed: ChangeFeed,
+        limits: Limits,
+        *,
+        max_request_bytes: int,
+        watch_heartbeat_seconds: float,
+    ) -> None:
+        self._store = store
+        self._feed = feed
+        self._limits = limits
+        self._max_request_bytes = max_request_bytes
+        self._heartbeat = watch_heartbeat_seconds
+
+    async def _guard(self, context: grpc.aio.ServicerContext, call: Callable) -> object:
+        """Runs a handler body, turning domain errors into gRPC status codes."""
+        try:
+            return await call()
+        except BadRequest as exc:
+            await _abort_invalid(context, exc.violations)
+        except JobNotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {exc} not found")
+        except JobFinished as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        raise AssertionError("unreachable")
+
+    def _check_size(self, request: object, field: str) -> None:
+        size = request.ByteSize()  # type: ignore[attr-defined]
+        if size > self._max_request_bytes:
+            raise BadRequest(
+                [Violation(field, f"request is {size} bytes; the limit is {self._max_request_bytes}")]
+            )
+
+    async def _submit_one(self, draft: JobDraft, paths: Mapping[str, str]) -> pb.SubmitJobResponse:
+        spec = _draft_spec(draft, self._limits, paths)
+        [submitted] = await self._store.submit(current_tenant.get(), [spec])
+        return pb.SubmitJobResponse(
+            job_id=submitted.job_id, status=pb.JOB_STATUS_PENDING, message=QUEUED_MESSAGE
+        )
+
+    async def SubmitJob(self, request, context):
+        async def call():
+            self._check_size(request, "parameters")
+            return await self._submit_one(
+                convert.draft_from_submit(request), convert.SUBMIT_FIELD_PATHS
+            )
+
+        return await self._guard(context, call)
+
+    async def SubmitImageResize(self, request, context):
+        async def call():
+            self._check_size(request, "source_key")
+            return await self._submit_one(convert.draft_from_resize(request), {})
+
+        return await self._guard(context, call)
+
+    async def SubmitBatch(self, request, context):
+        async def call():
+            self._check_size(request, "jobs")
+            if not 1 <= len(request.jobs) <= MAX_BATCH:
+                raise BadRequest(
+                    [Violation("jobs", f"a batch holds 1 to {MAX_BATCH} jobs, got {len(request.jobs)}")]
+                )
+            batch_id = request.batch_id or str(uuid.uuid4())
+            if len(batch_id) > 128:
+                raise BadRequest([Violation("batch_id", "must be at most 128 characters")])
+            opts = request.options
+            specs, bad = [], []
+            for i, item in enumerate(request.jobs):
+                if opts.webhook_url and not item.options.webhook_url:
+                    item.options.webhook_url = opts.webhook_url
+                    item.options.webhook_style = opts.webhook_style
+                draft = convert.draft_from_submit(item, batch_id=batch_id)
+                try:
+                    specs.append(
+                        _draft_spec(draft, self._limits, convert.SUBMIT_FIELD_PATHS, f"jobs[{i}].")
+                    )
+                except BadRequest as exc:
+                    bad.extend(exc.violations)
+            if bad:
+                raise BadRequest(bad)
+            submitted = await self._store.submit(current_tenant.get(), specs)
+            return pb.SubmitBatchResponse(
+                batch_id=batch_id,
+                total_jobs=len(submitted),
+                job_ids=[s.job_id for s in submitted],
+                status="queued",
+            )
+
+        return await self._guard(context, call)
+
+    async def GetJob(self, request, context):
+        async def call():
+            if bad := _check_id(request.id):
+                raise BadRequest(bad)
+            return convert.job_to_pb(await self._store.get(current_tenant.get(), request.id))
+
+        return await self._guard(context, call)
+
+    async def CancelJob(self, request, context):
+        async def call():
+            if bad := _check_id(request.id):
+                raise BadRequest(bad)
+            return convert.job_to_pb(await self._store.cancel(current_tenant.get(), request.id))
+
+        return await self._guard(context, call)
+
+    async def ListJobs(self, request, context):
+        async def call():
+            bad = []
+            status = convert.STATUS_FROM_PB.get(request.status)
+            if request.status and status is None:
+                bad.append(Violation("status", f"unknown status {request.status}"))
+            job_type = convert.TYPE_FROM_PB.get(request.type)
+            if request.type and job_type is None:
+                bad.append(Violation("type", f"unknown job type {request.type}"))
+            if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+                bad.append(Violation("page_size", f"must be between 1 and {MAX_PAGE_SIZE}"))
+            cursor = None
+            if request.page_token:
+                try:
+                    cursor = int(base64.urlsafe_b64decode(request.page_token.encode()).decode())
+                except (ValueError, binascii.Error, UnicodeDecodeError):
+                    bad.append(Violation("page_token", "is not a token from a previous page"))
+            if bad:
+                raise BadRequest(bad)
+            page = await self._store.list(
+                current_tenant.get(),
+                status=status,
+                job_type=job_type,
+                page_size=request.page_size or DEFAULT_PAGE_SIZE,
+                cursor=cursor,
+            )
+            token = ""
+            if page.next_cursor is not None:
+                token = base64.urlsafe_b64encode(str(page.next_cursor).encode()).decode()
+            return pb.ListJobsResponse(
+                jobs=[convert.job_to_pb(j) for j in page.jobs], next_page_token=token
+            )
+
+        return await self._guard(context, call)
+
+    async def GetQueueStats(self, request, context):
+        return convert.stats_to_pb(await self._store.stats())
+
+    async def WatchJob(
+        self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchJobResponse]:
+        if bad := _check_id(request.id):
+            await _abort_invalid(context, bad)
+        if request.HasField("from_version") and request.from_version < 0:
+            await _abort_invalid(context, [Violation("from_version", "must be >= 0")])
+        tenant = current_tenant.get()
+        with self._feed.listen(request.id) as changed:
+            try:
+                job = await self._store.get(tenant, request.id)
+            except JobNotFound:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
+            if request.HasField("from_version"):
+                last = request.from_version
+            else:
+                yield pb.WatchJobResponse(job=convert.job_to_pb(job))
+                last = job.version
+            if job.status.terminal and job.version <= last:
+                return
+            while True:
+                changed.clear()
+                for state in await self._store.events(request.id, last):
+                    yield pb.WatchJobResponse(job=convert.job_to_pb(state))
+                    last = state.version
+                    if state.status.terminal:
+                        return
+                try:
+                    await asyncio.wait_for(changed.wait(), self._heartbeat)
+                except TimeoutError:
+                    yield pb.WatchJobResponse(heartbeat=empty_pb2.Empty())
