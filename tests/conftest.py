@@ -1,0 +1,58 @@
+"""Fixtures that start real things: redis-server, the gRPC server on a real port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import grpc
+import pytest
+
+from mend.v1 import jobs_pb2_grpc
+from mend_core.settings import Settings
+from mend_server.server import MendServer
+from tests.services import RedisServer, free_port
+
+API_KEY = "test-key"
+OTHER_KEY = "other-key"
+AUTH = (("x-api-key", API_KEY),)
+OTHER_AUTH = (("x-api-key", OTHER_KEY),)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer):
+    client = redis_server.client()
+    client.flushall()
+    yield client
+    client.close()
+
+
+def make_settings(redis_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "redis_url": redis_url,
+        "grpc_port": free_port(),
+        "api_keys": f"acme={API_KEY},globex={OTHER_KEY}",
+        "shutdown_grace_seconds_server": 1.0,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def mend_server(redis_server: RedisServer, redis_client) -> AsyncIterator[MendServer]:
+    server = MendServer(make_settings(redis_server.url))
+    await server.start()
+    yield server
+    await server.stop(grace=0)
+
+
+@pytest.fixture
+async def stub(mend_server: MendServer) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{mend_server.port}") as channel:
+        yield jobs_pb2_grpc.JobServiceStub(channel)
