@@ -141,7 +141,13 @@ class JobStore:
         batch = page_size if other is None else max(page_size * 2, 50)
         while len(jobs) < page_size:
             entries = await self._redis.zrange(
-                index, upper, "-inf", byscore=True, desc=True, offset=0, num=batch,
+                index,
+                upper,
+                "-inf",
+                byscore=True,
+                desc=True,
+                offset=0,
+                num=batch,
                 withscores=True,
             )
             if not entries:
@@ -205,10 +211,7 @@ class JobStore:
                 per_type.setdefault(jtype, {})[status] = max(int(value), 0)
         by_type = {t: Counts(**c) for t, c in per_type.items()}
         totals = Counts(
-            **{
-                s.value: sum(getattr(c, s.value) for c in by_type.values())
-                for s in JobStatus
-            }
+            **{s.value: sum(getattr(c, s.value) for c in by_type.values()) for s in JobStatus}
         )
         return Stats(totals=totals, by_type=by_type, workers=int(workers), scheduled=scheduled)
 

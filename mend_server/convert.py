@@ -28,7 +28,7 @@ _STYLE_TO_PB = {v: k for k, v in _STYLE.items()}
 
 
 def _enum_name(table: dict[int, str], value: int) -> str:
-    """"" for unset, the domain name when known, a marker the validator rejects otherwise."""
+    """ "" for unset, the domain name when known, a marker the validator rejects otherwise."""
     if value == 0:
         return ""
     return table.get(value, f"enum value {value}")
@@ -74,7 +74,11 @@ SUBMIT_FIELD_PATHS = {
     **{
         f: f"options.{f}"
         for f in (
-            "priority", "request_id", "webhook_url", "webhook_style", "max_attempts",
+            "priority",
+            "request_id",
+            "webhook_url",
+            "webhook_style",
+            "max_attempts",
             "timeout_seconds",
         )
     },

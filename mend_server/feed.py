@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
+# Bounded reads keep the connection's health checks running while nothing is published.
+READ_TIMEOUT_SECONDS = 5.0
 
 
 class ChangeFeed:
@@ -71,7 +73,7 @@ class ChangeFeed:
                 # Changes made while we were not subscribed are in the logs: re-read them.
                 self._wake_all()
                 while True:
-                    message = await pubsub.get_message(timeout=None)
+                    message = await pubsub.get_message(timeout=READ_TIMEOUT_SECONDS)
                     if message and message["type"] == "message":
                         data = message["data"]
                         if isinstance(data, bytes):

@@ -10,10 +10,10 @@ import signal
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from redis.asyncio import Redis
 
 from mend.v1 import jobs_pb2, jobs_pb2_grpc
 from mend_core.keys import Keys
+from mend_core.redis_client import connect
 from mend_core.settings import Settings
 from mend_core.store import JobStore
 from mend_core.validation import Limits
@@ -36,7 +36,7 @@ class MendServer:
                 "or set MEND_AUTH_DISABLED=true to run without authentication"
             )
         self.settings = settings
-        self.redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        self.redis = connect(settings.redis_url)
         keys = Keys()
         self.store = JobStore(
             self.redis,
@@ -47,7 +47,9 @@ class MendServer:
         self.feed = ChangeFeed(self.redis, keys.changes_channel)
         self.health = health.aio.HealthServicer()
         self.server = grpc.aio.server(
-            interceptors=[AuthInterceptor(Authenticator(settings.keys, disabled=settings.auth_disabled))],
+            interceptors=[
+                AuthInterceptor(Authenticator(settings.keys, disabled=settings.auth_disabled))
+            ],
             options=[
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),
                 # Keep idle WatchJob streams alive through proxies and NAT.
@@ -103,7 +105,9 @@ class MendServer:
         if self._probe:
             self._probe.cancel()
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.settings.shutdown_grace_seconds_server if grace is None else grace)
+        await self.server.stop(
+            self.settings.shutdown_grace_seconds_server if grace is None else grace
+        )
         await self.feed.close()
         await self.redis.aclose()
 
@@ -119,6 +123,8 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
-    log.info("shutting down: draining calls for up to %.0fs", settings.shutdown_grace_seconds_server)
+    log.info(
+        "shutting down: draining calls for up to %.0fs", settings.shutdown_grace_seconds_server
+    )
     with contextlib.suppress(asyncio.CancelledError):
         await server.stop()

@@ -105,7 +105,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         size = request.ByteSize()  # type: ignore[attr-defined]
         if size > self._max_request_bytes:
             raise BadRequest(
-                [Violation(field, f"request is {size} bytes; the limit is {self._max_request_bytes}")]
+                [
+                    Violation(
+                        field, f"request is {size} bytes; the limit is {self._max_request_bytes}"
+                    )
+                ]
             )
 
     async def _submit_one(self, draft: JobDraft, paths: Mapping[str, str]) -> pb.SubmitJobResponse:
@@ -136,7 +140,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             self._check_size(request, "jobs")
             if not 1 <= len(request.jobs) <= MAX_BATCH:
                 raise BadRequest(
-                    [Violation("jobs", f"a batch holds 1 to {MAX_BATCH} jobs, got {len(request.jobs)}")]
+                    [
+                        Violation(
+                            "jobs", f"a batch holds 1 to {MAX_BATCH} jobs, got {len(request.jobs)}"
+                        )
+                    ]
                 )
             batch_id = request.batch_id or str(uuid.uuid4())
             if len(batch_id) > 128:

@@ -11,6 +11,7 @@ local avg = tonumber(redis.call('HGET', STATS, 'avg_duration_ms') or ARGV[5] * 1
 redis.call('HSET', STATS, 'avg_duration_ms', avg * 0.9 + ARGV[5] * 100)
 commit(id, now, {
   'status', 'completed', 'result', ARGV[4], 'completed_at', now, 'duration_seconds', ARGV[5],
+  'progress_percent', 100, 'progress_message', 'Completed',
 }, {'error', 'worker'})
 expire(id, tonumber(ARGV[6]))
 return 1

@@ -1,0 +1,99 @@
+"""WorkQueue: the worker's side of the job store. Claims jobs under a lease, keeps the
+lease alive, and makes each transition with a Lua script that first checks the caller
+still holds the lease (its fence token), so a worker that lost a job cannot touch it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from mend_core.job import Job, JobResult
+from mend_core.keys import Keys
+from mend_core.scripts import Scripts
+
+
+@dataclass(frozen=True)
+class Lease:
+    job: Job
+    fence: int
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
+
+
+@dataclass(frozen=True)
+class Reaped:
+    requeued: int
+    failed: int
+    promoted: int
+
+
+class WorkQueue:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        lease_seconds: float,
+        retention_completed_seconds: int,
+        retention_failed_seconds: int,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._scripts = Scripts(redis, keys.prefix)
+        self._lease_ms = int(lease_seconds * 1000)
+        self._completed_ttl_ms = retention_completed_seconds * 1000
+        self._failed_ttl_ms = retention_failed_seconds * 1000
+
+    async def claim(self, worker_id: str) -> Lease | None:
+        """Leases the first pending job (highest priority, then oldest), or None."""
+        flat = await self._scripts("claim", self._keys.queue, worker_id, self._lease_ms)
+        if not flat:
+            return None
+        job = Job.from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return Lease(job=job, fence=job.fence)
+
+    async def wait_for_work(self, block_seconds: float) -> None:
+        """Blocks until a job may have been enqueued (or block_seconds elapse): idle workers
+        sleep in Redis, not in a polling loop."""
+        await self._redis.blpop([self._keys.wake], timeout=block_seconds)
+
+    async def heartbeat(self, lease: Lease) -> bool:
+        """Extends the lease; False means it is lost (cancelled, reaped, timed out)."""
+        return bool(await self._call("heartbeat", lease, self._lease_ms))
+
+    async def progress(self, lease: Lease, percent: int, message: str) -> bool:
+        return bool(await self._call("progress", lease, percent, message))
+
+    async def complete(self, lease: Lease, result: JobResult) -> bool:
+        return bool(
+            await self._call(
+                "complete", lease, result.to_json(), result.duration, self._completed_ttl_ms
+            )
+        )
+
+    async def fail(self, lease: Lease, error: str) -> bool:
+        return bool(await self._call("fail", lease, error, self._failed_ttl_ms))
+
+    async def retry(self, lease: Lease, error: str, delay_seconds: float) -> bool:
+        return bool(await self._call("retry", lease, error, int(delay_seconds * 1000)))
+
+    async def release(self, lease: Lease) -> bool:
+        """Gives an unfinished job back to the queue at once (worker shutting down)."""
+        return bool(await self._call("release", lease))
+
+    async def reap(self, limit: int = 100) -> Reaped:
+        out = await self._scripts("reap", self._keys.queue, self._failed_ttl_ms, limit)
+        return Reaped(*(int(n) for n in out))
+
+    async def register_worker(self, worker_id: str) -> None:
+        await self._redis.zadd(self._keys.workers, {worker_id: int(time.time() * 1000)})
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self._redis.zrem(self._keys.workers, worker_id)
+
+    async def _call(self, script: str, lease: Lease, *args: object) -> object:
+        return await self._scripts(script, self._keys.queue, lease.job_id, lease.fence, *args)

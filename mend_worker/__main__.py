@@ -1,0 +1,3 @@
+from mend_worker.main import main
+
+main()

@@ -1,0 +1,76 @@
+"""`mend-worker`: runs MEND_WORKERS worker processes (one per CPU core by default) and
+replaces any that dies. `--single` runs one worker in this process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from mend_core.keys import Keys
+from mend_core.queue import WorkQueue
+from mend_core.redis_client import connect
+from mend_core.settings import Settings
+from mend_core.supervisor import Program, Supervisor
+from mend_worker.executor import ChildExecutor, child_main
+from mend_worker.worker import Worker
+
+
+def self_command() -> list[str]:
+    """How to start this program again, keeping `mend-worker` in the command line so
+    operators find every worker process with `ps`."""
+    script = Path(sys.executable).with_name("mend-worker")
+    if script.exists():
+        return [sys.executable, str(script)]
+    return [sys.executable, "-m", "mend_worker"]
+
+
+async def run_worker(settings: Settings) -> None:
+    redis = connect(settings.redis_url)
+    queue = WorkQueue(
+        redis,
+        Keys(),
+        lease_seconds=settings.lease_seconds,
+        retention_completed_seconds=settings.retention_completed_seconds,
+        retention_failed_seconds=settings.retention_failed_seconds,
+    )
+    worker = Worker(settings, queue, ChildExecutor(settings, self_command()))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    logging.getLogger(__name__).info("worker %s started", worker.worker_id)
+    try:
+        await worker.run()
+    finally:
+        await redis.aclose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="mend-worker", description=__doc__)
+    parser.add_argument("--processes", type=int, help="worker processes (default MEND_WORKERS)")
+    parser.add_argument("--single", action="store_true", help="run one worker in this process")
+    parser.add_argument("--executor-fd", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.executor_fd is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent worker decides when to stop
+        child_main(args.executor_fd)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings()
+    if args.single:
+        asyncio.run(run_worker(settings))
+        return
+    count = args.processes or settings.workers
+    grace = settings.shutdown_grace_seconds + 5
+    programs = [
+        Program(f"worker-{i + 1}", [*self_command(), "--single"], stop_grace=grace)
+        for i in range(count)
+    ]
+    sys.exit(Supervisor(programs).run())
+
+
+if __name__ == "__main__":
+    main()

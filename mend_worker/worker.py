@@ -1,0 +1,196 @@
+"""Worker: one process's loop of claim -> run under a lease -> report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+import uuid
+
+import redis.exceptions
+
+from mend_core.job import ImageMetadata, JobResult
+from mend_core.queue import Lease, WorkQueue
+from mend_core.settings import Settings
+from mend_worker.executor import ChildExecutor, Outcome
+from mend_worker.operations import Task
+
+log = logging.getLogger(__name__)
+
+# Idle workers block in Redis; the timeout only bounds how long a lost wake-up token
+# (a worker killed right after taking it) can delay a pickup.
+WAIT_TIMEOUT_SECONDS = 5.0
+HOUSEKEEPING_SECONDS = 1.0
+# Short jobs finish before anyone could watch their progress: relay progress only for
+# jobs that have been running this long, so tiny jobs cost no extra Redis writes.
+PROGRESS_AFTER_SECONDS = 0.25
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: base * 2^(attempt-1), capped, scaled by 0.5-1.5."""
+    return min(cap, base * 2 ** max(attempt - 1, 0)) * random.uniform(0.5, 1.5)
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        queue: WorkQueue,
+        executor: ChildExecutor,
+        worker_id: str | None = None,
+    ) -> None:
+        self._settings = settings
+        self._queue = queue
+        self._executor = executor
+        self.worker_id = worker_id or new_worker_id()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop claiming; the running job gets shutdown_grace_seconds, then is released."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        housekeeping = asyncio.create_task(self._housekeeping())
+        try:
+            while not self._stopping.is_set():
+                try:
+                    lease = await self._queue.claim(self.worker_id)
+                    if lease is None:
+                        await self._wait_for_work()
+                    else:
+                        await self._process(lease)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                    log.warning("redis unavailable (%s); retrying in 1s", exc)
+                    await asyncio.sleep(1)
+        finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
+            with contextlib.suppress(redis.exceptions.RedisError):
+                await self._queue.unregister_worker(self.worker_id)
+            self._executor.close()
+
+    async def _wait_for_work(self) -> None:
+        waiting = asyncio.create_task(self._queue.wait_for_work(WAIT_TIMEOUT_SECONDS))
+        stopping = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (waiting, stopping):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        if waiting.done() and not waiting.cancelled() and waiting.exception():
+            raise waiting.exception()  # type: ignore[misc]
+
+    async def _housekeeping(self) -> None:
+        """Announce this worker, requeue jobs of dead workers, promote due retries."""
+        while True:
+            try:
+                await self._queue.register_worker(self.worker_id)
+                reaped = await self._queue.reap()
+                if reaped.requeued or reaped.failed:
+                    log.warning(
+                        "leases expired: %d jobs requeued, %d failed",
+                        reaped.requeued,
+                        reaped.failed,
+                    )
+            except redis.exceptions.RedisError as exc:
+                log.warning("housekeeping failed: %s", exc)
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+    async def _process(self, lease: Lease) -> None:
+        job = lease.job
+        log.info("job %s: attempt %d of %d", job.id, job.attempt, job.spec.max_attempts)
+        spec = job.spec
+        task = Task(
+            job_id=job.id,
+            type=spec.type.value,
+            source_bucket=spec.source_bucket,
+            source_key=spec.source_key,
+            dest_bucket=spec.dest_bucket,
+            dest_key=spec.dest_key,
+            params=spec.params.to_dict(),
+        )
+        started = time.monotonic()
+
+        async def on_progress(percent: int, message: str) -> None:
+            if time.monotonic() - started >= PROGRESS_AFTER_SECONDS:
+                await self._queue.progress(lease, percent, message)
+
+        running = asyncio.create_task(self._executor.run(task, on_progress))
+        lost = asyncio.create_task(self._until_lease_lost(lease))
+        stopped = asyncio.create_task(self._until_grace_expired())
+        done, _ = await asyncio.wait(
+            {running, lost, stopped},
+            timeout=spec.timeout_seconds,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for task_ in (lost, stopped):
+            task_.cancel()
+        if running in done:
+            await self._report(lease, running.result())
+            return
+        # The job must stop now: kill the child, then account for why.
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await running
+        self._executor.kill()
+        if lost in done:
+            log.info("job %s: lease lost (cancelled or reassigned); stopped it", job.id)
+        elif stopped in done:
+            log.info("job %s: shutting down; releasing it to another worker", job.id)
+            await self._queue.release(lease)
+        else:
+            await self._report(
+                lease, Outcome("transient", error=f"timed out after {spec.timeout_seconds}s")
+            )
+
+    async def _until_lease_lost(self, lease: Lease) -> None:
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_seconds)
+            try:
+                if not await self._queue.heartbeat(lease):
+                    return
+            except redis.exceptions.RedisError as exc:
+                # Keep going: the lease may outlive a short Redis hiccup.
+                log.warning("heartbeat failed: %s", exc)
+
+    async def _until_grace_expired(self) -> None:
+        await self._stopping.wait()
+        await asyncio.sleep(self._settings.shutdown_grace_seconds)
+
+    async def _report(self, lease: Lease, outcome: Outcome) -> None:
+        job = lease.job
+        if outcome.kind == "ok":
+            assert outcome.result is not None
+            r = outcome.result
+            result = JobResult(
+                output_url=r["output_url"],
+                file_size=r["file_size"],
+                duration=r["duration"],
+                metadata=ImageMetadata(**r["metadata"]),
+            )
+            committed = await self._queue.complete(lease, result)
+            log.info("job %s: completed in %.3fs", job.id, result.duration)
+        elif outcome.kind == "transient" and job.attempt < job.spec.max_attempts:
+            delay = backoff_seconds(
+                job.attempt,
+                self._settings.retry_backoff_base_seconds,
+                self._settings.retry_backoff_max_seconds,
+            )
+            committed = await self._queue.retry(lease, outcome.error, delay)
+            log.info("job %s: %s; retrying in %.1fs", job.id, outcome.error, delay)
+        else:
+            error = outcome.error
+            if outcome.kind == "transient":
+                error += f" (gave up after {job.attempt} attempts)"
+            committed = await self._queue.fail(lease, error)
+            log.info("job %s: failed: %s", job.id, error)
+        if not committed:
+            log.info("job %s: lease lost before reporting; result dropped", job.id)
