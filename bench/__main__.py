@@ -1,0 +1,38 @@
+"""`python -m bench [NAME [options]]`: runs one benchmark, or every one in turn.
+
+A benchmark is a module of this package with `main(argv: list[str]) -> int`; adding one
+is one line in BENCHMARKS."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS: dict[str, str] = {
+    "api": "bench.api",  # gRPC API throughput and latency against a no-op ceiling
+}
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        print("benchmarks:", ", ".join(BENCHMARKS), "(`python -m bench NAME --help` for options)")
+        return 0
+    if argv:
+        name, rest = argv[0], argv[1:]
+        if name not in BENCHMARKS:
+            print(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
+            return 2
+        return int(importlib.import_module(BENCHMARKS[name]).main(rest))
+    failed = []
+    for name, module in BENCHMARKS.items():
+        print(f"\n=== bench {name} ===", flush=True)
+        if importlib.import_module(module).main([]) != 0:
+            failed.append(name)
+    if failed:
+        print(f"\nbenchmarks that failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,176 @@
+"""Real processes for benchmarks: a redis-server with AOF, the Mend gRPC server, and
+helpers to start, wait for, measure (CPU time) and stop a process.
+
+Everything listens on loopback on a free port; logs go to a temporary directory that is
+removed on stop unless the process failed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import redis
+
+# The interpreter running the benchmark is the project's (.venv/bin/python), so its
+# directory holds the project's console scripts (mend-server, mend-worker).
+BIN = Path(sys.executable).parent
+# The repository, put on the children's PYTHONPATH so that they find `bench` (which is
+# not installed) from their own working directories.
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+API_KEY = "bench-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads included (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        # The command name (field 2) may hold spaces; the fields after it do not.
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class Process:
+    """A child process with its output in a log file; stop() ends it (SIGTERM, then SIGKILL)."""
+
+    def __init__(
+        self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self.dir = Path(tempfile.mkdtemp(prefix=f"mend-bench-{name}-"))
+        self.log = self.dir / "output.log"
+        env = dict(env or os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        with open(self.log, "wb") as out:
+            self.popen = subprocess.Popen(
+                list(argv), stdout=out, stderr=subprocess.STDOUT, env=env,
+                cwd=self.dir,
+            )
+        self.pid = self.popen.pid
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def check_alive(self) -> None:
+        if self.popen.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}"
+            )
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_for_port(process: Process, port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        process.check_alive()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{process.name} did not listen on port {port}:\n{process.tail()}"
+                ) from None
+            time.sleep(0.05)
+
+
+class RedisServer(Process):
+    """redis-server as production runs it: AOF on with fsync every second (Redis' default
+    for appendonly), no RDB snapshots (their fork would be noise in the figures)."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: run `make redis`")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        super().__init__(
+            "redis",
+            [
+                binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", ".",
+                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                "--protected-mode", "no",
+            ],
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    self.check_alive()
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"redis-server did not start:\n{self.tail()}") from None
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def info(self, section: str) -> dict:
+        client = redis.Redis(port=self.port, decode_responses=True)
+        try:
+            return dict(client.info(section))
+        finally:
+            client.close()
+
+
+def python_module(module: str, *args: str, uvloop: bool = False) -> list[str]:
+    """argv running a module with the project's interpreter; with uvloop, through
+    bench._uvloop, which installs uvloop's event loop policy first."""
+    if uvloop:
+        return [sys.executable, "-m", "bench._uvloop", module, *args]
+    return [sys.executable, "-m", module, *args]
+
+
+def start_mend_server(
+    redis_url: str, *, uvloop: bool = False, extra_env: Mapping[str, str] | None = None
+) -> tuple[Process, int]:
+    """The real `mend-server` (its console script) on a free port, API key `bench-key`."""
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "MEND_REDIS_URL": redis_url,
+            "MEND_GRPC_PORT": str(port),
+            "MEND_API_KEYS": API_KEY,
+            **(extra_env or {}),
+        }
+    )
+    argv = (
+        python_module("mend_server.main", uvloop=True) if uvloop else [str(BIN / "mend-server")]
+    )
+    process = Process("mend-server", argv, env=env)
+    wait_for_port(process, port)
+    return process, port
