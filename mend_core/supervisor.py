@@ -38,8 +38,11 @@ class Program:
 
 
 class Supervisor:
-    def __init__(self, programs: list[Program]) -> None:
+    def __init__(
+        self, programs: list[Program], on_started: Callable[[], None] | None = None
+    ) -> None:
         self._programs = programs
+        self._on_started = on_started
         self._stopping = False
 
     def _start(self, program: Program) -> None:
@@ -66,6 +69,8 @@ class Supervisor:
                 if self._stopping:
                     break
                 self._start(program)
+            if self._on_started is not None and not self._stopping:
+                self._on_started()
             while not self._stopping:
                 self._replace_dead()
                 time.sleep(0.2)

@@ -1,0 +1,168 @@
+"""`make run`: the whole Mend stack in the foreground — Redis (unless MEND_REDIS_URL is
+set), the gRPC server, the REST gateway and the workers — supervised, stopped cleanly on
+Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mend_core.settings import Settings
+from mend_core.supervisor import Program, Supervisor
+
+DEV_KEY = "dev-key"
+VAR = Path("var")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} while starting")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not open {host}:{port} within 30s")
+
+
+def _redis_program(env: dict[str, str]) -> Program:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit(
+            "redis-server is not installed. `make run` installs it from Debian's packages; "
+            "install it yourself (apt-get install redis-server) or set MEND_REDIS_URL."
+        )
+    port = _free_port()
+    data = VAR / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    env["MEND_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    argv = [
+        binary,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data.resolve()),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--protected-mode",
+        "yes",
+        "--loglevel",
+        "warning",
+    ]
+    return Program(
+        "redis",
+        argv,
+        env=dict(env),
+        ready=lambda p: _wait_for_port("127.0.0.1", port, p, "redis-server"),
+    )
+
+
+def _seed_sample(root: Path) -> Path:
+    """The docs' walkthrough resizes my-bucket/input.jpg: make sure it exists."""
+    sample = root / "my-bucket" / "input.jpg"
+    if not sample.exists():
+        from mend_core.sample import photo  # Pillow import only when needed
+
+        sample.parent.mkdir(parents=True, exist_ok=True)
+        photo(1600, 1200).save(sample, quality=90)
+    return sample
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    env = dict(os.environ)
+    env.setdefault("MEND_API_KEYS", DEV_KEY)
+    env.setdefault("MEND_STORAGE_ROOT", str((VAR / "storage").resolve()))
+    programs = []
+    own_redis = "MEND_REDIS_URL" not in env
+    if own_redis:
+        programs.append(_redis_program(env))  # sets MEND_REDIS_URL in env
+    os.environ.update(env)
+    settings = Settings()
+    bin_dir = Path(sys.executable).parent
+    programs.append(
+        Program(
+            "grpc-server",
+            [str(bin_dir / "mend-server")],
+            env=env,
+            ready=lambda p: _wait_for_port(
+                settings.grpc_host, settings.grpc_port, p, "mend-server"
+            ),
+        )
+    )
+    has_gateway = importlib.util.find_spec("mend_server.gateway") is not None
+    if has_gateway:
+        programs.append(
+            Program(
+                "gateway",
+                [str(bin_dir / "mend-gateway")],
+                env=env,
+                ready=lambda p: _wait_for_port(
+                    settings.http_host, settings.http_port, p, "gateway"
+                ),
+            )
+        )
+    programs.append(
+        Program(
+            "workers",
+            [str(bin_dir / "mend-worker")],
+            env=env,
+            stop_grace=settings.shutdown_grace_seconds + 10,
+        )
+    )
+    sample = _seed_sample(Path(settings.storage_root)) if settings.storage == "file" else None
+    lines = _banner(settings, has_gateway, own_redis, sample)
+    supervisor = Supervisor(programs, on_started=lambda: print(lines, flush=True))
+    sys.exit(supervisor.run())
+
+
+def _banner(settings: Settings, gateway: bool, own_redis: bool, sample: Path | None) -> str:
+    grpc_addr = f"{settings.grpc_host}:{settings.grpc_port}"
+    storage = (
+        f"local directory {settings.storage_root}"
+        if settings.storage == "file"
+        else f"S3 at {settings.s3_endpoint_url or 'AWS'}"
+    )
+    lines = [
+        "",
+        "Mend is running:",
+        f"  gRPC      {grpc_addr}   (grpcurl -plaintext {grpc_addr} list)",
+    ]
+    if gateway:
+        lines.append(f"  REST      http://{settings.http_host}:{settings.http_port}/api/v1")
+    redis_note = "  (its own redis-server; data and AOF in var/redis)" if own_redis else ""
+    lines += [
+        f"  Redis     {settings.redis_url}{redis_note}",
+        f"  storage   {storage}",
+        f"  workers   {settings.workers} processes (MEND_WORKERS)",
+        f"  API key   {', '.join(k.key for k in settings.keys)}",
+    ]
+    if sample is not None:
+        lines.append(f"  sample    my-bucket/input.jpg is {sample}")
+    lines += ["Press Ctrl-C to stop.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
