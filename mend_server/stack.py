@@ -51,25 +51,19 @@ def _redis_program(env: dict[str, str]) -> Program:
     data = VAR / "redis"
     data.mkdir(parents=True, exist_ok=True)
     env["MEND_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-    argv = [
-        binary,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--dir",
-        str(data.resolve()),
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--save",
-        "",
-        "--protected-mode",
-        "yes",
-        "--loglevel",
-        "warning",
-    ]
+    # Flags as pairs, one per line, so each setting reads at a glance.
+    settings = {
+        "bind": "127.0.0.1",
+        "port": str(port),
+        "dir": str(data.resolve()),
+        "appendonly": "yes",  # accepted means durable
+        "appendfsync": "everysec",
+        "save": "",
+        "protected-mode": "yes",
+        "loglevel": "warning",
+        "logfile": str((data / "redis.log").resolve()),
+    }
+    argv = [binary, *(arg for name, value in settings.items() for arg in (f"--{name}", value))]
     return Program(
         "redis",
         argv,
