@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTO_SRC := protos/mend/v1/jobs.proto
 GEN := mend/v1
 
-.PHONY: run test lint proto proto-check bench redis clean
+.PHONY: run test lint lint-ci proto proto-check bench redis clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP) redis
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy mend_core mend_server mend_worker
+
+# What CI enforces on every change.
+lint-ci: $(STAMP)
+	$(BIN)/ruff check .
 
 # Stubs are committed; `make proto-check` (run by CI) fails when they are stale.
 proto: $(STAMP)
