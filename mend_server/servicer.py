@@ -12,6 +12,7 @@ import grpc
 from google.protobuf import empty_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
@@ -99,6 +100,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job {exc} not found")
         except JobFinished as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except RedisConnectionError:  # Redis down: retryable, so UNAVAILABLE rather than UNKNOWN
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
         raise AssertionError("unreachable")
 
     def _check_size(self, request: object, field: str) -> None:
