@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Linux: the child gets SIGTERM if the supervisor itself is killed, so even a
     # SIGKILLed supervisor leaves no orphans behind.
     with contextlib.suppress(OSError, AttributeError):
@@ -53,7 +53,7 @@ class Supervisor:
             # Own process group: Ctrl-C reaches only the supervisor, which then stops
             # everything in order (workers and servers before Redis).
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         program.started_at = time.monotonic()
         if program.ready is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from mend_core.errors import PermanentError, TransientError
 from mend_core.settings import Settings
 from mend_core.storage import open_storage
+from mend_core.supervisor import die_with_parent
 from mend_worker.operations import Task, run
 
 OnProgress = Callable[[int, str], Awaitable[None]]
@@ -47,6 +48,8 @@ class ChildExecutor:
             [*self._command, "--executor-fd", str(child.fileno())],
             pass_fds=(child.fileno(),),
             stdin=subprocess.DEVNULL,
+            # A SIGKILLed worker must not leave its child running the job on its own.
+            preexec_fn=die_with_parent,
         )
         child.close()
         conn = Connection(parent.detach())
