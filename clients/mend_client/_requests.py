@@ -1,0 +1,109 @@
+"""Builds the API's request messages from keyword arguments; shared by both clients."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mend.v1 import jobs_pb2 as pb
+from mend_client._types import (
+    FIT_TO_PB,
+    FORMAT_TO_PB,
+    STATUS_TO_PB,
+    STYLE_TO_PB,
+    TYPE_TO_PB,
+    Fit,
+    ImageFormat,
+    JobStatus,
+    WebhookStyle,
+)
+
+
+def _enum(table: dict[str, int], name: str | None, what: str) -> int:
+    if name is None or name == "":
+        return 0
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"unknown {what} {name!r}: expected one of {', '.join(table)}") from None
+
+
+@dataclass(frozen=True)
+class ResizeJob:
+    """An image_resize job to submit; `Client.resize` takes the same keyword arguments.
+    Unset (None) options take the server's defaults."""
+
+    source_bucket: str
+    source_key: str
+    dest_bucket: str
+    dest_key: str
+    width: int = 0
+    height: int = 0
+    quality: int | None = None
+    fit: Fit | None = None
+    format: ImageFormat | None = None
+    priority: int | None = None
+    request_id: str | None = None
+    webhook_url: str | None = None
+    webhook_style: WebhookStyle | None = None
+    max_attempts: int | None = None
+    timeout_seconds: int | None = None
+
+    def to_proto(self) -> pb.SubmitJobRequest:
+        resize = pb.ImageResizeParameters(
+            width=self.width,
+            height=self.height,
+            quality=self.quality,
+            fit=_enum(FIT_TO_PB, self.fit, "fit"),  # type: ignore[arg-type]
+            format=_enum(FORMAT_TO_PB, self.format, "format"),  # type: ignore[arg-type]
+        )
+        options = pb.SubmitOptions(
+            priority=self.priority,
+            request_id=self.request_id or "",
+            webhook_url=self.webhook_url or "",
+            webhook_style=_enum(STYLE_TO_PB, self.webhook_style, "webhook style"),  # type: ignore[arg-type]
+            max_attempts=self.max_attempts,
+            timeout_seconds=self.timeout_seconds,
+        )
+        return pb.SubmitJobRequest(
+            source_bucket=self.source_bucket,
+            source_key=self.source_key,
+            dest_bucket=self.dest_bucket,
+            dest_key=self.dest_key,
+            parameters=pb.JobParameters(image_resize=resize),
+            options=options,
+        )
+
+
+def batch_request(
+    jobs: Sequence[ResizeJob],
+    *,
+    batch_id: str | None,
+    webhook_url: str | None,
+    webhook_style: WebhookStyle | None,
+    fail_fast: bool,
+) -> pb.SubmitBatchRequest:
+    return pb.SubmitBatchRequest(
+        batch_id=batch_id or "",
+        jobs=[job.to_proto() for job in jobs],
+        options=pb.BatchOptions(
+            webhook_url=webhook_url or "",
+            webhook_style=_enum(STYLE_TO_PB, webhook_style, "webhook style"),  # type: ignore[arg-type]
+            fail_fast=fail_fast,
+        ),
+    )
+
+
+def list_request(
+    *,
+    status: JobStatus | str | None,
+    type: str | None,
+    page_size: int | None,
+    page_token: str,
+) -> pb.ListJobsRequest:
+    return pb.ListJobsRequest(
+        status=_enum(STATUS_TO_PB, status, "status"),  # type: ignore[arg-type]
+        type=_enum(TYPE_TO_PB, type, "job type"),  # type: ignore[arg-type]
+        page_size=page_size or 0,
+        page_token=page_token,
+    )

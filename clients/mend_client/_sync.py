@@ -1,0 +1,257 @@
+"""Client: the blocking client, on grpc's sync API (no event loop involved)."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from mend.v1 import jobs_pb2 as pb
+from mend.v1 import jobs_pb2_grpc
+from mend_client._connection import (
+    CHANNEL_OPTIONS,
+    DEFAULT_ADDRESS,
+    DEFAULT_TIMEOUT_SECONDS,
+    auth_metadata,
+)
+from mend_client._errors import from_rpc_error
+from mend_client._requests import ResizeJob, batch_request, list_request
+from mend_client._types import (
+    Batch,
+    Fit,
+    ImageFormat,
+    Job,
+    JobPage,
+    JobStatus,
+    QueueStats,
+    WebhookStyle,
+)
+from mend_client._watch import DEFAULT_RECONNECT_SECONDS, WatchState
+
+
+class Client:
+    """A connection to Mend's gRPC API. Close it (or use `with`) when done; one client
+    may be shared by threads.
+
+    Every unary call has a deadline: the call's `timeout`, else the client's `timeout`
+    (seconds; None means none). Failures raise MendError subclasses.
+    """
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        api_key: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        channel_options = [*CHANNEL_OPTIONS, *options]
+        self._channel = (
+            grpc.secure_channel(address, credentials, channel_options)
+            if credentials is not None
+            else grpc.insecure_channel(address, channel_options)
+        )
+        self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
+        self._metadata = auth_metadata(api_key)
+        self._timeout = timeout
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
+        try:
+            return method(
+                request,
+                metadata=self._metadata,
+                timeout=self._timeout if timeout is None else timeout,
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+
+    def resize(
+        self,
+        *,
+        source_bucket: str,
+        source_key: str,
+        dest_bucket: str,
+        dest_key: str,
+        width: int = 0,
+        height: int = 0,
+        quality: int | None = None,
+        fit: Fit | None = None,
+        format: ImageFormat | None = None,
+        priority: int | None = None,
+        request_id: str | None = None,
+        webhook_url: str | None = None,
+        webhook_style: WebhookStyle | None = None,
+        max_attempts: int | None = None,
+        timeout_seconds: int | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Queues an image_resize job and returns its id. `timeout_seconds` limits the
+        job's run on a worker; `timeout` is this call's deadline."""
+        job = ResizeJob(
+            source_bucket=source_bucket,
+            source_key=source_key,
+            dest_bucket=dest_bucket,
+            dest_key=dest_key,
+            width=width,
+            height=height,
+            quality=quality,
+            fit=fit,
+            format=format,
+            priority=priority,
+            request_id=request_id,
+            webhook_url=webhook_url,
+            webhook_style=webhook_style,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout_seconds,
+        )
+        return self.submit(job, timeout=timeout)
+
+    def submit(self, job: ResizeJob, *, timeout: float | None = None) -> str:
+        """Queues one job described by a job object; returns its id."""
+        response: pb.SubmitJobResponse = self._unary(self._stub.SubmitJob, job.to_proto(), timeout)
+        return response.job_id
+
+    def submit_batch(
+        self,
+        jobs: Sequence[ResizeJob],
+        *,
+        batch_id: str | None = None,
+        webhook_url: str | None = None,
+        webhook_style: WebhookStyle | None = None,
+        fail_fast: bool = False,
+        timeout: float | None = None,
+    ) -> Batch:
+        """Queues 1-100 jobs atomically: all of them, or none when a field is bad."""
+        request = batch_request(
+            jobs,
+            batch_id=batch_id,
+            webhook_url=webhook_url,
+            webhook_style=webhook_style,
+            fail_fast=fail_fast,
+        )
+        response: pb.SubmitBatchResponse = self._unary(self._stub.SubmitBatch, request, timeout)
+        return Batch(batch_id=response.batch_id, job_ids=builtins.list(response.job_ids))
+
+    def get(self, job_id: str, *, timeout: float | None = None) -> Job:
+        return Job.from_proto(self._unary(self._stub.GetJob, pb.GetJobRequest(id=job_id), timeout))
+
+    def cancel(self, job_id: str, *, timeout: float | None = None) -> Job:
+        """Cancels an unfinished job; FailedPrecondition when it has already finished."""
+        return Job.from_proto(
+            self._unary(self._stub.CancelJob, pb.CancelJobRequest(id=job_id), timeout)
+        )
+
+    def stats(self, *, timeout: float | None = None) -> QueueStats:
+        return QueueStats.from_proto(
+            self._unary(self._stub.GetQueueStats, pb.GetQueueStatsRequest(), timeout)
+        )
+
+    def list_page(
+        self,
+        *,
+        status: JobStatus | str | None = None,
+        type: str | None = None,
+        page_size: int | None = None,
+        page_token: str = "",
+        timeout: float | None = None,
+    ) -> JobPage:
+        """One page of the caller's jobs, newest first."""
+        request = list_request(status=status, type=type, page_size=page_size, page_token=page_token)
+        response: pb.ListJobsResponse = self._unary(self._stub.ListJobs, request, timeout)
+        return JobPage(
+            jobs=[Job.from_proto(j) for j in response.jobs],
+            next_page_token=response.next_page_token,
+        )
+
+    def list(
+        self,
+        *,
+        status: JobStatus | str | None = None,
+        type: str | None = None,
+        page_size: int | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[Job]:
+        """The caller's jobs, newest first, fetching page after page (at most `limit`).
+        `timeout` is the deadline of each page's call."""
+        token, count = "", 0
+        while limit is None or count < limit:
+            page = self.list_page(
+                status=status, type=type, page_size=page_size, page_token=token, timeout=timeout
+            )
+            for job in page.jobs[: None if limit is None else limit - count]:
+                count += 1
+                yield job
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    def watch(
+        self,
+        job_id: str,
+        *,
+        from_version: int | None = None,
+        timeout: float | None = None,
+        reconnect_for: float | None = DEFAULT_RECONNECT_SECONDS,
+    ) -> Iterator[Job]:
+        """The job's states in order, first the current one (or those after
+        `from_version`), ending with its terminal state. Heartbeats are skipped.
+
+        When the connection fails (UNAVAILABLE, e.g. a server restart) the watch
+        reconnects with backoff and resumes after the last version it yielded, so no
+        state is missed; it gives up after `reconnect_for` seconds without a connection
+        (raising Unavailable). `timeout` bounds the whole watch (DeadlineExceeded).
+        """
+        state = WatchState(
+            job_id, from_version=from_version, timeout=timeout, reconnect_for=reconnect_for
+        )
+        while True:
+            call = self._stub.WatchJob(
+                state.request(), metadata=self._metadata, timeout=state.call_timeout()
+            )
+            try:
+                for response in call:
+                    state.connected()
+                    if response.WhichOneof("event") != "job":
+                        continue
+                    job = Job.from_proto(response.job)
+                    state.seen(job)
+                    yield job
+                    if job.status.terminal:
+                        return
+                # The stream ended cleanly: the job finished at or before from_version.
+                return
+            except grpc.RpcError as exc:
+                delay = state.retry_delay(from_rpc_error(exc))
+            finally:
+                call.cancel()
+            time.sleep(delay)
+
+    def wait(self, job_id: str, *, timeout: float | None = None) -> Job:
+        """Waits for the job to finish and returns its terminal state (completed, failed
+        or cancelled). Raises DeadlineExceeded (a TimeoutError) after `timeout` seconds."""
+        last: Job | None = None
+        for job in self.watch(job_id, timeout=timeout):
+            last = job
+        if last is None:  # only when the job finished before the version asked for
+            last = self.get(job_id, timeout=timeout)
+        return last

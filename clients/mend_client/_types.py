@@ -1,0 +1,230 @@
+"""Small typed views of the API's messages. Each keeps its protobuf message in `.proto`
+for fields this view leaves out, and `to_dict()` gives the JSON shape of the message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from mend.v1 import jobs_pb2 as pb
+
+Fit = Literal["inside", "cover", "fill"]
+ImageFormat = Literal["jpeg", "png", "webp"]
+WebhookStyle = Literal["default", "discord"]
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+STATUS_FROM_PB: dict[int, JobStatus] = {
+    pb.JOB_STATUS_PENDING: JobStatus.PENDING,
+    pb.JOB_STATUS_PROCESSING: JobStatus.PROCESSING,
+    pb.JOB_STATUS_COMPLETED: JobStatus.COMPLETED,
+    pb.JOB_STATUS_FAILED: JobStatus.FAILED,
+    pb.JOB_STATUS_CANCELLED: JobStatus.CANCELLED,
+}
+STATUS_TO_PB = {v: k for k, v in STATUS_FROM_PB.items()}
+TYPE_FROM_PB: dict[int, str] = {pb.JOB_TYPE_IMAGE_RESIZE: "image_resize"}
+TYPE_TO_PB = {v: k for k, v in TYPE_FROM_PB.items()}
+FIT_TO_PB: dict[str, int] = {
+    "inside": pb.FIT_MODE_INSIDE,
+    "cover": pb.FIT_MODE_COVER,
+    "fill": pb.FIT_MODE_FILL,
+}
+FORMAT_TO_PB: dict[str, int] = {
+    "jpeg": pb.IMAGE_FORMAT_JPEG,
+    "png": pb.IMAGE_FORMAT_PNG,
+    "webp": pb.IMAGE_FORMAT_WEBP,
+}
+STYLE_TO_PB: dict[str, int] = {
+    "default": pb.WEBHOOK_STYLE_DEFAULT,
+    "discord": pb.WEBHOOK_STYLE_DISCORD,
+}
+_FIT_NAME = {v: k for k, v in FIT_TO_PB.items()}
+_FORMAT_NAME = {v: k for k, v in FORMAT_TO_PB.items()}
+
+
+def message_to_dict(message: Message) -> dict[str, Any]:
+    """The JSON form of a message with the .proto field names (source_bucket, not
+    sourceBucket), as the REST API spells them."""
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _time(ts: Timestamp) -> datetime | None:
+    return ts.ToDatetime(tzinfo=UTC) if ts.seconds or ts.nanos else None
+
+
+@dataclass(frozen=True)
+class Progress:
+    percent: int
+    message: str
+
+
+@dataclass(frozen=True)
+class JobResult:
+    output_url: str
+    file_size: int
+    # Seconds spent processing.
+    duration: float
+    width: int
+    height: int
+    format: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """One state of a job, as GetJob, ListJobs, CancelJob and WatchJob return it."""
+
+    id: str
+    type: str
+    status: JobStatus
+    # Bumped by every change; watch() resumes from it.
+    version: int
+    source_bucket: str
+    source_key: str
+    dest_bucket: str
+    dest_key: str
+    # Only the parameters that were set, e.g. {"width": 800, "height": 600}.
+    parameters: dict[str, Any]
+    priority: int
+    attempt: int
+    max_attempts: int
+    created_at: datetime | None
+    updated_at: datetime | None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_seconds: float | None = None
+    result: JobResult | None = None
+    error: str = ""
+    progress: Progress | None = None
+    queue_position: int | None = None
+    estimated_wait_seconds: float | None = None
+    request_id: str = ""
+    batch_id: str = ""
+    proto: pb.Job = field(default_factory=pb.Job, repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, msg: pb.Job) -> Job:
+        params: dict[str, Any] = {}
+        if msg.parameters.HasField("image_resize"):
+            r = msg.parameters.image_resize
+            params = {k: v for k, v in (("width", r.width), ("height", r.height)) if v}
+            if r.HasField("quality"):
+                params["quality"] = r.quality
+            if r.fit:
+                params["fit"] = _FIT_NAME.get(r.fit, str(r.fit))
+            if r.format:
+                params["format"] = _FORMAT_NAME.get(r.format, str(r.format))
+        result = None
+        if msg.HasField("result"):
+            m = msg.result.metadata
+            result = JobResult(
+                output_url=msg.result.output_url,
+                file_size=msg.result.file_size,
+                duration=msg.result.duration,
+                width=m.width,
+                height=m.height,
+                format=m.format,
+            )
+        return cls(
+            id=msg.id,
+            type=TYPE_FROM_PB.get(msg.type, str(msg.type)),
+            status=STATUS_FROM_PB[msg.status],
+            version=msg.version,
+            source_bucket=msg.source_bucket,
+            source_key=msg.source_key,
+            dest_bucket=msg.dest_bucket,
+            dest_key=msg.dest_key,
+            parameters=params,
+            priority=msg.priority,
+            attempt=msg.attempt,
+            max_attempts=msg.max_attempts,
+            created_at=_time(msg.created_at),
+            updated_at=_time(msg.updated_at),
+            started_at=_time(msg.started_at),
+            completed_at=_time(msg.completed_at),
+            duration_seconds=msg.duration_seconds if msg.HasField("completed_at") else None,
+            result=result,
+            error=msg.error,
+            progress=(
+                Progress(msg.progress.percent, msg.progress.message)
+                if msg.HasField("progress")
+                else None
+            ),
+            queue_position=msg.queue_position if msg.HasField("queue_position") else None,
+            estimated_wait_seconds=(
+                msg.estimated_wait_seconds if msg.HasField("estimated_wait_seconds") else None
+            ),
+            request_id=msg.request_id,
+            batch_id=msg.batch_id,
+            proto=msg,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return message_to_dict(self.proto)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    # Pass to list_page(page_token=...) for the next page; "" on the last page.
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    batch_id: str
+    job_ids: list[str]
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    pending: int
+    processing: int
+    completed: int
+    failed: int
+    cancelled: int
+
+    @classmethod
+    def from_proto(cls, msg: pb.JobCounts) -> JobCounts:
+        return cls(msg.pending, msg.processing, msg.completed, msg.failed, msg.cancelled)
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    totals: JobCounts
+    # Keyed by job type, e.g. "image_resize".
+    by_type: dict[str, JobCounts]
+    # Workers that heartbeated recently.
+    workers: int
+    # Pending jobs waiting for a retry backoff (included in totals.pending).
+    scheduled: int
+    proto: pb.QueueStats = field(default_factory=pb.QueueStats, repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, msg: pb.QueueStats) -> QueueStats:
+        return cls(
+            totals=JobCounts.from_proto(msg.totals),
+            by_type={k: JobCounts.from_proto(v) for k, v in msg.by_type.items()},
+            workers=msg.workers,
+            scheduled=msg.scheduled,
+            proto=msg,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return message_to_dict(self.proto)

@@ -1,0 +1,381 @@
+"""`mend`: the command line for Mend's gRPC API.
+
+    mend submit resize my-bucket/input.jpg my-bucket/output.jpg --width 800 --height 600
+    mend watch JOB_ID
+    mend get JOB_ID | list | cancel JOB_ID | stats
+
+The address and API key come from --address/--api-key or MEND_ADDRESS/MEND_API_KEY.
+--json prints one JSON object per line (the gRPC JSON form, .proto field names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NoReturn, TextIO
+
+from mend_client._connection import DEFAULT_ADDRESS, DEFAULT_TIMEOUT_SECONDS
+from mend_client._errors import DeadlineExceeded, MendError
+from mend_client._sync import Client
+from mend_client._types import Job, JobStatus, QueueStats
+
+# Exit codes, also shown by `mend --help`.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CANCELLED = 2
+EXIT_ERROR = 3
+EXIT_TIMEOUT = 4
+EXIT_USAGE = 64
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = f"""\
+exit status:
+  {EXIT_OK}    success; for watch and submit --watch: the job completed
+  {EXIT_FAILED}    the job failed (watch, submit --watch)
+  {EXIT_CANCELLED}    the job was cancelled (watch, submit --watch)
+  {EXIT_ERROR}    the server refused or could not answer the request (message on stderr)
+  {EXIT_TIMEOUT}    --max-wait passed before the job finished
+  {EXIT_USAGE}   bad command line
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+
+environment:
+  MEND_ADDRESS  gRPC address (default {DEFAULT_ADDRESS})
+  MEND_API_KEY  API key (default: none)
+"""
+
+_STATUS_EXIT = {
+    JobStatus.COMPLETED: EXIT_OK,
+    JobStatus.FAILED: EXIT_FAILED,
+    JobStatus.CANCELLED: EXIT_CANCELLED,
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse exits 2 on usage errors, which `mend watch` uses for "cancelled".
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _object(value: str) -> tuple[str, str]:
+    bucket, sep, key = value.partition("/")
+    if not sep or not bucket or not key:
+        raise argparse.ArgumentTypeError(f"expected BUCKET/KEY, got {value!r}")
+    return bucket, key
+
+
+def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Connection options, accepted before and after the command. On subcommands their
+    defaults are suppressed so that they do not override a value given before."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--address",
+        default=default(os.environ.get("MEND_ADDRESS") or DEFAULT_ADDRESS),
+        help=f"gRPC address, host:port (env MEND_ADDRESS, default {DEFAULT_ADDRESS})",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=default(os.environ.get("MEND_API_KEY") or None),
+        help="API key (env MEND_API_KEY)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        default=default(DEFAULT_TIMEOUT_SECONDS),
+        help=f"deadline of each call (default {DEFAULT_TIMEOUT_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print one JSON object per line",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mend",
+        description="Submit, follow and manage Mend jobs over gRPC.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        _common_options(sub, suppress=True)
+        return sub
+
+    submit = command("submit", "queue a job")
+    kinds = submit.add_subparsers(dest="kind", required=True, metavar="TYPE")
+    resize = kinds.add_parser("resize", help="resize an image", description="Resize an image.")
+    _common_options(resize, suppress=True)
+    resize.add_argument("source", type=_object, metavar="SOURCE", help="BUCKET/KEY to read")
+    resize.add_argument("dest", type=_object, metavar="DEST", help="BUCKET/KEY to write")
+    resize.add_argument("--width", type=int, default=0)
+    resize.add_argument("--height", type=int, default=0)
+    resize.add_argument("--quality", type=int, help="1-100, JPEG and WebP (default 85)")
+    resize.add_argument("--fit", choices=("inside", "cover", "fill"))
+    resize.add_argument("--format", choices=("jpeg", "png", "webp"))
+    resize.add_argument("--priority", type=int, help="0-9, higher runs first (default 5)")
+    resize.add_argument("--request-id", help="idempotency key: resubmitting returns the job")
+    resize.add_argument("--webhook-url")
+    resize.add_argument("--webhook-style", choices=("default", "discord"))
+    resize.add_argument("--max-attempts", type=int)
+    resize.add_argument("--timeout-seconds", type=int, help="how long the job may run on a worker")
+    _watch_options(resize, flag=True)
+
+    get = command("get", "show a job")
+    get.add_argument("id")
+
+    watch = command("watch", "follow a job until it finishes (exit status: see mend --help)")
+    watch.add_argument("id")
+    _watch_options(watch, flag=False)
+
+    ls = command("list", "list your jobs, newest first")
+    ls.add_argument("--status", choices=[s.value for s in JobStatus])
+    ls.add_argument("--type", choices=("image_resize",))
+    ls.add_argument("--limit", type=int, default=20, help="at most this many; 0: all (default 20)")
+    ls.add_argument("--page-size", type=int, help="jobs per request (1-100)")
+
+    cancel = command("cancel", "cancel a job that has not finished")
+    cancel.add_argument("id")
+
+    command("stats", "queue statistics")
+    return parser
+
+
+def _watch_options(parser: argparse.ArgumentParser, *, flag: bool) -> None:
+    if flag:
+        parser.add_argument(
+            "--watch", action="store_true", help="then follow the job, as `mend watch`"
+        )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        metavar="SECONDS",
+        help="give up (exit 4) if the job has not finished by then",
+    )
+
+
+class _Output:
+    def __init__(self, as_json: bool, out: TextIO = sys.stdout) -> None:
+        self.json = as_json
+        self.out = out
+        self._live = out.isatty() and not as_json
+        self._overwrite = False  # the last line was a progress line we may replace
+
+    def emit(self, obj: dict[str, Any], text: str) -> None:
+        if self.json:
+            print(json.dumps(obj, separators=(",", ":")), file=self.out, flush=True)
+        else:
+            print(text, file=self.out, flush=True)
+
+    def state(self, job: Job) -> None:
+        """One line per change; on a terminal, progress updates replace the line."""
+        if self.json:
+            self.emit(job.to_dict(), "")
+            return
+        line = _state_line(job)
+        progress_only = job.status is JobStatus.PROCESSING and job.progress is not None
+        if self._live and self._overwrite and progress_only:
+            self.out.write("\r\x1b[K" + line)
+        else:
+            self.out.write(("\n" if self._overwrite else "") + line)
+        self._overwrite = self._live and progress_only
+        if not self._overwrite:
+            self.out.write("\n")
+        self.out.flush()
+
+    def state_end(self) -> None:
+        """Ends a progress line left open for replacing."""
+        if self._overwrite:
+            self.out.write("\n")
+            self.out.flush()
+            self._overwrite = False
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
+
+
+def _bar(percent: int, width: int = 20) -> str:
+    filled = max(0, min(width, round(percent * width / 100)))
+    return "[" + "#" * filled + "." * (width - filled) + f"] {percent:3d}%"
+
+
+def _state_line(job: Job) -> str:
+    status = f"{job.status.value:<10}"
+    if job.status is JobStatus.PENDING:
+        detail = []
+        if job.queue_position is not None:
+            detail.append(f"queue position {job.queue_position}")
+        if job.estimated_wait_seconds is not None:
+            detail.append(f"about {job.estimated_wait_seconds:.0f}s to wait")
+        if job.attempt:
+            detail.append(f"retrying after attempt {job.attempt}: {job.error}")
+        return f"{status}  {', '.join(detail)}".rstrip()
+    if job.status is JobStatus.PROCESSING:
+        progress = job.progress
+        text = _bar(progress.percent) if progress else "started"
+        if progress and progress.message:
+            text += f" {progress.message}"
+        return f"{status}  {text}  (attempt {job.attempt} of {job.max_attempts})"
+    if job.status is JobStatus.COMPLETED and job.result:
+        r = job.result
+        return (
+            f"{status}  {r.output_url}  {r.width}x{r.height} {r.format}, "
+            f"{r.file_size} bytes, {r.duration:.2f}s"
+        )
+    return f"{status}  {job.error}".rstrip()
+
+
+def _describe(job: Job) -> str:
+    rows: list[tuple[str, str]] = [
+        ("id", job.id),
+        ("type", job.type),
+        ("status", _state_line(job).strip()),
+        ("source", f"{job.source_bucket}/{job.source_key}"),
+        ("destination", f"{job.dest_bucket}/{job.dest_key}"),
+        ("parameters", " ".join(f"{k}={v}" for k, v in job.parameters.items()) or "-"),
+        ("priority", str(job.priority)),
+        ("attempts", f"{job.attempt} of {job.max_attempts}"),
+        ("created", _when(job.created_at)),
+        ("updated", _when(job.updated_at)),
+    ]
+    if job.completed_at:
+        rows.append(("finished", _when(job.completed_at)))
+    if job.duration_seconds is not None:
+        rows.append(("duration", f"{job.duration_seconds:.2f}s"))
+    if job.error:
+        rows.append(("error", job.error))
+    if job.request_id:
+        rows.append(("request id", job.request_id))
+    if job.batch_id:
+        rows.append(("batch", job.batch_id))
+    return "\n".join(f"{name + ':':<13}{value}" for name, value in rows)
+
+
+def _stats_text(stats: QueueStats) -> str:
+    header = (
+        f"{'':<14}{'pending':>9}{'processing':>11}{'completed':>10}{'failed':>8}{'cancelled':>10}"
+    )
+    lines = [header]
+    for name, c in [("total", stats.totals), *sorted(stats.by_type.items())]:
+        lines.append(
+            f"{name:<14}{c.pending:>9}{c.processing:>11}{c.completed:>10}"
+            f"{c.failed:>8}{c.cancelled:>10}"
+        )
+    lines.append(f"workers: {stats.workers}   waiting for a retry: {stats.scheduled}")
+    return "\n".join(lines)
+
+
+def _watch(client: Client, job_id: str, out: _Output, max_wait: float | None) -> int:
+    last: Job | None = None
+    try:
+        for job in client.watch(job_id, timeout=max_wait):
+            out.state(job)
+            last = job
+    except DeadlineExceeded as exc:
+        out.state_end()
+        _report(exc, out.json)
+        return EXIT_TIMEOUT
+    out.state_end()
+    if last is None:
+        last = client.get(job_id)
+    return _STATUS_EXIT.get(last.status, EXIT_ERROR)
+
+
+def _run(args: argparse.Namespace, out: _Output) -> int:
+    with Client(args.address, api_key=args.api_key, timeout=args.timeout) as client:
+        if args.command == "submit":
+            (sb, sk), (db, dk) = args.source, args.dest
+            job_id = client.resize(
+                source_bucket=sb,
+                source_key=sk,
+                dest_bucket=db,
+                dest_key=dk,
+                width=args.width,
+                height=args.height,
+                quality=args.quality,
+                fit=args.fit,
+                format=args.format,
+                priority=args.priority,
+                request_id=args.request_id,
+                webhook_url=args.webhook_url,
+                webhook_style=args.webhook_style,
+                max_attempts=args.max_attempts,
+                timeout_seconds=args.timeout_seconds,
+            )
+            out.emit({"job_id": job_id}, job_id)
+            if args.watch:
+                return _watch(client, job_id, out, args.max_wait)
+        elif args.command == "get":
+            job = client.get(args.id)
+            out.emit(job.to_dict(), _describe(job))
+        elif args.command == "watch":
+            return _watch(client, args.id, out, args.max_wait)
+        elif args.command == "list":
+            jobs = client.list(
+                status=args.status,
+                type=args.type,
+                page_size=args.page_size,
+                limit=args.limit or None,
+            )
+            for job in jobs:
+                out.emit(
+                    job.to_dict(),
+                    f"{job.id}  {job.status.value:<10}  {job.type:<12}  {_when(job.created_at)}"
+                    f"  {job.source_bucket}/{job.source_key} -> {job.dest_bucket}/{job.dest_key}",
+                )
+        elif args.command == "cancel":
+            job = client.cancel(args.id)
+            out.emit(job.to_dict(), f"{job.id}  {job.status.value}")
+        elif args.command == "stats":
+            stats = client.stats()
+            out.emit(stats.to_dict(), _stats_text(stats))
+    return EXIT_OK
+
+
+def _report(error: MendError, as_json: bool, err: TextIO = sys.stderr) -> None:
+    if as_json:
+        body = {
+            "error": error.message,
+            "code": error.code.name,
+            "violations": [{"field": f, "description": d} for f, d in error.violations],
+        }
+        print(json.dumps(body, separators=(",", ":")), file=err)
+        return
+    print(f"mend: error: {error.message}", file=err)
+    for field, description in error.violations:
+        print(f"  {field}: {description}", file=err)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = _Output(args.json)
+    try:
+        return _run(args, out)
+    except MendError as exc:
+        out.state_end()
+        _report(exc, args.json)
+        return EXIT_ERROR
+    except ValueError as exc:  # e.g. an unknown enum name given through the library
+        print(f"mend: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        out.state_end()
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
