@@ -43,6 +43,7 @@ proto-check: $(STAMP)
 	  { echo "generated stubs in $(GEN) are stale: run 'make proto'"; rm -rf $$tmp; exit 1; }; rm -rf $$tmp
 
 bench: $(STAMP) redis
+	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python -m bench
 
 clean:

@@ -10,6 +10,7 @@ import sys
 
 BENCHMARKS: dict[str, str] = {
     "api": "bench.api",  # gRPC API throughput and latency against a no-op ceiling
+    "resize": "bench.resize",  # resize throughput per core against libvips
 }
 
 
