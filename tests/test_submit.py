@@ -101,19 +101,25 @@ async def test_submit_batch(stub, redis_client) -> None:
         assert job.status == pb.JOB_STATUS_PENDING
 
 
-async def test_submit_batch_keeps_given_batch_id_and_webhook(stub) -> None:
-    response = await stub.SubmitBatch(
-        pb.SubmitBatchRequest(
-            batch_id="nightly-2024",
-            jobs=[submit_request()],
-            options=pb.BatchOptions(webhook_url="https://example.com/hook"),
-        ),
-        metadata=AUTH,
+async def test_submit_batch_keeps_given_batch_id_and_batch_webhook(stub, redis_client) -> None:
+    request = pb.SubmitBatchRequest(
+        batch_id="nightly-2024",
+        jobs=[submit_request()],
+        options=pb.BatchOptions(webhook_url="https://example.com/hook", fail_fast=True),
     )
+    response = await stub.SubmitBatch(request, metadata=AUTH)
     assert response.batch_id == "nightly-2024"
     job = await stub.GetJob(pb.GetJobRequest(id=response.job_ids[0]), metadata=AUTH)
     assert job.batch_id == "nightly-2024"
-    assert job.webhook_url == "https://example.com/hook"
+    # The batch's webhook is for batch.completed, not for each job.
+    assert job.webhook_url == ""
+    batch = redis_client.hgetall("mend:{jobs}:batch:acme:nightly-2024")
+    assert batch["webhook_url"] == "https://example.com/hook"
+    assert batch["fail_fast"] == "1"
+    assert batch["total"] == "1"
+    with pytest.raises(grpc.aio.AioRpcError) as again:
+        await stub.SubmitBatch(request, metadata=AUTH)
+    assert again.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
 async def test_request_id_is_idempotent_per_tenant(stub, redis_client) -> None:
