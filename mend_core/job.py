@@ -87,6 +87,17 @@ class JobSpec:
         return {k: v for k, v in fields.items() if v != ""}
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Jobs submitted together: a batch.completed webhook when all have finished, and
+    with fail_fast, the first failure cancels the batch's jobs that have not started."""
+
+    id: str
+    fail_fast: bool = False
+    webhook_url: str = ""
+    webhook_style: str = ""
+
+
 def new_job_id() -> str:
     return str(uuid.uuid4())
 

@@ -6,16 +6,20 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from redis.asyncio import Redis
 
-from mend_core.job import Job, JobSpec, JobStatus, JobType, new_job_id
+from mend_core.job import Batch, Job, JobSpec, JobStatus, JobType, new_job_id
 from mend_core.keys import Keys
 from mend_core.scripts import Scripts
 
 
 class JobNotFound(Exception):
+    pass
+
+
+class BatchExists(Exception):
     pass
 
 
@@ -77,7 +81,9 @@ class JobStore:
         self._retention_ms = retention_seconds * 1000
         self._liveness_ms = int(worker_liveness_seconds * 1000)
 
-    async def submit(self, tenant: str, specs: list[JobSpec]) -> list[Submitted]:
+    async def submit(
+        self, tenant: str, specs: list[JobSpec], batch: Batch | None = None
+    ) -> list[Submitted]:
         """Stores and enqueues every spec atomically; returns once they are in Redis."""
         docs = []
         for spec in specs:
@@ -90,7 +96,12 @@ class JobStore:
                 "fields": spec.to_fields(job_id, tenant),
             }
             docs.append(json.dumps(doc))
-        out = await self._scripts("submit", self._keys.queue, tenant, self._retention_ms, *docs)
+        batch_doc = json.dumps(asdict(batch)) if batch else ""
+        out = await self._scripts(
+            "submit", self._keys.queue, tenant, self._retention_ms, batch_doc, *docs
+        )
+        if out == ["batch_exists"]:
+            raise BatchExists(batch.id if batch else "")
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
 
     async def get(self, tenant: str, job_id: str) -> Job:

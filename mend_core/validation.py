@@ -15,6 +15,7 @@ from mend_core.job import (
     FIT_MODES,
     IMAGE_FORMATS,
     WEBHOOK_STYLES,
+    Batch,
     JobSpec,
     JobType,
     ResizeParams,
@@ -115,6 +116,45 @@ def key_problem(key: str) -> str | None:
     return None
 
 
+def webhook_url_problem(url: str) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an absolute http:// or https:// URL"
+    if len(url) > 2048:
+        return "must be at most 2048 characters"
+    return None
+
+
+def webhook_style_problem(style: str) -> str | None:
+    if style and style not in WEBHOOK_STYLES:
+        return f"unknown webhook style {style!r}; expected one of {', '.join(WEBHOOK_STYLES)}"
+    return None
+
+
+def validate_batch(batch_id: str, fail_fast: bool, webhook_url: str, webhook_style: str) -> Batch:
+    bad = [
+        Violation(name, problem)
+        for name, problem in (
+            (
+                "batch_id",
+                None
+                if _REQUEST_ID.match(batch_id)
+                else "must be 1-128 printable ASCII characters without spaces",
+            ),
+            ("webhook_url", webhook_url_problem(webhook_url)),
+            ("webhook_style", webhook_style_problem(webhook_style)),
+        )
+        if problem
+    ]
+    if bad:
+        raise ValidationError(bad)
+    return Batch(
+        id=batch_id, fail_fast=fail_fast, webhook_url=webhook_url, webhook_style=webhook_style
+    )
+
+
 def _range(value: int, low: int, high: int) -> str | None:
     return None if low <= value <= high else f"must be between {low} and {high}, got {value}"
 
@@ -151,12 +191,8 @@ def validate(draft: JobDraft, limits: Limits) -> JobSpec:
         check("priority", _range(draft.priority, 0, 9))
     if draft.request_id and not _REQUEST_ID.match(draft.request_id):
         check("request_id", "must be 1-128 printable ASCII characters without spaces")
-    if draft.webhook_url:
-        url = urlsplit(draft.webhook_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            check("webhook_url", "must be an absolute http:// or https:// URL")
-    if draft.webhook_style and draft.webhook_style not in WEBHOOK_STYLES:
-        check("webhook_style", f"unknown webhook style {draft.webhook_style!r}")
+    check("webhook_url", webhook_url_problem(draft.webhook_url))
+    check("webhook_style", webhook_style_problem(draft.webhook_style))
     if draft.max_attempts is not None:
         check("max_attempts", _range(draft.max_attempts, 1, limits.max_attempts_limit))
     if draft.timeout_seconds is not None:

@@ -34,6 +34,10 @@ def _enum_name(table: dict[int, str], value: int) -> str:
     return table.get(value, f"enum value {value}")
 
 
+def webhook_style_name(value: int) -> str:
+    return _enum_name(_STYLE, value)
+
+
 def _timestamp(ms: int | None) -> Timestamp | None:
     if ms is None:
         return None

@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator, Callable, Mapping
 
 import grpc
 from google.protobuf import empty_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
-from mend_core.store import JobFinished, JobNotFound, JobStore
+from mend_core.store import BatchExists, JobFinished, JobNotFound, JobStore
 from mend_core.validation import (
     MAX_BATCH,
     JobDraft,
@@ -24,6 +25,7 @@ from mend_core.validation import (
     ValidationError,
     Violation,
     validate,
+    validate_batch,
 )
 from mend_server import convert
 from mend_server.auth import current_tenant
@@ -32,6 +34,16 @@ from mend_server.feed import ChangeFeed
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 QUEUED_MESSAGE = "Job queued for processing"
+
+
+def _field_size(value: object) -> int:
+    if isinstance(value, Message):
+        return value.ByteSize()
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, int | float | bool):
+        return 8
+    return sum(_field_size(item) for item in value)  # type: ignore[attr-defined]
 
 
 class BadRequest(Exception):
@@ -100,20 +112,21 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job {exc} not found")
         except JobFinished as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except BatchExists as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"batch {exc} already exists")
         except RedisConnectionError:  # Redis down: retryable, so UNAVAILABLE rather than UNKNOWN
             await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
         raise AssertionError("unreachable")
 
-    def _check_size(self, request: object, field: str) -> None:
-        size = request.ByteSize()  # type: ignore[attr-defined]
-        if size > self._max_request_bytes:
-            raise BadRequest(
-                [
-                    Violation(
-                        field, f"request is {size} bytes; the limit is {self._max_request_bytes}"
-                    )
-                ]
-            )
+    def _check_size(self, request: Message) -> None:
+        """Rejects requests over max_request_bytes, naming the field that takes the most."""
+        size = request.ByteSize()
+        if size <= self._max_request_bytes:
+            return
+        largest = max(request.ListFields(), key=lambda f: _field_size(f[1]))[0].name
+        raise BadRequest(
+            [Violation(largest, f"request is {size} bytes; the limit is {self._max_request_bytes}")]
+        )
 
     async def _submit_one(self, draft: JobDraft, paths: Mapping[str, str]) -> pb.SubmitJobResponse:
         spec = _draft_spec(draft, self._limits, paths)
@@ -124,7 +137,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
 
     async def SubmitJob(self, request, context):
         async def call():
-            self._check_size(request, "parameters")
+            self._check_size(request)
             return await self._submit_one(
                 convert.draft_from_submit(request), convert.SUBMIT_FIELD_PATHS
             )
@@ -133,14 +146,14 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
 
     async def SubmitImageResize(self, request, context):
         async def call():
-            self._check_size(request, "source_key")
+            self._check_size(request)
             return await self._submit_one(convert.draft_from_resize(request), {})
 
         return await self._guard(context, call)
 
     async def SubmitBatch(self, request, context):
         async def call():
-            self._check_size(request, "jobs")
+            self._check_size(request)
             if not 1 <= len(request.jobs) <= MAX_BATCH:
                 raise BadRequest(
                     [
@@ -150,14 +163,24 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                     ]
                 )
             batch_id = request.batch_id or str(uuid.uuid4())
-            if len(batch_id) > 128:
-                raise BadRequest([Violation("batch_id", "must be at most 128 characters")])
             opts = request.options
             specs, bad = [], []
+            batch = None
+            try:
+                batch = validate_batch(
+                    batch_id,
+                    opts.fail_fast,
+                    opts.webhook_url,
+                    convert.webhook_style_name(opts.webhook_style),
+                )
+            except ValidationError as exc:
+                bad.extend(
+                    Violation(
+                        v.field if v.field == "batch_id" else f"options.{v.field}", v.description
+                    )
+                    for v in exc.violations
+                )
             for i, item in enumerate(request.jobs):
-                if opts.webhook_url and not item.options.webhook_url:
-                    item.options.webhook_url = opts.webhook_url
-                    item.options.webhook_style = opts.webhook_style
                 draft = convert.draft_from_submit(item, batch_id=batch_id)
                 try:
                     specs.append(
@@ -167,7 +190,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                     bad.extend(exc.violations)
             if bad:
                 raise BadRequest(bad)
-            submitted = await self._store.submit(current_tenant.get(), specs)
+            submitted = await self._store.submit(current_tenant.get(), specs, batch)
             return pb.SubmitBatchResponse(
                 batch_id=batch_id,
                 total_jobs=len(submitted),

@@ -170,11 +170,6 @@ async def test_oversized_nested_request_is_rejected(stub, redis_client) -> None:
     assert redis_client.zcard(QUEUE_KEY) == 0
 
 
-@pytest.mark.xfail(
-    reason="servicer._check_size names a fixed field ('source_key' for SubmitImageResize, "
-    "'parameters' for SubmitJob) instead of the field that is oversized",
-    strict=True,
-)
 async def test_oversized_request_names_the_big_field(stub) -> None:
     err = await rejected(
         stub.SubmitImageResize(resize_request(dest_key="k" * 70_000), metadata=AUTH)

@@ -8,7 +8,9 @@ local INFLIGHT = PREFIX .. 'inflight'    -- zset: processing job ids, by lease d
 local WAKE = PREFIX .. 'wake'            -- list: one token per enqueue; idle workers BLPOP it
 local STATS = PREFIX .. 'stats'          -- hash: "<type>:<status>" counters, avg duration
 local CHANNEL = PREFIX .. 'changes'      -- pub/sub: "<id>:<version>" after every change
+local WEBHOOKS = PREFIX .. 'webhooks'    -- stream: webhook deliveries to make
 local EVENTS_MAXLEN = 512
+local WEBHOOKS_MAXLEN = 100000
 local WAKE_MAXLEN = 10000
 
 local function now_ms()
@@ -19,6 +21,7 @@ end
 local function job_key(id) return PREFIX .. 'job:' .. id end
 local function events_key(id) return PREFIX .. 'events:' .. id end
 local function index_key(tenant, name) return PREFIX .. 'tenant:' .. tenant .. ':' .. name end
+local function batch_key(tenant, batch_id) return PREFIX .. 'batch:' .. tenant .. ':' .. batch_id end
 
 -- Priority 9 runs first; within a priority, arrival order (seq) decides.
 local function queue_score(priority, seq)
@@ -71,4 +74,58 @@ end
 -- A worker may change a job only while it holds the lease: processing, same fence token.
 local function held(job, fence)
   return job ~= nil and job.status == 'processing' and job.fence == fence
+end
+
+local function queue_webhook(event, url, style, fields)
+  redis.call('XADD', WEBHOOKS, 'MAXLEN', '~', WEBHOOKS_MAXLEN, '*',
+    'event', event, 'url', url, 'style', style ~= '' and style or 'default', unpack(fields))
+end
+
+local settle
+
+-- pending | processing -> cancelled.
+local function cancel(job, now, reason, ttl_ms)
+  redis.call('ZREM', QUEUE, job.id)
+  redis.call('ZREM', SCHEDULED, job.id)
+  -- A running job's worker sees the change on its next heartbeat and stops.
+  redis.call('ZREM', INFLIGHT, job.id)
+  move_status(job, job.status, 'cancelled')
+  commit(job.id, now, {'status', 'cancelled', 'error', reason, 'completed_at', now}, {'worker'})
+  expire(job.id, ttl_ms)
+  settle(job, 'cancelled', now, ttl_ms)
+end
+
+-- After every move to a terminal state: queue the job's webhook, and settle its batch
+-- (fail_fast cancels the batch's unstarted jobs; the last job queues batch.completed).
+settle = function(job, status, now, ttl_ms)
+  if (job.webhook_url or '') ~= '' and status ~= 'cancelled' then
+    queue_webhook('job.' .. status, job.webhook_url, job.webhook_style or '', {'job_id', job.id})
+  end
+  if (job.batch_id or '') == '' then return end
+  local bkey = batch_key(job.tenant, job.batch_id)
+  if redis.call('EXISTS', bkey) == 0 then return end
+  local remaining = redis.call('HINCRBY', bkey, 'remaining', -1)
+  redis.call('HINCRBY', bkey, status, 1)
+  if status == 'failed' and redis.call('HGET', bkey, 'fail_fast') == '1' then
+    local reason = 'cancelled: job ' .. job.id .. ' of batch ' .. job.batch_id .. ' failed (fail_fast)'
+    local cancelled_any = false
+    for _, sibling_id in ipairs(redis.call('ZRANGE', bkey .. ':jobs', 0, -1)) do
+      local sibling = load(sibling_id)
+      if sibling and sibling.status == 'pending' then
+        cancel(sibling, now, reason, ttl_ms)
+        cancelled_any = true
+      end
+    end
+    -- The sibling whose cancellation finished the batch has already settled it.
+    if cancelled_any then return end
+  end
+  if remaining == 0 then
+    local url = redis.call('HGET', bkey, 'webhook_url')
+    if url and url ~= '' then
+      queue_webhook('batch.completed', url, redis.call('HGET', bkey, 'webhook_style') or '',
+        {'batch_id', job.batch_id, 'tenant', job.tenant})
+    end
+    redis.call('PEXPIRE', bkey, ttl_ms)
+    redis.call('PEXPIRE', bkey .. ':jobs', ttl_ms)
+  end
 end

@@ -7,13 +7,5 @@ if not job or job.tenant ~= tenant then return {'not_found'} end
 if job.status ~= 'pending' and job.status ~= 'processing' then
   return {'finished', unpack(redis.call('HGETALL', job_key(id)))}
 end
-local now = now_ms()
-redis.call('ZREM', QUEUE, id)
-redis.call('ZREM', SCHEDULED, id)
--- A running job's worker sees the change on its next heartbeat and stops.
-redis.call('ZREM', INFLIGHT, id)
-move_status(job, job.status, 'cancelled')
-commit(id, now, {'status', 'cancelled', 'error', 'cancelled by request', 'completed_at', now},
-  {'worker'})
-expire(id, tonumber(ARGV[4]))
+cancel(job, now_ms(), 'cancelled by request', tonumber(ARGV[4]))
 return {'ok', unpack(redis.call('HGETALL', job_key(id)))}

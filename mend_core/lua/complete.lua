@@ -14,4 +14,5 @@ commit(id, now, {
   'progress_percent', 100, 'progress_message', 'Completed',
 }, {'error', 'worker'})
 expire(id, tonumber(ARGV[6]))
+settle(job, 'completed', now, tonumber(ARGV[6]))
 return 1

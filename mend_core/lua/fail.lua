@@ -7,4 +7,5 @@ redis.call('ZREM', INFLIGHT, id)
 move_status(job, 'processing', 'failed')
 commit(id, now, {'status', 'failed', 'error', ARGV[4], 'completed_at', now}, {'worker'})
 expire(id, tonumber(ARGV[5]))
+settle(job, 'failed', now, tonumber(ARGV[5]))
 return 1

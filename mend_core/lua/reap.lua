@@ -22,6 +22,7 @@ for _, id in ipairs(redis.call('ZRANGE', INFLIGHT, '-inf', now, 'BYSCORE', 'LIMI
       commit(id, now, {'status', 'failed', 'error', why .. ' of ' .. job.max_attempts,
         'completed_at', now}, {'worker'})
       expire(id, ttl)
+      settle(job, 'failed', now, ttl)
       failed = failed + 1
     end
   end
