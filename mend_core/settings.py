@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     shutdown_grace_seconds_server: float = Field(default=5.0, ge=0)
     watch_heartbeat_seconds: float = Field(default=15.0, gt=0)
 
+    # REST gateway: browser origins allowed by CORS, comma separated ("*" for any);
+    # empty sends no CORS headers.
+    cors_origins: str = ""
+
     @property
     def keys(self) -> tuple[ApiKey, ...]:
         return parse_api_keys(self.api_keys)
