@@ -18,6 +18,13 @@ class Keys:
     def events(self, job_id: str) -> str:
         return f"{self.prefix}events:{job_id}"
 
+    def batch(self, tenant: str, batch_id: str) -> str:
+        return f"{self.prefix}batch:{tenant}:{batch_id}"
+
+    @property
+    def webhooks(self) -> str:
+        return f"{self.prefix}webhooks"
+
     def index(self, tenant: str, name: str) -> str:
         """name: "all", "status:<status>" or "type:<type>"."""
         return f"{self.prefix}tenant:{tenant}:{name}"

@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     retention_completed_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     retention_failed_seconds: int = Field(default=7 * 24 * 3600, ge=1)
 
+    # Webhooks: X-Mend-Signature is HMAC-SHA256 over "<timestamp>.<body>" with this secret.
+    webhook_secret: str = ""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=3, ge=1)
+    # Private, loopback and link-local targets are refused unless allowed (SSRF).
+    webhook_allow_private: bool = False
+
     # Server
     shutdown_grace_seconds_server: float = Field(default=5.0, ge=0)
     watch_heartbeat_seconds: float = Field(default=15.0, gt=0)

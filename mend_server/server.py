@@ -5,25 +5,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mend.v1 import jobs_pb2, jobs_pb2_grpc
+from mend_core.job import Job
 from mend_core.keys import Keys
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
 from mend_core.store import JobStore
 from mend_core.validation import Limits
+from mend_server import convert
 from mend_server.auth import Authenticator, AuthInterceptor
 from mend_server.feed import ChangeFeed
+from mend_server.gateway.compat import STYLE
+from mend_server.gateway.protojson import message_to_json
 from mend_server.servicer import JobService
+from mend_server.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 HEALTH_PROBE_SECONDS = 1.0
+
+
+def rest_job_json(job: Job) -> dict[str, Any]:
+    """A job as GET /api/v1/jobs/{id} shows it (webhook payloads use the same shape)."""
+    return message_to_json(convert.job_to_pb(job), STYLE)
 
 
 class MendServer:
@@ -75,13 +87,19 @@ class MendServer:
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         self.port = self.server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
-        self._probe: asyncio.Task[None] | None = None
+        self.webhooks = WebhookDispatcher(
+            self.redis, keys, settings, render_job=rest_job_json, consumer=f"server-{os.getpid()}"
+        )
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.feed.start()
         await self.server.start()
         await self._report_health()
-        self._probe = asyncio.create_task(self._probe_redis())
+        self._tasks = [
+            asyncio.create_task(self._probe_redis()),
+            asyncio.create_task(self.webhooks.run()),
+        ]
         log.info("mend gRPC server listening on %s:%d", self.settings.grpc_host, self.port)
 
     async def _report_health(self) -> None:
@@ -102,8 +120,10 @@ class MendServer:
     async def stop(self, grace: float | None = None) -> None:
         """Health goes NOT_SERVING, new calls are refused, running calls get `grace`
         seconds to finish, then everything is closed."""
-        if self._probe:
-            self._probe.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.webhooks.close()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(
             self.settings.shutdown_grace_seconds_server if grace is None else grace

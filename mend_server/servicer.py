@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
@@ -114,7 +115,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except BatchExists as exc:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"batch {exc} already exists")
-        except RedisConnectionError:  # Redis down: retryable, so UNAVAILABLE rather than UNKNOWN
+        except (RedisConnectionError, RedisTimeoutError):  # retryable: UNAVAILABLE, not UNKNOWN
             await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
         raise AssertionError("unreachable")
 
@@ -252,7 +253,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         return await self._guard(context, call)
 
     async def GetQueueStats(self, request, context):
-        return convert.stats_to_pb(await self._store.stats())
+        async def call():
+            return convert.stats_to_pb(await self._store.stats())
+
+        return await self._guard(context, call)
 
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
