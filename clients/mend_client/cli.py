@@ -168,10 +168,10 @@ def _watch_options(parser: argparse.ArgumentParser, *, flag: bool) -> None:
 
 
 class _Output:
-    def __init__(self, as_json: bool, out: TextIO = sys.stdout) -> None:
+    def __init__(self, as_json: bool, out: TextIO | None = None) -> None:
         self.json = as_json
-        self.out = out
-        self._live = out.isatty() and not as_json
+        self.out = out or sys.stdout
+        self._live = self.out.isatty() and not as_json
         self._overwrite = False  # the last line was a progress line we may replace
 
     def emit(self, obj: dict[str, Any], text: str) -> None:
@@ -346,7 +346,8 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
     return EXIT_OK
 
 
-def _report(error: MendError, as_json: bool, err: TextIO = sys.stderr) -> None:
+def _report(error: MendError, as_json: bool) -> None:
+    err = sys.stderr
     if as_json:
         body = {
             "error": error.message,
