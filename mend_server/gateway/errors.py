@@ -1,0 +1,119 @@
+"""Errors as JSON: `{"error": message, "code": NAME, "details": [{"field", "description"}]}`.
+
+gRPC status codes map to HTTP statuses here, and only here. Choices worth knowing:
+- FAILED_PRECONDITION -> 409: the only one the server raises is "the job is already
+  finished" (cancel), a conflict with the resource's current state, not a malformed request.
+- RESOURCE_EXHAUSTED -> 429, except gRPC's own "message larger than max" -> 413.
+- CANCELLED -> 499 (the client went away; nginx's convention, as grpc-gateway's).
+- UNKNOWN, INTERNAL, DATA_LOSS -> 500 with a generic message: the details are logged, not
+  shown, since they may describe the server's internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from starlette.responses import JSONResponse
+
+log = logging.getLogger(__name__)
+
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+}
+_HIDDEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS}
+
+
+def http_status(code: grpc.StatusCode, message: str = "") -> int:
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in message:
+        return 413
+    return HTTP_STATUS.get(code, 500)
+
+
+@dataclass(frozen=True)
+class Violation:
+    field: str
+    description: str
+
+
+@dataclass
+class GatewayError(Exception):
+    """An error answered by the gateway itself, before or instead of calling gRPC."""
+
+    status: int
+    message: str
+    code: str = "INVALID_ARGUMENT"
+    details: list[Violation] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def invalid(violations: list[Violation]) -> GatewayError:
+    text = "; ".join(f"{v.field} {v.description}" for v in violations)
+    return GatewayError(400, f"invalid request: {text}", details=violations)
+
+
+def error_response(err: GatewayError) -> JSONResponse:
+    body = {
+        "error": err.message,
+        "code": err.code,
+        "details": [{"field": v.field, "description": v.description} for v in err.details],
+    }
+    return JSONResponse(body, status_code=err.status, headers=err.headers)
+
+
+def _field_violations(err: grpc.aio.AioRpcError) -> Iterable[Violation]:
+    try:
+        status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    except ValueError:  # a rich status that disagrees with the call's code and message
+        return
+    if status is None:
+        return
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            for v in bad.field_violations:
+                yield Violation(v.field, v.description)
+
+
+def from_rpc_error(
+    err: grpc.aio.AioRpcError, rename: Callable[[str], str] = lambda name: name
+) -> GatewayError:
+    """The HTTP error for a failed call; `rename` maps request field paths back to the
+    names the HTTP client used."""
+    code = err.code()
+    message = err.details() or code.name.lower()
+    if code in _HIDDEN:
+        log.error("gRPC call failed with %s: %s", code.name, message)
+        message = "internal server error"
+    details = [Violation(rename(v.field), v.description) for v in _field_violations(err)]
+    if details:
+        # The server's message names the fields in gRPC terms; say it again in ours.
+        message = "invalid request: " + "; ".join(f"{v.field} {v.description}" for v in details)
+    headers = {}
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        headers["WWW-Authenticate"] = 'Bearer realm="mend"'
+    return GatewayError(http_status(code, message), message, code.name, details, headers)

@@ -1,0 +1,60 @@
+"""`mend-gateway`: serves the REST gateway with uvicorn, settings from MEND_* variables.
+
+SIGINT/SIGTERM: open SSE streams are ended first (clients reconnect with Last-Event-ID),
+then uvicorn stops accepting, drains requests for up to shutdown_grace_seconds_server, and
+the lifespan closes the gRPC channel and the Redis client."""
+
+from __future__ import annotations
+
+import logging
+from types import FrameType
+
+import uvicorn
+
+from mend_core.settings import Settings
+from mend_server.gateway.app import Gateway
+
+log = logging.getLogger("mend_server.gateway")
+
+
+class GatewayServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, gateway: Gateway) -> None:
+        super().__init__(config)
+        self.gateway = gateway
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.gateway.begin_shutdown()
+        super().handle_exit(sig, frame)
+
+
+def build_server(settings: Settings, **options: object) -> GatewayServer:
+    gateway = Gateway(settings, **options)  # type: ignore[arg-type]
+    config = uvicorn.Config(
+        gateway.app,
+        host=settings.http_host,
+        port=settings.http_port,
+        lifespan="on",
+        log_level="info",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(max(1, settings.shutdown_grace_seconds_server)),
+    )
+    return GatewayServer(config, gateway)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = Settings()
+    server = build_server(settings)
+    log.info(
+        "mend REST gateway on http://%s:%d (gRPC server %s)",
+        settings.http_host,
+        settings.http_port,
+        server.gateway.upstream.target,
+    )
+    server.run()
+
+
+if __name__ == "__main__":
+    main()

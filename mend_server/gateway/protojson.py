@@ -1,0 +1,325 @@
+"""Generic proto3 JSON for the gateway, on top of `google.protobuf.json_format`.
+
+Requests: a JSON value is checked against the message descriptor first, so that every
+problem (unknown field, wrong type, out-of-range number, unknown enum name) is reported
+with its field path instead of as one opaque parse error; json_format then builds the
+message. Responses: json_format renders the message (proto field names), then a walk over
+the descriptor writes 64-bit integers as JSON numbers and lets a `JsonStyle` choose enum
+names, which fields to omit, and the final shape of each message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Protocol
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from mend_server.gateway.errors import Violation, invalid
+
+F = FieldDescriptor
+_INT_RANGES = {
+    F.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
+    F.CPPTYPE_UINT32: (0, 2**32 - 1),
+    F.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
+    F.CPPTYPE_UINT64: (0, 2**64 - 1),
+}
+_INTEGER = re.compile(r"^-?\d+$")
+# Doubles this close to an integer print as one (30.0 -> 30), as Go's encoder does.
+_EXACT_INT = 2**53
+
+
+def is_map(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.GetOptions().map_entry
+
+
+def is_repeated(field: FieldDescriptor) -> bool:
+    return bool(field.is_repeated)
+
+
+def is_well_known(desc: Descriptor) -> bool:
+    return desc.full_name.startswith("google.protobuf.")
+
+
+def join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+class JsonStyle:
+    """Plain proto3 JSON. Subclasses adapt it to an existing REST API's conventions."""
+
+    def enum_to_json(self, enum: EnumDescriptor, number: int) -> str:
+        value = enum.values_by_number.get(number)
+        return value.name if value is not None else str(number)
+
+    def enum_from_json(self, enum: EnumDescriptor, value: str | int) -> int | None:
+        if isinstance(value, int):
+            return value
+        found = enum.values_by_name.get(value)
+        return found.number if found is not None else None
+
+    def enum_names(self, enum: EnumDescriptor) -> list[str]:
+        """The names a client may send (and will receive), for documentation."""
+        return [v.name for v in enum.values if v.number != 0]
+
+    def is_sparse(self, desc: Descriptor) -> bool:
+        """Sparse messages omit fields at their default value; the others print them."""
+        return False
+
+    def reshape(self, message: Message, data: dict[str, Any]) -> Any:
+        """A last change to a message's JSON once its fields are rendered."""
+        return data
+
+    def schema_override(self, desc: Descriptor, schemas: SchemaRefs) -> dict[str, Any] | None:
+        """The OpenAPI schema of a message whose JSON `reshape` (or a request adapter)
+        changes; None for the schema derived from its descriptor."""
+        return None
+
+
+class SchemaRefs(Protocol):
+    """What a schema override may ask of the OpenAPI builder."""
+
+    def ref(self, desc: Descriptor) -> dict[str, Any]: ...
+
+    def field_schema(self, field: FieldDescriptor) -> dict[str, Any]: ...
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+class _Reader:
+    def __init__(self, style: JsonStyle) -> None:
+        self.style = style
+        self.violations: list[Violation] = []
+
+    def bad(self, path: str, description: str) -> None:
+        self.violations.append(Violation(path or "(body)", description))
+
+    def message(self, desc: Descriptor, data: Any, path: str) -> dict[str, Any] | None:
+        if not isinstance(data, dict):
+            self.bad(path, "must be a JSON object")
+            return None
+        by_json = {f.json_name: f for f in desc.fields}
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            field = desc.fields_by_name.get(key) or by_json.get(key)
+            if field is None:
+                self.bad(join(path, key), "unknown field")
+                continue
+            where = join(path, field.name)
+            if field.name in out:
+                self.bad(where, "given twice (as its proto name and its JSON name)")
+                continue
+            if value is None:  # proto3 JSON: null is the default value
+                continue
+            converted = self.field(field, value, where)
+            if converted is not None:
+                out[field.name] = converted
+        return out
+
+    def field(self, field: FieldDescriptor, value: Any, path: str) -> Any:
+        if is_map(field):
+            if not isinstance(value, dict):
+                self.bad(path, "must be a JSON object")
+                return None
+            value_field = field.message_type.fields_by_name["value"]
+            return {k: self.single(value_field, v, f"{path}[{k}]") for k, v in value.items()}
+        if is_repeated(field):
+            if not isinstance(value, list):
+                self.bad(path, "must be a JSON array")
+                return None
+            return [self.single(field, item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return self.single(field, value, path)
+
+    def single(self, field: FieldDescriptor, value: Any, path: str) -> Any:
+        cpp = field.cpp_type
+        if cpp == F.CPPTYPE_MESSAGE:
+            if is_well_known(field.message_type):
+                return value  # json_format knows their JSON forms (Timestamp strings, ...)
+            return self.message(field.message_type, value, path)
+        if cpp == F.CPPTYPE_ENUM:
+            number = None
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                number = self.style.enum_from_json(field.enum_type, value)
+            if number is None:
+                expected = ", ".join(self.style.enum_names(field.enum_type))
+                self.bad(path, f"unknown value {value!r}; expected one of {expected}")
+            return number
+        if cpp in _INT_RANGES:
+            return self.integer(cpp, value, path)
+        if cpp in (F.CPPTYPE_DOUBLE, F.CPPTYPE_FLOAT):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            if isinstance(value, str):
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+            self.bad(path, "must be a number")
+            return None
+        if cpp == F.CPPTYPE_BOOL:
+            if isinstance(value, bool):
+                return value
+            if value in ("true", "false"):
+                return value == "true"
+            self.bad(path, "must be true or false")
+            return None
+        if not isinstance(value, str):
+            self.bad(path, "must be a string")
+            return None
+        return value
+
+    def integer(self, cpp: int, value: Any, path: str) -> int | None:
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif (isinstance(value, float) and value.is_integer()) or (
+            isinstance(value, str) and _INTEGER.match(value)
+        ):
+            number = int(value)
+        if number is None:
+            self.bad(path, "must be an integer")
+            return None
+        low, high = _INT_RANGES[cpp]
+        if not low <= number <= high:
+            self.bad(path, f"must be between {low} and {high}")
+            return None
+        return number
+
+
+def check_json(desc: Descriptor, data: Any, style: JsonStyle) -> dict[str, Any]:
+    """`data` with every field under its proto name and enums as numbers; raises a 400
+    GatewayError listing every problem."""
+    reader = _Reader(style)
+    out = reader.message(desc, data, "")
+    if reader.violations or out is None:
+        raise invalid(reader.violations)
+    return out
+
+
+def message_from_json(message_class: type[Message], data: Any, style: JsonStyle) -> Message:
+    clean = check_json(message_class.DESCRIPTOR, data, style)
+    try:
+        return json_format.ParseDict(clean, message_class())
+    except json_format.ParseError as exc:  # e.g. a malformed Timestamp string
+        raise invalid([Violation("(body)", str(exc).split("\n")[0])]) from None
+
+
+def resolve_path(desc: Descriptor, dotted: str) -> list[FieldDescriptor] | None:
+    """The fields along `a.b.c` (proto or JSON names); None when a name does not exist
+    or a non-final segment is not a singular message."""
+    fields = []
+    for i, name in enumerate(dotted.split(".")):
+        if desc is None:
+            return None
+        field = desc.fields_by_name.get(name) or {f.json_name: f for f in desc.fields}.get(name)
+        if field is None:
+            return None
+        last = i == dotted.count(".")
+        if not last and (field.message_type is None or is_repeated(field)):
+            return None
+        fields.append(field)
+        desc = field.message_type
+    return fields
+
+
+def set_path(data: dict[str, Any], fields: list[FieldDescriptor], value: Any) -> None:
+    for field in fields[:-1]:
+        data = data.setdefault(field.name, {})
+    data[fields[-1].name] = value
+
+
+def query_to_json(
+    desc: Descriptor, items: list[tuple[str, str]], bound: set[str]
+) -> dict[str, Any]:
+    """Query parameters as a JSON object for `check_json`: `a.b=1` sets field a.b;
+    a repeated field may be given several times."""
+    out: dict[str, Any] = {}
+    bad: list[Violation] = []
+    for key, value in items:
+        fields = resolve_path(desc, key)
+        if fields is None or (fields[-1].message_type is not None):
+            bad.append(Violation(key, "unknown query parameter"))
+            continue
+        dotted = ".".join(f.name for f in fields)
+        if dotted in bound:
+            bad.append(Violation(key, "is set by the path or the body, not the query"))
+            continue
+        if is_repeated(fields[-1]):
+            parent = out
+            for field in fields[:-1]:
+                parent = parent.setdefault(field.name, {})
+            parent.setdefault(fields[-1].name, []).append(value)
+            continue
+        parent = out
+        for field in fields[:-1]:
+            parent = parent.setdefault(field.name, {})
+        if fields[-1].name in parent:
+            bad.append(Violation(key, "given more than once"))
+            continue
+        parent[fields[-1].name] = value
+    if bad:
+        raise invalid(bad)
+    return out
+
+
+# ---------------------------------------------------------------------------- responses
+
+
+def message_to_json(message: Message, style: JsonStyle) -> Any:
+    data = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return _shape(message, data, style)
+
+
+def _shape(message: Message, data: Any, style: JsonStyle) -> Any:
+    desc = message.DESCRIPTOR
+    if is_well_known(desc):
+        return data
+    present = {f.name for f, _ in message.ListFields()}
+    sparse = style.is_sparse(desc)
+    for field in desc.fields:
+        key = field.name
+        if key not in data:
+            continue
+        value = getattr(message, key)
+        if sparse and key not in present:
+            del data[key]
+        elif is_map(field):
+            value_field = field.message_type.fields_by_name["value"]
+            data[key] = {
+                _map_key(k): _value(value_field, v, data[key][_map_key(k)], style)
+                for k, v in value.items()
+            }
+        elif is_repeated(field):
+            data[key] = [_value(field, v, j, style) for v, j in zip(value, data[key], strict=True)]
+        elif field.cpp_type == F.CPPTYPE_ENUM and value == 0:
+            del data[key]  # "unspecified" is the absence of a value
+        else:
+            data[key] = _value(field, value, data[key], style)
+    return style.reshape(message, data)
+
+
+def _map_key(key: object) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+def _value(field: FieldDescriptor, value: Any, data: Any, style: JsonStyle) -> Any:
+    cpp = field.cpp_type
+    if cpp == F.CPPTYPE_MESSAGE:
+        return _shape(value, data, style)
+    if cpp == F.CPPTYPE_ENUM:
+        return style.enum_to_json(field.enum_type, value)
+    if cpp in (F.CPPTYPE_INT64, F.CPPTYPE_UINT64):
+        return int(value)
+    is_float = cpp in (F.CPPTYPE_DOUBLE, F.CPPTYPE_FLOAT) and isinstance(data, float)
+    if is_float and math.isfinite(data) and data.is_integer() and abs(data) < _EXACT_INT:
+        return int(data)
+    return data
+

@@ -1,0 +1,273 @@
+"""GET /api/v1/jobs/{id}/stream: WatchJob as Server-Sent Events, with the events of
+Mend's SSE guide.
+
+    event: status    {"status": "processing", "message": "Processing started"}
+    event: progress  {"percent": 50, "message": "..."}
+    event: complete  {"status": "completed", "result": {...}}
+    event: error     {"status": "failed", "error": "..."}   (also for "cancelled")
+
+Every event's `id:` is the job version it shows; a client that reconnects with
+`Last-Event-ID` gets what happened after that version (WatchJob's from_version). Idle
+streams carry `: keepalive` comments. The stream ends after the terminal event; a
+reconnect after it gets 204, which tells EventSource to stop reconnecting. A client that
+goes away cancels the upstream WatchJob call at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from mend.v1 import jobs_pb2 as pb
+from mend_server.gateway.errors import GatewayError, error_response, from_rpc_error
+from mend_server.gateway.metrics import Metrics
+from mend_server.gateway.protojson import JsonStyle, message_to_json
+from mend_server.gateway.routes import HttpRoute
+from mend_server.gateway.transcode import request_message
+from mend_server.gateway.upstream import Upstream, forwarded_metadata
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("completed", "failed", "cancelled")
+RECONNECT_MS = 3000
+_HEADERS = {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",  # nginx: do not buffer the stream
+}
+_END = object()  # the upstream stream ended
+_STOP = object()  # the gateway is shutting down
+
+
+def frame(event: str, data: dict[str, Any], event_id: int) -> bytes:
+    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return f"id: {event_id}\nevent: {event}\ndata: {payload}\n\n".encode()
+
+
+KEEPALIVE = b": keepalive\n\n"
+
+
+@dataclass
+class JobEvents:
+    """Turns successive job states into Mend's events, remembering what it already said."""
+
+    status: str | None = None
+    progress: dict[str, Any] | None = field(default=None)
+
+    def events(self, job: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        status = job.get("status", "")
+        out: list[tuple[str, dict[str, Any]]] = []
+        if status != self.status:
+            self.status = status
+            out.append(self._status_event(job, status))
+        progress = job.get("progress")
+        if status == "processing" and progress and progress != self.progress:
+            self.progress = progress
+            percent, message = progress.get("percent", 0), progress.get("message", "")
+            out.append(("progress", {"percent": percent, "message": message}))
+        return out
+
+    @staticmethod
+    def _status_event(job: dict[str, Any], status: str) -> tuple[str, dict[str, Any]]:
+        if status == "completed":
+            return "complete", {"status": status, "result": job.get("result", {})}
+        if status in ("failed", "cancelled"):
+            default = "Job was cancelled" if status == "cancelled" else "Job failed"
+            return "error", {"status": status, "error": job.get("error") or default}
+        if status == "processing":
+            return "status", {"status": status, "message": "Processing started"}
+        data: dict[str, Any] = {"status": status, "message": "Job queued for processing"}
+        if job.get("attempt"):
+            data["message"] = (
+                f"Job queued for retry (attempt {job['attempt'] + 1} of {job.get('max_attempts')})"
+            )
+        for key in ("queue_position", "estimated_wait_seconds"):
+            if key in job:
+                data[key] = job[key]
+        return "status", data
+
+
+class _EventStream:
+    """The ASGI response of one SSE stream."""
+
+    def __init__(
+        self,
+        owner: JobStreams,
+        request: pb.WatchJobRequest,
+        metadata: tuple[tuple[str, str], ...],
+        initial: list[bytes],
+        tracker: JobEvents,
+        finished: bool,
+    ) -> None:
+        self._owner = owner
+        self._request = request
+        self._metadata = metadata
+        self._initial = initial
+        self._tracker = tracker
+        self._finished = finished
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+
+    def stop(self) -> None:
+        self._queue.put_nowait(_STOP)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(k.encode(), v.encode()) for k, v in _HEADERS.items()]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        self._owner.opened(self)
+        pump = asyncio.create_task(self._pump(send))
+        listen = asyncio.create_task(self._listen_for_disconnect(receive))
+        try:
+            await asyncio.wait({pump, listen}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, listen):
+                task.cancel()
+            await asyncio.gather(pump, listen, return_exceptions=True)
+            self._owner.closed(self)
+        if pump.done() and not pump.cancelled() and pump.exception() is None:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _listen_for_disconnect(receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    async def _pump(self, send: Send) -> None:
+        async def write(chunk: bytes) -> None:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+        await write(f"retry: {RECONNECT_MS}\n\n".encode())
+        for chunk in self._initial:
+            await write(chunk)
+        if self._finished:
+            return
+        call = self._owner.watch(self._request, metadata=self._metadata)
+        reader = asyncio.create_task(self._read(call))
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), self._owner.keepalive)
+                except TimeoutError:
+                    await write(KEEPALIVE)
+                    continue
+                if item is _END or item is _STOP:
+                    return
+                if isinstance(item, grpc.aio.AioRpcError):
+                    # Mid-stream failure (server restarting, ...): end the stream; the
+                    # client reconnects with Last-Event-ID and misses nothing.
+                    log.warning("WatchJob %s ended: %s", self._request.id, item.code().name)
+                    return
+                assert isinstance(item, pb.WatchJobResponse)
+                if item.HasField("heartbeat"):
+                    await write(KEEPALIVE)
+                    continue
+                job = message_to_json(item.job, self._owner.style)
+                for event, data in self._tracker.events(job):
+                    await write(frame(event, data, item.job.version))
+                if job.get("status") in TERMINAL:
+                    return
+        finally:
+            reader.cancel()
+            call.cancel()  # a client that left must not keep a WatchJob open upstream
+
+    async def _read(self, call: grpc.aio.UnaryStreamCall) -> None:
+        try:
+            async for message in call:
+                await self._queue.put(message)
+            await self._queue.put(_END)
+        except grpc.aio.AioRpcError as err:
+            await self._queue.put(err)
+
+
+class JobStreams:
+    """The SSE endpoint of the WatchJob route; GetJob answers its first question (may
+    this caller see this job, and what is its state now) before any byte is streamed,
+    so that errors are ordinary JSON errors with their HTTP status."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        *,
+        style: JsonStyle,
+        keepalive_seconds: float,
+        metrics: Metrics,
+        max_body_bytes: int,
+    ) -> None:
+        service = pb.DESCRIPTOR.services_by_name["JobService"]
+        self._get = upstream.unary(service.methods_by_name["GetJob"])
+        self.watch = upstream.stream(service.methods_by_name["WatchJob"])
+        self._timeout = upstream.timeout
+        self.style = style
+        self.keepalive = keepalive_seconds
+        self._metrics = metrics
+        self._max_body_bytes = max_body_bytes
+        self._open: set[_EventStream] = set()
+
+    def opened(self, stream: _EventStream) -> None:
+        self._open.add(stream)
+        self._metrics.streams.inc()
+
+    def closed(self, stream: _EventStream) -> None:
+        self._open.discard(stream)
+        self._metrics.streams.dec()
+
+    def stop_all(self) -> None:
+        """Ends every open stream (at shutdown); clients reconnect elsewhere."""
+        for stream in list(self._open):
+            stream.stop()
+
+    def endpoint(self, route: HttpRoute):  # noqa: ANN201 - a Starlette endpoint
+        async def handle(request: Request) -> Response | _EventStream:
+            try:
+                return await self._start(route, request)
+            except GatewayError as err:
+                return error_response(err)
+
+        handle.__name__ = route.method.name
+        return handle
+
+    async def _start(self, route: HttpRoute, request: Request) -> Response | _EventStream:
+        watch, _ = await request_message(
+            route,
+            request,
+            style=self.style,
+            adapt=lambda method, data: (data, lambda name: name),
+            max_body_bytes=self._max_body_bytes,
+        )
+        assert isinstance(watch, pb.WatchJobRequest)
+        last_event_id = request.headers.get("last-event-id")
+        if last_event_id is not None and last_event_id.strip():
+            if not last_event_id.strip().isdigit():
+                raise GatewayError(400, "Last-Event-ID must be an event id from this stream")
+            watch.from_version = int(last_event_id)
+        metadata = forwarded_metadata(request.headers)
+        try:
+            job = await self._get(
+                pb.GetJobRequest(id=watch.id), metadata=metadata, timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as err:
+            self._metrics.rpc("GetJob", err.code().name)
+            raise from_rpc_error(err) from None
+        self._metrics.rpc("GetJob", grpc.StatusCode.OK.name)
+        state = message_to_json(job, self.style)
+        terminal = state.get("status") in TERMINAL
+        tracker = JobEvents()
+        initial: list[bytes] = []
+        resumed = watch.HasField("from_version")
+        if resumed:
+            if terminal and job.version <= watch.from_version:
+                return Response(status_code=204)  # seen it all: EventSource stops here
+        else:
+            initial = [frame(e, d, job.version) for e, d in tracker.events(state)]
+            watch.from_version = job.version
+        if request.method == "HEAD":
+            return Response(headers=_HEADERS)
+        finished = terminal and not resumed  # the initial events already end the stream
+        return _EventStream(self, watch, metadata, initial, tracker, finished)

@@ -1,0 +1,75 @@
+"""HTTP request -> gRPC request message, following the route's google.api.http rule:
+path variables set their fields, the body sets the `body` field (or, for "*", the whole
+message), and query parameters set the remaining fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
+from starlette.requests import Request
+
+from mend_server.gateway.body import read_json
+from mend_server.gateway.errors import GatewayError, Violation, invalid
+from mend_server.gateway.protojson import (
+    JsonStyle,
+    message_from_json,
+    query_to_json,
+    resolve_path,
+    set_path,
+)
+from mend_server.gateway.routes import HttpRoute
+
+Renamer = Callable[[str], str]
+Adapter = Callable[[MethodDescriptor, Any], tuple[Any, Renamer]]
+
+
+def renamed(err: GatewayError, rename: Renamer) -> GatewayError:
+    if not err.details:
+        return err
+    details = [Violation(rename(v.field), v.description) for v in err.details]
+    return invalid(details) if err.status == 400 else err
+
+
+def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+async def request_message(
+    route: HttpRoute,
+    request: Request,
+    *,
+    style: JsonStyle,
+    adapt: Adapter,
+    max_body_bytes: int,
+    path_params: dict[str, str] | None = None,
+) -> tuple[Message, Renamer]:
+    desc = route.method.input_type
+    data: Any = {}
+    if route.body:
+        body = await read_json(request, max_body_bytes)
+        data = body if route.body == "*" else {route.body: body}
+    data, rename = adapt(route.method, data)
+    if not isinstance(data, dict):
+        raise invalid([Violation("(body)", "must be a JSON object")])
+    try:
+        if route.body != "*":
+            items = list(request.query_params.multi_items())
+            _merge(data, query_to_json(desc, items, route.bound_fields))
+        params = request.path_params if path_params is None else path_params
+        for name, field_path in route.path_fields.items():
+            fields = resolve_path(desc, field_path)
+            if fields is None:
+                raise ValueError(f"{route.template}: no field {field_path!r}")
+            set_path(data, fields, params[name])  # the path wins over the body
+        message_class = message_factory.GetMessageClass(desc)
+        return message_from_json(message_class, data, style), rename
+    except GatewayError as err:
+        raise renamed(err, rename) from None

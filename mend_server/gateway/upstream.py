@@ -1,0 +1,87 @@
+"""The gateway's one gRPC channel to the Mend server, and generic callables for any
+method of it (built from descriptors, so no generated stub is needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor
+
+# Headers that carry the caller's credentials; passed through unchanged as metadata, so
+# the gRPC server alone decides who the caller is.
+FORWARDED_HEADERS = ("x-api-key", "authorization")
+_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+_CHANNEL_OPTIONS = [
+    # WatchJob streams may sit idle for a long time: keep the connection warm.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+]
+
+
+def grpc_target(host: str, port: int) -> str:
+    """Where to reach a server bound to host:port (a wildcard bind is reached locally)."""
+    host = _WILDCARD_HOSTS.get(host, host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def forwarded_metadata(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Credential headers as gRPC metadata. A value gRPC cannot carry (non-ASCII or
+    control characters) is dropped: the server then answers UNAUTHENTICATED."""
+    out = []
+    for name in FORWARDED_HEADERS:
+        value = headers.get(name)
+        if value is not None and value.isascii() and value.isprintable():
+            out.append((name, value))
+    return tuple(out)
+
+
+class Upstream:
+    """Callables are handed out before the channel exists (routes are built with the
+    app); the channel is opened in `start`, inside the server's event loop."""
+
+    def __init__(self, target: str, *, timeout_seconds: float) -> None:
+        self.target = target
+        self.timeout = timeout_seconds
+        self._channel: grpc.aio.Channel | None = None
+        self._callables: dict[str, Any] = {}
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            raise RuntimeError("the gateway's gRPC channel is not open (lifespan not run?)")
+        return self._channel
+
+    async def start(self) -> None:
+        self._channel = grpc.aio.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
+        self._callables.clear()
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close(grace=None)
+            self._channel = None
+
+    def _callable(self, method: MethodDescriptor) -> Any:
+        path = f"/{method.containing_service.full_name}/{method.name}"
+        found = self._callables.get(path)
+        if found is None:
+            factory = self.channel.unary_stream if method.server_streaming else (
+                self.channel.unary_unary
+            )
+            found = factory(
+                path,
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=message_factory.GetMessageClass(method.output_type).FromString,
+            )
+            self._callables[path] = found
+        return found
+
+    def unary(self, method: MethodDescriptor) -> Callable[..., grpc.aio.UnaryUnaryCall]:
+        return lambda request, **kwargs: self._callable(method)(request, **kwargs)
+
+    def stream(self, method: MethodDescriptor) -> Callable[..., grpc.aio.UnaryStreamCall]:
+        return lambda request, **kwargs: self._callable(method)(request, **kwargs)
