@@ -66,15 +66,21 @@ class ChangeFeed:
 
     async def _run(self) -> None:
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
-                self.connected.set()
-                # Changes made while we were not subscribed are in the logs: re-read them.
-                self._wake_all()
                 while True:
                     message = await pubsub.get_message(timeout=READ_TIMEOUT_SECONDS)
-                    if message and message["type"] == "message":
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        # Redis confirmed the subscription (at start, or after redis-py
+                        # reconnected by itself): every later change reaches us, and those
+                        # made while we were not subscribed are in the logs, so every
+                        # watcher re-reads. Waking before the confirmation could miss one.
+                        self.connected.set()
+                        self._wake_all()
+                    elif message["type"] == "message":
                         data = message["data"]
                         if isinstance(data, bytes):
                             data = data.decode()

@@ -35,6 +35,8 @@ from mend_server.feed import ChangeFeed
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 QUEUED_MESSAGE = "Job queued for processing"
+# States read from a job's event log at a time by WatchJob.
+WATCH_PAGE = 100
 
 
 def _field_size(value: object) -> int:
@@ -280,11 +282,14 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 return
             while True:
                 changed.clear()
-                for state in await self._store.events(request.id, last):
+                states = await self._store.events(request.id, last, count=WATCH_PAGE)
+                for state in states:
                     yield pb.WatchJobResponse(job=convert.job_to_pb(state))
                     last = state.version
                     if state.status.terminal:
                         return
+                if len(states) == WATCH_PAGE:
+                    continue  # a backlog: read on rather than wait for the next change
                 try:
                     await asyncio.wait_for(changed.wait(), self._heartbeat)
                 except TimeoutError:

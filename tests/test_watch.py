@@ -1,0 +1,325 @@
+"""WatchJob: current state first, then every change exactly once and in order, the end after
+the terminal state; resuming from a version; no state lost when Redis drops the pub/sub
+connection; many watchers on one server; heartbeats; tenants and bad ids.
+
+Transitions are driven through WorkQueue (the worker's side of the store) rather than by a
+worker process, so each test decides exactly when each change happens."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+import pytest
+
+from mend.v1 import jobs_pb2 as pb
+from mend.v1 import jobs_pb2_grpc
+from mend_core.job import ImageMetadata, JobResult
+from mend_core.keys import Keys
+from mend_core.queue import Lease, WorkQueue
+from mend_core.redis_client import connect
+from mend_server.server import MendServer
+from tests.conftest import AUTH, OTHER_AUTH, make_settings
+from tests.helpers import resize_request, violated_fields
+from tests.services import RedisServer
+
+# Bounds that only catch hangs (a watcher that never hears of a change); they time nothing.
+HANG_SECONDS = 30.0
+RESULT = JobResult(
+    output_url="file://my-bucket/images/output.jpg",
+    file_size=1234,
+    duration=0.5,
+    metadata=ImageMetadata(width=800, height=600, format="JPEG"),
+)
+
+Stub = jobs_pb2_grpc.JobServiceStub
+StartServer = Callable[..., Awaitable[Stub]]
+
+
+@pytest.fixture
+async def queue(redis_server: RedisServer) -> AsyncIterator[WorkQueue]:
+    redis = connect(redis_server.url)
+    yield WorkQueue(
+        redis,
+        Keys(),
+        lease_seconds=60,
+        retention_completed_seconds=3600,
+        retention_failed_seconds=3600,
+    )
+    await redis.aclose()
+
+
+@pytest.fixture
+async def start_server(redis_server: RedisServer, redis_client) -> AsyncIterator[StartServer]:
+    """Starts a MendServer with settings overrides; returns a stub on its own channel."""
+    servers: list[MendServer] = []
+    channels: list[grpc.aio.Channel] = []
+
+    async def start(**overrides: object) -> Stub:
+        server = MendServer(make_settings(redis_server.url, **overrides))
+        await server.start()
+        servers.append(server)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+        channels.append(channel)
+        return jobs_pb2_grpc.JobServiceStub(channel)
+
+    yield start
+    for channel in channels:
+        await channel.close()
+    for server in servers:
+        await server.stop(grace=0)
+
+
+async def submit(stub: Stub) -> str:
+    return (await stub.SubmitImageResize(resize_request(), metadata=AUTH)).job_id
+
+
+async def claim(queue: WorkQueue, job_id: str) -> Lease:
+    lease = await queue.claim("test-worker")
+    assert lease is not None and lease.job_id == job_id
+    return lease
+
+
+async def next_job(call: grpc.aio.UnaryStreamCall) -> pb.Job | None:
+    """The next job state on the stream, skipping heartbeats; None at the end."""
+    while True:
+        message = await asyncio.wait_for(call.read(), HANG_SECONDS)
+        if message is grpc.aio.EOF:
+            return None
+        if message.HasField("job"):
+            return message.job
+
+
+async def rest_of(call: grpc.aio.UnaryStreamCall) -> list[pb.Job]:
+    """Every remaining job state, up to the end of the stream (which must be OK)."""
+    states = []
+    while (job := await next_job(call)) is not None:
+        states.append(job)
+    assert await call.code() == grpc.StatusCode.OK
+    return states
+
+
+def summary(states: list[pb.Job]) -> list[tuple[int, int, int]]:
+    return [(s.version, s.status, s.progress.percent) for s in states]
+
+
+async def test_watch_pending_job_through_to_completed(stub, queue) -> None:
+    job_id = await submit(stub)
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id), metadata=AUTH)
+
+    first = await next_job(call)
+    assert first is not None
+    assert (first.id, first.status) == (job_id, pb.JOB_STATUS_PENDING)
+    assert first.queue_position == 1  # the current state, as GetJob shows it
+    v = first.version
+
+    # One change at a time: each arrives once, with the next version.
+    lease = await claim(queue, job_id)
+    processing = await next_job(call)
+    assert processing is not None
+    assert (processing.version, processing.status) == (v + 1, pb.JOB_STATUS_PROCESSING)
+
+    assert await queue.progress(lease, 40, "Resizing")
+    progress = await next_job(call)
+    assert progress is not None
+    assert (progress.version, progress.status) == (v + 2, pb.JOB_STATUS_PROCESSING)
+    assert (progress.progress.percent, progress.progress.message) == (40, "Resizing")
+
+    assert await queue.complete(lease, RESULT)
+    completed = await next_job(call)
+    assert completed is not None
+    assert (completed.version, completed.status) == (v + 3, pb.JOB_STATUS_COMPLETED)
+    assert completed.result.output_url == RESULT.output_url
+    # The stream ends after the terminal state.
+    assert await rest_of(call) == []
+
+
+async def test_watch_sees_each_of_a_burst_of_changes_once(stub, queue) -> None:
+    job_id = await submit(stub)
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id), metadata=AUTH)
+    first = await next_job(call)
+    assert first is not None
+
+    # Changes faster than the watcher reads: wake-ups coalesce, states must not.
+    lease = await claim(queue, job_id)
+    for percent in range(10, 100, 10):
+        assert await queue.progress(lease, percent, f"{percent}%")
+    assert await queue.complete(lease, RESULT)
+
+    states = await rest_of(call)
+    v = first.version
+    assert [s.version for s in states] == list(range(v + 1, v + 12))
+    assert [s.progress.percent for s in states[1:-1]] == list(range(10, 100, 10))
+    assert states[-1].status == pb.JOB_STATUS_COMPLETED
+
+
+async def test_watcher_joining_mid_flight_sees_every_later_state_once(stub, queue) -> None:
+    job_id = await submit(stub)
+    lease = await claim(queue, job_id)
+    assert await queue.progress(lease, 10, "Downloading")
+
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id), metadata=AUTH)
+    current = await next_job(call)
+    assert current is not None
+    assert current.status == pb.JOB_STATUS_PROCESSING
+    assert (current.progress.percent, current.progress.message) == (10, "Downloading")
+    v = current.version
+
+    assert await queue.progress(lease, 60, "Encoding")
+    assert await queue.complete(lease, RESULT)
+    assert summary(await rest_of(call)) == [
+        (v + 1, pb.JOB_STATUS_PROCESSING, 60),
+        (v + 2, pb.JOB_STATUS_COMPLETED, 100),
+    ]
+
+
+async def test_watch_finished_job_and_resume_from_each_version(stub, queue) -> None:
+    job_id = await submit(stub)
+    lease = await claim(queue, job_id)
+    assert await queue.progress(lease, 30, "a")
+    assert await queue.progress(lease, 70, "b")
+    assert await queue.complete(lease, RESULT)
+    final = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
+    assert final.status == pb.JOB_STATUS_COMPLETED
+
+    # A finished job: its final state at once, then the end.
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id), metadata=AUTH)
+    assert summary(await rest_of(call)) == [(final.version, pb.JOB_STATUS_COMPLETED, 100)]
+
+    # Reconnecting after version k: exactly the versions above k, the terminal one last.
+    for k in range(final.version):
+        call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=k), metadata=AUTH)
+        states = await rest_of(call)
+        assert [s.version for s in states] == list(range(k + 1, final.version + 1)), k
+        assert states[-1].status == pb.JOB_STATUS_COMPLETED
+
+    # Resuming from the terminal version: nothing left, the stream ends at once.
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=final.version), metadata=AUTH)
+    assert await rest_of(call) == []
+
+
+async def test_resume_from_version_of_a_running_job_then_follow_it(stub, queue) -> None:
+    job_id = await submit(stub)
+    lease = await claim(queue, job_id)
+    assert await queue.progress(lease, 50, "half")
+    current = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
+
+    # A client that saw only the submit (version 1) catches up, then follows live.
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=1), metadata=AUTH)
+    caught_up = [await next_job(call) for _ in range(2, current.version + 1)]
+    assert [s.version for s in caught_up if s] == list(range(2, current.version + 1))
+    assert await queue.complete(lease, RESULT)
+    assert summary(await rest_of(call)) == [(current.version + 1, pb.JOB_STATUS_COMPLETED, 100)]
+
+
+async def test_resume_across_more_states_than_one_read_returns(start_server, queue) -> None:
+    # The log is read in pages; a long backlog must not wait for the next change (or the
+    # next heartbeat, an hour away here) to be delivered in full.
+    stub = await start_server(watch_heartbeat_seconds=3600)
+    job_id = await submit(stub)
+    lease = await claim(queue, job_id)
+    for i in range(250):
+        assert await queue.progress(lease, i % 100, f"step {i}")
+    current = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
+
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=0), metadata=AUTH)
+    backlog = [await next_job(call) for _ in range(current.version)]
+    assert [s.version for s in backlog if s] == list(range(1, current.version + 1))
+    assert await queue.complete(lease, RESULT)
+    assert summary(await rest_of(call)) == [(current.version + 1, pb.JOB_STATUS_COMPLETED, 100)]
+
+
+async def test_no_state_lost_when_redis_drops_the_pubsub_connection(
+    start_server, queue, redis_client
+) -> None:
+    # Heartbeats (which also re-read the log) are out of the way: only the change feed's
+    # resubscribe-and-reread can bring these states to the watcher in time.
+    stub = await start_server(watch_heartbeat_seconds=3600)
+    job_id = await submit(stub)
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id), metadata=AUTH)
+    first = await next_job(call)
+    assert first is not None
+
+    # Each change is made right after Redis killed the subscription, before the feed can
+    # have resubscribed, so its PUBLISH reaches nobody.
+    assert redis_client.client_kill_filter(_type="pubsub") >= 1
+    lease = await claim(queue, job_id)
+    processing = await next_job(call)
+    assert processing is not None
+    assert (processing.version, processing.status) == (first.version + 1, pb.JOB_STATUS_PROCESSING)
+
+    assert redis_client.client_kill_filter(_type="pubsub") >= 1
+    assert await queue.progress(lease, 50, "half")
+    assert await queue.complete(lease, RESULT)
+    assert summary(await rest_of(call)) == [
+        (first.version + 2, pb.JOB_STATUS_PROCESSING, 50),
+        (first.version + 3, pb.JOB_STATUS_COMPLETED, 100),
+    ]
+
+
+async def test_500_concurrent_watchers_all_see_the_terminal_state(stub, queue) -> None:
+    # 50 jobs with 5 watchers each, and one job with 250.
+    spread = [await submit(stub) for _ in range(50)]
+    crowded = await submit(stub)
+    targets = [job_id for job_id in spread for _ in range(5)] + [crowded] * 250
+    calls = [stub.WatchJob(pb.WatchJobRequest(id=job_id), metadata=AUTH) for job_id in targets]
+    firsts = await asyncio.gather(*(next_job(call) for call in calls))
+    assert all(f is not None and f.status == pb.JOB_STATUS_PENDING for f in firsts)
+
+    async def run_all() -> None:
+        for _ in range(len(spread) + 1):
+            lease = await queue.claim("test-worker")
+            assert lease is not None
+            assert await queue.progress(lease, 50, "half")
+            assert await queue.complete(lease, RESULT)
+
+    results = await asyncio.gather(run_all(), *(rest_of(call) for call in calls))
+    for job_id, first, states in zip(targets, firsts, results[1:], strict=True):
+        assert first is not None
+        assert [s.id for s in states] == [job_id] * 3
+        assert [s.version for s in states] == [first.version + i for i in (1, 2, 3)]
+        assert states[-1].status == pb.JOB_STATUS_COMPLETED
+
+
+async def test_idle_stream_receives_heartbeats(start_server, queue) -> None:
+    stub = await start_server(watch_heartbeat_seconds=0.1)
+    job_id = await submit(stub)
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id), metadata=AUTH)
+    first = await asyncio.wait_for(call.read(), HANG_SECONDS)
+    assert first.job.status == pb.JOB_STATUS_PENDING
+
+    # Nothing changes: the stream still carries a message now and then.
+    for _ in range(3):
+        message = await asyncio.wait_for(call.read(), HANG_SECONDS)
+        assert message.HasField("heartbeat")
+
+    # Heartbeats do not disturb the states that follow.
+    lease = await claim(queue, job_id)
+    assert await queue.complete(lease, RESULT)
+    assert [s.status for s in await rest_of(call)] == [
+        pb.JOB_STATUS_PROCESSING,
+        pb.JOB_STATUS_COMPLETED,
+    ]
+
+
+async def test_watch_of_another_tenants_job_is_not_found(stub) -> None:
+    job_id = await submit(stub)
+    for request in (
+        pb.WatchJobRequest(id=job_id),
+        pb.WatchJobRequest(id=job_id, from_version=0),
+        pb.WatchJobRequest(id=str(uuid.uuid4())),
+    ):
+        call = stub.WatchJob(request, metadata=OTHER_AUTH)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call.read()
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("bad_id", ["", "nope", "12345678-1234-1234-1234-123456789012", "x" * 200])
+async def test_watch_of_a_malformed_id_is_invalid_argument(stub, bad_id) -> None:
+    call = stub.WatchJob(pb.WatchJobRequest(id=bad_id), metadata=AUTH)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call.read()
+    assert violated_fields(info.value) == ["id"]
