@@ -54,15 +54,16 @@ async def run(script: str, *args: str, env: dict[str, str]) -> str:
 
 
 def json_stream(text: str) -> list[dict]:
-    """grpcurl prints each message as indented JSON, one after another."""
+    """Consecutive JSON objects, as grpcurl and `jq` print them (indented, one after
+    another)."""
     decoder, objects, pos = json.JSONDecoder(), [], 0
-    while pos < len(text.rstrip()):
-        obj, end = decoder.raw_decode(text, pos)
-        objects.append(obj)
-        pos = end
+    while True:
         while pos < len(text) and text[pos].isspace():
             pos += 1
-    return objects
+        if pos == len(text):
+            return objects
+        obj, pos = decoder.raw_decode(text, pos)
+        objects.append(obj)
 
 
 async def test_grpcurl_list_and_describe(env: dict[str, str]) -> None:
@@ -140,8 +141,8 @@ async def work(redis_server: RedisServer) -> AsyncIterator[WorkQueue]:
 GATEWAY_MISSING = importlib.util.find_spec("mend_server.gateway.main") is None
 
 
-@pytest.mark.skipif(GATEWAY_MISSING, reason="placeholder until mend_server.gateway exists")
-async def test_curl_walkthrough_placeholder_until_gateway_exists(
+@pytest.mark.skipif(GATEWAY_MISSING, reason="needs the REST gateway (mend_server.gateway)")
+async def test_curl_walkthrough_against_the_gateway(
     mend_server: MendServer, redis_server: RedisServer, work: WorkQueue
 ) -> None:
     """Runs the seed's curl walkthrough against a real gateway process; the job is
