@@ -171,6 +171,9 @@ async def test_curl_walkthrough_against_the_gateway(
         walkthrough = asyncio.create_task(run("curl/walkthrough.sh", env=env))
         lease = None
         while lease is None:
+            if walkthrough.done():  # it ended before submitting: show why
+                await walkthrough
+                raise AssertionError("the walkthrough ended without queueing a job")
             lease = await work.claim("test-worker")
             await asyncio.sleep(0.05)
         result = JobResult(
