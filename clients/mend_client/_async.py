@@ -262,6 +262,6 @@ class AsyncClient:
         last: Job | None = None
         async for job in self.watch(job_id, timeout=timeout):
             last = job
-        if last is None:  # only when the job finished before the version asked for
+        if last is None:  # the server sends the current state first; this is a safeguard
             last = await self.get(job_id, timeout=timeout)
         return last

@@ -252,6 +252,6 @@ class Client:
         last: Job | None = None
         for job in self.watch(job_id, timeout=timeout):
             last = job
-        if last is None:  # only when the job finished before the version asked for
+        if last is None:  # the server sends the current state first; this is a safeguard
             last = self.get(job_id, timeout=timeout)
         return last
