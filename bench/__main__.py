@@ -11,6 +11,8 @@ import sys
 BENCHMARKS: dict[str, str] = {
     "api": "bench.api",  # gRPC API throughput and latency against a no-op ceiling
     "resize": "bench.resize",  # resize throughput per core against libvips
+    "drain": "bench.drain",  # queue drain rate against Celery and Dramatiq
+    "pickup": "bench.pickup",  # idle-worker pickup latency, recovery after SIGKILL
 }
 
 
