@@ -106,8 +106,10 @@ class _EventStream:
         initial: list[bytes],
         tracker: JobEvents,
         finished: bool,
+        prime_version: int | None = None,
     ) -> None:
         self._owner = owner
+        self._prime_version = prime_version
         self._request = request
         self._metadata = metadata
         self._initial = initial
@@ -169,7 +171,14 @@ class _EventStream:
                     await write(KEEPALIVE)
                     continue
                 job = message_to_json(item.job, self._owner.style)
-                for event, data in self._tracker.events(job):
+                events = self._tracker.events(job)
+                if item.job.version == self._prime_version:
+                    # The state the client last saw: it only tells the tracker what the
+                    # client already knows, so nothing is said twice.
+                    self._prime_version = None
+                    continue
+                self._prime_version = None
+                for event, data in events:
                     await write(frame(event, data, item.job.version))
                 if job.get("status") in TERMINAL:
                     return
@@ -260,14 +269,20 @@ class JobStreams:
         terminal = state.get("status") in TERMINAL
         tracker = JobEvents()
         initial: list[bytes] = []
+        prime: int | None = None
         resumed = watch.HasField("from_version")
         if resumed:
             if terminal and job.version <= watch.from_version:
                 return Response(status_code=204)  # seen it all: EventSource stops here
+            if watch.from_version >= 1:
+                # Start one version early: that state (the last one the client saw) is
+                # read but not sent, so the first event after it is a real change.
+                prime = watch.from_version
+                watch.from_version -= 1
         else:
             initial = [frame(e, d, job.version) for e, d in tracker.events(state)]
             watch.from_version = job.version
         if request.method == "HEAD":
             return Response(headers=_HEADERS)
         finished = terminal and not resumed  # the initial events already end the stream
-        return _EventStream(self, watch, metadata, initial, tracker, finished)
+        return _EventStream(self, watch, metadata, initial, tracker, finished, prime)

@@ -1,0 +1,214 @@
+"""GET /api/v1/jobs/{id}/stream over real HTTP: Mend's SSE events from submission to the
+terminal event, resumption with Last-Event-ID, keepalives, disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mend_server.server import MendServer
+from tests.conftest import API_KEY
+from tests.services import RedisServer
+from tests.test_gateway_support import (
+    SEED_BODY,
+    SEED_RESULT,
+    Event,
+    RunningGateway,
+    Worker,
+    gateway_settings,
+    sse_events,
+    start_gateway,
+)
+
+RESULT_JSON = {
+    "output_url": "s3://my-bucket/images/output.jpg",
+    "file_size": 245678,
+    "duration": 1.23,
+    "metadata": {"width": 800, "height": 600, "format": "jpeg"},
+}
+
+
+@pytest.fixture
+async def gateway(mend_server: MendServer, tmp_path: Path) -> AsyncIterator[RunningGateway]:
+    settings = gateway_settings(mend_server.settings, mend_server.port, tmp_path)
+    running = await start_gateway(settings, sse_keepalive_seconds=0.2)
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def http(gateway: RunningGateway) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=gateway.url, headers={"X-API-Key": API_KEY}, timeout=10
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def worker(redis_server: RedisServer) -> AsyncIterator[Worker]:
+    w = Worker(redis_server.url)
+    yield w
+    await w.close()
+
+
+async def submit(http: httpx.AsyncClient) -> str:
+    response = await http.post("/api/v1/jobs/image/resize", json=SEED_BODY)
+    assert response.status_code == 202
+    return response.json()["job_id"]
+
+
+async def rest(events: AsyncIterator[Event]) -> list[Event]:
+    return [e async for e in events]
+
+
+async def eventually(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(500):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_stream_from_submission_to_complete(http: httpx.AsyncClient, worker: Worker) -> None:
+    job_id = await submit(http)
+    async with http.stream("GET", f"/api/v1/jobs/{job_id}/stream") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        events = sse_events(response)
+
+        pending = await anext(events)
+        assert (pending.id, pending.event) == ("1", "status")
+        assert pending.data["status"] == "pending"
+        assert pending.data["message"] == "Job queued for processing"
+        assert pending.data["queue_position"] == 1
+
+        lease = await worker.claim()
+        assert await anext(events) == Event(
+            "2", "status", {"status": "processing", "message": "Processing started"}
+        )
+        await worker.queue.progress(lease, 50, "Resizing")
+        assert await anext(events) == Event("3", "progress", {"percent": 50, "message": "Resizing"})
+        await worker.queue.complete(lease, SEED_RESULT)
+        assert await anext(events) == Event(
+            "4", "complete", {"status": "completed", "result": RESULT_JSON}
+        )
+        assert await rest(events) == []  # the stream ends after the terminal event
+
+
+async def test_last_event_id_resumes_without_repeating(
+    http: httpx.AsyncClient, worker: Worker
+) -> None:
+    job_id = await submit(http)
+    url = f"/api/v1/jobs/{job_id}/stream"
+    async with http.stream("GET", url) as response:
+        first = await anext(sse_events(response))
+    assert first.id == "1"
+
+    # Everything happens while the client is away.
+    lease = await worker.claim()
+    await worker.queue.progress(lease, 40, "Downloading")
+
+    async with http.stream("GET", url, headers={"Last-Event-ID": "1"}) as response:
+        events = sse_events(response)
+        assert await anext(events) == Event(
+            "2", "status", {"status": "processing", "message": "Processing started"}
+        )
+        progress = Event("3", "progress", {"percent": 40, "message": "Downloading"})
+        assert await anext(events) == progress
+
+    # Resuming after the "processing" event does not announce processing again.
+    async with http.stream("GET", url, headers={"Last-Event-ID": "2"}) as response:
+        events = sse_events(response)
+        assert await anext(events) == progress
+        await worker.queue.complete(lease, SEED_RESULT)
+        done = await anext(events)
+        assert (done.id, done.event, done.data["status"]) == ("4", "complete", "completed")
+        assert await rest(events) == []
+
+    # After the terminal event there is nothing more: 204 tells EventSource to stop.
+    over = await http.get(url, headers={"Last-Event-ID": "4"})
+    assert over.status_code == 204
+
+
+async def test_stream_of_a_finished_job_is_its_terminal_event(
+    http: httpx.AsyncClient, worker: Worker
+) -> None:
+    job_id = await submit(http)
+    await worker.queue.complete(await worker.claim(), SEED_RESULT)
+    async with http.stream("GET", f"/api/v1/jobs/{job_id}/stream") as response:
+        events = await rest(sse_events(response))
+    assert events == [Event("3", "complete", {"status": "completed", "result": RESULT_JSON})]
+
+
+async def test_failed_and_cancelled_jobs_end_with_an_error_event(
+    http: httpx.AsyncClient, worker: Worker
+) -> None:
+    failing = await submit(http)
+    async with http.stream("GET", f"/api/v1/jobs/{failing}/stream") as response:
+        events = sse_events(response)
+        await anext(events)
+        lease = await worker.claim()
+        await worker.queue.fail(lease, "Source file not found: s3://my-bucket/input.jpg")
+        tail = await rest(events)
+    assert tail[-1] == Event(
+        "3", "error", {"status": "failed", "error": "Source file not found: s3://my-bucket/input.jpg"}
+    )
+
+    cancelled = await submit(http)
+    async with http.stream("GET", f"/api/v1/jobs/{cancelled}/stream") as response:
+        events = sse_events(response)
+        await anext(events)
+        assert (await http.post(f"/api/v1/jobs/{cancelled}/cancel")).status_code == 200
+        tail = await rest(events)
+    assert [(e.event, e.data["status"]) for e in tail] == [("error", "cancelled")]
+    assert tail[0].data["error"]
+
+
+async def test_idle_streams_carry_keepalive_comments(http: httpx.AsyncClient) -> None:
+    job_id = await submit(http)
+    async with http.stream("GET", f"/api/v1/jobs/{job_id}/stream") as response:
+        lines = response.aiter_lines()
+        async for line in lines:
+            if line == ": keepalive":
+                break
+
+
+async def test_a_client_that_leaves_cancels_the_upstream_watch(
+    http: httpx.AsyncClient, mend_server: MendServer
+) -> None:
+    job_id = await submit(http)
+    async with http.stream("GET", f"/api/v1/jobs/{job_id}/stream") as response:
+        events = sse_events(response)
+        await anext(events)
+        await eventually(lambda: mend_server.feed.watcher_count == 1, "WatchJob started")
+    await eventually(lambda: mend_server.feed.watcher_count == 0, "WatchJob cancelled")
+
+
+async def test_gateway_shutdown_ends_open_streams(
+    http: httpx.AsyncClient, gateway: RunningGateway
+) -> None:
+    job_id = await submit(http)
+    async with http.stream("GET", f"/api/v1/jobs/{job_id}/stream") as response:
+        events = sse_events(response)
+        await anext(events)
+        gateway.gateway.begin_shutdown()
+        assert await rest(events) == []
+
+
+async def test_stream_errors_are_json(gateway: RunningGateway, http: httpx.AsyncClient) -> None:
+    unknown = await http.get(f"/api/v1/jobs/{uuid.uuid4()}/stream")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "NOT_FOUND"
+    bad_id = await http.get("/api/v1/jobs/123/stream")
+    assert bad_id.status_code == 400
+    job_id = await submit(http)
+    bad_resume = await http.get(f"/api/v1/jobs/{job_id}/stream", headers={"Last-Event-ID": "x"})
+    assert bad_resume.status_code == 400 and "Last-Event-ID" in bad_resume.json()["error"]
+    async with httpx.AsyncClient(base_url=gateway.url) as anonymous:
+        denied = await anonymous.get(f"/api/v1/jobs/{job_id}/stream")
+    assert denied.status_code == 401
