@@ -27,7 +27,7 @@ test: $(STAMP) redis
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy mend_core mend_server mend_worker
+	$(BIN)/mypy mend_core mend_server mend_worker clients/mend_client
 
 # What CI enforces on every change.
 lint-ci: $(STAMP)

@@ -10,6 +10,8 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
+
 from mend_client import (
     AsyncClient,
     Client,
@@ -24,8 +26,6 @@ from mend_client import (
     Unauthenticated,
     Unavailable,
 )
-from redis.asyncio import Redis
-
 from mend_core.job import ImageMetadata, JobResult
 from mend_core.keys import Keys
 from mend_core.queue import Lease, WorkQueue

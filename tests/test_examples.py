@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from mend_client import AsyncClient
 from redis.asyncio import Redis
 
+from mend_client import AsyncClient
 from mend_core.job import ImageMetadata, JobResult
 from mend_core.keys import Keys
 from mend_core.queue import WorkQueue
