@@ -4,6 +4,8 @@ terminal event, resumption with Last-Event-ID, keepalives, disconnects."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 
 from mend_server.server import MendServer
 from tests.conftest import API_KEY
-from tests.services import RedisServer
+from tests.services import RedisServer, env_for, free_port
 from tests.test_gateway_support import (
     SEED_BODY,
     SEED_RESULT,
@@ -212,3 +214,42 @@ async def test_stream_errors_are_json(gateway: RunningGateway, http: httpx.Async
     async with httpx.AsyncClient(base_url=gateway.url) as anonymous:
         denied = await anonymous.get(f"/api/v1/jobs/{job_id}/stream")
     assert denied.status_code == 401
+
+
+async def test_mend_gateway_command_ends_streams_and_exits_on_sigterm(
+    mend_server: MendServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = env_for(
+        redis_server.url,
+        MEND_API_KEYS=mend_server.settings.api_keys,
+        MEND_GRPC_PORT=str(mend_server.port),
+        MEND_HTTP_PORT=str(port),
+        MEND_STORAGE_ROOT=str(tmp_path),
+        MEND_SHUTDOWN_GRACE_SECONDS_SERVER="1",
+    )
+    command = Path(sys.executable).with_name("mend-gateway")
+    process = await asyncio.create_subprocess_exec(
+        str(command), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": API_KEY}, timeout=10
+        ) as http:
+            for _ in range(500):
+                try:
+                    if (await http.get("/health/live")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.02)
+            job_id = await submit(http)
+            async with http.stream("GET", f"/api/v1/jobs/{job_id}/stream") as response:
+                events = sse_events(response)
+                assert (await anext(events)).data["status"] == "pending"
+                process.send_signal(signal.SIGTERM)
+                assert await rest(events) == []  # ended by the gateway, not by the job
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

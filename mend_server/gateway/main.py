@@ -7,6 +7,7 @@ the lifespan closes the gRPC channel and the Redis client."""
 from __future__ import annotations
 
 import logging
+import signal
 from types import FrameType
 
 import uvicorn
@@ -53,7 +54,15 @@ def main() -> None:
         settings.http_port,
         server.gateway.upstream.target,
     )
+    # uvicorn re-raises the stop signal once it has shut down; ending here instead makes a
+    # graceful stop exit 0 (a signal before uvicorn starts also just ends the process).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_cleanly)
     server.run()
+
+
+def _exit_cleanly(sig: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":
