@@ -203,7 +203,9 @@ async def test_list_filters_by_lowercase_status_and_type_and_pages(
     ids = [await submit(http, dest_key=f"out/{i}.jpg") for i in range(3)]
     assert (await http.post(f"/api/v1/jobs/{ids[0]}/cancel")).status_code == 200
 
-    pending = (await http.get("/api/v1/jobs?status=pending&type=image_resize")).json()
+    pending = (
+        await http.get("/api/v1/jobs?status=pending&type=image_resize&page_size=&page_token=")
+    ).json()
     assert [j["id"] for j in pending["jobs"]] == [ids[2], ids[1]]
     assert all(j["status"] == "pending" for j in pending["jobs"])
     cancelled = (await http.get("/api/v1/jobs", params={"status": "cancelled"})).json()

@@ -146,13 +146,14 @@ class Health:
             status, code = "degraded", 200
         else:
             status, code = "healthy", 200
+        dependencies = {name: check.to_json() for name, check in checks.items()}
+        dependencies["storage"]["backend"] = self._settings.storage
         body = {
             "status": status,
             "version": self._version,
             "timestamp": utc_now(),
-            "dependencies": {name: check.to_json() for name, check in checks.items()},
+            "dependencies": dependencies,
         }
-        body["dependencies"]["storage"]["backend"] = self._settings.storage
         return JSONResponse(body, status_code=code)
 
     async def live(self, request: Request) -> JSONResponse:

@@ -59,7 +59,7 @@ _INTS = {
     F.CPPTYPE_INT64: ("int64", -(2**63), 2**63 - 1),
     F.CPPTYPE_UINT64: ("int64", 0, 2**64 - 1),
 }
-_WELL_KNOWN = {
+_WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
     "google.protobuf.Duration": {"type": "string", "pattern": r"^-?\d+(\.\d+)?s$"},
     "google.protobuf.Empty": {"type": "object", "additionalProperties": False},

@@ -244,6 +244,8 @@ def query_to_json(
         if fields is None or (fields[-1].message_type is not None):
             bad.append(Violation(key, "unknown query parameter"))
             continue
+        if value == "":
+            continue  # `?page_size=&page_token=`: an empty value means the default
         dotted = ".".join(f.name for f in fields)
         if dotted in bound:
             bad.append(Violation(key, "is set by the path or the body, not the query"))
