@@ -4,7 +4,9 @@ on a free port, httpx as the client. Jobs are moved by WorkQueue, the workers' o
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -630,3 +632,65 @@ async def test_openapi_document_follows_the_annotations(http: httpx.AsyncClient)
     assert schemas["JobParameters"] == {
         "anyOf": [{"$ref": "#/components/schemas/ImageResizeParameters"}]
     }
+
+
+SEED_SCRIPT = r"""
+# 1. Submit job
+RESPONSE=$(curl -X POST http://localhost:PORT/api/v1/jobs/image/resize \
+  -H "X-API-Key: your-api-key" \
+  -H "Content-Type: application/json" \
+  -d '{
+    "source_bucket": "my-bucket",
+    "source_key": "input.jpg",
+    "dest_bucket": "my-bucket",
+    "dest_key": "output.jpg",
+    "width": 800,
+    "height": 600
+  }')
+# 2. Extract job ID
+JOB_ID=$(echo $RESPONSE | jq -r '.job_id')
+# 3. Poll for status
+while true; do
+  STATUS=$(curl -s http://localhost:PORT/api/v1/jobs/$JOB_ID \
+    -H "X-API-Key: your-api-key" | jq -r '.status')
+  echo "Status: $STATUS"
+  if [ "$STATUS" = "completed" ] || [ "$STATUS" = "failed" ]; then
+    break
+  fi
+  sleep 2
+done
+# 4. Get final result
+curl http://localhost:PORT/api/v1/jobs/$JOB_ID \
+  -H "X-API-Key: your-api-key" | jq
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("curl") is None or shutil.which("jq") is None, reason="needs curl and jq"
+)
+async def test_seed_shell_walkthrough_runs_verbatim(
+    redis_server: RedisServer, redis_client: Any, worker: Worker, tmp_path: Path
+) -> None:
+    server = MendServer(make_settings(redis_server.url, api_keys="your-api-key"))
+    await server.start()
+    running = await start_gateway(gateway_settings(server.settings, server.port, tmp_path))
+    try:
+        script = SEED_SCRIPT.replace("PORT", str(running.gateway.settings.http_port))
+        shell = await asyncio.create_subprocess_exec(
+            "bash", "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        # Be the worker: finish the job as soon as the script has submitted it.
+        while (lease := await worker.queue.claim("test-worker")) is None:
+            await asyncio.sleep(0.01)
+        await worker.queue.complete(lease, SEED_RESULT)
+        out, err = await asyncio.wait_for(shell.communicate(), 60)
+    finally:
+        await running.stop()
+        await server.stop(grace=0)
+    assert shell.returncode == 0, err.decode()
+    text = out.decode()
+    assert "Status: completed" in text
+    final = json.loads(text[text.index("{") :])
+    assert final["id"] == lease.job_id
+    assert final["status"] == "completed"
+    assert final["result"] == SEED_COMPLETED["result"]
