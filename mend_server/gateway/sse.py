@@ -133,8 +133,12 @@ class _EventStream:
                 task.cancel()
             await asyncio.gather(pump, listen, return_exceptions=True)
             self._owner.closed(self)
-        if pump.done() and not pump.cancelled() and pump.exception() is None:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not pump.done() or pump.cancelled():
+            return  # the client left
+        if (error := pump.exception()) is not None:
+            log.error("SSE stream of job %s failed", self._request.id, exc_info=error)
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod
     async def _listen_for_disconnect(receive: Receive) -> None:
