@@ -41,7 +41,7 @@ from PIL import Image
 from bench import report
 from bench.services import BIN, ROOT, Process, RedisServer, cpu_seconds
 
-NAME = "drain"
+NAME = "drain"  # bench/results/drain.md; drain-disk.md when the storage is not on tmpfs
 PEERS_VENV = ROOT / "bench" / ".venv-peers"
 PEERS_REQUIREMENTS = ROOT / "bench" / "requirements-peers.txt"
 SOURCE = ("bench", "src.jpg")
@@ -118,6 +118,12 @@ class Context:
     root: Path  # file storage root
     jobs: int
     peers_bin: Path | None
+    # One connection for all the sampling: a new redis-py client costs ~10 ms of CPU
+    # (it reads its package metadata), which would load the machine being measured.
+    client: redis.Redis = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = redis.Redis(port=self.redis.port)
 
     def env(self) -> dict[str, str]:
         return {
@@ -174,11 +180,7 @@ def mend_enqueue(ctx: Context, bucket: str) -> None:
 
 
 def _mend_counter(ctx: Context, status: str) -> int:
-    client = redis.Redis(port=ctx.redis.port)
-    try:
-        return int(client.hget("mend:{jobs}:stats", f"image_resize:{status}") or 0)
-    finally:
-        client.close()
+    return int(ctx.client.hget("mend:{jobs}:stats", f"image_resize:{status}") or 0)
 
 
 def mend_start(ctx: Context) -> Process:
@@ -242,8 +244,7 @@ SYSTEMS = {
 
 def drain(ctx: Context, system: System, run: int) -> dict[str, Any]:
     """Enqueue, start the workers, wait until every job is finished; one run's figures."""
-    client = redis.Redis(port=ctx.redis.port)
-    client.flushall()
+    ctx.client.flushall()
     bucket = f"{system.name}-{run}"
     t0 = time.monotonic()
     system.enqueue(ctx, bucket)
@@ -274,7 +275,6 @@ def drain(ctx: Context, system: System, run: int) -> dict[str, Any]:
         redis_cpu = ctx.redis.cpu_seconds()
     finally:
         process.stop(30)
-        client.close()
     assert first is not None
     t_first, n_first, workers_cpu0, redis_cpu_first = first
     elapsed = now - t_first
@@ -356,7 +356,8 @@ def markdown(data: dict[str, Any]) -> str:
   (kombu {v.get('kombu')}), Dramatiq {v.get('dramatiq')}, Pillow {v.get('pillow')}
 - work: {s['jobs']:,} jobs per run, each a 16x16 JPEG read from file storage, resized to
   8x8 and written atomically (fsync + rename) by the same code (mend_core) in every system;
-  {WORKERS} worker processes; {s['runs']} runs per system, rotating which goes first
+  {WORKERS} worker processes; {s['runs']} runs per system, rotating which goes first;
+  file storage on {s['storage_fs']} ({s['storage_dir'] or 'the temp dir'})
 - Mend: `mend-worker --processes 2` (leases with fencing, heartbeats, reaper, an event-log
   entry and a pub/sub message per transition, per-job INFO log lines, executor child per
   worker); completed counted from Redis
@@ -372,6 +373,27 @@ Per-run figures (drain seconds, start-up included, enqueue time, CPU) are in `dr
 """
 
 
+def default_storage_dir() -> str | None:
+    """tmpfs when there is one: the outputs' fsyncs are then free, so the figures measure
+    the job systems rather than the disk (each job fsyncs its output file and directory,
+    several ms on a virtual disk, the same for every system). --storage-dir DIR on a disk
+    measures that too."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def filesystem(path: Path) -> str:
+    """The type of the filesystem holding path, from /proc/mounts (longest mount prefix)."""
+    best, fstype = "", "unknown"
+    resolved = str(path.resolve())
+    with open("/proc/mounts") as f:
+        for line in f:
+            _, mount, kind, *_ = line.split()
+            inside = resolved == mount or resolved.startswith(mount.rstrip("/") + "/")
+            if inside and len(mount) > len(best):
+                best, fstype = mount, kind
+    return fstype
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench drain", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -379,6 +401,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3, help="runs per system (default 3)")
     p.add_argument("--systems", default=",".join(SYSTEMS),
                    help="comma separated subset of mend,celery,dramatiq")
+    p.add_argument("--storage-dir", default=default_storage_dir(),
+                   help="where the file storage root is made (default: /dev/shm, a tmpfs; "
+                        "give a directory on disk to include the outputs' fsyncs)")
     p.add_argument("--no-record", action="store_true",
                    help="print only; do not write bench/results/drain.{json,md}")
     return p.parse_args(argv)
@@ -394,9 +419,10 @@ def main(argv: list[str]) -> int:
     peers = any(n != "mend" for n in names)
     peers_bin = ensure_peers_venv() if peers else None
     loadavg = os.getloadavg()
-    root = Path(tempfile.mkdtemp(prefix="mend-bench-drain-"))
+    root = Path(tempfile.mkdtemp(prefix="mend-bench-drain-", dir=args.storage_dir))
     redis_server = RedisServer()
     ctx = Context(redis_server, root, args.jobs, peers_bin)
+    storage_fs = filesystem(root)
     runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     print(f"bench drain: {args.jobs:,} jobs x {args.runs} runs x {', '.join(names)}", flush=True)
     try:
@@ -413,6 +439,7 @@ def main(argv: list[str]) -> int:
                       flush=True)
         aof = redis_server.info("persistence").get("aof_enabled")
     finally:
+        ctx.client.close()
         redis_server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
@@ -429,7 +456,7 @@ def main(argv: list[str]) -> int:
         "machine": report.machine(),
         "loadavg": " ".join(f"{x:.2f}" for x in loadavg),
         "versions": peer_versions(peers_bin) if peers_bin else {},
-        "settings": {**vars(args), "redis_aof_enabled": aof},
+        "settings": {**vars(args), "redis_aof_enabled": aof, "storage_fs": storage_fs},
         "summary": summary,
         "ratios": ratios,
         "runs": runs,
@@ -438,7 +465,8 @@ def main(argv: list[str]) -> int:
     print()
     print(report.text_table(header, rows))
     if not args.no_record:
-        json_path, md_path = report.record(NAME, data, markdown(data))
+        name = NAME if storage_fs == "tmpfs" else f"{NAME}-disk"
+        json_path, md_path = report.record(name, data, markdown(data))
         print(f"\nrecorded {md_path} and {json_path.name}")
     return 0
 
