@@ -26,6 +26,7 @@ from bench.services import (
     RedisServer,
     cpu_seconds,
     free_port,
+    machine_busy_seconds,
     python_module,
     start_mend_server,
     wait_for_port,
@@ -64,6 +65,11 @@ SCENARIOS = (
     Scenario("SubmitImageResize", "submit", 100, goal_calls_per_s=2_000),
     Scenario("GetJob", "get", 100, goal_calls_per_s=3_000),
     Scenario("GetJob", "get", 10, goal_p99_ms=10),
+)
+CPU_NOTE = (
+    "CPU time per call (server, Redis), then the share of one core used during the runs by\n"
+    "the server, Redis, the load generator(s) and everything else on the machine (others:\n"
+    "the noise). Medians. Per-call CPU hardly depends on that noise, calls/s does."
 )
 TARGETS = ("mend", "noop")
 LABELS = {"mend": "Mend", "noop": "no-op"}
@@ -159,13 +165,14 @@ class Stack:
                                                       uvloop=args.uvloop))
             )
             wait_for_port(self.noop, noop_port)
-            self.fleet = self._own(Fleet(args.clients, args.uvloop))
+            self.fleet = self._own(Fleet(args.clients, args.client_uvloop))
             self.fleet.connect("mend", mend_port, args.channels)
             self.fleet.connect("noop", noop_port, args.channels)
         except BaseException:
             self.stop()
             raise
         self.servers = {"mend": self.mend, "noop": self.noop}
+        self.ports = {"mend": mend_port, "noop": noop_port}
 
     def _own(self, thing: Any) -> Any:
         self.stopping.append(thing)
@@ -186,10 +193,12 @@ def measure(
         "client": stack.fleet.pids,
     }
     cpu0 = {k: sum(map(cpu_seconds, v)) for k, v in pids.items()}
-    t0 = time.monotonic()
+    busy0, t0 = machine_busy_seconds(), time.monotonic()
     out = stack.fleet.run(target, scenario.method, scenario.in_flight, seconds)
     wall = time.monotonic() - t0
     cpu = {k: 100 * (sum(map(cpu_seconds, v)) - cpu0[k]) / wall for k, v in pids.items()}
+    # Whatever else ran meanwhile (other people's tests on a shared machine): the noise.
+    cpu["other"] = max(0.0, 100 * (machine_busy_seconds() - busy0) / wall - sum(cpu.values()))
     lat = out["latencies_us"]
     return {
         "calls": out["calls"],
@@ -200,15 +209,40 @@ def measure(
         "p99_ms": report.percentile(lat, 99) / 1000,
         "max_ms": (lat[-1] if lat else float("nan")) / 1000,
         "cpu_pct": {k: round(v, 1) for k, v in cpu.items()},
+        # CPU time per call hardly depends on what else runs, unlike calls/s.
+        "cpu_us_per_call": {
+            k: round(cpu[k] * wall * 10_000 / max(out["calls"], 1), 1)
+            for k in ("server", "redis", "client")
+        },
     }
+
+
+def profile_mend(stack: Stack, out_dir: Path, seconds: float) -> None:
+    """One unrecorded run per scenario with py-spy sampling the Mend server."""
+    from bench import profile
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for s in SCENARIOS:
+        stacks = out_dir / f"api-{s.rpc}-{s.in_flight}.txt"
+        spy = profile.record(stack.mend.pid, seconds, stacks)
+        time.sleep(0.5)  # let py-spy attach before the load starts
+        stack.fleet.run("mend", s.method, s.in_flight, seconds + 1)
+        _, err = spy.communicate()
+        if spy.returncode != 0 or not stacks.exists():
+            print(f"py-spy failed on {s.key}: {err.decode(errors='replace')[-500:]}")
+            continue
+        summary = profile.summarise(stacks)
+        stacks.with_suffix(".summary.txt").write_text(summary + "\n")
+        print(f"\nprofile of Mend's server, {s.key}:\n{summary}")
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     figures = ("calls_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms")
     out: dict[str, Any] = {f: round(report.median([r[f] for r in runs]), 3) for f in figures}
-    out["cpu_pct"] = {
-        k: round(report.median([r["cpu_pct"][k] for r in runs]), 1) for k in runs[0]["cpu_pct"]
-    }
+    for table in ("cpu_pct", "cpu_us_per_call"):
+        out[table] = {
+            k: round(report.median([r[table][k] for r in runs]), 1) for k in runs[0][table]
+        }
     out["errors"] = sum(sum(r["errors"].values()) for r in runs)
     out["calls"] = sum(r["calls"] for r in runs)
     return out
@@ -239,10 +273,12 @@ def tables(results: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str
             _fmt_ms(n["p50_ms"]), _fmt_ms(n["p99_ms"]), s.goal, met,
         ])
         for t in TARGETS:
-            c = r[t]["cpu_pct"]
-            cpu_rows.append([s.rpc, str(s.in_flight), LABELS[t], f"{c['server']:.0f}",
-                             f"{c['redis']:.0f}", f"{c['client']:.0f}"])
-    cpu_header = ["RPC", "in flight", "server", "server CPU %", "redis CPU %", "client CPU %"]
+            c, u = r[t]["cpu_pct"], r[t]["cpu_us_per_call"]
+            cpu_rows.append([s.rpc, str(s.in_flight), LABELS[t], f"{u['server']:.0f}",
+                             f"{u['redis']:.0f}", f"{c['server']:.0f}", f"{c['redis']:.0f}",
+                             f"{c['client']:.0f}", f"{c['other']:.0f}"])
+    cpu_header = ["RPC", "in flight", "server", "server µs/call", "redis µs/call",
+                  "server %", "redis %", "client %", "others %"]
     return header, rows, cpu_header, cpu_rows
 
 
@@ -256,22 +292,23 @@ def markdown(data: dict[str, Any]) -> str:
         }
         for k, v in data["results"].items()
     }
-    m = data["machine"]
+    m, st = data["machine"], data["settings"]
     return f"""# API benchmark (gRPC)
 
 - command: `{data['command']}`
 - date: {data['date']}
 - machine: nproc {m['nproc']}, {m['cpu']}; Python {m['python']}, grpcio {m['grpcio']},
   redis-server {m['redis_server']} (AOF on, appendfsync everysec)
-- settings: {data['settings']['runs']} runs of {data['settings']['seconds']} s per server after
-  {data['settings']['warmup']} s of warm-up; {data['settings']['clients']} load generator
-  process(es), {data['settings']['channels']} channels each; event loop:
-  {'uvloop' if data['settings']['uvloop'] else 'asyncio default'}
+- settings: {st['runs']} runs of {st['seconds']:g} s per server after {st['warmup']:g} s of
+  warm-up; {st['clients']} load generator process(es), {st['channels']} channels each; event
+  loop of the servers: {'uvloop' if st['uvloop'] else 'asyncio'}, of the load generators:
+  {'uvloop' if st['client_uvloop'] else 'asyncio'}
+- load average at start: {data['loadavg_at_start']} (the machine may be shared: see "others %")
 - client, servers and Redis share the machine; figures are medians of the runs.
 
 {report.markdown_table(header, rows)}
 
-CPU used during the runs (medians, % of one core):
+{CPU_NOTE}
 
 {report.markdown_table(cpu_header, cpu_rows)}
 
@@ -293,7 +330,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--channels", type=int, default=4,
                    help="gRPC channels per load generator (default 4)")
     p.add_argument("--uvloop", action="store_true",
-                   help="run servers and clients on uvloop (pip install -r bench/requirements.txt)")
+                   help="run both servers on uvloop (pip install -r bench/requirements.txt)")
+    p.add_argument("--client-uvloop", action="store_true",
+                   help="run the load generators on uvloop")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="after the measured runs, profile the Mend server with py-spy during "
+                        "one more run of each scenario; stacks and summaries go to DIR")
     p.add_argument("--no-record", action="store_true",
                    help="print only; do not write bench/results/api.{json,md}")
     return p.parse_args(argv)
@@ -304,6 +346,7 @@ def main(argv: list[str]) -> int:
     estimate = len(SCENARIOS) * len(TARGETS) * (args.warmup + args.runs * (args.seconds + 0.2))
     print(f"bench api: {len(SCENARIOS)} scenarios x {len(TARGETS)} servers x {args.runs} runs "
           f"of {args.seconds:g} s (about {estimate:.0f} s)", flush=True)
+    loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     stack = Stack(args)
     results: dict[str, dict[str, Any]] = {}
     try:
@@ -324,14 +367,15 @@ def main(argv: list[str]) -> int:
             }
             print(f"  {s.key:22} Mend {m['calls_per_s']:8,.0f}/s p99 {m['p99_ms']:6.2f} ms | "
                   f"no-op {n['calls_per_s']:8,.0f}/s p99 {n['p99_ms']:6.2f} ms", flush=True)
+        if args.profile:
+            profile_mend(stack, args.profile, args.seconds)
     finally:
         stack.stop()
 
     header, rows, cpu_header, cpu_rows = tables(results)
     print()
     print(report.text_table(header, rows))
-    print("\nCPU during the runs (median % of one core; the machine has "
-          f"{os.cpu_count()} cores):")
+    print(f"\n{CPU_NOTE} The machine has {os.cpu_count()} cores.")
     print(report.text_table(cpu_header, cpu_rows))
     data = {
         "benchmark": NAME,
@@ -339,6 +383,7 @@ def main(argv: list[str]) -> int:
         "date": report.now_utc(),
         "machine": report.machine(),
         "settings": {**vars(args), "redis_aof_enabled": aof},
+        "loadavg_at_start": loadavg,
         "results": results,
     }
     if not args.no_record:

@@ -43,6 +43,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all processes of the machine have used since boot, summed over cores."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:9]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields)
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 class Process:
     """A child process with its output in a log file; stop() ends it (SIGTERM, then SIGKILL)."""
 
