@@ -25,11 +25,14 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,12 +107,26 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    total = 0.0
+def role(pid: int, root: int) -> str:
+    """What a process of a system's tree does: Mend's executor children and workers are
+    told apart by their command line; otherwise the root is "main", the rest "pool"."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = f.read().split(b"\0")
+    if b"--executor-fd" in argv:
+        return "executor child"
+    if b"--single" in argv:
+        return "worker"
+    return "main" if pid == root else "pool"
+
+
+def tree_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the live processes under pid, by role."""
+    out: dict[str, float] = {}
     for p in descendants(pid):
         with contextlib.suppress(OSError, IndexError):  # exited meanwhile
-            total += cpu_seconds(p)
-    return total
+            kind = role(p, pid)
+            out[kind] = out.get(kind, 0.0) + cpu_seconds(p)
+    return out
 
 
 @dataclass
@@ -242,8 +259,11 @@ SYSTEMS = {
 # ------------------------------------------------------------------------------ one run
 
 
-def drain(ctx: Context, system: System, run: int) -> dict[str, Any]:
-    """Enqueue, start the workers, wait until every job is finished; one run's figures."""
+def drain(
+    ctx: Context, system: System, run: int, profile: Path | None = None
+) -> dict[str, Any]:
+    """Enqueue, start the workers, wait until every job is finished; one run's figures.
+    With `profile`, py-spy samples the workers' processes into that file (raw format)."""
     ctx.client.flushall()
     bucket = f"{system.name}-{run}"
     t0 = time.monotonic()
@@ -252,7 +272,8 @@ def drain(ctx: Context, system: System, run: int) -> dict[str, Any]:
     redis_cpu0 = ctx.redis.cpu_seconds()
     process = system.start(ctx)
     spawned = time.monotonic()
-    first: tuple[float, int, float, float] | None = None
+    spy = None
+    first: tuple[float, int, dict[str, float], float] | None = None
     last_change, last_count = spawned, 0
     try:
         while True:
@@ -260,6 +281,13 @@ def drain(ctx: Context, system: System, run: int) -> dict[str, Any]:
             now, done = time.monotonic(), system.finished(ctx, bucket)
             if done and first is None:
                 first = (now, done, tree_cpu_seconds(process.pid), ctx.redis.cpu_seconds())
+                if profile is not None:  # from here on: start-up is not of interest
+                    spy = subprocess.Popen(
+                        [str(BIN / "py-spy"), "record", "--pid", str(process.pid),
+                         "--subprocesses", "--rate", "100", "--format", "raw",
+                         "--output", str(profile)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    )
             if done >= ctx.jobs:
                 break
             if system.failed(ctx):
@@ -274,11 +302,17 @@ def drain(ctx: Context, system: System, run: int) -> dict[str, Any]:
         workers_cpu = tree_cpu_seconds(process.pid)
         redis_cpu = ctx.redis.cpu_seconds()
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
+            spy.wait(60)
         process.stop(30)
     assert first is not None
     t_first, n_first, workers_cpu0, redis_cpu_first = first
     elapsed = now - t_first
     jobs = ctx.jobs - n_first
+    by_role = {
+        k: round(1000 * (v - workers_cpu0.get(k, 0.0)) / jobs, 3) for k, v in workers_cpu.items()
+    }
     outputs = count_outputs(ctx, bucket)
     if outputs != ctx.jobs:
         raise RuntimeError(f"{system.name}: {outputs} outputs for {ctx.jobs} jobs")
@@ -290,7 +324,8 @@ def drain(ctx: Context, system: System, run: int) -> dict[str, Any]:
         "with_startup_seconds": round(now - spawned, 3),
         "enqueue_seconds": round(enqueue_s, 3),
         # CPU per job while draining: the workers (all their processes) and Redis.
-        "workers_cpu_ms_per_job": 1000 * (workers_cpu - workers_cpu0) / jobs,
+        "workers_cpu_ms_per_job": sum(by_role.values()),
+        "workers_cpu_ms_per_job_by_role": by_role,
         "redis_cpu_ms_per_job": 1000 * (redis_cpu - redis_cpu_first) / jobs,
         "redis_cpu_incl_enqueue_ms_per_job": 1000 * (redis_cpu - redis_cpu0) / ctx.jobs,
         "loadavg_1m": os.getloadavg()[0],
@@ -321,23 +356,83 @@ def check_outputs(root: Path, bucket: str, jobs: int) -> None:
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("jobs_per_s", "drain_seconds", "with_startup_seconds", "enqueue_seconds",
             "workers_cpu_ms_per_job", "redis_cpu_ms_per_job")
-    return {k: round(report.median([r[k] for r in runs]), 3) for k in keys}
+    out: dict[str, Any] = {k: round(report.median([r[k] for r in runs]), 3) for k in keys}
+    roles = {k for r in runs for k in r["workers_cpu_ms_per_job_by_role"]}
+    out["workers_cpu_ms_per_job_by_role"] = {
+        k: round(report.median([r["workers_cpu_ms_per_job_by_role"].get(k, 0.0) for r in runs]),
+                 3)
+        for k in sorted(roles)
+    }
+    return out
+
+
+IDLE_FRAMES = re.compile(r"\((selectors|threading|queue)\.py|select \(|poll \(|wait \(")
+
+
+def summarise_profile(path: Path, top: int = 25) -> str:
+    """Markdown: per process role, the functions holding the largest share of the busy
+    samples (inclusive), from py-spy's raw output. Samples whose leaf waits for work
+    (epoll, condition variables) are left out."""
+    by_role: dict[str, Counter[str]] = {}
+    busy: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        procs = [f for f in frames if f.startswith("process ")]
+        if not procs or not count.isdigit():
+            continue
+        cmd = procs[-1]
+        kind = ("executor child" if "--executor-fd" in cmd
+                else "worker" if "--single" in cmd else "supervisor")
+        if IDLE_FRAMES.search(frames[-1]):
+            continue
+        n = int(count)
+        busy[kind] += n
+        seen = set()
+        for f in frames:
+            if f.startswith("process "):
+                continue
+            name = re.sub(r":\d+\)$", ")", f).replace(str(ROOT) + "/", "")
+            name = re.sub(r"\S*/(site-packages|python3\.\d+)/", "", name)
+            if name not in seen:
+                seen.add(name)
+                by_role.setdefault(kind, Counter())[name] += n
+    out = []
+    for kind in ("worker", "executor child"):
+        if kind not in by_role:
+            continue
+        total = busy[kind]
+        out.append(f"### {kind} ({total} busy samples)\n")
+        out.append("| share | function (inclusive) |\n|---|---|")
+        for name, n in by_role[kind].most_common(top):
+            out.append(f"| {100 * n / total:.1f}% | `{name}` |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _cpu_per_job(summary: dict[str, Any]) -> float:
+    return float(summary["workers_cpu_ms_per_job"] + summary["redis_cpu_ms_per_job"])
 
 
 def tables(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["system", "jobs/s (median)", "runs jobs/s", "Mend/system", "goal", "met",
-              "worker CPU ms/job", "Redis CPU ms/job"]
+              "worker CPU ms/job", "Redis CPU ms/job", "Mend/system by CPU"]
     rows = []
+    summary = data["summary"]
     for name in data["settings"]["systems"]:
-        s = data["summary"][name]
+        s = summary[name]
         runs = ", ".join(f"{r['jobs_per_s']:.0f}" for r in data["runs"][name])
         ratio = data["ratios"].get(name)
         goal = GOALS.get(name)
+        by_cpu = ""
+        if "mend" in summary and name != "mend":
+            # What the ratio would be with the machine saturated by the system alone.
+            by_cpu = f"{_cpu_per_job(s) / _cpu_per_job(summary['mend']):.2f}x"
         rows.append([
             LABELS[name], f"{s['jobs_per_s']:,.0f}", runs,
             f"{ratio:.2f}x" if ratio else "", f">= {goal:g}x" if goal else "",
             ("yes" if ratio >= goal else "NO") if goal and ratio else "",
-            f"{s['workers_cpu_ms_per_job']:.2f}", f"{s['redis_cpu_ms_per_job']:.3f}",
+            f"{s['workers_cpu_ms_per_job']:.2f}", f"{s['redis_cpu_ms_per_job']:.3f}", by_cpu,
         ])
     return header, rows
 
@@ -366,11 +461,23 @@ def markdown(data: dict[str, Any]) -> str:
 - Dramatiq: `dramatiq --processes 2 --threads 1`, Redis broker, default middleware
 - drain rate: jobs finished from the first observed completion to the last, over that
   time (start-up excluded for every system)
+- CPU per job: user + system time of all the system's processes (and of Redis) while
+  draining, over the jobs drained; "Mend/system by CPU" is the peer's (workers + Redis) CPU
+  per job over Mend's: the throughput ratio on a machine the system has to itself
 
 {report.markdown_table(header, rows)}
 
-Per-run figures (drain seconds, start-up included, enqueue time, CPU) are in `drain.json`.
-"""
+CPU per job by process (median ms; Mend: the workers' asyncio processes and their
+executor children; Celery: the main process and the prefork pool; Dramatiq: the main
+process and the worker processes):
+
+{report.markdown_table(["system", "process", "CPU ms/job"], [
+    [LABELS[n], k, f"{v:.3f}"]
+    for n in s['systems'] for k, v in data['summary'][n]['workers_cpu_ms_per_job_by_role'].items()
+])}
+
+Per-run figures (drain seconds, start-up included, enqueue time, CPU) are in the JSON file.
+{data.get('profile_markdown', '')}"""
 
 
 def default_storage_dir() -> str | None:
@@ -404,6 +511,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--storage-dir", default=default_storage_dir(),
                    help="where the file storage root is made (default: /dev/shm, a tmpfs; "
                         "give a directory on disk to include the outputs' fsyncs)")
+    p.add_argument("--profile", action="store_true",
+                   help="one more Mend run with py-spy sampling the workers; the summary "
+                        "goes into the results")
     p.add_argument("--no-record", action="store_true",
                    help="print only; do not write bench/results/drain.{json,md}")
     return p.parse_args(argv)
@@ -437,6 +547,14 @@ def main(argv: list[str]) -> int:
                       f"{r['workers_cpu_ms_per_job']:.2f} ms CPU/job, redis "
                       f"{r['redis_cpu_ms_per_job']:.3f}; load {r['loadavg_1m']:.1f})",
                       flush=True)
+        profile_md = ""
+        if args.profile and "mend" in names:
+            raw = root / "profile.txt"
+            drain(ctx, SYSTEMS["mend"], args.runs, profile=raw)
+            profile_md = (
+                "\n## Profile of Mend's workers (py-spy, one extra run)\n\n"
+                + summarise_profile(raw)
+            )
         aof = redis_server.info("persistence").get("aof_enabled")
     finally:
         ctx.client.close()
@@ -461,6 +579,9 @@ def main(argv: list[str]) -> int:
         "ratios": ratios,
         "runs": runs,
     }
+    if profile_md:
+        data["profile_markdown"] = profile_md
+        print(profile_md)
     header, rows = tables(data)
     print()
     print(report.text_table(header, rows))
