@@ -82,7 +82,10 @@ class Settings(BaseSettings):
     # Private, loopback and link-local targets are refused unless allowed (SSRF).
     webhook_allow_private: bool = False
 
-    # Server
+    # Server: several processes share the gRPC port (SO_REUSEPORT) to use more than one
+    # core; the GIL caps one process at one core.
+    server_processes: int = Field(default=1, ge=1)
+    grpc_reuse_port: bool = False
     shutdown_grace_seconds_server: float = Field(default=5.0, ge=0)
     watch_heartbeat_seconds: float = Field(default=15.0, gt=0)
 

@@ -105,29 +105,19 @@ class JobStore:
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
 
     async def get(self, tenant: str, job_id: str) -> Job:
-        fields = await self._redis.hgetall(self._keys.job(job_id))
-        if not fields or fields.get("tenant") != tenant:
+        out = await self._scripts("get", self._keys.queue, job_id, tenant, self._liveness_ms)
+        if not out:
             raise JobNotFound(job_id)
-        job = Job.from_fields(fields)
-        if job.status is JobStatus.PENDING:
-            job = await self._with_queue_estimate(job)
-        return job
-
-    async def _with_queue_estimate(self, job: Job) -> Job:
-        now_ms = int(time.time() * 1000)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zrank(self._keys.queue, job.id)
-            pipe.zcard(self._keys.queue)
-            pipe.zscore(self._keys.scheduled, job.id)
-            pipe.zcount(self._keys.workers, now_ms - self._liveness_ms, "+inf")
-            pipe.hget(self._keys.stats, "avg_duration_ms")
-            rank, queued, due_ms, workers, avg_ms = await pipe.execute()
+        job = Job.from_fields(_decode(out[0]))
+        if len(out) == 1:
+            return job
+        rank, queued, due_ms, workers, avg_ms = out[1:]
         # A job waiting for a retry backoff joins the end of the queue when it is due.
-        position = rank + 1 if rank is not None else queued + 1
+        position = int(rank) + 1 if int(rank) >= 0 else int(queued) + 1
         avg = float(avg_ms) / 1000 if avg_ms else 1.0
         wait = math.ceil(position / max(int(workers), 1)) * avg
-        if due_ms is not None:
-            wait += max(0.0, (float(due_ms) - now_ms) / 1000)
+        if due_ms:
+            wait += max(0.0, (float(due_ms) - time.time() * 1000) / 1000)
         return replace(job, queue_position=position, estimated_wait_seconds=round(wait, 3))
 
     async def list(

@@ -59,18 +59,26 @@ class Authenticator:
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authenticator: Authenticator) -> None:
         self._auth = authenticator
+        # Wrapped handlers are reused per (method, tenant): wrapping on every call costs
+        # more than the rest of the check.
+        self._wrapped: dict[tuple[str, str | None], grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None or details.method.startswith(OPEN_SERVICES):
-            return handler
+        if details.method.startswith(OPEN_SERVICES):
+            return await continuation(details)
         metadata = dict(details.invocation_metadata or ())
         tenant = self._auth.tenant_for(self._auth.key_from_headers(metadata.get))
-        return _with_tenant(handler, tenant)
+        wrapped = self._wrapped.get((details.method, tenant))
+        if wrapped is None:
+            handler = await continuation(details)
+            if handler is None:
+                return handler
+            wrapped = self._wrapped[(details.method, tenant)] = _with_tenant(handler, tenant)
+        return wrapped
 
 
 def _with_tenant(handler: grpc.RpcMethodHandler, tenant: str | None) -> grpc.RpcMethodHandler:

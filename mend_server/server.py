@@ -69,7 +69,7 @@ class MendServer:
                 ("grpc.keepalive_timeout_ms", 10_000),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", int(settings.grpc_reuse_port)),
             ],
         )
         jobs_pb2_grpc.add_JobServiceServicer_to_server(

@@ -10,6 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
+import uvloop
+
 from mend_core.keys import Keys
 from mend_core.queue import WorkQueue
 from mend_core.redis_client import connect
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
     if args.single:
-        asyncio.run(run_worker(settings))
+        uvloop.run(run_worker(settings))
         return
     count = args.processes or settings.workers
     grace = settings.shutdown_grace_seconds + 5
