@@ -25,12 +25,16 @@ class ChangeFeed:
         self._channel = channel
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
         self.connected = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="change-feed")
 
     async def close(self) -> None:
+        # The flag, not only the cancellation, ends the loop: a cancel that lands while a
+        # read times out can surface as a Redis TimeoutError, which the loop would retry.
+        self._closed = True
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -65,7 +69,7 @@ class ChangeFeed:
                 event.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closed:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel)

@@ -119,16 +119,18 @@ class MendServer:
 
     async def stop(self, grace: float | None = None) -> None:
         """Health goes NOT_SERVING, new calls are refused, running calls get `grace`
-        seconds to finish, then everything is closed."""
+        seconds to finish, then the background work stops and connections close."""
+        if grace is None:
+            grace = self.settings.shutdown_grace_seconds_server
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await self.webhooks.close()
+        await self.feed.close()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.webhooks.close()
-        await self.health.enter_graceful_shutdown()
-        await self.server.stop(
-            self.settings.shutdown_grace_seconds_server if grace is None else grace
-        )
-        await self.feed.close()
+        # Bounded: a stuck background task must not keep the process from exiting.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
         await self.redis.aclose()
 
     async def wait_for_termination(self) -> None:

@@ -102,13 +102,14 @@ class WebhookDispatcher:
         )
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._inflight: set[asyncio.Task[None]] = set()
+        self._closed = False
         # Base of the exponential backoff between attempts (1 s, 2 s, 4 s ...).
         self.backoff_seconds = 1.0
 
     async def run(self) -> None:
         with contextlib.suppress(redis.exceptions.ResponseError):  # BUSYGROUP: exists
             await self._redis.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
-        while True:
+        while not self._closed:
             try:
                 await self._read_once()
             except asyncio.CancelledError:
@@ -200,6 +201,7 @@ class WebhookDispatcher:
         }
 
     async def close(self) -> None:
+        self._closed = True
         for task in list(self._inflight):
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
