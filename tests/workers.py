@@ -80,6 +80,29 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def mend_workers_of(redis_url: str) -> dict[int, str]:
+    """Every live `mend-worker` process (workers, executors, supervisors) on this machine
+    that serves the given Redis, with its command line. Other test runs on the machine
+    use other Redis servers, so this sees only the test's own processes, wherever they
+    were reparented to."""
+    needle = f"\0MEND_REDIS_URL={redis_url}\0".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        line = cmdline(pid)
+        if "mend-worker" not in line or not is_running(pid):
+            continue
+        try:
+            environ = b"\0" + (entry / "environ").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if needle in environ:
+            found[pid] = line
+    return found
+
+
 def executor_pids(worker_pid: int) -> list[int]:
     """The worker's `mend-worker --executor-fd N` children (the processes running jobs)."""
     return [pid for pid in children(worker_pid) if "--executor-fd" in cmdline(pid)]
