@@ -3,14 +3,18 @@
 Workers publish "<job id>:<version>" after each change is recorded in the job's event
 log. The feed only wakes the watchers of that job; they then read the log, so a lost
 message (or a dropped subscription) can delay a watcher but never make it miss a state.
+Watchers of one job woken by the same change share one read of the log (Watch.shared),
+so a change reaching a thousand watchers costs one Redis read, not a thousand.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
@@ -19,11 +23,67 @@ log = logging.getLogger(__name__)
 READ_TIMEOUT_SECONDS = 5.0
 
 
+T = TypeVar("T")
+
+
+class _Watched:
+    """The watchers of one job, how many times they have been woken, and the reads of the
+    job's log started since the last wake (keyed by what they read)."""
+
+    __slots__ = ("watches", "wakes", "reads")
+
+    def __init__(self) -> None:
+        self.watches: set[Watch] = set()
+        self.wakes = 0
+        self.reads: dict[Hashable, asyncio.Future[Any]] = {}
+
+    def settled(self, key: Hashable, future: asyncio.Future[Any]) -> None:
+        """A failed read is not shared again (its error is marked seen: its watchers may
+        all have gone)."""
+        failed = future.cancelled() or future.exception() is not None
+        if failed and self.reads.get(key) is future:
+            del self.reads[key]
+
+    def wake(self) -> None:
+        self.wakes += 1
+        # A read started before this wake may miss the change: nobody may join it now.
+        self.reads.clear()
+        for watch in self.watches:
+            watch.changed.set()
+
+
+class Watch:
+    """One watcher's registration. `changed` is set whenever the job may have changed."""
+
+    __slots__ = ("changed", "_watched")
+
+    def __init__(self, watched: _Watched) -> None:
+        self.changed = asyncio.Event()
+        self._watched = watched
+
+    def clear(self) -> None:
+        """Call before each read of the job's state: a change after it sets `changed`."""
+        self.changed.clear()
+
+    async def shared(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
+        """read(), or the result of the same read (same key) that a watcher of this job
+        started since the job's last wake. Every change this watcher has cleared was
+        recorded before that wake, so such a read sees them all, just as a read of its
+        own would; later changes set `changed` again."""
+        reads = self._watched.reads
+        future = reads.get(key)
+        if future is None:
+            future = reads[key] = asyncio.ensure_future(read())
+            future.add_done_callback(functools.partial(self._watched.settled, key))
+        # Shielded: a watcher that goes away does not cancel the read of the others.
+        return await asyncio.shield(future)
+
+
 class ChangeFeed:
     def __init__(self, redis: Redis, channel: str) -> None:
         self._redis = redis
         self._channel = channel
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._jobs: dict[str, _Watched] = {}
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.connected = asyncio.Event()
@@ -42,31 +102,36 @@ class ChangeFeed:
 
     @property
     def watcher_count(self) -> int:
-        return sum(len(w) for w in self._waiters.values())
+        return sum(len(w.watches) for w in self._jobs.values())
+
+    @property
+    def watched_jobs(self) -> int:
+        return len(self._jobs)
 
     @contextlib.contextmanager
-    def listen(self, job_id: str) -> Iterator[asyncio.Event]:
-        """An event set whenever the job may have changed. Register before reading the
-        job's state, clear before each read: no change can then slip between the two."""
-        event = asyncio.Event()
-        self._waiters.setdefault(job_id, set()).add(event)
+    def listen(self, job_id: str) -> Iterator[Watch]:
+        """Registers a watcher of the job. Register before reading the job's state, clear
+        before each read: no change can then slip between the two."""
+        watched = self._jobs.get(job_id)
+        if watched is None:
+            watched = self._jobs[job_id] = _Watched()
+        watch = Watch(watched)
+        watched.watches.add(watch)
         try:
-            yield event
+            yield watch
         finally:
-            waiters = self._waiters.get(job_id)
-            if waiters is not None:
-                waiters.discard(event)
-                if not waiters:
-                    del self._waiters[job_id]
+            watched.watches.discard(watch)
+            if not watched.watches and self._jobs.get(job_id) is watched:
+                del self._jobs[job_id]
 
     def _wake(self, job_id: str) -> None:
-        for event in self._waiters.get(job_id, ()):
-            event.set()
+        watched = self._jobs.get(job_id)
+        if watched is not None:
+            watched.wake()
 
     def _wake_all(self) -> None:
-        for waiters in self._waiters.values():
-            for event in waiters:
-                event.set()
+        for watched in self._jobs.values():
+            watched.wake()
 
     async def _run(self) -> None:
         while not self._closed:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import cast
 
 import grpc
 from google.protobuf import empty_pb2
@@ -46,7 +48,7 @@ def _field_size(value: object) -> int:
         return len(value)
     if isinstance(value, int | float | bool):
         return 8
-    return sum(_field_size(item) for item in value)  # type: ignore[attr-defined]
+    return sum(map(_field_size, cast(Iterable[object], value)))  # a repeated field
 
 
 class BadRequest(Exception):
@@ -238,7 +240,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                     bad.append(Violation("page_token", "is not a token from a previous page"))
             if bad:
                 raise BadRequest(bad)
-            page = await self._store.list(
+            page = await self._store.list_jobs(
                 current_tenant.get(),
                 status=status,
                 job_type=job_type,
@@ -268,7 +270,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if request.HasField("from_version") and request.from_version < 0:
             await _abort_invalid(context, [Violation("from_version", "must be >= 0")])
         tenant = current_tenant.get()
-        with self._feed.listen(request.id) as changed:
+        with self._feed.listen(request.id) as watch:
             try:
                 job = await self._store.get(tenant, request.id)
             except JobNotFound:
@@ -280,17 +282,34 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 last = job.version
             if job.status.terminal and job.version <= last:
                 return
+            fresh = False
             while True:
-                changed.clear()
-                states = await self._store.events(request.id, last, count=WATCH_PAGE)
-                for state in states:
-                    yield pb.WatchJobResponse(job=convert.job_to_pb(state))
-                    last = state.version
-                    if state.status.terminal:
+                watch.clear()
+                read = functools.partial(self._states_after, request.id, last)
+                # The watchers of a job woken by one change share one read and its
+                # messages; after a quiet spell (no wake) each reads for itself.
+                states = await (read() if fresh else watch.shared(last, read))
+                for version, terminal, message in states:
+                    yield message
+                    last = version
+                    if terminal:
                         return
                 if len(states) == WATCH_PAGE:
                     continue  # a backlog: read on rather than wait for the next change
                 try:
-                    await asyncio.wait_for(changed.wait(), self._heartbeat)
+                    async with asyncio.timeout(self._heartbeat):
+                        await watch.changed.wait()
+                    fresh = False
                 except TimeoutError:
                     yield pb.WatchJobResponse(heartbeat=empty_pb2.Empty())
+                    fresh = True
+
+    async def _states_after(
+        self, job_id: str, version: int
+    ) -> list[tuple[int, bool, pb.WatchJobResponse]]:
+        """A page of the job's recorded states after `version`, as stream messages."""
+        states = await self._store.events(job_id, version, count=WATCH_PAGE)
+        return [
+            (s.version, s.status.terminal, pb.WatchJobResponse(job=convert.job_to_pb(s)))
+            for s in states
+        ]

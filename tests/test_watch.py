@@ -26,7 +26,8 @@ from tests.helpers import resize_request, violated_fields
 from tests.services import RedisServer
 
 # Bounds that only catch hangs (a watcher that never hears of a change); they time nothing.
-HANG_SECONDS = 30.0
+# Below the default heartbeat (15 s), whose re-read of the log would hide a missed wake-up.
+HANG_SECONDS = 10.0
 RESULT = JobResult(
     output_url="file://my-bucket/images/output.jpg",
     file_size=1234,
@@ -281,6 +282,36 @@ async def test_500_concurrent_watchers_all_see_the_terminal_state(stub, queue) -
         assert [s.id for s in states] == [job_id] * 3
         assert [s.version for s in states] == [first.version + i for i in (1, 2, 3)]
         assert states[-1].status == pb.JOB_STATUS_COMPLETED
+
+
+async def test_watchers_of_one_job_at_different_versions_each_see_their_own_rest(
+    stub, queue
+) -> None:
+    # Watchers of one job share reads of its log; watchers that are at different versions
+    # (resumed from various points, joined live) must still each get exactly their rest.
+    job_id = await submit(stub)
+    lease = await claim(queue, job_id)
+    for percent in (10, 20, 30):
+        assert await queue.progress(lease, percent, "")
+    current = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
+    starts = [k for k in range(current.version + 1) for _ in range(20)]
+    resumed = [
+        stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=k), metadata=AUTH)
+        for k in starts
+    ]
+    live = [stub.WatchJob(pb.WatchJobRequest(id=job_id), metadata=AUTH) for _ in range(50)]
+    firsts = await asyncio.gather(*(next_job(call) for call in live))
+    assert {f.version for f in firsts if f} == {current.version}
+
+    async def burst() -> None:
+        for percent in range(40, 100, 10):
+            assert await queue.progress(lease, percent, "")
+        assert await queue.complete(lease, RESULT)
+
+    results = await asyncio.gather(burst(), *(rest_of(call) for call in resumed + live))
+    final = current.version + 7
+    for start, states in zip(starts + [current.version] * len(live), results[1:], strict=True):
+        assert [s.version for s in states] == list(range(start + 1, final + 1)), start
 
 
 async def test_idle_stream_receives_heartbeats(start_server, queue) -> None:

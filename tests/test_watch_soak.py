@@ -188,4 +188,4 @@ async def test_cancelled_streams_leave_no_watcher_registered(mend_server, stub) 
     while mend_server.feed.watcher_count and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert mend_server.feed.watcher_count == 0
-    assert mend_server.feed._waiters == {}  # no per-job entries left behind either
+    assert mend_server.feed.watched_jobs == 0  # no per-job entries left behind either
