@@ -80,8 +80,8 @@ class Changes:
     async def until(
         self, job_id: str, status: str, timeout: float, after_version: int = 0
     ) -> tuple[float, int]:
-        """Arrival time of the first change of job_id past after_version after which its
-        status is `status`, and the job's version then."""
+        """Arrival time of the first change of job_id past after_version that made its
+        status `status` (read from the job's event log at that version), and the version."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -93,11 +93,11 @@ class Changes:
                 continue
             if jid != job_id or version <= after_version:
                 continue
-            now, current = await self.client.hmget(
-                KEYS_PREFIX + "job:" + job_id, ["status", "version"]
+            entry = await self.client.xrange(
+                KEYS_PREFIX + "events:" + job_id, min=f"0-{version}", max=f"0-{version}"
             )
-            if now == status:
-                return at, int(current)
+            if entry and entry[0][1].get("status") == status:
+                return at, version
 
     def drain(self) -> None:
         while not self.queue.empty():
@@ -125,7 +125,10 @@ def worker_id(process: Process, timeout: float = 20.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         process.check_alive()
-        m = re.search(r"worker (\S+) started", process.tail(200))
+        try:
+            m = re.search(r"worker (\S+) started", process.log.read_text(errors="replace"))
+        except OSError:
+            m = None
         if m:
             return m.group(1)
         time.sleep(0.02)
