@@ -694,3 +694,47 @@ async def test_seed_shell_walkthrough_runs_verbatim(
     assert final["id"] == lease.job_id
     assert final["status"] == "completed"
     assert final["result"] == SEED_COMPLETED["result"]
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Dummy credentials; no real AWS configuration can leak in.
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+
+
+async def test_s3_storage_health(mend_server: MendServer, tmp_path: Path, aws_env: None) -> None:
+    from moto.server import ThreadedMotoServer
+
+    moto_port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    up_url = f"http://127.0.0.1:{moto_port}"
+    down_url = f"http://127.0.0.1:{free_port()}"
+    statuses = {}
+    try:
+        for name, endpoint in (("up", up_url), ("down", down_url)):
+            settings = gateway_settings(
+                mend_server.settings, mend_server.port, tmp_path, storage="s3",
+                s3_endpoint_url=endpoint,
+            )
+            running = await start_gateway(settings)
+            try:
+                async with httpx.AsyncClient(base_url=running.url) as c:
+                    statuses[name] = (await c.get("/health")).json()
+            finally:
+                await running.stop()
+    finally:
+        moto.stop()
+    assert statuses["up"]["status"] == "healthy"
+    assert statuses["up"]["dependencies"]["storage"]["backend"] == "s3"
+    assert statuses["down"]["status"] == "degraded"
+    assert statuses["down"]["dependencies"]["storage"]["status"] == "unhealthy"
