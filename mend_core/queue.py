@@ -59,7 +59,7 @@ class WorkQueue:
     async def wait_for_work(self, block_seconds: float) -> None:
         """Blocks until a job may have been enqueued (or block_seconds elapse): idle workers
         sleep in Redis, not in a polling loop."""
-        await self._redis.blpop([self._keys.wake], timeout=block_seconds)
+        await self._redis.blpop([self._keys.wake], timeout=block_seconds)  # type: ignore[misc]
 
     async def heartbeat(self, lease: Lease) -> bool:
         """Extends the lease; False means it is lost (cancelled, reaped, timed out)."""

@@ -120,7 +120,7 @@ class JobStore:
             wait += max(0.0, (float(due_ms) - time.time() * 1000) / 1000)
         return replace(job, queue_position=position, estimated_wait_seconds=round(wait, 3))
 
-    async def list(
+    async def list_jobs(
         self,
         tenant: str,
         *,
@@ -141,15 +141,8 @@ class JobStore:
         upper = f"({cursor}" if cursor is not None else "+inf"
         batch = page_size if other is None else max(page_size * 2, 50)
         while len(jobs) < page_size:
-            entries = await self._redis.zrange(
-                index,
-                upper,
-                "-inf",
-                byscore=True,
-                desc=True,
-                offset=0,
-                num=batch,
-                withscores=True,
+            entries = await self._redis.zrevrangebyscore(
+                index, upper, "-inf", start=0, num=batch, withscores=True
             )
             if not entries:
                 return Page(jobs, None)
@@ -218,6 +211,6 @@ class JobStore:
 
     async def ping(self) -> bool:
         try:
-            return bool(await self._redis.ping())
+            return bool(await self._redis.ping())  # type: ignore[misc]
         except Exception:
             return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.v1 import jobs_pb2 as pb
@@ -19,12 +21,21 @@ STATUS_TO_PB = {
 STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
 TYPE_TO_PB = {JobType.IMAGE_RESIZE: pb.JOB_TYPE_IMAGE_RESIZE}
 TYPE_FROM_PB = {v: k for k, v in TYPE_TO_PB.items()}
-_FIT = {pb.FIT_MODE_INSIDE: "inside", pb.FIT_MODE_COVER: "cover", pb.FIT_MODE_FILL: "fill"}
-_FORMAT = {pb.IMAGE_FORMAT_JPEG: "jpeg", pb.IMAGE_FORMAT_PNG: "png", pb.IMAGE_FORMAT_WEBP: "webp"}
-_STYLE = {pb.WEBHOOK_STYLE_DEFAULT: "default", pb.WEBHOOK_STYLE_DISCORD: "discord"}
-_FIT_TO_PB = {v: k for k, v in _FIT.items()}
-_FORMAT_TO_PB = {v: k for k, v in _FORMAT.items()}
-_STYLE_TO_PB = {v: k for k, v in _STYLE.items()}
+_FIT: dict[int, str] = {
+    pb.FIT_MODE_INSIDE: "inside",
+    pb.FIT_MODE_COVER: "cover",
+    pb.FIT_MODE_FILL: "fill",
+}
+_FORMAT: dict[int, str] = {
+    pb.IMAGE_FORMAT_JPEG: "jpeg",
+    pb.IMAGE_FORMAT_PNG: "png",
+    pb.IMAGE_FORMAT_WEBP: "webp",
+}
+_STYLE: dict[int, str] = {pb.WEBHOOK_STYLE_DEFAULT: "default", pb.WEBHOOK_STYLE_DISCORD: "discord"}
+# Typed loosely: the stubs want each enum's own type, the tables hold plain numbers.
+_FIT_TO_PB: dict[str, Any] = {v: k for k, v in _FIT.items()}
+_FORMAT_TO_PB: dict[str, Any] = {v: k for k, v in _FORMAT.items()}
+_STYLE_TO_PB: dict[str, Any] = {v: k for k, v in _STYLE.items()}
 
 
 def _enum_name(table: dict[int, str], value: int) -> str:

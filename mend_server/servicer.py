@@ -7,7 +7,8 @@ import base64
 import binascii
 import functools
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import cast
 
 import grpc
 from google.protobuf import empty_pb2
@@ -47,7 +48,7 @@ def _field_size(value: object) -> int:
         return len(value)
     if isinstance(value, int | float | bool):
         return 8
-    return sum(_field_size(item) for item in value)  # type: ignore[attr-defined]
+    return sum(map(_field_size, cast(Iterable[object], value)))  # a repeated field
 
 
 class BadRequest(Exception):
@@ -239,7 +240,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                     bad.append(Violation("page_token", "is not a token from a previous page"))
             if bad:
                 raise BadRequest(bad)
-            page = await self._store.list(
+            page = await self._store.list_jobs(
                 current_tenant.get(),
                 status=status,
                 job_type=job_type,

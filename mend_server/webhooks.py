@@ -106,14 +106,21 @@ class WebhookDispatcher:
         # Base of the exponential backoff between attempts (1 s, 2 s, 4 s ...).
         self.backoff_seconds = 1.0
 
-    async def run(self) -> None:
+    async def _create_group(self) -> None:
         with contextlib.suppress(redis.exceptions.ResponseError):  # BUSYGROUP: exists
             await self._redis.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
+
+    async def run(self) -> None:
+        await self._create_group()
         while not self._closed:
             try:
                 await self._read_once()
             except asyncio.CancelledError:
                 raise
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self._create_group()  # the stream was deleted (FLUSHALL, by hand)
             except redis.exceptions.RedisError as exc:
                 log.warning("webhook dispatcher: %s; retrying", exc)
                 await asyncio.sleep(1)
@@ -176,7 +183,7 @@ class WebhookDispatcher:
     async def _payload(self, event: str, fields: dict[str, str]) -> dict[str, Any] | None:
         now = _utc()
         if event == "batch.completed":
-            batch = await self._redis.hgetall(
+            batch = await self._redis.hgetall(  # type: ignore[misc]
                 self._keys.batch(fields["tenant"], fields["batch_id"])
             )
             if not batch:
@@ -191,7 +198,7 @@ class WebhookDispatcher:
                     **counts,
                 },
             }
-        job_fields = await self._redis.hgetall(self._keys.job(fields["job_id"]))
+        job_fields = await self._redis.hgetall(self._keys.job(fields["job_id"]))  # type: ignore[misc]
         if not job_fields:
             return None
         return {

@@ -69,19 +69,26 @@ class ChildExecutor:
                     "transient", error=f"worker process crashed while processing (exit {code})"
                 )
             match message:
-                case ("progress", percent, text):
+                case ("progress", int(percent), str(text)):
                     await on_progress(percent, text)
-                case ("ok", result):
+                case ("ok", dict(result)):
                     return Outcome("ok", result=result)
-                case (kind, error):
+                case (str(kind), str(error)):
                     return Outcome(kind, error=error)
+                case _:
+                    return Outcome("permanent", error=f"internal error: bad reply {message!r}")
 
     @staticmethod
     async def _recv(conn: Connection) -> object:
         loop = asyncio.get_running_loop()
         if not conn.poll():
-            readable = loop.create_future()
-            loop.add_reader(conn.fileno(), lambda: readable.done() or readable.set_result(None))
+            readable: asyncio.Future[None] = loop.create_future()
+
+            def wake() -> None:
+                if not readable.done():
+                    readable.set_result(None)
+
+            loop.add_reader(conn.fileno(), wake)
             try:
                 await readable
             finally:

@@ -81,7 +81,7 @@ class Health:
         self._version = _version()
 
     async def _redis_probe(self) -> None:
-        await self._redis.ping()
+        await self._redis.ping()  # type: ignore[misc]
 
     async def _grpc_probe(self) -> None:
         try:
