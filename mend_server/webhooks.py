@@ -117,11 +117,10 @@ class WebhookDispatcher:
                 await self._read_once()
             except asyncio.CancelledError:
                 raise
-            except redis.exceptions.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                await self._create_group()  # the stream was deleted (FLUSHALL, by hand)
             except redis.exceptions.RedisError as exc:
+                if "NOGROUP" in str(exc):  # the stream was deleted (FLUSHALL, by hand)
+                    await self._create_group()
+                    continue
                 log.warning("webhook dispatcher: %s; retrying", exc)
                 await asyncio.sleep(1)
 
