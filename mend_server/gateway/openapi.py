@@ -4,6 +4,7 @@ message descriptors, in the JSON shape the `JsonStyle` produces."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -180,10 +181,10 @@ def build_openapi(
     for route in routes:
         method = route.method
         params: list[dict[str, Any]] = []
-        for name, field_path in route.path_fields.items():
+        for field_path in route.path_fields.values():
             fields = resolve_path(method.input_type, field_path) or []
             schema = builder.single(fields[-1]) if fields else {"type": "string"}
-            params.append({"name": name, "in": "path", "required": True, "schema": schema})
+            params.append({"name": field_path, "in": "path", "required": True, "schema": schema})
         if route.body != "*":
             params += _query_parameters(builder, method.input_type, route.bound_fields)
         params += (extra_parameters or {}).get(method.name, [])
@@ -228,7 +229,9 @@ def build_openapi(
                 "content": {"application/json": {"schema": error_ref}},
             }
         operation["responses"] = responses
-        paths.setdefault(route.template, {})[route.http_method.lower()] = operation
+        # OpenAPI templates name the variable only: {name=**} -> {name}.
+        template = re.sub(r"\{([^}=]+)=[^}]*\}", r"{\1}", route.template)
+        paths.setdefault(template, {})[route.http_method.lower()] = operation
     for path, item in (extra_paths or {}).items():
         paths.setdefault(path, {}).update(item)
     return {
