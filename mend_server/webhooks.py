@@ -111,7 +111,8 @@ class WebhookDispatcher:
             await self._redis.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
 
     async def run(self) -> None:
-        await self._create_group()
+        # The consumer group is created on the first NOGROUP answer, so a Redis that is
+        # down at start only delays deliveries.
         while not self._closed:
             try:
                 await self._read_once()
