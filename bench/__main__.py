@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "resize": "bench.resize",  # resize throughput per core against libvips
     "drain": "bench.drain",  # queue drain rate against Celery and Dramatiq
     "pickup": "bench.pickup",  # idle-worker pickup latency, recovery after SIGKILL
+    "watch": "bench.watch",  # WatchJob delivery latency with 1,000 streams on one server
 }
 
 
