@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTO_SRC := protos/mend/v1/jobs.proto
 GEN := mend/v1
 
-.PHONY: run test lint lint-ci proto proto-check bench redis clean
+.PHONY: run test lint lint-ci proto proto-check bench redis test-tools clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,14 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# redis-server comes from Debian's packages when it is not on PATH.
+# What is not on PATH comes from Debian's packages: redis-server to run the stack, and
+# jq and curl for the tests that run the docs' shell walkthrough.
 redis:
-	@scripts/ensure-redis.sh
+	@scripts/ensure-packages.sh redis-server
+
+test-tools:
+	@scripts/ensure-packages.sh redis-server jq curl
 
 run: $(STAMP) redis
 	$(BIN)/mend-stack
 
-test: $(STAMP) redis
+test: $(STAMP) test-tools
 	$(BIN)/pytest -q tests
 
 lint: $(STAMP)
