@@ -11,6 +11,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
@@ -23,6 +24,10 @@ from mend_core.supervisor import die_with_parent
 from mend_worker.operations import Task, run
 
 OnProgress = Callable[[int, str], Awaitable[None]]
+# Short jobs finish before anyone could watch their progress: progress is relayed only for
+# jobs that have been running this long. The child drops earlier updates itself, which
+# saves two messages (and wake-ups of the worker) per short job.
+PROGRESS_AFTER_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -133,14 +138,18 @@ def child_main(fd: int) -> None:
         s3_region=settings.s3_region,
     )
 
+    started = 0.0
+
     def progress(percent: int, message: str) -> None:
-        conn.send(("progress", percent, message))
+        if time.monotonic() - started >= PROGRESS_AFTER_SECONDS:
+            conn.send(("progress", percent, message))
 
     while True:
         try:
             task = Task(**conn.recv())
         except (EOFError, OSError):
             return
+        started = time.monotonic()
         try:
             conn.send(("ok", run(task, storage, settings, progress)))
         except PermanentError as exc:

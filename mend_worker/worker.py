@@ -15,7 +15,7 @@ import redis.exceptions
 from mend_core.job import ImageMetadata, JobResult
 from mend_core.queue import Lease, WorkQueue
 from mend_core.settings import Settings
-from mend_worker.executor import ChildExecutor, Outcome
+from mend_worker.executor import PROGRESS_AFTER_SECONDS, ChildExecutor, Outcome
 from mend_worker.operations import Task
 
 log = logging.getLogger(__name__)
@@ -24,9 +24,6 @@ log = logging.getLogger(__name__)
 # (a worker killed right after taking it) can delay a pickup.
 WAIT_TIMEOUT_SECONDS = 5.0
 HOUSEKEEPING_SECONDS = 1.0
-# Short jobs finish before anyone could watch their progress: relay progress only for
-# jobs that have been running this long, so tiny jobs cost no extra Redis writes.
-PROGRESS_AFTER_SECONDS = 0.25
 
 
 def new_worker_id() -> str:
