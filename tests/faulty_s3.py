@@ -19,7 +19,6 @@ import http.client
 import socket
 import struct
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -102,6 +101,7 @@ class FaultyS3:
         self._add(_Fault("hold", count, key))
 
     def delay_reads(self, seconds: float, count: int | None = None, key: str | None = None) -> None:
+        """Matching reads wait `seconds` (counted in `held` meanwhile), then go on."""
         self._add(_Fault("delay", count, key, seconds=seconds))
 
     def fail_reads(
@@ -125,13 +125,15 @@ class FaultyS3:
             self._faults = [f for f in self._faults if f.action != "hold"]
 
     def heal(self) -> None:
-        """Removes every fault and releases held reads."""
-        self.release()
+        """Removes every fault; held and delayed reads go on at once."""
         with self._lock:
+            for fault in self._faults:
+                fault.released.set()
             self._faults.clear()
 
     @property
     def held(self) -> int:
+        """How many reads are being held or delayed right now."""
         with self._lock:
             return self._held
 
@@ -161,7 +163,7 @@ class FaultyS3:
             self._held += 1
             self._lock.notify_all()
         try:
-            fault.released.wait(MAX_HOLD_SECONDS)
+            fault.released.wait(fault.seconds or MAX_HOLD_SECONDS)
         finally:
             with self._lock:
                 self._held -= 1
@@ -216,11 +218,8 @@ def _handler_for(proxy: FaultyS3) -> type[BaseHTTPRequestHandler]:
             fault = proxy._take_fault(self.command, key) if key is not None else None
             if fault is None:
                 self._forward()
-            elif fault.action == "hold":
+            elif fault.action in ("hold", "delay"):
                 proxy._hold(fault)
-                self._forward()
-            elif fault.action == "delay":
-                time.sleep(fault.seconds)
                 self._forward()
             elif fault.action == "fail":
                 body = _error_xml(fault.code, fault.status)
