@@ -75,9 +75,12 @@ class Scenario:
         return self.transitions * self.watchers_per_job
 
     def describe(self) -> str:
+        jobs = "1 job" if self.jobs == 1 else f"{self.jobs:,} jobs"
         return (
-            f"{self.jobs} job(s) x {self.watchers_per_job} watcher(s), "
-            f"{self.progress_steps + 2} transitions per job at {self.transitions_per_s:g}/s"
+            f"{jobs}, {self.watchers_per_job:,} stream(s) on each; claim, "
+            f"{self.progress_steps} progress update(s), complete: {self.transitions:,} "
+            f"transitions at {self.transitions_per_s:g}/s, "
+            f"{self.deliveries:,} deliveries per round"
         )
 
 
@@ -401,7 +404,7 @@ def markdown(data: dict[str, Any]) -> str:
 - machine: nproc {m['nproc']}, {m['cpu']}; Python {m['python']}, grpcio {m['grpcio']},
   redis-server {m['redis_server']} (AOF on, appendfsync everysec)
 - settings: {st['rounds']} rounds per scenario; {st['watchers']} watcher processes with
-  {st['channels']} channels each; one `mend-server` process (asyncio)
+  {st['channels']} channels each; one `mend-server` process (`MEND_SERVER_PROCESSES=1`)
 - load average at start: {data['loadavg_at_start']} (the machine may be shared)
 - Redis, the server, the watchers and the driver share the machine.
 
@@ -504,7 +507,7 @@ def main(argv: list[str]) -> int:
     print()
     print(report.text_table(CPU_HEADER, cpu_rows(results)))
     data = {
-        "command": "python -m bench watch " + " ".join(argv),
+        "command": " ".join(["python -m bench watch", *argv]),
         "date": report.now_utc(),
         "machine": report.machine(),
         "loadavg_at_start": " ".join(f"{x:.2f}" for x in loadavg),
@@ -516,9 +519,8 @@ def main(argv: list[str]) -> int:
     if not (args.no_record or args.profile) and len(chosen) == len(SCENARIOS):
         json_path, md_path = report.record(NAME, data, markdown(data))
         print(f"\nrecorded {json_path} and {md_path}")
-    ok = all(r["p99_ms"] < GOAL_P99_MS and not r["missing"] and not r["errors"]
-             for r in results.values())
-    return 0 if ok else 1
+    # Latency on a shared machine is reported, not enforced; a lost delivery is a failure.
+    return 1 if any(r["missing"] or r["errors"] for r in results.values()) else 0
 
 
 if __name__ == "__main__":
