@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "drain": "bench.drain",  # queue drain rate against Celery and Dramatiq
     "pickup": "bench.pickup",  # idle-worker pickup latency, recovery after SIGKILL
     "watch": "bench.watch",  # WatchJob delivery latency with 1,000 streams on one server
+    "gateway": "bench.gateway",  # REST gateway vs gRPC: submit/get throughput, SSE fan-out
 }
 
 
