@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import grpc
 import pytest
@@ -53,7 +54,8 @@ def server_connections(client: redis.Redis) -> list[dict]:
     """Redis' clients other than this test's own connection: the server's, as nothing
     else talks to this Redis during the test."""
     me = client.client_id()
-    return [c for c in client.client_list() if int(c["id"]) != me]
+    clients = cast(list[dict], client.client_list())
+    return [c for c in clients if int(c["id"]) != me]
 
 
 def pubsub_count(connections: list[dict]) -> int:
