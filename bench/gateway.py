@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -236,10 +237,78 @@ def run_unary(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             print(f"  {s.key:10} REST {r['calls_per_s']:7,.0f}/s p99 {r['p99_ms']:7.2f} ms | "
                   f"gRPC {g['calls_per_s']:7,.0f}/s p99 {g['p99_ms']:7.2f} ms | "
                   f"gateway {r['cpu_us_per_call']['gateway']:5.0f} µs CPU/call", flush=True)
+        if args.profile:
+            profile_gateway(stack, fleets["rest" if "rest" in fleets else "httpx"],
+                            "rest" if "rest" in fleets else "httpx", args)
         return results
     finally:
         for fleet in fleets.values():
             fleet.stop()
+
+
+# Layers of the gateway a sample can be under, outermost first; a sample counts for every
+# layer it is under ("under it %"), and is charged to the innermost one ("charged %").
+LAYERS = (
+    ("uvicorn + h11 (HTTP/1.1)", re.compile(r"\((uvicorn|h11)/")),
+    ("starlette", re.compile(r"\(starlette/")),
+    # main.py is the root of every stack, not work of its own.
+    ("gateway code", re.compile(r"\(mend_server/gateway/(?!main\.py)")),
+    ("json", re.compile(r"\(json/|\(_json\.")),
+    ("protobuf", re.compile(r"\(google/|_upb|protobuf")),
+    ("grpc", re.compile(r"\(grpc[\w]*/|\(src/python/grpcio|cygrpc")),
+    ("event loop", re.compile(r"\(asyncio/|uvloop|_asynciomodule")),
+)
+
+
+def layer_summary(path: Path) -> str:
+    """Where the gateway's CPU goes, by layer (py-spy raw stacks, idle samples dropped)."""
+    from bench.profile import IDLE
+
+    under: dict[str, int] = {name: 0 for name, _ in LAYERS}
+    charged: dict[str, int] = {name: 0 for name, _ in LAYERS} | {"other": 0}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        frames, n = stack.split(";"), int(count)
+        if IDLE.match(frames[-1]):
+            continue
+        total += n
+        hit = [name for name, pattern in LAYERS if any(pattern.search(f) for f in frames)]
+        for name in hit:
+            under[name] += n
+        innermost = "other"
+        for f in reversed(frames):
+            innermost = next((name for name, pattern in LAYERS if pattern.search(f)), "")
+            if innermost:
+                break
+        charged[innermost or "other"] += n
+    if not total:
+        return f"{path}: no samples"
+    rows = [[name, f"{100 * charged[name] / total:.1f}", f"{100 * under.get(name, 0) / total:.1f}"]
+            for name in charged]
+    return f"{path.name}: {total} busy samples\n" + report.text_table(
+        ["layer", "charged %", "under it %"], rows)
+
+
+def profile_gateway(stack: Stack, fleet: Fleet, target: str, args: argparse.Namespace) -> None:
+    """One unrecorded REST run per scenario with py-spy sampling the gateway."""
+    from bench import profile
+
+    args.profile.mkdir(parents=True, exist_ok=True)
+    for s in unary_scenarios(args.in_flight):
+        stacks = args.profile / f"gateway-{s.method}-{s.in_flight}.txt"
+        spy = profile.record(stack.gateway.pid, args.seconds, stacks)
+        time.sleep(0.5)  # let py-spy attach before the load starts
+        fleet.run(target, s.method, s.in_flight, args.seconds + 1)
+        _, err = spy.communicate()
+        if spy.returncode != 0 or not stacks.exists():
+            print(f"py-spy failed on {s.key}: {err.decode(errors='replace')[-500:]}")
+            continue
+        summary = layer_summary(stacks) + "\n\n" + profile.summarise(stacks)
+        stacks.with_suffix(".summary.txt").write_text(summary + "\n")
+        print(f"\nprofile of the gateway, {s.route} at {s.in_flight} in flight:\n{summary}")
 
 
 # --- 2. SSE fan-out ----------------------------------------------------------------------
@@ -585,6 +654,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    help="SSE: transitions/s with 100 streams per job (default 10)")
     p.add_argument("--skip", choices=("unary", "sse"), action="append", default=[],
                    help="leave out a part (implies --no-record)")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="after the unary runs, sample the gateway with py-spy during one more "
+                        "REST run of each scenario; stacks and summaries go to DIR")
     p.add_argument("--no-record", action="store_true",
                    help="print only; do not write bench/results/gateway.{json,md}")
     return p.parse_args(argv)

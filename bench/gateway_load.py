@@ -75,7 +75,10 @@ class RawConnection:
         self.reader = self.writer = None
 
     async def exchange(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
-        if self.writer is None:
+        if self.writer is None or self.reader is None or self.reader.at_eof():
+            # Never opened, or closed by the server while idle (uvicorn's keep-alive
+            # timeout is 5 s): reconnect, as HTTP clients do before reusing a connection.
+            self.close()
             await self.open()
         assert self.reader is not None and self.writer is not None
         head = f"{method} {path} HTTP/1.1\r\n{self.prefix}"
