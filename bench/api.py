@@ -3,9 +3,11 @@
 In one run on one machine it starts a redis-server (AOF on, fsync every second), the real
 `mend-server`, the no-op ceiling server (bench/noop_server.py: the same RPCs answered with
 a constant, no Redis, no interceptors) and one or more load generator processes
-(bench/loadgen.py), all on loopback. Each scenario is warmed up, then measured `--runs`
-times for `--seconds` against each server in turn (alternating which goes first); the
-table shows medians, Mend / ceiling, and the goals of issue #2."""
+(bench/loadgen.py), all on loopback. Each server runs once per `--server-processes` count
+(N processes sharing the port with SO_REUSEPORT; Mend through MEND_SERVER_PROCESSES=N), and
+each is compared with the no-op ceiling of the same count. Each scenario is warmed up,
+then measured `--runs` times for `--seconds` against each server in turn (rotating which
+goes first); the table shows medians, Mend / ceiling, and the goals of issue #2."""
 
 from __future__ import annotations
 
@@ -24,16 +26,23 @@ from bench.services import (
     API_KEY,
     Process,
     RedisServer,
+    connections_by_process,
     cpu_seconds,
     free_port,
     machine_busy_seconds,
+    process_tree,
     python_module,
     start_mend_server,
+    tree_cpu_seconds,
+    wait_for_listeners,
     wait_for_port,
 )
 
 NAME = "api"
 MAX_CALLS_PER_RUN = 500_000  # a bound besides --seconds
+# Reconnections tried until a multi-process server holds an even share of the
+# connections (SO_REUSEPORT hashes them, so 4 connections land 2+2 only 3 times in 8).
+BALANCE_ATTEMPTS = 30
 
 
 @dataclass(frozen=True)
@@ -67,12 +76,17 @@ SCENARIOS = (
     Scenario("GetJob", "get", 10, goal_p99_ms=10),
 )
 CPU_NOTE = (
-    "CPU time per call (server, Redis), then the share of one core used during the runs by\n"
-    "the server, Redis, the load generator(s) and everything else on the machine (others:\n"
-    "the noise). Medians. Per-call CPU hardly depends on that noise, calls/s does."
+    "CPU time per call (server: all its processes, supervisor included; Redis), then the\n"
+    "share of one core used during the runs by the server, Redis, the load generator(s) and\n"
+    "everything else on the machine (others: the noise). Medians. Per-call CPU hardly\n"
+    "depends on that noise, calls/s does."
 )
-TARGETS = ("mend", "noop")
+KINDS = ("mend", "noop")
 LABELS = {"mend": "Mend", "noop": "no-op"}
+
+
+def target_name(kind: str, processes: int) -> str:
+    return f"{kind}x{processes}"
 
 
 class LoadGen:
@@ -150,29 +164,67 @@ class Fleet:
             g.stop()
 
 
+def start_noop_server(processes: int) -> tuple[Process, int]:
+    port = free_port()
+    process = Process(
+        "noop-server",
+        python_module("bench.noop_server", str(port), "--processes", str(processes)),
+    )
+    try:
+        wait_for_port(process, port)
+        if processes > 1:
+            wait_for_listeners(process, port, processes)
+    except BaseException:
+        process.stop()
+        raise
+    return process, port
+
+
 class Stack:
-    """Everything a measurement needs, started in one go and stopped in reverse."""
+    """Everything a measurement needs, started in one go and stopped in reverse: Redis,
+    Mend and the no-op server once per process count, the load generators."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.stopping: list[Any] = []
+        self.targets = [target_name(k, n) for n in args.server_processes for k in KINDS]
+        self.servers: dict[str, Process] = {}
+        self.ports: dict[str, int] = {}
+        self.processes: dict[str, int] = {}
         try:
             self.redis = self._own(RedisServer())
-            self.mend, mend_port = start_mend_server(self.redis.url, uvloop=args.uvloop)
-            self._own(self.mend)
-            noop_port = free_port()
-            self.noop = self._own(
-                Process("noop-server", python_module("bench.noop_server", str(noop_port),
-                                                      uvloop=args.uvloop))
-            )
-            wait_for_port(self.noop, noop_port)
+            for n in args.server_processes:
+                for kind in KINDS:
+                    name = target_name(kind, n)
+                    if kind == "mend":
+                        server, port = start_mend_server(self.redis.url, processes=n)
+                    else:
+                        server, port = start_noop_server(n)
+                    self.servers[name], self.ports[name] = self._own(server), port
+                    self.processes[name] = n
             self.fleet = self._own(Fleet(args.clients, args.client_uvloop))
-            self.fleet.connect("mend", mend_port, args.channels)
-            self.fleet.connect("noop", noop_port, args.channels)
+            for name in self.targets:
+                self.connect(name, args.channels)
         except BaseException:
             self.stop()
             raise
-        self.servers = {"mend": self.mend, "noop": self.noop}
-        self.ports = {"mend": mend_port, "noop": noop_port}
+
+    def server_pids(self, target: str) -> list[int]:
+        """The processes that serve calls: the server itself, or the supervisor's children."""
+        root, *children = process_tree(self.servers[target].pid)
+        return [root] if self.processes[target] == 1 else sorted(children)
+
+    def connections(self, target: str) -> list[int]:
+        return connections_by_process(self.server_pids(target), self.ports[target])
+
+    def connect(self, target: str, channels: int) -> None:
+        """Connects the load generators; with several server processes, reconnects until
+        each process holds an even share of the connections, so that none idles."""
+        for _ in range(BALANCE_ATTEMPTS):
+            self.fleet.connect(target, self.ports[target], channels)
+            split = self.connections(target)
+            if self.processes[target] == 1 or max(split) - min(split) <= 1:
+                return
+        print(f"  {target}: connections stay uneven after {BALANCE_ATTEMPTS} tries: {split}")
 
     def _own(self, thing: Any) -> Any:
         self.stopping.append(thing)
@@ -186,17 +238,22 @@ class Stack:
 def measure(
     stack: Stack, target: str, scenario: Scenario, seconds: float
 ) -> dict[str, Any]:
-    """One timed run, with the CPU share each process used during it."""
-    pids = {
-        "server": [stack.servers[target].pid],
-        "redis": [stack.redis.pid],
-        "client": stack.fleet.pids,
-    }
-    cpu0 = {k: sum(map(cpu_seconds, v)) for k, v in pids.items()}
+    """One timed run, with the CPU share each process used during it (a server's
+    supervisor and all its children count as the server)."""
+    server = stack.servers[target].pid
+
+    def cpu_now() -> dict[str, float]:
+        return {
+            "server": tree_cpu_seconds(server),
+            "redis": cpu_seconds(stack.redis.pid),
+            "client": sum(map(cpu_seconds, stack.fleet.pids)),
+        }
+
+    cpu0 = cpu_now()
     busy0, t0 = machine_busy_seconds(), time.monotonic()
     out = stack.fleet.run(target, scenario.method, scenario.in_flight, seconds)
     wall = time.monotonic() - t0
-    cpu = {k: 100 * (sum(map(cpu_seconds, v)) - cpu0[k]) / wall for k, v in pids.items()}
+    cpu = {k: 100 * (v - cpu0[k]) / wall for k, v in cpu_now().items()}
     # Whatever else ran meanwhile (other people's tests on a shared machine): the noise.
     cpu["other"] = max(0.0, 100 * (machine_busy_seconds() - busy0) / wall - sum(cpu.values()))
     lat = out["latencies_us"]
@@ -209,6 +266,8 @@ def measure(
         "p99_ms": report.percentile(lat, 99) / 1000,
         "max_ms": (lat[-1] if lat else float("nan")) / 1000,
         "cpu_pct": {k: round(v, 1) for k, v in cpu.items()},
+        # Connections per server process: SO_REUSEPORT's split of the load.
+        "connections": stack.connections(target),
         # CPU time per call hardly depends on what else runs, unlike calls/s.
         "cpu_us_per_call": {
             k: round(cpu[k] * wall * 10_000 / max(out["calls"], 1), 1)
@@ -218,15 +277,18 @@ def measure(
 
 
 def profile_mend(stack: Stack, out_dir: Path, seconds: float) -> None:
-    """One unrecorded run per scenario with py-spy sampling the Mend server."""
+    """One unrecorded run per scenario with py-spy sampling a Mend server process (of
+    the Mend server with the fewest processes)."""
     from bench import profile
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    target = min((t for t in stack.targets if t.startswith("mend")),
+                 key=lambda t: stack.processes[t])
     for s in SCENARIOS:
         stacks = out_dir / f"api-{s.rpc}-{s.in_flight}.txt"
-        spy = profile.record(stack.mend.pid, seconds, stacks)
+        spy = profile.record(stack.server_pids(target)[0], seconds, stacks)
         time.sleep(0.5)  # let py-spy attach before the load starts
-        stack.fleet.run("mend", s.method, s.in_flight, seconds + 1)
+        stack.fleet.run(target, s.method, s.in_flight, seconds + 1)
         _, err = spy.communicate()
         if spy.returncode != 0 or not stacks.exists():
             print(f"py-spy failed on {s.key}: {err.decode(errors='replace')[-500:]}")
@@ -258,39 +320,55 @@ def _fmt_ms(x: float) -> str:
 
 def tables(results: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], list[str],
                                                         list[list[str]]]:
-    header = ["RPC", "in flight", "Mend calls/s", "no-op calls/s", "Mend/no-op",
+    header = ["RPC", "in flight", "processes", "Mend calls/s", "no-op calls/s", "Mend/no-op",
               "Mend p50 ms", "Mend p99 ms", "no-op p50 ms", "no-op p99 ms", "goal", "met"]
     rows, cpu_rows = [], []
     for s in SCENARIOS:
-        r = results[s.key]
-        m, n = r["mend"], r["noop"]
-        met = "yes" if s.met(m) else "NO"
-        if m["errors"] or n["errors"]:
-            met += f" ({m['errors']} errors)"
-        rows.append([
-            s.rpc, str(s.in_flight), _fmt_rate(m["calls_per_s"]), _fmt_rate(n["calls_per_s"]),
-            f"{r['ratio']:.2f}", _fmt_ms(m["p50_ms"]), _fmt_ms(m["p99_ms"]),
-            _fmt_ms(n["p50_ms"]), _fmt_ms(n["p99_ms"]), s.goal, met,
-        ])
-        for t in TARGETS:
-            c, u = r[t]["cpu_pct"], r[t]["cpu_us_per_call"]
-            cpu_rows.append([s.rpc, str(s.in_flight), LABELS[t], f"{u['server']:.0f}",
-                             f"{u['redis']:.0f}", f"{c['server']:.0f}", f"{c['redis']:.0f}",
-                             f"{c['client']:.0f}", f"{c['other']:.0f}"])
-    cpu_header = ["RPC", "in flight", "server", "server µs/call", "redis µs/call",
+        for procs, r in results[s.key]["by_processes"].items():
+            m, n = r["mend"], r["noop"]
+            met = "yes" if s.met(m) else "NO"
+            if m["errors"] or n["errors"]:
+                met += f" ({m['errors'] + n['errors']} errors)"
+            rows.append([
+                s.rpc, str(s.in_flight), procs, _fmt_rate(m["calls_per_s"]),
+                _fmt_rate(n["calls_per_s"]), f"{r['ratio']:.2f}", _fmt_ms(m["p50_ms"]),
+                _fmt_ms(m["p99_ms"]), _fmt_ms(n["p50_ms"]), _fmt_ms(n["p99_ms"]), s.goal, met,
+            ])
+            for kind in KINDS:
+                c, u = r[kind]["cpu_pct"], r[kind]["cpu_us_per_call"]
+                cpu_rows.append([s.rpc, str(s.in_flight), LABELS[kind], procs,
+                                 f"{u['server']:.0f}", f"{u['redis']:.0f}", f"{c['server']:.0f}",
+                                 f"{c['redis']:.0f}", f"{c['client']:.0f}", f"{c['other']:.0f}"])
+    cpu_header = ["RPC", "in flight", "server", "processes", "server µs/call", "redis µs/call",
                   "server %", "redis %", "client %", "others %"]
     return header, rows, cpu_header, cpu_rows
+
+
+def connection_note(results: dict[str, dict[str, Any]]) -> str:
+    """How SO_REUSEPORT split the connections among the processes of each server."""
+    splits: dict[str, set[str]] = {}
+    for r in results.values():
+        for procs, by in r["by_processes"].items():
+            if procs == "1":
+                continue
+            for kind in KINDS:
+                label = f"{LABELS[kind]} x{procs}"
+                splits.setdefault(label, set()).update(
+                    "+".join(map(str, run["connections"])) for run in by["runs"][kind]
+                )
+    return "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in splits.items()) or "-"
 
 
 def markdown(data: dict[str, Any]) -> str:
     header, rows, cpu_header, cpu_rows = tables(data["results"])
     summary = {
-        k: {
+        f"{k} x{procs}": {
             "ratio": v["ratio"],
             **{t: {f: v[t][f] for f in ("calls_per_s", "p50_ms", "p99_ms", "errors")}
-               for t in TARGETS},
+               for t in KINDS},
         }
-        for k, v in data["results"].items()
+        for k, r in data["results"].items()
+        for procs, v in r["by_processes"].items()
     }
     m, st = data["machine"], data["settings"]
     return f"""# API benchmark (gRPC)
@@ -300,9 +378,13 @@ def markdown(data: dict[str, Any]) -> str:
 - machine: nproc {m['nproc']}, {m['cpu']}; Python {m['python']}, grpcio {m['grpcio']},
   redis-server {m['redis_server']} (AOF on, appendfsync everysec)
 - settings: {st['runs']} runs of {st['seconds']:g} s per server after {st['warmup']:g} s of
-  warm-up; {st['clients']} load generator process(es), {st['channels']} channels each; event
-  loop of the servers: {'uvloop' if st['uvloop'] else 'asyncio'}, of the load generators:
+  warm-up; server processes: {', '.join(map(str, st['server_processes']))} (Mend with
+  MEND_SERVER_PROCESSES=N, the no-op ceiling with as many, sharing the port with
+  SO_REUSEPORT); {st['clients']} load generator process(es), {st['channels']} channels each;
+  event loop of the servers: uvloop, of the load generators:
   {'uvloop' if st['client_uvloop'] else 'asyncio'}
+- connections per server process (SO_REUSEPORT's split, rebalanced by reconnecting):
+  {connection_note(data['results'])}
 - load average at start: {data['loadavg_at_start']} (the machine may be shared: see "others %")
 - client, servers and Redis share the machine; figures are medians of the runs.
 
@@ -320,6 +402,16 @@ Summary (per-run figures are in `api.json`):
 """
 
 
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("process counts are at least 1")
+    return sorted(set(counts))
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench api", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -329,8 +421,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=1, help="load generator processes (default 1)")
     p.add_argument("--channels", type=int, default=4,
                    help="gRPC channels per load generator (default 4)")
-    p.add_argument("--uvloop", action="store_true",
-                   help="run both servers on uvloop (pip install -r bench/requirements.txt)")
+    p.add_argument("--server-processes", type=_counts, default=[1, 2], metavar="N[,N...]",
+                   help="run Mend and the no-op ceiling with each of these process counts "
+                        "(default 1,2)")
     p.add_argument("--client-uvloop", action="store_true",
                    help="run the load generators on uvloop")
     p.add_argument("--profile", type=Path, metavar="DIR",
@@ -343,30 +436,42 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    estimate = len(SCENARIOS) * len(TARGETS) * (args.warmup + args.runs * (args.seconds + 0.2))
-    print(f"bench api: {len(SCENARIOS)} scenarios x {len(TARGETS)} servers x {args.runs} runs "
+    n_targets = len(KINDS) * len(args.server_processes)
+    estimate = len(SCENARIOS) * n_targets * (args.warmup + args.runs * (args.seconds + 0.2))
+    print(f"bench api: {len(SCENARIOS)} scenarios x {n_targets} servers x {args.runs} runs "
           f"of {args.seconds:g} s (about {estimate:.0f} s)", flush=True)
     loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     stack = Stack(args)
+    targets = stack.targets
     results: dict[str, dict[str, Any]] = {}
     try:
         aof = stack.redis.info("persistence").get("aof_enabled")
         for s in SCENARIOS:
-            for t in TARGETS:
+            for t in targets:
                 stack.fleet.run(t, s.method, s.in_flight, args.warmup)
-            runs: dict[str, list[dict[str, Any]]] = {t: [] for t in TARGETS}
+            runs: dict[str, list[dict[str, Any]]] = {t: [] for t in targets}
             for i in range(args.runs):
-                for t in TARGETS if i % 2 == 0 else reversed(TARGETS):
+                # Rotate the order, so that no server always runs first (or after another).
+                k = i % len(targets)
+                for t in targets[k:] + targets[:k]:
                     runs[t].append(measure(stack, t, s, args.seconds))
                     stack.servers[t].check_alive()
-            m, n = summarise(runs["mend"]), summarise(runs["noop"])
+            by_processes: dict[str, dict[str, Any]] = {}
+            for procs in args.server_processes:
+                mend, noop = target_name("mend", procs), target_name("noop", procs)
+                m, n = summarise(runs[mend]), summarise(runs[noop])
+                by_processes[str(procs)] = {
+                    "met": s.met(m), "ratio": round(m["calls_per_s"] / n["calls_per_s"], 3),
+                    "mend": m, "noop": n, "runs": {"mend": runs[mend], "noop": runs[noop]},
+                }
+                print(f"  {s.key:22} x{procs} Mend {m['calls_per_s']:8,.0f}/s "
+                      f"p99 {m['p99_ms']:6.2f} ms {m['cpu_us_per_call']['server']:6.0f} µs | "
+                      f"no-op {n['calls_per_s']:8,.0f}/s p99 {n['p99_ms']:6.2f} ms "
+                      f"{n['cpu_us_per_call']['server']:6.0f} µs", flush=True)
             results[s.key] = {
-                "rpc": s.rpc, "in_flight": s.in_flight, "goal": s.goal, "met": s.met(m),
-                "ratio": round(m["calls_per_s"] / n["calls_per_s"], 3),
-                "mend": m, "noop": n, "runs": runs,
+                "rpc": s.rpc, "in_flight": s.in_flight, "goal": s.goal,
+                "by_processes": by_processes,
             }
-            print(f"  {s.key:22} Mend {m['calls_per_s']:8,.0f}/s p99 {m['p99_ms']:6.2f} ms | "
-                  f"no-op {n['calls_per_s']:8,.0f}/s p99 {n['p99_ms']:6.2f} ms", flush=True)
         if args.profile:
             profile_mend(stack, args.profile, args.seconds)
     finally:
@@ -377,6 +482,7 @@ def main(argv: list[str]) -> int:
     print(report.text_table(header, rows))
     print(f"\n{CPU_NOTE} The machine has {os.cpu_count()} cores.")
     print(report.text_table(cpu_header, cpu_rows))
+    print(f"\nconnections per server process: {connection_note(results)}")
     data = {
         "benchmark": NAME,
         "command": " ".join(["python -m bench api", *argv]),
@@ -389,7 +495,9 @@ def main(argv: list[str]) -> int:
     if not args.no_record:
         json_path, md_path = report.record(NAME, data, markdown(data))
         print(f"\nrecorded {md_path} and {json_path.name}")
-    errors = sum(r[t]["errors"] for r in results.values() for t in TARGETS)
+    errors = sum(
+        v[t]["errors"] for r in results.values() for v in r["by_processes"].values() for t in KINDS
+    )
     return 1 if errors else 0
 
 

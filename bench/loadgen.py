@@ -2,6 +2,7 @@
 
 One JSON command per line on stdin, one JSON answer per line on stdout:
   {"op": "connect", "target": NAME, "address": "127.0.0.1:PORT", "channels": 4, "api_key": K}
+      (again for the same NAME: closes its channels and opens new connections)
   {"op": "run", "target": NAME, "method": "submit" | "get", "concurrency": N,
    "seconds": S, "max_calls": M}
       -> {"calls", "elapsed", "errors": {code: n}, "latencies_us": [...]}
@@ -111,6 +112,9 @@ async def main() -> None:
     while line := await loop.run_in_executor(None, sys.stdin.readline):
         cmd = json.loads(line)
         if cmd["op"] == "connect":
+            if old := targets.pop(cmd["target"], None):  # a reconnection: new connections
+                for channel in old.channels:
+                    await channel.close()
             targets[cmd["target"]] = await connect(cmd["address"], cmd["channels"], cmd["api_key"])
             answer: dict[str, Any] = {"ok": True}
         elif cmd["op"] == "run":

@@ -1,17 +1,22 @@
-"""`python -m bench.noop_server PORT`: the no-op ceiling for the API benchmark.
+"""`python -m bench.noop_server PORT [--processes N]`: the no-op ceiling for the API benchmark.
 
 A grpc.aio server implementing mend.v1.JobService whose SubmitImageResize and GetJob
 answer a constant response without touching Redis and without interceptors: what is
 left is the cost of gRPC and Python, the most Mend's server could reach on this machine.
-Its options match MendServer's so that only Mend's own work differs."""
+Its options and event loop (uvloop) match mend-server's so that only Mend's own work
+differs, and like `mend-server` with MEND_SERVER_PROCESSES=N, `--processes N` runs N
+processes sharing the port with SO_REUSEPORT under the same supervisor."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import logging
 import signal
 import sys
 
 import grpc
+import uvloop
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.v1 import jobs_pb2 as pb
@@ -53,7 +58,7 @@ class NoopJobService(jobs_pb2_grpc.JobServiceServicer):
         return PENDING_JOB
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, reuse_port: bool) -> None:
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
@@ -61,7 +66,7 @@ async def serve(port: int) -> None:
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
         ]
     )
     jobs_pb2_grpc.add_JobServiceServicer_to_server(NoopJobService(), server)
@@ -75,5 +80,22 @@ async def serve(port: int) -> None:
     await server.stop(1)
 
 
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.noop_server")
+    p.add_argument("port", type=int)
+    p.add_argument("--processes", type=int, default=1, help="server processes (default 1)")
+    p.add_argument("--reuse-port", action="store_true", help="listen with SO_REUSEPORT")
+    args = p.parse_args(argv)
+    if args.processes == 1:
+        uvloop.run(serve(args.port, args.reuse_port))
+        return 0
+    from mend_core.supervisor import Program, Supervisor
+
+    logging.basicConfig(level=logging.INFO)
+    child = [sys.executable, "-m", "bench.noop_server", str(args.port), "--reuse-port"]
+    programs = [Program(f"noop-{i + 1}", child) for i in range(args.processes)]
+    return Supervisor(programs).run()
+
+
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1])))
+    sys.exit(main(sys.argv[1:]))

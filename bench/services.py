@@ -6,6 +6,7 @@ removed on stop unless the process failed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -41,6 +42,78 @@ def cpu_seconds(pid: int) -> float:
         # The command name (field 2) may hold spaces; the fields after it do not.
         fields = f.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and its descendants (a supervisor and the servers it runs), from
+    /proc/PID/task/TID/children; processes that are gone are left out."""
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        tree.append(p)
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and all its descendants (see process_tree)."""
+    total = 0.0
+    for p in process_tree(pid):
+        # A process may end between the listing and the read.
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += cpu_seconds(p)
+    return total
+
+
+def _tcp_sockets(port: int, state: str) -> set[int]:
+    """Inodes of TCP sockets with local port `port` in `state` ("0A": listening, "01":
+    established), from /proc/net/tcp and tcp6 (gRPC listens on dual-stack sockets)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == state:
+                    inodes.add(int(fields[9]))
+    return inodes
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in fd_dir.iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(int(link[8:-1]))
+    return inodes
+
+
+def connections_by_process(pids: Sequence[int], port: int) -> list[int]:
+    """How many established connections to `port` each process holds (their server
+    ends): SO_REUSEPORT spreads connections over processes by a hash, not evenly."""
+    established = _tcp_sockets(port, "01")
+    return [len(established & _socket_inodes(pid)) for pid in pids]
+
+
+def wait_for_listeners(process: Process, port: int, count: int, timeout: float = 20.0) -> None:
+    """Waits until `count` sockets listen on `port` (each process of a SO_REUSEPORT
+    group has its own)."""
+    deadline = time.monotonic() + timeout
+    while len(_tcp_sockets(port, "0A")) < count:
+        process.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{process.name}: fewer than {count} listeners on port {port}:\n{process.tail()}"
+            )
+        time.sleep(0.05)
 
 
 def machine_busy_seconds() -> float:
@@ -163,9 +236,14 @@ def python_module(module: str, *args: str, uvloop: bool = False) -> list[str]:
 
 
 def start_mend_server(
-    redis_url: str, *, uvloop: bool = False, extra_env: Mapping[str, str] | None = None
+    redis_url: str,
+    *,
+    uvloop: bool = False,
+    extra_env: Mapping[str, str] | None = None,
+    processes: int | None = None,
 ) -> tuple[Process, int]:
-    """The real `mend-server` (its console script) on a free port, API key `bench-key`."""
+    """The real `mend-server` (its console script) on a free port, API key `bench-key`.
+    With `processes`, MEND_SERVER_PROCESSES=N, and it returns once all N listen."""
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -173,6 +251,7 @@ def start_mend_server(
             "MEND_REDIS_URL": redis_url,
             "MEND_GRPC_PORT": str(port),
             "MEND_API_KEYS": API_KEY,
+            **({"MEND_SERVER_PROCESSES": str(processes)} if processes else {}),
             **(extra_env or {}),
         }
     )
@@ -180,5 +259,11 @@ def start_mend_server(
         python_module("mend_server.main", uvloop=True) if uvloop else [str(BIN / "mend-server")]
     )
     process = Process("mend-server", argv, env=env)
-    wait_for_port(process, port)
+    try:
+        wait_for_port(process, port)
+        if processes and processes > 1:
+            wait_for_listeners(process, port, processes)
+    except BaseException:
+        process.stop()
+        raise
     return process, port
