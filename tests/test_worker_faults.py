@@ -184,7 +184,7 @@ async def test_cancelling_a_running_job_stops_it_and_writes_nothing(
         assert cancelled.status == pb.JOB_STATUS_CANCELLED
         # The worker notices on its next heartbeat and kills the process running the job.
         await eventually(
-            lambda: not is_running(executor), "the worker to stop the cancelled job", within=5
+            lambda: not is_running(executor), "the worker to stop the cancelled job", within=10
         )
         assert worker.alive
 

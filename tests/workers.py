@@ -247,10 +247,6 @@ async def wait_terminal(stub: Any, job_id: str, within: float = WAIT_SECONDS) ->
     return (await watch_until(stub, job_id, lambda j: j.status in TERMINAL, within))[-1]
 
 
-async def wait_status(stub: Any, job_id: str, status: int, within: float = WAIT_SECONDS) -> pb.Job:
-    return (await watch_until(stub, job_id, lambda j: j.status == status, within))[-1]
-
-
 async def history(stub: Any, job_id: str) -> list[pb.Job]:
     """Every recorded state of a finished job, from its event log."""
     return await watch_until(stub, job_id, lambda j: j.status in TERMINAL, from_version=0)
