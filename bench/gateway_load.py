@@ -27,7 +27,7 @@ import itertools
 import json
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,19 +125,47 @@ class Target:
     job_ids: list[str] = field(default_factory=list)
 
 
+class Pool:
+    """Connections handed out first come, first served. (An asyncio.Queue is not fair: a
+    coroutine that puts a connection back and asks again at once takes it before the
+    waiters it just woke, so half the requests would wait for the whole run.)"""
+
+    def __init__(self, items: list[RawConnection]) -> None:
+        self._free = deque(items)
+        self._waiters: deque[asyncio.Future[RawConnection]] = deque()
+
+    async def acquire(self) -> RawConnection:
+        if self._free:  # never while someone waits: release hands over directly
+            return self._free.popleft()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release(waiter.result())
+            raise
+
+    def release(self, item: RawConnection) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(item)
+                return
+        self._free.append(item)
+
+
 async def connect_raw(host: str, port: int, connections: int, api_key: str) -> Target:
-    pool: asyncio.Queue[RawConnection] = asyncio.Queue()
     conns = [RawConnection(host, port, api_key) for _ in range(connections)]
     await asyncio.gather(*(c.open() for c in conns))
-    for c in conns:
-        pool.put_nowait(c)
+    pool = Pool(conns)
 
     async def exchange(method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
-        conn = await pool.get()
+        conn = await pool.acquire()
         try:
             return await conn.exchange(method, path, body)
         finally:
-            pool.put_nowait(conn)
+            pool.release(conn)
 
     async def close() -> None:
         for c in conns:
