@@ -27,14 +27,13 @@ T = TypeVar("T")
 
 
 class _Watched:
-    """The watchers of one job, how many times they have been woken, and the reads of the
-    job's log started since the last wake (keyed by what they read)."""
+    """The watchers of one job, and the reads of the job's log started since it was last
+    woken (keyed by what they read)."""
 
-    __slots__ = ("watches", "wakes", "reads")
+    __slots__ = ("watches", "reads")
 
     def __init__(self) -> None:
         self.watches: set[Watch] = set()
-        self.wakes = 0
         self.reads: dict[Hashable, asyncio.Future[Any]] = {}
 
     def settled(self, key: Hashable, future: asyncio.Future[Any]) -> None:
@@ -45,7 +44,6 @@ class _Watched:
             del self.reads[key]
 
     def wake(self) -> None:
-        self.wakes += 1
         # A read started before this wake may miss the change: nobody may join it now.
         self.reads.clear()
         for watch in self.watches:
