@@ -77,8 +77,26 @@ class Health:
         self._settings = settings
         self._redis = redis
         self._grpc = health_pb2_grpc.HealthStub(channel)
-        self._s3: Any = None
+        # Made at start, not in the first probe: creating a boto3 client can take longer
+        # than a probe may.
+        self._s3: Any = self._s3_client() if settings.storage == "s3" else None
         self._version = _version()
+
+    def _s3_client(self) -> Any:
+        import boto3.session
+        from botocore.config import Config
+
+        config = Config(
+            connect_timeout=CHECK_TIMEOUT_SECONDS,
+            read_timeout=CHECK_TIMEOUT_SECONDS,
+            retries={"total_max_attempts": 1},
+        )
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self._settings.s3_endpoint_url or None,
+            region_name=self._settings.s3_region or None,
+            config=config,
+        )
 
     async def _redis_probe(self) -> None:
         await self._redis.ping()  # type: ignore[misc]
@@ -107,22 +125,8 @@ class Health:
     def _s3_probe(self) -> None:
         # Blocking boto3, run in a thread with its own short timeouts. An AccessDenied
         # answer still proves the endpoint is up and speaks S3.
-        import boto3.session
-        from botocore.config import Config
         from botocore.exceptions import ClientError
 
-        if self._s3 is None:
-            config = Config(
-                connect_timeout=CHECK_TIMEOUT_SECONDS,
-                read_timeout=CHECK_TIMEOUT_SECONDS,
-                retries={"total_max_attempts": 1},
-            )
-            self._s3 = boto3.session.Session().client(
-                "s3",
-                endpoint_url=self._settings.s3_endpoint_url or None,
-                region_name=self._settings.s3_region or None,
-                config=config,
-            )
         try:
             self._s3.list_buckets()
         except ClientError as err:
