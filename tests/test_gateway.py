@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import boto3
 import httpx
 import pytest
 
@@ -719,6 +720,8 @@ async def test_s3_storage_health(mend_server: MendServer, tmp_path: Path, aws_en
     moto.start()
     up_url = f"http://127.0.0.1:{moto_port}"
     down_url = f"http://127.0.0.1:{free_port()}"
+    # moto loads its S3 backend on the first request: take that time outside the probe.
+    boto3.client("s3", endpoint_url=up_url, region_name="us-east-1").list_buckets()
     statuses = {}
     try:
         for name, endpoint in (("up", up_url), ("down", down_url)):
