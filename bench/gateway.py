@@ -292,23 +292,43 @@ def layer_summary(path: Path) -> str:
         ["layer", "charged %", "under it %"], rows)
 
 
+def record_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy on pid, Python frames only. With --native (bench.profile.record), py-spy
+    charged ~40 % of the gateway's samples to write(2) while /proc showed its system time
+    at ~10 %: stopping the process to sample it skews native leaves."""
+    from bench.profile import py_spy
+
+    return subprocess.Popen(
+        [py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+         "--rate", "200", "--format", "raw", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
 def profile_gateway(stack: Stack, fleet: Fleet, target: str, args: argparse.Namespace) -> None:
     """One unrecorded REST run per scenario with py-spy sampling the gateway."""
-    from bench import profile
-
     args.profile.mkdir(parents=True, exist_ok=True)
     for s in unary_scenarios(args.in_flight):
         stacks = args.profile / f"gateway-{s.method}-{s.in_flight}.txt"
-        spy = profile.record(stack.gateway.pid, args.seconds, stacks)
+        spy = record_profile(stack.gateway.pid, args.seconds, stacks)
         time.sleep(0.5)  # let py-spy attach before the load starts
         fleet.run(target, s.method, s.in_flight, args.seconds + 1)
         _, err = spy.communicate()
         if spy.returncode != 0 or not stacks.exists():
             print(f"py-spy failed on {s.key}: {err.decode(errors='replace')[-500:]}")
             continue
-        summary = layer_summary(stacks) + "\n\n" + profile.summarise(stacks)
-        stacks.with_suffix(".summary.txt").write_text(summary + "\n")
-        print(f"\nprofile of the gateway, {s.route} at {s.in_flight} in flight:\n{summary}")
+        print_profile(stacks, f"{s.route} at {s.in_flight} in flight")
+
+
+def print_profile(stacks: Path, what: str) -> None:
+    from bench import profile
+
+    if not stacks.exists():
+        print(f"py-spy recorded nothing for {what}")
+        return
+    summary = layer_summary(stacks) + "\n\n" + profile.summarise(stacks)
+    stacks.with_suffix(".summary.txt").write_text(summary + "\n")
+    print(f"\nprofile of the gateway, {what}:\n{summary}", flush=True)
 
 
 # --- 2. SSE fan-out ----------------------------------------------------------------------
@@ -363,7 +383,10 @@ async def sse_round(
     redis: Any,
     children: list[watch.Child],
     floor: watch.Child,
+    spy_on: Path | None = None,
 ) -> dict[str, Any]:
+    """One round of one side; with spy_on, py-spy samples the gateway while the
+    transitions run and writes its stacks there."""
     job_ids = await watch.submit_jobs(stub, scenario.jobs)
     streams = [job_id for job_id in job_ids for _ in range(scenario.watchers_per_job)]
     for i, child in enumerate(children):
@@ -383,7 +406,14 @@ async def sse_round(
     }
     cpu0, busy0, wall0 = {k: cpu_of(v) for k, v in procs.items()}, machine_busy_seconds(), \
         time.monotonic()
+    spy = None
+    if spy_on is not None:
+        seconds = scenario.transitions / scenario.transitions_per_s + 0.5
+        spy = record_profile(stack.gateway.pid, seconds, spy_on)
+        await asyncio.sleep(0.5)  # let py-spy attach
     called = await watch.drive(queue, scenario)
+    if spy is not None:
+        await asyncio.to_thread(spy.wait)
     outs = [await c.receive(ROUND_TIMEOUT) for c in children]
     elapsed = time.monotonic() - wall0
     cpu = {k: cpu_of(v) - cpu0[k] for k, v in procs.items()}
@@ -457,7 +487,15 @@ async def run_sse(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
                     rounds[side].append(r)
                     print(f"  {scenario.name:13} {side:4} round {i + 1}: p50 {r['p50_ms']:6.2f} "
                           f"ms, p99 {r['p99_ms']:7.2f} ms (floor {r['floor_p99_ms']:.2f}), "
-                          f"{r['missing']} missing, {r['errors']} errors", flush=True)
+                          f"{r['missing']} missing, {r['errors']} errors; CPU gateway "
+                          f"{r['gateway_cpu_pct']:.0f} %, server {r['server_cpu_pct']:.0f} %, "
+                          f"others {r['others_pct']:.0f} %", flush=True)
+            if args.profile:  # one more round, not recorded: py-spy slows the gateway
+                args.profile.mkdir(parents=True, exist_ok=True)
+                stacks = args.profile / f"gateway-sse-{scenario.name.replace(' ', '-')}.txt"
+                await sse_round("sse", scenario, stack, stub, queue, redis, sides["sse"], floor,
+                                spy_on=stacks)
+                print_profile(stacks, f"SSE, {scenario.describe()}")
             s, g = summarise_sse(rounds["sse"]), summarise_sse(rounds["grpc"])
             results[scenario.name] = {
                 **asdict(scenario), "describe": scenario.describe(),
