@@ -69,6 +69,10 @@ class MendServer:
                 ("grpc.keepalive_timeout_ms", 10_000),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                # Thousands of watchers reconnecting at once (after a restart) must queue,
+                # not be refused with CANCELLED (the default allows 1,000 waiting calls).
+                ("grpc.server.max_pending_requests", 10_000),
+                ("grpc.server.max_pending_requests_hard_limit", 20_000),
                 ("grpc.so_reuseport", int(settings.grpc_reuse_port)),
             ],
         )
