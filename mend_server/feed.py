@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
+from mend_core.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 # Bounded reads keep the connection's health checks running while nothing is published.
 READ_TIMEOUT_SECONDS = 5.0
@@ -94,9 +96,7 @@ class ChangeFeed:
         # read times out can surface as a Redis TimeoutError, which the loop would retry.
         self._closed = True
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     @property
     def watcher_count(self) -> int:

@@ -19,6 +19,7 @@ from mend_core.keys import Keys
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
 from mend_core.store import JobStore
+from mend_core.tasks import cancel_and_wait
 from mend_core.validation import Limits
 from mend_server import convert
 from mend_server.auth import Authenticator, AuthInterceptor
@@ -130,11 +131,7 @@ class MendServer:
         await self.server.stop(grace)
         await self.webhooks.close()
         await self.feed.close()
-        for task in self._tasks:
-            task.cancel()
-        # Bounded: a stuck background task must not keep the process from exiting.
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+        await cancel_and_wait(*self._tasks)
         await self.redis.aclose()
 
     async def wait_for_termination(self) -> None:

@@ -62,6 +62,11 @@ class ChildExecutor:
         self._conn = conn
         return conn
 
+    def start(self) -> None:
+        """Starts the child now if none runs, so its start-up is not paid by a job."""
+        if self._conn is None:
+            self._start()
+
     async def run(self, task: Task, on_progress: OnProgress) -> Outcome:
         conn = self._conn or self._start()
         conn.send(asdict(task))
@@ -101,7 +106,7 @@ class ChildExecutor:
         return conn.recv()
 
     def kill(self) -> None:
-        """Stops the running task at once; the next run starts a new child."""
+        """Stops the running task at once; start() or the next run starts a new child."""
         if self._proc is not None:
             self._proc.kill()
         self._reap()

@@ -15,6 +15,7 @@ import redis.exceptions
 from mend_core.job import ImageMetadata, JobResult
 from mend_core.queue import Lease, WorkQueue
 from mend_core.settings import Settings
+from mend_core.tasks import cancel_and_wait
 from mend_worker.executor import PROGRESS_AFTER_SECONDS, ChildExecutor, Outcome
 from mend_worker.operations import Task
 
@@ -54,6 +55,7 @@ class Worker:
         self._stopping.set()
 
     async def run(self) -> None:
+        self._executor.start()  # start-up (imports) overlaps the wait for the first job
         housekeeping = asyncio.create_task(self._housekeeping())
         try:
             while not self._stopping.is_set():
@@ -67,9 +69,7 @@ class Worker:
                     log.warning("redis unavailable (%s); retrying in 1s", exc)
                     await asyncio.sleep(1)
         finally:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            await cancel_and_wait(housekeeping)
             with contextlib.suppress(redis.exceptions.RedisError):
                 await self._queue.unregister_worker(self.worker_id)
             self._executor.close()
@@ -78,10 +78,7 @@ class Worker:
         waiting = asyncio.create_task(self._queue.wait_for_work(WAIT_TIMEOUT_SECONDS))
         stopping = asyncio.create_task(self._stopping.wait())
         await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (waiting, stopping):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await waiting
+        await cancel_and_wait(waiting, stopping)
         if waiting.done() and not waiting.cancelled() and waiting.exception():
             raise waiting.exception()  # type: ignore[misc]
 
@@ -128,16 +125,16 @@ class Worker:
             timeout=spec.timeout_seconds,
             return_when=asyncio.FIRST_COMPLETED,
         )
-        for task_ in (lost, stopped):
-            task_.cancel()
+        await cancel_and_wait(lost, stopped)
         if running in done:
             await self._report(lease, running.result())
             return
         # The job must stop now: kill the child, then account for why.
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await running
+        await cancel_and_wait(running)
         self._executor.kill()
+        if not self._stopping.is_set():
+            # The next job should not pay for the new child's start-up.
+            self._executor.start()
         if lost in done:
             log.info("job %s: lease lost (cancelled or reassigned); stopped it", job.id)
         elif stopped in done:
