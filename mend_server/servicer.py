@@ -269,14 +269,24 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             await _abort_invalid(context, bad)
         if request.HasField("from_version") and request.from_version < 0:
             await _abort_invalid(context, [Violation("from_version", "must be >= 0")])
-        tenant = current_tenant.get()
-        with self._feed.listen(request.id) as watch:
-            try:
-                job = await self._store.get(tenant, request.id)
-            except JobNotFound:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
-            if request.HasField("from_version"):
-                last = request.from_version
+        from_version = request.from_version if request.HasField("from_version") else None
+        try:
+            async for message in self._watch(request.id.lower(), from_version):
+                yield message
+        except JobNotFound:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
+        except (RedisConnectionError, RedisTimeoutError):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
+
+    async def _watch(
+        self, job_id: str, from_version: int | None
+    ) -> AsyncIterator[pb.WatchJobResponse]:
+        """The current state (unless resuming from a version), then every later state, up
+        to the terminal one; heartbeats while nothing changes."""
+        with self._feed.listen(job_id) as watch:
+            job = await self._store.get(current_tenant.get(), job_id)
+            if from_version is not None:
+                last = from_version
             else:
                 yield pb.WatchJobResponse(job=convert.job_to_pb(job))
                 last = job.version
@@ -285,7 +295,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             fresh = False
             while True:
                 watch.clear()
-                read = functools.partial(self._states_after, request.id, last)
+                read = functools.partial(self._states_after, job_id, last)
                 # The watchers of a job woken by one change share one read and its
                 # messages; after a quiet spell (no wake) each reads for itself.
                 states = await (read() if fresh else watch.shared(last, read))

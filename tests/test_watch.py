@@ -201,6 +201,15 @@ async def test_watch_finished_job_and_resume_from_each_version(stub, queue) -> N
     assert await rest_of(call) == []
 
 
+async def test_watch_accepts_the_id_in_upper_case(stub, queue) -> None:
+    job_id = await submit(stub)
+    lease = await claim(queue, job_id)
+    assert await queue.complete(lease, RESULT)
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id.upper()), metadata=AUTH)
+    states = await rest_of(call)
+    assert [(s.id, s.status) for s in states] == [(job_id, pb.JOB_STATUS_COMPLETED)]
+
+
 async def test_resume_from_version_of_a_running_job_then_follow_it(stub, queue) -> None:
     job_id = await submit(stub)
     lease = await claim(queue, job_id)
