@@ -553,6 +553,10 @@ def main(argv: list[str]) -> int:
             drain(ctx, SYSTEMS["mend"], args.runs, profile=raw)
             profile_md = (
                 "\n## Profile of Mend's workers (py-spy, one extra run)\n\n"
+                "Shares of py-spy's samples (wall clock, 100 Hz, waits in epoll left out): a "
+                "blocking read or write still counts, so the executor child's `recv` is "
+                "mostly waiting for its next task, and the socket writes include being "
+                "switched out for the woken reader on a busy machine.\n\n"
                 + summarise_profile(raw)
             )
         aof = redis_server.info("persistence").get("aof_enabled")
