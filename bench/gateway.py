@@ -528,7 +528,7 @@ UNARY_HEADER = ["REST route / RPC", "in flight", "REST calls/s", "gRPC calls/s",
 UNARY_CPU_HEADER = ["call", "in flight", "via", "gateway µs/call", "server µs/call",
                     "redis µs/call", "client µs/call", "gateway %", "server %", "redis %",
                     "client %", "others %"]
-SSE_HEADER = ["scenario", "streams", "deliveries", "SSE p50 ms", "SSE p99 ms",
+SSE_HEADER = ["scenario", "streams", "deliveries per side", "SSE p50 ms", "SSE p99 ms",
               "gRPC p50 ms", "gRPC p99 ms", "SSE/gRPC p99", "SSE commit p99",
               "gRPC commit p99", "floor p99 ms", "missing/errors"]
 SSE_CPU_HEADER = ["scenario", "via", "gateway µs/delivery", "server µs/delivery",
