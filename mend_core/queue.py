@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -31,6 +32,13 @@ class Reaped:
     promoted: int
 
 
+def _lease(flat: list[str] | None) -> Lease | None:
+    if not flat:
+        return None
+    job = Job.from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+    return Lease(job=job, fence=job.fence)
+
+
 class WorkQueue:
     def __init__(
         self,
@@ -50,11 +58,7 @@ class WorkQueue:
 
     async def claim(self, worker_id: str) -> Lease | None:
         """Leases the first pending job (highest priority, then oldest), or None."""
-        flat = await self._scripts("claim", self._keys.queue, worker_id, self._lease_ms)
-        if not flat:
-            return None
-        job = Job.from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
-        return Lease(job=job, fence=job.fence)
+        return _lease(await self._scripts("claim", self._keys.queue, worker_id, self._lease_ms))
 
     async def wait_for_work(self, block_seconds: float) -> None:
         """Blocks until a job may have been enqueued (or block_seconds elapse): idle workers
@@ -69,11 +73,25 @@ class WorkQueue:
         return bool(await self._call("progress", lease, percent, message))
 
     async def complete(self, lease: Lease, result: JobResult) -> bool:
-        return bool(
-            await self._call(
-                "complete", lease, result.to_json(), result.duration, self._completed_ttl_ms
-            )
+        out = await self._call(
+            "complete", lease, result.to_json(), result.duration, self._completed_ttl_ms
         )
+        return out[0] == 1
+
+    async def complete_and_claim(
+        self, lease: Lease, result: JobResult, worker_id: str
+    ) -> tuple[bool, Lease | None]:
+        """Completes the job and leases the next one in the same round trip."""
+        out = await self._call(
+            "complete",
+            lease,
+            result.to_json(),
+            result.duration,
+            self._completed_ttl_ms,
+            worker_id,
+            self._lease_ms,
+        )
+        return out[0] == 1, _lease(out[1]) if len(out) > 1 else None
 
     async def fail(self, lease: Lease, error: str) -> bool:
         return bool(await self._call("fail", lease, error, self._failed_ttl_ms))
@@ -95,5 +113,5 @@ class WorkQueue:
     async def unregister_worker(self, worker_id: str) -> None:
         await self._redis.zrem(self._keys.workers, worker_id)
 
-    async def _call(self, script: str, lease: Lease, *args: object) -> object:
+    async def _call(self, script: str, lease: Lease, *args: object) -> Any:
         return await self._scripts(script, self._keys.queue, lease.job_id, lease.fence, *args)

@@ -31,7 +31,7 @@ def self_command() -> list[str]:
 
 
 async def run_worker(settings: Settings) -> None:
-    redis = connect(settings.redis_url)
+    redis = connect(settings.redis_url, shared=False)
     queue = WorkQueue(
         redis,
         Keys(),

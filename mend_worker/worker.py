@@ -49,6 +49,8 @@ class Worker:
         self._executor = executor
         self.worker_id = worker_id or new_worker_id()
         self._stopping = asyncio.Event()
+        # A job leased together with the previous one's completion, to run next.
+        self._next: Lease | None = None
 
     def stop(self) -> None:
         """Stop claiming; the running job gets shutdown_grace_seconds, then is released."""
@@ -60,15 +62,19 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 try:
-                    lease = await self._queue.claim(self.worker_id)
-                    if lease is None:
+                    current = self._next or await self._queue.claim(self.worker_id)
+                    self._next = None
+                    if current is None:
                         await self._wait_for_work()
                     else:
-                        await self._process(lease)
+                        self._next = await self._process(current)
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                     log.warning("redis unavailable (%s); retrying in 1s", exc)
                     await asyncio.sleep(1)
         finally:
+            if self._next is not None:  # leased with the last completion, never started
+                with contextlib.suppress(redis.exceptions.RedisError):
+                    await self._queue.release(self._next)
             await cancel_and_wait(housekeeping)
             with contextlib.suppress(redis.exceptions.RedisError):
                 await self._queue.unregister_worker(self.worker_id)
@@ -98,9 +104,10 @@ class Worker:
                 log.warning("housekeeping failed: %s", exc)
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
-    async def _process(self, lease: Lease) -> None:
+    async def _process(self, lease: Lease) -> Lease | None:
+        """Runs a leased job to its end; returns the next job when it was leased at once."""
         job = lease.job
-        log.info("job %s: attempt %d of %d", job.id, job.attempt, job.spec.max_attempts)
+        log.debug("job %s: attempt %d of %d", job.id, job.attempt, job.spec.max_attempts)
         spec = job.spec
         task = Task(
             job_id=job.id,
@@ -127,8 +134,7 @@ class Worker:
         )
         await cancel_and_wait(lost, stopped)
         if running in done:
-            await self._report(lease, running.result())
-            return
+            return await self._report(lease, running.result())
         # The job must stop now: kill the child, then account for why.
         await cancel_and_wait(running)
         self._executor.kill()
@@ -141,9 +147,10 @@ class Worker:
             log.info("job %s: shutting down; releasing it to another worker", job.id)
             await self._queue.release(lease)
         else:
-            await self._report(
+            return await self._report(
                 lease, Outcome("transient", error=f"timed out after {spec.timeout_seconds}s")
             )
+        return None
 
     async def _until_lease_lost(self, lease: Lease) -> None:
         while True:
@@ -159,8 +166,11 @@ class Worker:
         await self._stopping.wait()
         await asyncio.sleep(self._settings.shutdown_grace_seconds)
 
-    async def _report(self, lease: Lease, outcome: Outcome) -> None:
+    async def _report(self, lease: Lease, outcome: Outcome) -> Lease | None:
+        """Records how the job ended; after a success, also leases the next job (one round
+        trip for both) unless the worker is stopping."""
         job = lease.job
+        following = None
         if outcome.kind == "ok":
             assert outcome.result is not None
             r = outcome.result
@@ -170,7 +180,12 @@ class Worker:
                 duration=r["duration"],
                 metadata=ImageMetadata(**r["metadata"]),
             )
-            committed = await self._queue.complete(lease, result)
+            if self._stopping.is_set():
+                committed = await self._queue.complete(lease, result)
+            else:
+                committed, following = await self._queue.complete_and_claim(
+                    lease, result, self.worker_id
+                )
             log.info("job %s: completed in %.3fs", job.id, result.duration)
         elif outcome.kind == "transient" and job.attempt < job.spec.max_attempts:
             delay = backoff_seconds(
@@ -188,3 +203,4 @@ class Worker:
             log.info("job %s: failed: %s", job.id, error)
         if not committed:
             log.info("job %s: lease lost before reporting; result dropped", job.id)
+        return following

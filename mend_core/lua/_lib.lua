@@ -129,3 +129,27 @@ settle = function(job, status, now, ttl_ms)
     redis.call('PEXPIRE', bkey .. ':jobs', ttl_ms)
   end
 end
+
+-- Leases the first pending job (pending -> processing) and returns its fields, or nil.
+local function claim_next(worker, lease_ms)
+  while true do
+    local popped = redis.call('ZPOPMIN', QUEUE)
+    if #popped == 0 then return nil end
+    local id = popped[1]
+    local job = load(id)
+    if job and job.status == 'pending' then
+      local now = now_ms()
+      redis.call('ZADD', INFLIGHT, now + lease_ms, id)
+      move_status(job, 'pending', 'processing')
+      commit(id, now, {
+        'status', 'processing', 'attempt', tonumber(job.attempt) + 1,
+        'fence', tonumber(job.fence) + 1, 'started_at', now, 'worker', worker,
+      }, {'progress_percent', 'progress_message'})
+      -- This job's wake-up token is spent too, or idle workers would later wake once
+      -- per job that was claimed without blocking.
+      redis.call('LPOP', WAKE)
+      return redis.call('HGETALL', job_key(id))
+    end
+    -- Not pending any more (or expired): drop the stale queue entry and look further.
+  end
+end

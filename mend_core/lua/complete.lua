@@ -1,8 +1,10 @@
--- processing -> completed. ARGV: prefix, id, fence, result JSON, duration seconds, ttl_ms.
--- Returns 1, or 0 when the caller no longer holds the lease (its result is dropped).
+-- processing -> completed. ARGV: prefix, id, fence, result JSON, duration seconds, ttl_ms,
+-- and optionally worker id and lease_ms to lease the next job in the same round trip.
+-- Returns {1, next job's fields (if asked for and one is pending)}, or {0} when the caller
+-- no longer holds the lease (its result is dropped).
 local id, fence = ARGV[2], ARGV[3]
 local job = load(id)
-if not held(job, fence) then return 0 end
+if not held(job, fence) then return {0} end
 local now = now_ms()
 redis.call('ZREM', INFLIGHT, id)
 move_status(job, 'processing', 'completed')
@@ -15,4 +17,5 @@ commit(id, now, {
 }, {'error', 'worker'})
 expire(id, tonumber(ARGV[6]))
 settle(job, 'completed', now, tonumber(ARGV[6]))
-return 1
+if ARGV[7] then return {1, claim_next(ARGV[7], tonumber(ARGV[8]))} end
+return {1}

@@ -1,0 +1,80 @@
+"""WorkQueue against a real Redis: leasing the next job with a completion, wake-up tokens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from mend_core.job import ImageMetadata, JobResult, JobSpec, JobStatus, JobType, ResizeParams
+from mend_core.keys import Keys
+from mend_core.queue import WorkQueue
+from mend_core.redis_client import connect
+from mend_core.store import JobStore
+from tests.services import RedisServer
+
+RESULT = JobResult("file:///out.jpg", 10, 0.01, ImageMetadata(8, 8, "jpeg"))
+SPEC = JobSpec(
+    type=JobType.IMAGE_RESIZE,
+    source_bucket="my-bucket",
+    source_key="in.jpg",
+    dest_bucket="my-bucket",
+    dest_key="out.jpg",
+    params=ResizeParams(width=8),
+)
+
+
+@pytest.fixture
+async def stores(
+    redis_server: RedisServer, redis_client
+) -> AsyncIterator[tuple[JobStore, WorkQueue]]:
+    redis = connect(redis_server.url, shared=False)
+    yield (
+        JobStore(redis, Keys(), retention_seconds=3600, worker_liveness_seconds=30),
+        WorkQueue(
+            redis,
+            Keys(),
+            lease_seconds=30,
+            retention_completed_seconds=3600,
+            retention_failed_seconds=3600,
+        ),
+    )
+    await redis.aclose()
+
+
+async def test_completion_leases_the_next_job_in_order(stores, redis_client) -> None:
+    store, queue = stores
+    ids = [s.job_id for s in await store.submit("t", [SPEC, SPEC, SPEC])]
+    lease = await queue.claim("w1")
+    seen = []
+    while lease is not None:
+        seen.append(lease.job_id)
+        assert lease.job.status is JobStatus.PROCESSING and lease.job.attempt == 1
+        committed, lease = await queue.complete_and_claim(lease, RESULT, "w1")
+        assert committed
+    assert seen == ids
+    for job_id in ids:
+        assert (await store.get("t", job_id)).status is JobStatus.COMPLETED
+
+
+async def test_claims_spend_wake_up_tokens(stores, redis_client) -> None:
+    # Jobs claimed without blocking must not leave a token each behind: idle workers
+    # would later wake once per token for nothing.
+    store, queue = stores
+    await store.submit("t", [SPEC] * 5)
+    assert redis_client.llen(Keys().wake) == 5
+    lease = await queue.claim("w1")
+    while lease is not None:
+        _, lease = await queue.complete_and_claim(lease, RESULT, "w1")
+    assert redis_client.llen(Keys().wake) == 0
+
+
+async def test_a_zombie_completion_leases_nothing(stores) -> None:
+    store, queue = stores
+    await store.submit("t", [SPEC, SPEC])
+    lease = await queue.claim("w1")
+    assert lease is not None
+    await store.cancel("t", lease.job_id)
+    assert await queue.complete_and_claim(lease, RESULT, "w1") == (False, None)
+    # The other job is still there for a worker that holds a lease.
+    assert await queue.claim("w2") is not None
