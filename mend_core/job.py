@@ -6,6 +6,7 @@ places that know that encoding.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -154,40 +155,59 @@ class Job:
     extra: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_fields(cls, f: dict[str, str]) -> Job:
-        def opt_int(name: str) -> int | None:
-            return int(f[name]) if f.get(name) else None
-
+    def from_fields(
+        cls,
+        f: dict[str, str],
+        *,
+        queue_position: int | None = None,
+        estimated_wait_seconds: float | None = None,
+    ) -> Job:
+        get = f.get
+        started, completed = get("started_at"), get("completed_at")
+        duration, result = get("duration_seconds"), get("result")
         spec = JobSpec(
-            type=JobType(f["type"]),
+            type=_JOB_TYPES.get(f["type"]) or JobType(f["type"]),
             source_bucket=f["source_bucket"],
             source_key=f["source_key"],
             dest_bucket=f["dest_bucket"],
             dest_key=f["dest_key"],
-            params=ResizeParams(**json.loads(f.get("params") or "{}")),
-            priority=int(f.get("priority", DEFAULT_PRIORITY)),
-            max_attempts=int(f.get("max_attempts", 3)),
-            timeout_seconds=int(f.get("timeout_seconds", 300)),
-            request_id=f.get("request_id", ""),
-            webhook_url=f.get("webhook_url", ""),
-            webhook_style=f.get("webhook_style", ""),
-            batch_id=f.get("batch_id", ""),
+            params=_params(get("params") or "{}"),
+            priority=int(get("priority", DEFAULT_PRIORITY)),
+            max_attempts=int(get("max_attempts", 3)),
+            timeout_seconds=int(get("timeout_seconds", 300)),
+            request_id=get("request_id", ""),
+            webhook_url=get("webhook_url", ""),
+            webhook_style=get("webhook_style", ""),
+            batch_id=get("batch_id", ""),
         )
         return cls(
             id=f["id"],
             tenant=f["tenant"],
             spec=spec,
-            status=JobStatus(f["status"]),
-            version=int(f.get("version", 0)),
-            attempt=int(f.get("attempt", 0)),
+            status=_JOB_STATUSES.get(f["status"]) or JobStatus(f["status"]),
+            version=int(get("version", 0)),
+            attempt=int(get("attempt", 0)),
             created_at_ms=int(f["created_at"]),
-            updated_at_ms=int(f.get("updated_at", f["created_at"])),
-            started_at_ms=opt_int("started_at"),
-            completed_at_ms=opt_int("completed_at"),
-            duration_seconds=float(f["duration_seconds"]) if f.get("duration_seconds") else None,
-            result=JobResult.from_json(f["result"]) if f.get("result") else None,
-            error=f.get("error", ""),
-            progress_percent=int(f.get("progress_percent", 0)),
-            progress_message=f.get("progress_message", ""),
-            fence=int(f.get("fence", 0)),
+            updated_at_ms=int(get("updated_at") or f["created_at"]),
+            started_at_ms=int(started) if started else None,
+            completed_at_ms=int(completed) if completed else None,
+            duration_seconds=float(duration) if duration else None,
+            result=JobResult.from_json(result) if result else None,
+            error=get("error", ""),
+            progress_percent=int(get("progress_percent", 0)),
+            progress_message=get("progress_message", ""),
+            fence=int(get("fence", 0)),
+            queue_position=queue_position,
+            estimated_wait_seconds=estimated_wait_seconds,
         )
+
+
+# Read on every GetJob: a dict lookup costs less than an Enum's constructor, and jobs
+# share a handful of parameter sets, each parsed once (ResizeParams is immutable).
+_JOB_TYPES = {t.value: t for t in JobType}
+_JOB_STATUSES = {s.value: s for s in JobStatus}
+
+
+@functools.lru_cache(maxsize=1024)
+def _params(raw: str) -> ResizeParams:
+    return ResizeParams(**json.loads(raw))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from redis.asyncio import Redis
 
@@ -108,9 +108,8 @@ class JobStore:
         out = await self._scripts("get", self._keys.queue, job_id, tenant, self._liveness_ms)
         if not out:
             raise JobNotFound(job_id)
-        job = Job.from_fields(_decode(out[0]))
         if len(out) == 1:
-            return job
+            return Job.from_fields(_decode(out[0]))
         rank, queued, due_ms, workers, avg_ms = out[1:]
         # A job waiting for a retry backoff joins the end of the queue when it is due.
         position = int(rank) + 1 if int(rank) >= 0 else int(queued) + 1
@@ -118,7 +117,9 @@ class JobStore:
         wait = math.ceil(position / max(int(workers), 1)) * avg
         if due_ms:
             wait += max(0.0, (float(due_ms) - time.time() * 1000) / 1000)
-        return replace(job, queue_position=position, estimated_wait_seconds=round(wait, 3))
+        return Job.from_fields(
+            _decode(out[0]), queue_position=position, estimated_wait_seconds=round(wait, 3)
+        )
 
     async def list_jobs(
         self,
