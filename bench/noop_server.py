@@ -66,6 +66,8 @@ async def serve(port: int, reuse_port: bool) -> None:
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.server.max_pending_requests", 10_000),
+            ("grpc.server.max_pending_requests_hard_limit", 20_000),
             ("grpc.so_reuseport", int(reuse_port)),
         ]
     )
