@@ -6,9 +6,10 @@ import asyncio
 import base64
 import binascii
 import functools
+import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
 
 import grpc
 from google.protobuf import empty_pb2
@@ -72,13 +73,50 @@ async def _abort_invalid(context: grpc.aio.ServicerContext, violations: list[Vio
     await context.abort_with_status(rpc_status.to_status(status))
 
 
+# A UUID v4 in its canonical hyphenated form, any case: version nibble 4, RFC 4122
+# variant (8, 9, a or b). ASCII only, so that no other character folds into [a-f].
+_UUID4 = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.ASCII | re.IGNORECASE
+)
+
+
 def _check_id(job_id: str) -> list[Violation]:
-    try:
-        if uuid.UUID(job_id).version == 4 and str(uuid.UUID(job_id)) == job_id.lower():
-            return []
-    except ValueError:
-        pass
+    if _UUID4.fullmatch(job_id):
+        return []
     return [Violation("id", "must be a job id (a UUID v4)" if job_id else "is required")]
+
+
+def _job_id(raw: str) -> str:
+    """The id as jobs are stored (lower case, as uuid4 writes it), or BadRequest."""
+    if bad := _check_id(raw):
+        raise BadRequest(bad)
+    return raw.lower()
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def _guarded(handler: _Handler) -> _Handler:
+    """Wraps a unary handler so that domain errors become gRPC status codes. A decorator
+    rather than a helper taking a closure: no function object made on every call."""
+
+    @functools.wraps(handler)
+    async def guarded(self: JobService, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await handler(self, request, context)
+        except BadRequest as exc:
+            await _abort_invalid(context, exc.violations)
+        except JobNotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {exc} not found")
+        except JobFinished as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except BatchExists as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"batch {exc} already exists")
+        except (RedisConnectionError, RedisTimeoutError):  # retryable: UNAVAILABLE, not UNKNOWN
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
+        raise AssertionError("unreachable")
+
+    return cast(_Handler, guarded)
 
 
 def _draft_spec(draft: JobDraft, limits: Limits, paths: Mapping[str, str], prefix: str = ""):
@@ -107,22 +145,6 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self._max_request_bytes = max_request_bytes
         self._heartbeat = watch_heartbeat_seconds
 
-    async def _guard(self, context: grpc.aio.ServicerContext, call: Callable) -> object:
-        """Runs a handler body, turning domain errors into gRPC status codes."""
-        try:
-            return await call()
-        except BadRequest as exc:
-            await _abort_invalid(context, exc.violations)
-        except JobNotFound as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {exc} not found")
-        except JobFinished as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except BatchExists as exc:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"batch {exc} already exists")
-        except (RedisConnectionError, RedisTimeoutError):  # retryable: UNAVAILABLE, not UNKNOWN
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
-        raise AssertionError("unreachable")
-
     def _check_size(self, request: Message) -> None:
         """Rejects requests over max_request_bytes, naming the field that takes the most."""
         size = request.ByteSize()
@@ -140,127 +162,105 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             job_id=submitted.job_id, status=pb.JOB_STATUS_PENDING, message=QUEUED_MESSAGE
         )
 
+    @_guarded
     async def SubmitJob(self, request, context):
-        async def call():
-            self._check_size(request)
-            return await self._submit_one(
-                convert.draft_from_submit(request), convert.SUBMIT_FIELD_PATHS
-            )
+        self._check_size(request)
+        return await self._submit_one(
+            convert.draft_from_submit(request), convert.SUBMIT_FIELD_PATHS
+        )
 
-        return await self._guard(context, call)
-
+    @_guarded
     async def SubmitImageResize(self, request, context):
-        async def call():
-            self._check_size(request)
-            return await self._submit_one(convert.draft_from_resize(request), {})
+        self._check_size(request)
+        return await self._submit_one(convert.draft_from_resize(request), {})
 
-        return await self._guard(context, call)
-
+    @_guarded
     async def SubmitBatch(self, request, context):
-        async def call():
-            self._check_size(request)
-            if not 1 <= len(request.jobs) <= MAX_BATCH:
-                raise BadRequest(
-                    [
-                        Violation(
-                            "jobs", f"a batch holds 1 to {MAX_BATCH} jobs, got {len(request.jobs)}"
-                        )
-                    ]
-                )
-            batch_id = request.batch_id or str(uuid.uuid4())
-            opts = request.options
-            specs, bad = [], []
-            batch = None
+        self._check_size(request)
+        if not 1 <= len(request.jobs) <= MAX_BATCH:
+            raise BadRequest(
+                [Violation("jobs", f"a batch holds 1 to {MAX_BATCH} jobs, got {len(request.jobs)}")]
+            )
+        batch_id = request.batch_id or str(uuid.uuid4())
+        opts = request.options
+        specs, bad = [], []
+        batch = None
+        try:
+            batch = validate_batch(
+                batch_id,
+                opts.fail_fast,
+                opts.webhook_url,
+                convert.webhook_style_name(opts.webhook_style),
+            )
+        except ValidationError as exc:
+            bad.extend(
+                Violation(v.field if v.field == "batch_id" else f"options.{v.field}", v.description)
+                for v in exc.violations
+            )
+        for i, item in enumerate(request.jobs):
+            draft = convert.draft_from_submit(item, batch_id=batch_id)
             try:
-                batch = validate_batch(
-                    batch_id,
-                    opts.fail_fast,
-                    opts.webhook_url,
-                    convert.webhook_style_name(opts.webhook_style),
+                specs.append(
+                    _draft_spec(draft, self._limits, convert.SUBMIT_FIELD_PATHS, f"jobs[{i}].")
                 )
-            except ValidationError as exc:
-                bad.extend(
-                    Violation(
-                        v.field if v.field == "batch_id" else f"options.{v.field}", v.description
-                    )
-                    for v in exc.violations
-                )
-            for i, item in enumerate(request.jobs):
-                draft = convert.draft_from_submit(item, batch_id=batch_id)
-                try:
-                    specs.append(
-                        _draft_spec(draft, self._limits, convert.SUBMIT_FIELD_PATHS, f"jobs[{i}].")
-                    )
-                except BadRequest as exc:
-                    bad.extend(exc.violations)
-            if bad:
-                raise BadRequest(bad)
-            submitted = await self._store.submit(current_tenant.get(), specs, batch)
-            return pb.SubmitBatchResponse(
-                batch_id=batch_id,
-                total_jobs=len(submitted),
-                job_ids=[s.job_id for s in submitted],
-                status="queued",
-            )
+            except BadRequest as exc:
+                bad.extend(exc.violations)
+        if bad:
+            raise BadRequest(bad)
+        submitted = await self._store.submit(current_tenant.get(), specs, batch)
+        return pb.SubmitBatchResponse(
+            batch_id=batch_id,
+            total_jobs=len(submitted),
+            job_ids=[s.job_id for s in submitted],
+            status="queued",
+        )
 
-        return await self._guard(context, call)
-
+    @_guarded
     async def GetJob(self, request, context):
-        async def call():
-            if bad := _check_id(request.id):
-                raise BadRequest(bad)
-            return convert.job_to_pb(await self._store.get(current_tenant.get(), request.id))
+        job_id = _job_id(request.id)
+        return convert.job_to_pb(await self._store.get(current_tenant.get(), job_id))
 
-        return await self._guard(context, call)
-
+    @_guarded
     async def CancelJob(self, request, context):
-        async def call():
-            if bad := _check_id(request.id):
-                raise BadRequest(bad)
-            return convert.job_to_pb(await self._store.cancel(current_tenant.get(), request.id))
+        job_id = _job_id(request.id)
+        return convert.job_to_pb(await self._store.cancel(current_tenant.get(), job_id))
 
-        return await self._guard(context, call)
-
+    @_guarded
     async def ListJobs(self, request, context):
-        async def call():
-            bad = []
-            status = convert.STATUS_FROM_PB.get(request.status)
-            if request.status and status is None:
-                bad.append(Violation("status", f"unknown status {request.status}"))
-            job_type = convert.TYPE_FROM_PB.get(request.type)
-            if request.type and job_type is None:
-                bad.append(Violation("type", f"unknown job type {request.type}"))
-            if not 0 <= request.page_size <= MAX_PAGE_SIZE:
-                bad.append(Violation("page_size", f"must be between 1 and {MAX_PAGE_SIZE}"))
-            cursor = None
-            if request.page_token:
-                try:
-                    cursor = int(base64.urlsafe_b64decode(request.page_token.encode()).decode())
-                except (ValueError, binascii.Error, UnicodeDecodeError):
-                    bad.append(Violation("page_token", "is not a token from a previous page"))
-            if bad:
-                raise BadRequest(bad)
-            page = await self._store.list_jobs(
-                current_tenant.get(),
-                status=status,
-                job_type=job_type,
-                page_size=request.page_size or DEFAULT_PAGE_SIZE,
-                cursor=cursor,
-            )
-            token = ""
-            if page.next_cursor is not None:
-                token = base64.urlsafe_b64encode(str(page.next_cursor).encode()).decode()
-            return pb.ListJobsResponse(
-                jobs=[convert.job_to_pb(j) for j in page.jobs], next_page_token=token
-            )
+        bad = []
+        status = convert.STATUS_FROM_PB.get(request.status)
+        if request.status and status is None:
+            bad.append(Violation("status", f"unknown status {request.status}"))
+        job_type = convert.TYPE_FROM_PB.get(request.type)
+        if request.type and job_type is None:
+            bad.append(Violation("type", f"unknown job type {request.type}"))
+        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+            bad.append(Violation("page_size", f"must be between 1 and {MAX_PAGE_SIZE}"))
+        cursor = None
+        if request.page_token:
+            try:
+                cursor = int(base64.urlsafe_b64decode(request.page_token.encode()).decode())
+            except (ValueError, binascii.Error, UnicodeDecodeError):
+                bad.append(Violation("page_token", "is not a token from a previous page"))
+        if bad:
+            raise BadRequest(bad)
+        page = await self._store.list_jobs(
+            current_tenant.get(),
+            status=status,
+            job_type=job_type,
+            page_size=request.page_size or DEFAULT_PAGE_SIZE,
+            cursor=cursor,
+        )
+        token = ""
+        if page.next_cursor is not None:
+            token = base64.urlsafe_b64encode(str(page.next_cursor).encode()).decode()
+        return pb.ListJobsResponse(
+            jobs=[convert.job_to_pb(j) for j in page.jobs], next_page_token=token
+        )
 
-        return await self._guard(context, call)
-
+    @_guarded
     async def GetQueueStats(self, request, context):
-        async def call():
-            return convert.stats_to_pb(await self._store.stats())
-
-        return await self._guard(context, call)
+        return convert.stats_to_pb(await self._store.stats())
 
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext

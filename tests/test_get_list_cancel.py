@@ -33,6 +33,17 @@ async def test_get_job_of_pending_job(stub) -> None:
     assert job.HasField("estimated_wait_seconds") and job.estimated_wait_seconds >= 0
 
 
+async def test_get_and_cancel_accept_an_upper_case_id(stub) -> None:
+    # A UUID is the same in either case; jobs are stored under the lower-case form.
+    job_id = await submit(stub)
+    job = await stub.GetJob(pb.GetJobRequest(id=job_id.upper()), metadata=AUTH)
+    assert job.id == job_id
+    assert job.status == pb.JOB_STATUS_PENDING
+    cancelled = await stub.CancelJob(pb.CancelJobRequest(id=job_id.upper()), metadata=AUTH)
+    assert cancelled.id == job_id
+    assert cancelled.status == pb.JOB_STATUS_CANCELLED
+
+
 async def test_list_jobs_newest_first(stub) -> None:
     ids = [await submit(stub) for _ in range(3)]
     jobs = await list_all(stub)
