@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.v1 import jobs_pb2 as pb
@@ -49,29 +50,44 @@ def webhook_style_name(value: int) -> str:
     return _enum_name(_STYLE, value)
 
 
-def draft_from_submit(req: pb.SubmitJobRequest, batch_id: str = "") -> JobDraft:
-    op = req.parameters.WhichOneof("operation")
-    resize = req.parameters.image_resize
-    opts = req.options
+def _optional(message: Message, field: str) -> int | None:
+    return getattr(message, field) if message.HasField(field) else None
+
+
+def _draft(
+    req: pb.SubmitJobRequest | pb.SubmitImageResizeRequest,
+    job_type: str,
+    resize: pb.ImageResizeParameters | pb.SubmitImageResizeRequest,
+    opts: pb.SubmitOptions | pb.SubmitImageResizeRequest,
+    batch_id: str = "",
+) -> JobDraft:
+    """The flat resize request and the nested SubmitJobRequest name their fields alike,
+    so one translation serves both: `resize` and `opts` are the request itself when flat."""
     return JobDraft(
-        type=JobType.IMAGE_RESIZE.value if op == "image_resize" else "",
+        type=job_type,
         source_bucket=req.source_bucket,
         source_key=req.source_key,
         dest_bucket=req.dest_bucket,
         dest_key=req.dest_key,
         width=resize.width,
         height=resize.height,
-        quality=resize.quality if resize.HasField("quality") else None,
+        quality=_optional(resize, "quality"),
         fit=_enum_name(_FIT, resize.fit),
         format=_enum_name(_FORMAT, resize.format),
-        priority=opts.priority if opts.HasField("priority") else None,
+        priority=_optional(opts, "priority"),
         request_id=opts.request_id,
         webhook_url=opts.webhook_url,
         webhook_style=_enum_name(_STYLE, opts.webhook_style),
-        max_attempts=opts.max_attempts if opts.HasField("max_attempts") else None,
-        timeout_seconds=opts.timeout_seconds if opts.HasField("timeout_seconds") else None,
+        max_attempts=_optional(opts, "max_attempts"),
+        timeout_seconds=_optional(opts, "timeout_seconds"),
         batch_id=batch_id,
     )
+
+
+def draft_from_submit(req: pb.SubmitJobRequest, batch_id: str = "") -> JobDraft:
+    op = req.parameters.WhichOneof("operation")
+    job_type = JobType.IMAGE_RESIZE.value if op == "image_resize" else ""
+    return _draft(req, job_type, req.parameters.image_resize, req.options, batch_id)
 
 
 # Where each draft field lives in SubmitJobRequest (SubmitImageResizeRequest is flat).
@@ -93,24 +109,7 @@ SUBMIT_FIELD_PATHS = {
 
 
 def draft_from_resize(req: pb.SubmitImageResizeRequest) -> JobDraft:
-    return JobDraft(
-        type=JobType.IMAGE_RESIZE.value,
-        source_bucket=req.source_bucket,
-        source_key=req.source_key,
-        dest_bucket=req.dest_bucket,
-        dest_key=req.dest_key,
-        width=req.width,
-        height=req.height,
-        quality=req.quality if req.HasField("quality") else None,
-        fit=_enum_name(_FIT, req.fit),
-        format=_enum_name(_FORMAT, req.format),
-        priority=req.priority if req.HasField("priority") else None,
-        request_id=req.request_id,
-        webhook_url=req.webhook_url,
-        webhook_style=_enum_name(_STYLE, req.webhook_style),
-        max_attempts=req.max_attempts if req.HasField("max_attempts") else None,
-        timeout_seconds=req.timeout_seconds if req.HasField("timeout_seconds") else None,
-    )
+    return _draft(req, JobType.IMAGE_RESIZE.value, req, req)
 
 
 def job_to_pb(job: Job) -> pb.Job:
