@@ -28,6 +28,11 @@ class Authenticator:
         # Looking keys up by their digest keeps the lookup from leaking the key's bytes
         # through timing; compare_digest then confirms the match in constant time.
         self._by_digest = {self._digest(k.key): k for k in keys}
+        # Keys that passed that check, as presented, so that a client's later calls skip
+        # the two SHA-256 digests. Only valid keys get in, so it stays as small as the
+        # key list; a str dict lookup compares bytes only on a (randomised) hash match,
+        # which a guessed key does not reach.
+        self._accepted: dict[str, str] = {}
 
     @staticmethod
     def _digest(key: str) -> bytes:
@@ -38,10 +43,13 @@ class Authenticator:
             return ANONYMOUS_TENANT
         if not key:
             return None
+        if (tenant := self._accepted.get(key)) is not None:
+            return tenant
         digest = self._digest(key)
         found = self._by_digest.get(digest)
         if found is None or not hmac.compare_digest(self._digest(found.key), digest):
             return None
+        self._accepted[key] = found.tenant
         return found.tenant
 
     @staticmethod

@@ -41,6 +41,11 @@ async def stream_code(call) -> grpc.StatusCode:
 BAD_CREDENTIALS = [
     pytest.param((), id="no key"),
     pytest.param((("x-api-key", "wrong-key"),), id="wrong x-api-key"),
+    # Near misses of the key that the test has just used successfully (and that the
+    # server now remembers as accepted).
+    pytest.param((("x-api-key", API_KEY + "x"),), id="key with a character more"),
+    pytest.param((("x-api-key", API_KEY[:-1]),), id="key with a character less"),
+    pytest.param((("x-api-key", API_KEY.upper()),), id="key in upper case"),
     pytest.param((("x-api-key", ""),), id="empty x-api-key"),
     pytest.param((("authorization", "Bearer wrong-key"),), id="wrong bearer"),
     pytest.param((("authorization", f"Basic {API_KEY}"),), id="basic scheme"),
