@@ -46,7 +46,14 @@ class ResizeParams:
 
     def to_dict(self) -> dict[str, Any]:
         """Only the fields the client set, as Mend's REST API shows them."""
-        return {k: v for k, v in asdict(self).items() if v not in (None, 0)}
+        fields = (
+            ("width", self.width),
+            ("height", self.height),
+            ("quality", self.quality),
+            ("fit", self.fit),
+            ("format", self.format),
+        )
+        return {k: v for k, v in fields if v not in (None, 0)}
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ class JobSpec:
             "source_key": self.source_key,
             "dest_bucket": self.dest_bucket,
             "dest_key": self.dest_key,
-            "params": json.dumps(self.params.to_dict(), separators=(",", ":")),
+            "params": _params_json(self.params),
             "priority": str(self.priority),
             "max_attempts": str(self.max_attempts),
             "timeout_seconds": str(self.timeout_seconds),
@@ -211,3 +218,8 @@ _JOB_STATUSES = {s.value: s for s in JobStatus}
 @functools.lru_cache(maxsize=1024)
 def _params(raw: str) -> ResizeParams:
     return ResizeParams(**json.loads(raw))
+
+
+@functools.lru_cache(maxsize=1024)
+def _params_json(params: ResizeParams) -> str:
+    return json.dumps(params.to_dict(), separators=(",", ":"))

@@ -92,11 +92,14 @@ def bucket_problem(name: str) -> str | None:
             "must be a valid S3 bucket name: 3-63 characters of lowercase letters, digits, "
             "dots and hyphens, starting and ending with a letter or digit"
         )
-    try:
-        ipaddress.IPv4Address(name)
-        return "must not be formatted as an IP address"
-    except ValueError:
-        pass
+    # Only a name of digits and dots can be an IPv4 address: checking that first spares
+    # the usual name a ValueError raised and caught inside ipaddress.
+    if not name.strip("0123456789."):
+        try:
+            ipaddress.IPv4Address(name)
+            return "must not be formatted as an IP address"
+        except ValueError:
+            pass
     if name.startswith("xn--") or name.endswith("-s3alias"):
         return "uses a prefix or suffix reserved by S3"
     return None
