@@ -8,6 +8,9 @@ import grpc
 import pytest
 
 from mend.v1 import jobs_pb2_grpc
+from mend_core.keys import Keys
+from mend_core.queue import WorkQueue
+from mend_core.redis_client import connect
 from mend_core.settings import Settings
 from mend_server.server import MendServer
 from tests.services import RedisServer, free_port
@@ -42,6 +45,20 @@ def make_settings(redis_url: str, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def work(redis_server: RedisServer) -> AsyncIterator[WorkQueue]:
+    """The workers' side of the store, to move jobs along as a worker would."""
+    redis = connect(redis_server.url, shared=False)
+    yield WorkQueue(
+        redis,
+        Keys(),
+        lease_seconds=60,
+        retention_completed_seconds=3600,
+        retention_failed_seconds=3600,
+    )
+    await redis.aclose()
 
 
 @pytest.fixture

@@ -6,19 +6,16 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from mend_core.job import ImageMetadata, JobResult
-from mend_core.keys import Keys
 from mend_core.queue import WorkQueue
 from mend_server.server import MendServer
 from tests.conftest import API_KEY
-from tests.services import RedisServer, free_port
+from tests.services import free_port
 
 MEND = str(Path(sys.executable).with_name("mend"))
 PATIENCE = 30.0
@@ -56,19 +53,6 @@ async def mend(*args: str, env: dict[str, str]) -> Run:
 @pytest.fixture
 def env(mend_server: MendServer) -> dict[str, str]:
     return env_for(mend_server)
-
-
-@pytest.fixture
-async def work(redis_server: RedisServer) -> AsyncIterator[WorkQueue]:
-    redis = Redis.from_url(redis_server.url, decode_responses=True)
-    yield WorkQueue(
-        redis,
-        Keys(),
-        lease_seconds=60,
-        retention_completed_seconds=3600,
-        retention_failed_seconds=3600,
-    )
-    await redis.aclose()
 
 
 async def submit(env: dict[str, str], *extra: str) -> str:

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
 
 from mend_client import (
     AsyncClient,
@@ -27,7 +26,6 @@ from mend_client import (
     Unavailable,
 )
 from mend_core.job import ImageMetadata, JobResult
-from mend_core.keys import Keys
 from mend_core.queue import Lease, WorkQueue
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY, make_settings
@@ -53,20 +51,6 @@ def address(server: MendServer) -> str:
 async def client(mend_server: MendServer) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(address(mend_server), api_key=API_KEY) as c:
         yield c
-
-
-@pytest.fixture
-async def work(redis_server: RedisServer) -> AsyncIterator[WorkQueue]:
-    """The worker's side of the store, to move jobs along as a worker would."""
-    redis = Redis.from_url(redis_server.url, decode_responses=True)
-    yield WorkQueue(
-        redis,
-        Keys(),
-        lease_seconds=60,
-        retention_completed_seconds=3600,
-        retention_failed_seconds=3600,
-    )
-    await redis.aclose()
 
 
 async def claim(work: WorkQueue, job_id: str) -> Lease:

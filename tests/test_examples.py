@@ -8,15 +8,12 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from mend_client import AsyncClient
 from mend_core.job import ImageMetadata, JobResult
-from mend_core.keys import Keys
 from mend_core.queue import WorkQueue
 from mend_server.server import MendServer
 from tests.conftest import API_KEY
@@ -123,19 +120,6 @@ async def test_grpcurl_scripts_send_the_api_key(mend_server: MendServer) -> None
     )  # fmt: skip
     _, err = await asyncio.wait_for(proc.communicate(), PATIENCE)
     assert proc.returncode != 0 and "Unauthenticated" in err.decode()
-
-
-@pytest.fixture
-async def work(redis_server: RedisServer) -> AsyncIterator[WorkQueue]:
-    redis = Redis.from_url(redis_server.url, decode_responses=True)
-    yield WorkQueue(
-        redis,
-        Keys(),
-        lease_seconds=60,
-        retention_completed_seconds=3600,
-        retention_failed_seconds=3600,
-    )
-    await redis.aclose()
 
 
 GATEWAY_MISSING = importlib.util.find_spec("mend_server.gateway.main") is None

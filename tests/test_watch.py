@@ -17,9 +17,7 @@ import pytest
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.job import ImageMetadata, JobResult
-from mend_core.keys import Keys
 from mend_core.queue import Lease, WorkQueue
-from mend_core.redis_client import connect
 from mend_server.server import MendServer
 from tests.conftest import AUTH, OTHER_AUTH, make_settings
 from tests.helpers import resize_request, violated_fields
@@ -40,16 +38,8 @@ StartServer = Callable[..., Awaitable[Stub]]
 
 
 @pytest.fixture
-async def queue(redis_server: RedisServer) -> AsyncIterator[WorkQueue]:
-    redis = connect(redis_server.url)
-    yield WorkQueue(
-        redis,
-        Keys(),
-        lease_seconds=60,
-        retention_completed_seconds=3600,
-        retention_failed_seconds=3600,
-    )
-    await redis.aclose()
+def queue(work: WorkQueue) -> WorkQueue:
+    return work
 
 
 @pytest.fixture
