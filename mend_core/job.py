@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -159,7 +159,6 @@ class Job:
     # Only for pending jobs, computed when read.
     queue_position: int | None = None
     estimated_wait_seconds: float | None = None
-    extra: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_fields(
