@@ -81,10 +81,15 @@ def ensure_peers_venv() -> Path:
 
 def peer_versions(bindir: Path) -> dict[str, str]:
     out = subprocess.run(
-        [str(bindir / "python"), "-c",
-         "import celery, dramatiq, kombu, PIL; "
-         "print(celery.__version__, kombu.__version__, dramatiq.__version__, PIL.__version__)"],
-        capture_output=True, text=True, check=True,
+        [
+            str(bindir / "python"),
+            "-c",
+            "import celery, dramatiq, kombu, PIL; "
+            "print(celery.__version__, kombu.__version__, dramatiq.__version__, PIL.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return dict(zip(("celery", "kombu", "dramatiq", "pillow"), out, strict=True))
 
@@ -177,14 +182,22 @@ def mend_enqueue(ctx: Context, bucket: str) -> None:
 
     async def submit() -> None:
         client = connect(ctx.redis.url)
-        store = JobStore(client, Keys(), retention_seconds=86400, worker_liveness_seconds=30)
+        store = JobStore(
+            client,
+            Keys(),
+            retention_completed_seconds=86400,
+            retention_failed_seconds=86400,
+            worker_liveness_seconds=30,
+        )
         try:
             for start in range(0, ctx.jobs, SUBMIT_BATCH):
                 specs = [
                     JobSpec(
                         type=JobType.IMAGE_RESIZE,
-                        source_bucket=SOURCE[0], source_key=SOURCE[1],
-                        dest_bucket=bucket, dest_key=f"out/{i}.jpg",
+                        source_bucket=SOURCE[0],
+                        source_key=SOURCE[1],
+                        dest_bucket=bucket,
+                        dest_key=f"out/{i}.jpg",
                         params=ResizeParams(width=OUT_SIZE[0], height=OUT_SIZE[1]),
                     )
                     for i in range(start, min(start + SUBMIT_BATCH, ctx.jobs))
@@ -201,8 +214,9 @@ def _mend_counter(ctx: Context, status: str) -> int:
 
 
 def mend_start(ctx: Context) -> Process:
-    return Process("mend-worker", [str(BIN / "mend-worker"), "--processes", str(WORKERS)],
-                   env=ctx.env())
+    return Process(
+        "mend-worker", [str(BIN / "mend-worker"), "--processes", str(WORKERS)], env=ctx.env()
+    )
 
 
 def peer_enqueue(module: str) -> Callable[[Context, str], None]:
@@ -211,9 +225,10 @@ def peer_enqueue(module: str) -> Callable[[Context, str], None]:
         env = ctx.env()
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         subprocess.run(
-            [str(ctx.peers_bin / "python"), "-m", module, str(ctx.jobs), "/".join(SOURCE),
-             bucket],
-            env=env, cwd=ROOT, check=True,
+            [str(ctx.peers_bin / "python"), "-m", module, str(ctx.jobs), "/".join(SOURCE), bucket],
+            env=env,
+            cwd=ROOT,
+            check=True,
         )
 
     return enqueue
@@ -221,21 +236,43 @@ def peer_enqueue(module: str) -> Callable[[Context, str], None]:
 
 def celery_start(ctx: Context) -> Process:
     assert ctx.peers_bin is not None
-    return Process("celery", [
-        str(ctx.peers_bin / "celery"), "-A", "bench.peers.celery_app", "worker",
-        "--concurrency", str(WORKERS), "-P", "prefork", "--loglevel", "WARNING",
-        # Cluster chatter a single worker does not need (and Celery's own docs suggest
-        # turning off for throughput).
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ], env=ctx.env())
+    return Process(
+        "celery",
+        [
+            str(ctx.peers_bin / "celery"),
+            "-A",
+            "bench.peers.celery_app",
+            "worker",
+            "--concurrency",
+            str(WORKERS),
+            "-P",
+            "prefork",
+            "--loglevel",
+            "WARNING",
+            # Cluster chatter a single worker does not need (and Celery's own docs suggest
+            # turning off for throughput).
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        env=ctx.env(),
+    )
 
 
 def dramatiq_start(ctx: Context) -> Process:
     assert ctx.peers_bin is not None
-    return Process("dramatiq", [
-        str(ctx.peers_bin / "dramatiq"), "bench.peers.dramatiq_app",
-        "--processes", str(WORKERS), "--threads", "1",
-    ], env=ctx.env())
+    return Process(
+        "dramatiq",
+        [
+            str(ctx.peers_bin / "dramatiq"),
+            "bench.peers.dramatiq_app",
+            "--processes",
+            str(WORKERS),
+            "--threads",
+            "1",
+        ],
+        env=ctx.env(),
+    )
 
 
 def count_outputs(ctx: Context, bucket: str) -> int:
@@ -246,22 +283,24 @@ def count_outputs(ctx: Context, bucket: str) -> int:
 
 
 SYSTEMS = {
-    "mend": System("mend", mend_enqueue, mend_start,
-                   lambda ctx, _bucket: _mend_counter(ctx, "completed"),
-                   lambda ctx: _mend_counter(ctx, "failed")),
-    "celery": System("celery", peer_enqueue("bench.peers.celery_app"), celery_start,
-                     count_outputs),
-    "dramatiq": System("dramatiq", peer_enqueue("bench.peers.dramatiq_app"), dramatiq_start,
-                       count_outputs),
+    "mend": System(
+        "mend",
+        mend_enqueue,
+        mend_start,
+        lambda ctx, _bucket: _mend_counter(ctx, "completed"),
+        lambda ctx: _mend_counter(ctx, "failed"),
+    ),
+    "celery": System("celery", peer_enqueue("bench.peers.celery_app"), celery_start, count_outputs),
+    "dramatiq": System(
+        "dramatiq", peer_enqueue("bench.peers.dramatiq_app"), dramatiq_start, count_outputs
+    ),
 }
 
 
 # ------------------------------------------------------------------------------ one run
 
 
-def drain(
-    ctx: Context, system: System, run: int, profile: Path | None = None
-) -> dict[str, Any]:
+def drain(ctx: Context, system: System, run: int, profile: Path | None = None) -> dict[str, Any]:
     """Enqueue, start the workers, wait until every job is finished; one run's figures.
     With `profile`, py-spy samples the workers' processes into that file (raw format)."""
     ctx.client.flushall()
@@ -283,10 +322,21 @@ def drain(
                 first = (now, done, tree_cpu_seconds(process.pid), ctx.redis.cpu_seconds())
                 if profile is not None:  # from here on: start-up is not of interest
                     spy = subprocess.Popen(
-                        [str(BIN / "py-spy"), "record", "--pid", str(process.pid),
-                         "--subprocesses", "--rate", "100", "--format", "raw",
-                         "--output", str(profile)],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        [
+                            str(BIN / "py-spy"),
+                            "record",
+                            "--pid",
+                            str(process.pid),
+                            "--subprocesses",
+                            "--rate",
+                            "100",
+                            "--format",
+                            "raw",
+                            "--output",
+                            str(profile),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
                     )
             if done >= ctx.jobs:
                 break
@@ -354,13 +404,18 @@ def check_outputs(root: Path, bucket: str, jobs: int) -> None:
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("jobs_per_s", "drain_seconds", "with_startup_seconds", "enqueue_seconds",
-            "workers_cpu_ms_per_job", "redis_cpu_ms_per_job")
+    keys = (
+        "jobs_per_s",
+        "drain_seconds",
+        "with_startup_seconds",
+        "enqueue_seconds",
+        "workers_cpu_ms_per_job",
+        "redis_cpu_ms_per_job",
+    )
     out: dict[str, Any] = {k: round(report.median([r[k] for r in runs]), 3) for k in keys}
     roles = {k for r in runs for k in r["workers_cpu_ms_per_job_by_role"]}
     out["workers_cpu_ms_per_job_by_role"] = {
-        k: round(report.median([r["workers_cpu_ms_per_job_by_role"].get(k, 0.0) for r in runs]),
-                 3)
+        k: round(report.median([r["workers_cpu_ms_per_job_by_role"].get(k, 0.0) for r in runs]), 3)
         for k in sorted(roles)
     }
     return out
@@ -382,8 +437,13 @@ def summarise_profile(path: Path, top: int = 25) -> str:
         if not procs or not count.isdigit():
             continue
         cmd = procs[-1]
-        kind = ("executor child" if "--executor-fd" in cmd
-                else "worker" if "--single" in cmd else "supervisor")
+        kind = (
+            "executor child"
+            if "--executor-fd" in cmd
+            else "worker"
+            if "--single" in cmd
+            else "supervisor"
+        )
         if IDLE_FRAMES.search(frames[-1]):
             continue
         n = int(count)
@@ -415,8 +475,17 @@ def _cpu_per_job(summary: dict[str, Any]) -> float:
 
 
 def tables(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["system", "jobs/s (median)", "runs jobs/s", "Mend/system", "goal", "met",
-              "worker CPU ms/job", "Redis CPU ms/job", "Mend/system by CPU"]
+    header = [
+        "system",
+        "jobs/s (median)",
+        "runs jobs/s",
+        "Mend/system",
+        "goal",
+        "met",
+        "worker CPU ms/job",
+        "Redis CPU ms/job",
+        "Mend/system by CPU",
+    ]
     rows = []
     summary = data["summary"]
     for name in data["settings"]["systems"]:
@@ -428,12 +497,19 @@ def tables(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         if "mend" in summary and name != "mend":
             # What the ratio would be with the machine saturated by the system alone.
             by_cpu = f"{_cpu_per_job(s) / _cpu_per_job(summary['mend']):.2f}x"
-        rows.append([
-            LABELS[name], f"{s['jobs_per_s']:,.0f}", runs,
-            f"{ratio:.2f}x" if ratio else "", f">= {goal:g}x" if goal else "",
-            ("yes" if ratio >= goal else "NO") if goal and ratio else "",
-            f"{s['workers_cpu_ms_per_job']:.2f}", f"{s['redis_cpu_ms_per_job']:.3f}", by_cpu,
-        ])
+        rows.append(
+            [
+                LABELS[name],
+                f"{s['jobs_per_s']:,.0f}",
+                runs,
+                f"{ratio:.2f}x" if ratio else "",
+                f">= {goal:g}x" if goal else "",
+                ("yes" if ratio >= goal else "NO") if goal and ratio else "",
+                f"{s['workers_cpu_ms_per_job']:.2f}",
+                f"{s['redis_cpu_ms_per_job']:.3f}",
+                by_cpu,
+            ]
+        )
     return header, rows
 
 
@@ -442,17 +518,17 @@ def markdown(data: dict[str, Any]) -> str:
     m, s, v = data["machine"], data["settings"], data["versions"]
     return f"""# Drain benchmark: Mend vs Celery vs Dramatiq
 
-- command: `{data['command']}`
-- date: {data['date']}
-- machine: nproc {m['nproc']}, {m['cpu']}; redis-server {m['redis_server']} (AOF on,
-  appendfsync everysec); load average at start {data['loadavg']} (the machine is shared:
+- command: `{data["command"]}`
+- date: {data["date"]}
+- machine: nproc {m["nproc"]}, {m["cpu"]}; redis-server {m["redis_server"]} (AOF on,
+  appendfsync everysec); load average at start {data["loadavg"]} (the machine is shared:
   other work ran alongside; the CPU per job columns are less sensitive to that than jobs/s)
-- versions: Python {m['python']}; peers in bench/.venv-peers: Celery {v.get('celery')}
-  (kombu {v.get('kombu')}), Dramatiq {v.get('dramatiq')}, Pillow {v.get('pillow')}
-- work: {s['jobs']:,} jobs per run, each a 16x16 JPEG read from file storage, resized to
+- versions: Python {m["python"]}; peers in bench/.venv-peers: Celery {v.get("celery")}
+  (kombu {v.get("kombu")}), Dramatiq {v.get("dramatiq")}, Pillow {v.get("pillow")}
+- work: {s["jobs"]:,} jobs per run, each a 16x16 JPEG read from file storage, resized to
   8x8 and written atomically (fsync + rename) by the same code (mend_core) in every system;
-  {WORKERS} worker processes; {s['runs']} runs per system, rotating which goes first;
-  file storage on {s['storage_fs']} ({s['storage_dir'] or 'the temp dir'})
+  {WORKERS} worker processes; {s["runs"]} runs per system, rotating which goes first;
+  file storage on {s["storage_fs"]} ({s["storage_dir"] or "the temp dir"})
 - Mend: `mend-worker --processes 2` (leases with fencing, heartbeats, reaper, an event-log
   entry and a pub/sub message per transition, per-job INFO log lines, executor child per
   worker); completed counted from Redis
@@ -471,13 +547,19 @@ CPU per job by process (median ms; Mend: the workers' asyncio processes and thei
 executor children; Celery: the main process and the prefork pool; Dramatiq: the main
 process and the worker processes):
 
-{report.markdown_table(["system", "process", "CPU ms/job"], [
-    [LABELS[n], k, f"{v:.3f}"]
-    for n in s['systems'] for k, v in data['summary'][n]['workers_cpu_ms_per_job_by_role'].items()
-])}
+{
+        report.markdown_table(
+            ["system", "process", "CPU ms/job"],
+            [
+                [LABELS[n], k, f"{v:.3f}"]
+                for n in s["systems"]
+                for k, v in data["summary"][n]["workers_cpu_ms_per_job_by_role"].items()
+            ],
+        )
+    }
 
 Per-run figures (drain seconds, start-up included, enqueue time, CPU) are in the JSON file.
-{data.get('profile_markdown', '')}"""
+{data.get("profile_markdown", "")}"""
 
 
 def default_storage_dir() -> str | None:
@@ -502,20 +584,35 @@ def filesystem(path: Path) -> str:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench drain", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench drain",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--jobs", type=int, default=10_000, help="jobs per run (default 10000)")
     p.add_argument("--runs", type=int, default=3, help="runs per system (default 3)")
-    p.add_argument("--systems", default=",".join(SYSTEMS),
-                   help="comma separated subset of mend,celery,dramatiq")
-    p.add_argument("--storage-dir", default=default_storage_dir(),
-                   help="where the file storage root is made (default: /dev/shm, a tmpfs; "
-                        "give a directory on disk to include the outputs' fsyncs)")
-    p.add_argument("--profile", action="store_true",
-                   help="one more Mend run with py-spy sampling the workers; the summary "
-                        "goes into the results")
-    p.add_argument("--no-record", action="store_true",
-                   help="print only; do not write bench/results/drain.{json,md}")
+    p.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help="comma separated subset of mend,celery,dramatiq",
+    )
+    p.add_argument(
+        "--storage-dir",
+        default=default_storage_dir(),
+        help="where the file storage root is made (default: /dev/shm, a tmpfs; "
+        "give a directory on disk to include the outputs' fsyncs)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="one more Mend run with py-spy sampling the workers; the summary "
+        "goes into the results",
+    )
+    p.add_argument(
+        "--no-record",
+        action="store_true",
+        help="print only; do not write bench/results/drain.{json,md}",
+    )
     return p.parse_args(argv)
 
 
@@ -538,15 +635,17 @@ def main(argv: list[str]) -> int:
     try:
         make_source(root)
         for i in range(args.runs):
-            order = names[i % len(names):] + names[: i % len(names)]
+            order = names[i % len(names) :] + names[: i % len(names)]
             for name in order:
                 r = drain(ctx, SYSTEMS[name], i)
                 runs[name].append(r)
-                print(f"  run {i + 1} {LABELS[name]:9} {r['jobs_per_s']:7,.0f} jobs/s "
-                      f"(drain {r['drain_seconds']:.1f} s, workers "
-                      f"{r['workers_cpu_ms_per_job']:.2f} ms CPU/job, redis "
-                      f"{r['redis_cpu_ms_per_job']:.3f}; load {r['loadavg_1m']:.1f})",
-                      flush=True)
+                print(
+                    f"  run {i + 1} {LABELS[name]:9} {r['jobs_per_s']:7,.0f} jobs/s "
+                    f"(drain {r['drain_seconds']:.1f} s, workers "
+                    f"{r['workers_cpu_ms_per_job']:.2f} ms CPU/job, redis "
+                    f"{r['redis_cpu_ms_per_job']:.3f}; load {r['loadavg_1m']:.1f})",
+                    flush=True,
+                )
         profile_md = ""
         if args.profile and "mend" in names:
             raw = root / "profile.txt"
@@ -556,8 +655,7 @@ def main(argv: list[str]) -> int:
                 "Shares of py-spy's samples (wall clock, 100 Hz, waits in epoll left out): a "
                 "blocking read or write still counts, so the executor child's `recv` is "
                 "mostly waiting for its next task, and the socket writes include being "
-                "switched out for the woken reader on a busy machine.\n\n"
-                + summarise_profile(raw)
+                "switched out for the woken reader on a busy machine.\n\n" + summarise_profile(raw)
             )
         aof = redis_server.info("persistence").get("aof_enabled")
     finally:

@@ -50,8 +50,12 @@ def spec(source: tuple[str, str], dest_key: str, width: int, height: int) -> Any
     from mend_core.job import JobSpec, JobType, ResizeParams
 
     return JobSpec(
-        type=JobType.IMAGE_RESIZE, source_bucket=source[0], source_key=source[1],
-        dest_bucket="out", dest_key=dest_key, params=ResizeParams(width=width, height=height),
+        type=JobType.IMAGE_RESIZE,
+        source_bucket=source[0],
+        source_key=source[1],
+        dest_bucket="out",
+        dest_key=dest_key,
+        params=ResizeParams(width=width, height=height),
         max_attempts=3,
     )
 
@@ -150,8 +154,9 @@ async def run_job(store: Any, changes: Changes, dest: str) -> tuple[str, float, 
     return job_id, 1000 * (processing - t0), 1000 * (completed - t0)
 
 
-async def pickup(store: Any, changes: Changes, redis: Any, jobs: int, warmup: int,
-                 idle_ms: tuple[float, float]) -> dict[str, Any]:
+async def pickup(
+    store: Any, changes: Changes, redis: Any, jobs: int, warmup: int, idle_ms: tuple[float, float]
+) -> dict[str, Any]:
     for i in range(warmup):  # the first job also starts the worker's executor child
         await run_job(store, changes, f"warm/{i}.jpg")
     client_ms, redis_ms, total_ms = [], [], []
@@ -160,8 +165,9 @@ async def pickup(store: Any, changes: Changes, redis: Any, jobs: int, warmup: in
         # job, finds the queue empty and blocks).
         await asyncio.sleep(random.uniform(*idle_ms) / 1000)
         job_id, to_processing, to_completed = await run_job(store, changes, f"p/{i}.jpg")
-        created, started = await redis.hmget(KEYS_PREFIX + "job:" + job_id,
-                                             ["created_at", "started_at"])
+        created, started = await redis.hmget(
+            KEYS_PREFIX + "job:" + job_id, ["created_at", "started_at"]
+        )
         client_ms.append(to_processing)
         total_ms.append(to_completed)
         redis_ms.append(int(started) - int(created))
@@ -182,8 +188,9 @@ async def pickup(store: Any, changes: Changes, redis: Any, jobs: int, warmup: in
     }
 
 
-async def recovery_once(store: Any, changes: Changes, redis: Any,
-                        workers: dict[str, Process], n: int) -> dict[str, Any]:
+async def recovery_once(
+    store: Any, changes: Changes, redis: Any, workers: dict[str, Process], n: int
+) -> dict[str, Any]:
     changes.drain()
     # Slow enough to be killed mid-job: full decode, Lanczos to 4000 wide, PNG encode.
     job_id = await submit(store, spec(LARGE, f"slow/{n}.png", 4000, 0))
@@ -225,14 +232,21 @@ async def wait_idle(redis: Any, count: int, timeout: float = 30.0) -> None:
     await asyncio.sleep(0.5)  # and are blocked waiting for work
 
 
-async def measure(args: argparse.Namespace, redis_server: RedisServer,
-                  root: Path) -> dict[str, Any]:
+async def measure(
+    args: argparse.Namespace, redis_server: RedisServer, root: Path
+) -> dict[str, Any]:
     from mend_core.keys import Keys
     from mend_core.redis_client import connect
     from mend_core.store import JobStore
 
     redis = connect(redis_server.url)
-    store = JobStore(redis, Keys(), retention_seconds=86400, worker_liveness_seconds=30)
+    store = JobStore(
+        redis,
+        Keys(),
+        retention_completed_seconds=86400,
+        retention_failed_seconds=86400,
+        worker_liveness_seconds=30,
+    )
     changes = Changes(redis_server.url)
     await changes.start()
     processes: list[Process] = []
@@ -244,11 +258,15 @@ async def measure(args: argparse.Namespace, redis_server: RedisServer,
         out: dict[str, Any] = {}
         if args.jobs:
             print(f"  pickup: {args.jobs} jobs, one at a time, 1 idle worker", flush=True)
-            out["pickup"] = await pickup(store, changes, redis, args.jobs, args.warmup,
-                                         (args.idle_min_ms, args.idle_max_ms))
+            out["pickup"] = await pickup(
+                store, changes, redis, args.jobs, args.warmup, (args.idle_min_ms, args.idle_max_ms)
+            )
             p = out["pickup"]
-            print(f"  pickup: p50 {p['p50_ms']:.2f} ms, p99 {p['p99_ms']:.2f} ms, "
-                  f"max {p['max_ms']:.2f} ms", flush=True)
+            print(
+                f"  pickup: p50 {p['p50_ms']:.2f} ms, p99 {p['p99_ms']:.2f} ms, "
+                f"max {p['max_ms']:.2f} ms",
+                flush=True,
+            )
         kills = []
         workers = {worker_id(first): first}
         for n in range(args.kills):
@@ -294,35 +312,63 @@ def markdown(data: dict[str, Any]) -> str:
     rows = []
     if "pickup" in r:
         p = r["pickup"]
-        rows.append(["pickup p50 (submit -> processing)", f"{p['p50_ms']:.2f} ms",
-                     f"< {GOAL_P50_MS:g} ms", "yes" if p["p50_ms"] < GOAL_P50_MS else "NO"])
-        rows.append(["pickup p99", f"{p['p99_ms']:.2f} ms", f"< {GOAL_P99_MS:g} ms",
-                     "yes" if p["p99_ms"] < GOAL_P99_MS else "NO"])
+        rows.append(
+            [
+                "pickup p50 (submit -> processing)",
+                f"{p['p50_ms']:.2f} ms",
+                f"< {GOAL_P50_MS:g} ms",
+                "yes" if p["p50_ms"] < GOAL_P50_MS else "NO",
+            ]
+        )
+        rows.append(
+            [
+                "pickup p99",
+                f"{p['p99_ms']:.2f} ms",
+                f"< {GOAL_P99_MS:g} ms",
+                "yes" if p["p99_ms"] < GOAL_P99_MS else "NO",
+            ]
+        )
         rows.append(["pickup p90 / max", f"{p['p90_ms']:.2f} / {p['max_ms']:.2f} ms", "", ""])
-        rows.append(["started_at - created_at (Redis ms) p50 / p99 / max",
-                     f"{p['redis_p50_ms']:g} / {p['redis_p99_ms']:g} / {p['redis_max_ms']:g}",
-                     "", ""])
-        rows.append(["submit -> completed p50 (16x16 -> 8x8)",
-                     f"{p['submit_to_completed_p50_ms']:.2f} ms", "", ""])
+        rows.append(
+            [
+                "started_at - created_at (Redis ms) p50 / p99 / max",
+                f"{p['redis_p50_ms']:g} / {p['redis_p99_ms']:g} / {p['redis_max_ms']:g}",
+                "",
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "submit -> completed p50 (16x16 -> 8x8)",
+                f"{p['submit_to_completed_p50_ms']:.2f} ms",
+                "",
+                "",
+            ]
+        )
     if "recovery" in r:
         rec = r["recovery"]
         runs = ", ".join(f"{k['recovery_s']:.2f}" for k in rec["kills"])
-        rows.append(["recovery after SIGKILL (median; runs)",
-                     f"{rec['median_s']:.2f} s ({runs})", f"<= {GOAL_RECOVERY_S:g} s",
-                     "yes" if rec["max_s"] <= GOAL_RECOVERY_S else "NO"])
+        rows.append(
+            [
+                "recovery after SIGKILL (median; runs)",
+                f"{rec['median_s']:.2f} s ({runs})",
+                f"<= {GOAL_RECOVERY_S:g} s",
+                "yes" if rec["max_s"] <= GOAL_RECOVERY_S else "NO",
+            ]
+        )
     return f"""# Pickup latency and recovery after SIGKILL (Mend workers)
 
-- command: `{data['command']}`
-- date: {data['date']}
-- machine: nproc {m['nproc']}, {m['cpu']}; redis-server {m['redis_server']} (AOF on,
-  appendfsync everysec); load average at start {data['loadavg']} (shared machine)
-- pickup: {s['jobs']} jobs one at a time after {s['warmup']} warm-up jobs, 1 idle
-  `mend-worker --single` blocked in Redis; {s['idle_min_ms']:g}-{s['idle_max_ms']:g} ms idle
+- command: `{data["command"]}`
+- date: {data["date"]}
+- machine: nproc {m["nproc"]}, {m["cpu"]}; redis-server {m["redis_server"]} (AOF on,
+  appendfsync everysec); load average at start {data["loadavg"]} (shared machine)
+- pickup: {s["jobs"]} jobs one at a time after {s["warmup"]} warm-up jobs, 1 idle
+  `mend-worker --single` blocked in Redis; {s["idle_min_ms"]:g}-{s["idle_max_ms"]:g} ms idle
   before each submit; latency from before JobStore.submit to the `processing` change
   arriving on the changes channel (includes the submit round trip and pub/sub delivery)
-- recovery: {s['kills']} times, 2 idle workers, the one holding a slow job (24 MP JPEG ->
+- recovery: {s["kills"]} times, 2 idle workers, the one holding a slow job (24 MP JPEG ->
   4000 px PNG) SIGKILLed once the job is processing; time until it is processing again on
-  the other worker (it then completes); lease {data['lease_seconds']:g} s, heartbeat 1 s,
+  the other worker (it then completes); lease {data["lease_seconds"]:g} s, heartbeat 1 s,
   reaper every 1 s
 
 | measure | value | goal | met |
@@ -334,15 +380,21 @@ All latencies are in `pickup.json`.
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench pickup", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench pickup",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--jobs", type=int, default=200, help="pickup jobs (default 200)")
     p.add_argument("--warmup", type=int, default=5, help="warm-up jobs (default 5)")
     p.add_argument("--idle-min-ms", type=float, default=10, help="idle before submit, min")
     p.add_argument("--idle-max-ms", type=float, default=30, help="idle before submit, max")
     p.add_argument("--kills", type=int, default=3, help="SIGKILL recoveries (default 3)")
-    p.add_argument("--no-record", action="store_true",
-                   help="print only; do not write bench/results/pickup.{json,md}")
+    p.add_argument(
+        "--no-record",
+        action="store_true",
+        help="print only; do not write bench/results/pickup.{json,md}",
+    )
     return p.parse_args(argv)
 
 

@@ -72,13 +72,17 @@ class JobStore:
         redis: Redis,
         keys: Keys,
         *,
-        retention_seconds: int,
+        retention_completed_seconds: int,
+        retention_failed_seconds: int,
         worker_liveness_seconds: float,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._scripts = Scripts(redis, keys.prefix)
-        self._retention_ms = retention_seconds * 1000
+        # A request_id keeps answering with its job for as long as the job may live.
+        self._request_ttl_ms = max(retention_completed_seconds, retention_failed_seconds) * 1000
+        # Cancelled jobs are kept like failed ones.
+        self._cancelled_ttl_ms = retention_failed_seconds * 1000
         self._liveness_ms = int(worker_liveness_seconds * 1000)
 
     async def submit(
@@ -98,7 +102,7 @@ class JobStore:
             docs.append(json.dumps(doc))
         batch_doc = json.dumps(asdict(batch)) if batch else ""
         out = await self._scripts(
-            "submit", self._keys.queue, tenant, self._retention_ms, batch_doc, *docs
+            "submit", self._keys.queue, tenant, self._request_ttl_ms, batch_doc, *docs
         )
         if out == ["batch_exists"]:
             raise BatchExists(batch.id if batch else "")
@@ -176,7 +180,9 @@ class JobStore:
             await pipe.execute()
 
     async def cancel(self, tenant: str, job_id: str) -> Job:
-        out = await self._scripts("cancel", self._keys.queue, job_id, tenant, self._retention_ms)
+        out = await self._scripts(
+            "cancel", self._keys.queue, job_id, tenant, self._cancelled_ttl_ms
+        )
         code, fields = out[0], _decode(out[1:])
         if code == "not_found":
             raise JobNotFound(job_id)

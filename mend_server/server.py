@@ -54,7 +54,8 @@ class MendServer:
         self.store = JobStore(
             self.redis,
             keys,
-            retention_seconds=settings.retention_completed_seconds,
+            retention_completed_seconds=settings.retention_completed_seconds,
+            retention_failed_seconds=settings.retention_failed_seconds,
             worker_liveness_seconds=settings.lease_seconds * 3,
         )
         self.feed = ChangeFeed(self.redis, keys.changes_channel)

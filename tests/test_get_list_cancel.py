@@ -6,7 +6,9 @@ import grpc
 import pytest
 
 from mend.v1 import jobs_pb2 as pb
-from tests.conftest import AUTH
+from mend.v1 import jobs_pb2_grpc
+from mend_server.server import MendServer
+from tests.conftest import AUTH, make_settings
 from tests.helpers import QUEUE_KEY, job_key, resize_request, submit_request
 
 
@@ -211,3 +213,20 @@ async def test_queue_stats_need_a_key(stub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.GetQueueStats(pb.GetQueueStatsRequest())
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_cancelled_jobs_are_kept_as_long_as_failed_ones(redis_server, redis_client) -> None:
+    settings = make_settings(
+        redis_server.url, retention_completed_seconds=5000, retention_failed_seconds=300
+    )
+    server = MendServer(settings)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = jobs_pb2_grpc.JobServiceStub(channel)
+            job_id = (await stub.SubmitJob(submit_request(), metadata=AUTH)).job_id
+            assert redis_client.ttl(job_key(job_id)) == -1  # pending jobs do not expire
+            await stub.CancelJob(pb.CancelJobRequest(id=job_id), metadata=AUTH)
+    finally:
+        await server.stop(grace=0)
+    assert 290 <= redis_client.ttl(job_key(job_id)) <= 300

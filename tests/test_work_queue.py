@@ -30,7 +30,13 @@ async def stores(
 ) -> AsyncIterator[tuple[JobStore, WorkQueue]]:
     redis = connect(redis_server.url, shared=False)
     yield (
-        JobStore(redis, Keys(), retention_seconds=3600, worker_liveness_seconds=30),
+        JobStore(
+            redis,
+            Keys(),
+            retention_completed_seconds=3600,
+            retention_failed_seconds=3600,
+            worker_liveness_seconds=30,
+        ),
         WorkQueue(
             redis,
             Keys(),
