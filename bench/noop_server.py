@@ -21,6 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
+from mend_server.server import grpc_options
 
 JOB_ID = "3f2c8e1a-9b7d-4c6e-8a5f-1d2e3f4a5b6c"
 NOW = Timestamp(seconds=1_760_000_000, nanos=123_000_000)
@@ -59,18 +60,7 @@ class NoopJobService(jobs_pb2_grpc.JobServiceServicer):
 
 
 async def serve(port: int, reuse_port: bool) -> None:
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.keepalive_timeout_ms", 10_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ("grpc.server.max_pending_requests", 10_000),
-            ("grpc.server.max_pending_requests_hard_limit", 20_000),
-            ("grpc.so_reuseport", int(reuse_port)),
-        ]
-    )
+    server = grpc.aio.server(options=grpc_options(reuse_port=reuse_port))
     jobs_pb2_grpc.add_JobServiceServicer_to_server(NoopJobService(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()

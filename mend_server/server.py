@@ -34,6 +34,23 @@ SERVICE_NAME = jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 HEALTH_PROBE_SECONDS = 1.0
 
 
+def grpc_options(*, reuse_port: bool) -> list[tuple[str, int]]:
+    """The server's channel options (the benchmark's no-op ceiling uses them too)."""
+    return [
+        ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+        # Keep idle WatchJob streams alive through proxies and NAT.
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        # Thousands of watchers reconnecting at once (after a restart) must queue, not be
+        # refused with CANCELLED (the default allows 1,000 waiting calls).
+        ("grpc.server.max_pending_requests", 10_000),
+        ("grpc.server.max_pending_requests_hard_limit", 20_000),
+        ("grpc.so_reuseport", int(reuse_port)),
+    ]
+
+
 def rest_job_json(job: Job) -> dict[str, Any]:
     """A job as GET /api/v1/jobs/{id} shows it (webhook payloads use the same shape)."""
     return message_to_json(convert.job_to_pb(job), STYLE)
@@ -64,19 +81,7 @@ class MendServer:
             interceptors=[
                 AuthInterceptor(Authenticator(settings.keys, disabled=settings.auth_disabled))
             ],
-            options=[
-                ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-                # Keep idle WatchJob streams alive through proxies and NAT.
-                ("grpc.keepalive_time_ms", 30_000),
-                ("grpc.keepalive_timeout_ms", 10_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-                # Thousands of watchers reconnecting at once (after a restart) must queue,
-                # not be refused with CANCELLED (the default allows 1,000 waiting calls).
-                ("grpc.server.max_pending_requests", 10_000),
-                ("grpc.server.max_pending_requests_hard_limit", 20_000),
-                ("grpc.so_reuseport", int(settings.grpc_reuse_port)),
-            ],
+            options=grpc_options(reuse_port=settings.grpc_reuse_port),
         )
         jobs_pb2_grpc.add_JobServiceServicer_to_server(
             JobService(
