@@ -11,14 +11,18 @@ from mend.v1 import jobs_pb2_grpc
 from mend_core.keys import Keys
 from mend_core.queue import WorkQueue
 from mend_core.redis_client import connect
+from mend_core.sample import photo
 from mend_core.settings import Settings
 from mend_server.server import MendServer
+from tests.faulty_s3 import S3Service, s3_service
+from tests.images import encode
 from tests.services import RedisServer, free_port
 
 API_KEY = "test-key"
 OTHER_KEY = "other-key"
 AUTH = (("x-api-key", API_KEY),)
 OTHER_AUTH = (("x-api-key", OTHER_KEY),)
+SOURCE_KEY = "in/photo.jpg"
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +49,28 @@ def make_settings(redis_url: str, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Service]:
+    """moto's S3 server behind the fault-injecting proxy, for worker tests."""
+    with s3_service() as service:
+        yield service
+
+
+@pytest.fixture
+def s3(s3_server: S3Service) -> Iterator[S3Service]:
+    s3_server.proxy.reset()
+    yield s3_server
+    s3_server.proxy.heal()  # faults a test injected end with it
+
+
+@pytest.fixture
+def bucket(s3: S3Service) -> str:
+    """A new bucket holding a 400x300 JPEG at SOURCE_KEY."""
+    name = s3.new_bucket()
+    s3.put(name, SOURCE_KEY, encode(photo(400, 300), "JPEG"))
+    return name
 
 
 @pytest.fixture

@@ -124,6 +124,13 @@ class FaultyS3:
                     fault.released.set()
             self._faults = [f for f in self._faults if f.action != "hold"]
 
+    def reset(self) -> None:
+        """No faults and fresh counters: the state of a new proxy, for the next test."""
+        self.heal()
+        with self._lock:
+            self.reads.clear()
+            self.faults_served = 0
+
     def heal(self) -> None:
         """Removes every fault; held and delayed reads go on at once."""
         with self._lock:

@@ -4,14 +4,11 @@ JPEG, a decompression bomb (a tiny PNG claiming 100000x100000), an oversized sou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend_core.sample import photo
-from tests.faulty_s3 import S3Service, s3_service
+from tests.faulty_s3 import S3Service
 from tests.helpers import resize_request
 from tests.images import decode, encode, png_with_header_size
 from tests.services import RedisServer
@@ -20,12 +17,6 @@ from tests.workers import history, statuses, submit, wait_terminal, worker_pool
 MAX_SOURCE_BYTES = 200_000
 MAX_PIXELS = 40_000_000
 LIMITS = {"MEND_MAX_SOURCE_BYTES": str(MAX_SOURCE_BYTES), "MEND_MAX_PIXELS": str(MAX_PIXELS)}
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Service]:
-    with s3_service() as service:
-        yield service
 
 
 def good_jpeg() -> bytes:

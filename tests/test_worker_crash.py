@@ -7,10 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend_core.job import ImageMetadata, JobResult
@@ -18,7 +15,7 @@ from mend_core.keys import Keys
 from mend_core.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.sample import photo
-from tests.faulty_s3 import S3Service, s3_service
+from tests.faulty_s3 import S3Service
 from tests.helpers import job_key, resize_request
 from tests.images import decode, encode
 from tests.services import RedisServer
@@ -35,12 +32,6 @@ from tests.workers import (
     wait_terminal,
     worker_pool,
 )
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Service]:
-    with s3_service() as service:
-        yield service
 
 
 async def test_sigkilled_worker_loses_no_job_and_leaves_no_process(

@@ -5,16 +5,14 @@ finished jobs expire after their retention."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from mend.v1 import jobs_pb2 as pb
 from mend_core.sample import photo
 from mend_worker.worker import WAIT_TIMEOUT_SECONDS
-from tests.faulty_s3 import S3Service, s3_service
+from tests.faulty_s3 import S3Service
 from tests.helpers import job_key, resize_request
 from tests.images import encode
 from tests.services import RedisServer
@@ -30,12 +28,6 @@ from tests.workers import (
 )
 
 WEEK = 7 * 24 * 3600
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Service]:
-    with s3_service() as service:
-        yield service
 
 
 def decoded(data: bytes) -> Image.Image:

@@ -4,17 +4,13 @@ job — with real worker processes and S3 (moto) behind the fault-injecting prox
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
-
-import pytest
 
 from mend.v1 import jobs_pb2 as pb
-from mend_core.sample import photo
 from mend_core.storage import S3Storage
-from tests.conftest import AUTH
-from tests.faulty_s3 import S3Service, s3_service
+from tests.conftest import AUTH, SOURCE_KEY
+from tests.faulty_s3 import S3Service
 from tests.helpers import resize_request
-from tests.images import decode, encode
+from tests.images import decode
 from tests.services import RedisServer
 from tests.workers import (
     eventually,
@@ -30,26 +26,7 @@ from tests.workers import (
 # One job attempt makes this many tries of a failing S3 call (botocore's own retry)
 # before the worker sees the error; the proxy's fault counts are in tries.
 S3_TRIES: int = inspect.signature(S3Storage).parameters["max_attempts"].default
-SOURCE = "in/photo.jpg"
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Service]:
-    with s3_service() as service:
-        yield service
-
-
-@pytest.fixture
-def s3(s3_server: S3Service) -> Iterator[S3Service]:
-    yield s3_server
-    s3_server.proxy.heal()
-
-
-@pytest.fixture
-def bucket(s3: S3Service) -> str:
-    name = s3.new_bucket()
-    s3.put(name, SOURCE, encode(photo(400, 300), "JPEG"))
-    return name
+SOURCE = SOURCE_KEY
 
 
 def request(bucket: str, dest_key: str = "out/photo.jpg", **overrides: object):

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
-
-import pytest
 
 from mend.v1 import jobs_pb2 as pb
-from mend_core.sample import photo
-from tests.faulty_s3 import S3Service, s3_service
+from tests.conftest import SOURCE_KEY
+from tests.faulty_s3 import S3Service
 from tests.helpers import resize_request
-from tests.images import decode, encode
+from tests.images import decode
 from tests.services import RedisServer
 from tests.workers import (
     eventually,
@@ -27,29 +24,10 @@ from tests.workers import (
     worker_pool,
 )
 
-SOURCE = "in/photo.jpg"
+SOURCE = SOURCE_KEY
 # Time for the worker to take in a signal before the test goes on. Waiting longer
 # would not change the outcome; a shorter wait could only make the test prove less.
 SIGNAL_SETTLE_SECONDS = 0.5
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Service]:
-    with s3_service() as service:
-        yield service
-
-
-@pytest.fixture
-def s3(s3_server: S3Service) -> Iterator[S3Service]:
-    yield s3_server
-    s3_server.proxy.heal()
-
-
-@pytest.fixture
-def bucket(s3: S3Service) -> str:
-    name = s3.new_bucket()
-    s3.put(name, SOURCE, encode(photo(400, 300), "JPEG"))
-    return name
 
 
 def request(bucket: str, dest_key: str):
