@@ -27,10 +27,6 @@ class HttpRoute:
     response_body: str  # "" (the whole response) or one top-level field name
 
     @property
-    def rpc_path(self) -> str:
-        return f"/{self.method.containing_service.full_name}/{self.method.name}"
-
-    @property
     def streaming(self) -> bool:
         return bool(self.method.server_streaming)
 
