@@ -175,10 +175,16 @@ async def test_failed_and_cancelled_jobs_end_with_an_error_event(
 async def test_idle_streams_carry_keepalive_comments(http: httpx.AsyncClient) -> None:
     job_id = await submit(http)
     async with http.stream("GET", f"/api/v1/jobs/{job_id}/stream") as response:
-        lines = response.aiter_lines()
-        async for line in lines:
-            if line == ": keepalive":
-                break
+        # The job stays pending: the stream stays open and idle, so only keepalives come.
+        seen = [line async for line in _until_keepalive(response.aiter_lines())]
+    assert seen[-1] == ": keepalive", seen
+
+
+async def _until_keepalive(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    async for line in lines:
+        yield line
+        if line == ": keepalive":
+            return
 
 
 async def test_a_client_that_leaves_cancels_the_upstream_watch(
