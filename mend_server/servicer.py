@@ -80,16 +80,12 @@ _UUID4 = re.compile(
 )
 
 
-def _check_id(job_id: str) -> list[Violation]:
-    if _UUID4.fullmatch(job_id):
-        return []
-    return [Violation("id", "must be a job id (a UUID v4)" if job_id else "is required")]
-
-
 def _job_id(raw: str) -> str:
     """The id as jobs are stored (lower case, as uuid4 writes it), or BadRequest."""
-    if bad := _check_id(raw):
-        raise BadRequest(bad)
+    if not _UUID4.fullmatch(raw):
+        raise BadRequest(
+            [Violation("id", "must be a job id (a UUID v4)" if raw else "is required")]
+        )
     return raw.lower()
 
 
@@ -265,14 +261,14 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchJobResponse]:
-        if bad := _check_id(request.id):
-            await _abort_invalid(context, bad)
         if request.HasField("from_version") and request.from_version < 0:
             await _abort_invalid(context, [Violation("from_version", "must be >= 0")])
         from_version = request.from_version if request.HasField("from_version") else None
         try:
-            async for message in self._watch(request.id.lower(), from_version):
+            async for message in self._watch(_job_id(request.id), from_version):
                 yield message
+        except BadRequest as exc:
+            await _abort_invalid(context, exc.violations)
         except JobNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
         except (RedisConnectionError, RedisTimeoutError):
