@@ -183,3 +183,18 @@ async def test_errors_are_messages_not_tracebacks(env: dict[str, str]) -> None:
 
     usage = await mend("submit", "resize", "no-slash", DEST, env=env)
     assert usage.code == 64 and "expected BUCKET/KEY" in usage.err
+
+
+async def test_output_to_a_closed_pipe_is_no_traceback(env: dict[str, str]) -> None:
+    for _ in range(30):
+        await submit(env)
+    # `mend list | head -1`: the reader leaves after one line, as a newcomer's shell does.
+    proc = await asyncio.create_subprocess_shell(
+        f"'{MEND}' list --limit 0 | head -1",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), PATIENCE)
+    assert len(out.decode().splitlines()) == 1
+    assert "Traceback" not in err.decode(), err.decode()

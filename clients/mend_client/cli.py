@@ -31,6 +31,7 @@ EXIT_ERROR = 3
 EXIT_TIMEOUT = 4
 EXIT_USAGE = 64
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a killed writer
 
 EXIT_CODES_HELP = f"""\
 exit status:
@@ -373,6 +374,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # e.g. an unknown enum name given through the library
         print(f"mend: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (`mend list | head`): stop quietly, as Unix tools do. Point
+        # stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         out.state_end()
         return EXIT_INTERRUPTED
