@@ -42,6 +42,7 @@ exit status:
   {EXIT_TIMEOUT}    --max-wait passed before the job finished
   {EXIT_USAGE}   bad command line
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+  {EXIT_BROKEN_PIPE}  the reader of the output went away (mend list | head)
 
 environment:
   MEND_ADDRESS  gRPC address (default {DEFAULT_ADDRESS})
