@@ -49,7 +49,9 @@ def cmdline(pid: int) -> str:
 
 def ps_args(pid: int) -> str:
     """The command line as an operator sees it with `ps`."""
-    out = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True)
+    # -ww: unlimited width, whatever COLUMNS the caller's terminal has.
+    ps = ["ps", "-ww", "-o", "args=", "-p", str(pid)]
+    out = subprocess.run(ps, capture_output=True, text=True)
     return out.stdout.strip()
 
 
