@@ -9,6 +9,7 @@ import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,11 @@ async def test_completed_job_has_exactly_the_seed_shape(
     expected = {k: v for k, v in SEED_COMPLETED.items() if not k.endswith("_at")}
     assert {k: job[k] for k in expected} == {**expected, "id": job_id}
     assert job["parameters"] == {"width": 800, "height": 600, "quality": 85}
-    assert job["created_at"] <= job["updated_at"] == job["completed_at"]
+    # Compared as times: RFC 3339 strings with and without a fraction do not sort as text.
+    created, updated, completed = (
+        datetime.fromisoformat(job[k]) for k in ("created_at", "updated_at", "completed_at")
+    )
+    assert created <= updated == completed
 
 
 async def test_failed_job_has_the_seed_shape(http: httpx.AsyncClient, worker: Worker) -> None:
