@@ -1,7 +1,8 @@
 """`make run` end to end: `mend-stack`, as a newcomer runs it, in an empty directory.
 
 It must start Redis, the gRPC server, the gateway and the workers; run the docs'
-walkthrough; replace a worker that dies; and on Ctrl-C stop everything it started."""
+walkthrough; replace a worker that dies; and on Ctrl-C or SIGTERM stop everything it
+started."""
 
 from __future__ import annotations
 
@@ -80,8 +81,11 @@ class Stack:
     def workers(self) -> list[int]:
         return [p for p in self.processes() if "mend-worker --single" in cmdline(p)]
 
-    def ctrl_c(self) -> int:
-        os.killpg(self.proc.pid, signal.SIGINT)
+    def stop(self, how: str) -> int:
+        if how == "ctrl-c":  # the terminal signals the whole foreground group
+            os.killpg(self.proc.pid, signal.SIGINT)
+        else:  # `kill PID`, as a service manager would
+            self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(60)
 
 
@@ -113,8 +117,9 @@ async def run_seed_job(http: httpx.AsyncClient) -> dict:  # type: ignore[type-ar
     return job
 
 
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 async def test_make_run_serves_the_walkthrough_replaces_workers_and_stops_clean(
-    stack: Stack,
+    stack: Stack, how: str
 ) -> None:
     await eventually(lambda: "Press Ctrl-C to stop." in stack.output(), "the banner", 60)
     banner = stack.output()
@@ -142,6 +147,6 @@ async def test_make_run_serves_the_walkthrough_replaces_workers_and_stops_clean(
         )
         assert (await run_seed_job(http))["status"] == "completed"
 
-    assert stack.ctrl_c() == 0, stack.output()
+    assert stack.stop(how) == 0, stack.output()
     # Nothing it started is left running: no orphans.
     await eventually(lambda: not stack.processes(), "every process of the stack to exit", 10)
