@@ -21,7 +21,7 @@ import pytest
 
 from tests.images import decode
 from tests.services import free_port
-from tests.workers import cmdline, eventually
+from tests.workers import cmdline, eventually, processes_with_env
 
 BIN = Path(sys.executable).parent
 HEADERS = {"X-API-Key": "dev-key"}
@@ -57,26 +57,14 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.marker = f"MEND_GRPC_PORT={self.grpc_port}".encode()
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
     def processes(self) -> list[int]:
-        """Every live process the stack started, wherever it was reparented to: they all
-        inherit its environment, and this test's gRPC port is in no other."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes().split(b"\0")
-                state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-            except OSError:
-                continue
-            if self.marker in environ and state not in ("Z", "X"):
-                found.append(int(entry.name))
-        return found
+        """Every live process the stack started: this test's gRPC port is in their
+        environment and in no other."""
+        return processes_with_env(f"MEND_GRPC_PORT={self.grpc_port}")
 
     def workers(self) -> list[int]:
         return [p for p in self.processes() if "mend-worker --single" in cmdline(p)]

@@ -82,27 +82,29 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
-def mend_workers_of(redis_url: str) -> dict[int, str]:
-    """Every live `mend-worker` process (workers, executors, supervisors) on this machine
-    that serves the given Redis, with its command line. Other test runs on the machine
-    use other Redis servers, so this sees only the test's own processes, wherever they
-    were reparented to."""
-    needle = f"\0MEND_REDIS_URL={redis_url}\0".encode()
-    found = {}
+def processes_with_env(variable: str) -> list[int]:
+    """Every live process whose environment has `variable` ("NAME=value"): a process
+    and all it started carry it, wherever they were reparented to."""
+    needle = f"\0{variable}\0".encode()
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        pid = int(entry.name)
-        line = cmdline(pid)
-        if "mend-worker" not in line or not is_running(pid):
-            continue
         try:
             environ = b"\0" + (entry / "environ").read_bytes()
-        except OSError:  # gone meanwhile
+        except OSError:  # gone meanwhile, or not ours
             continue
-        if needle in environ:
-            found[pid] = line
+        if needle in environ and is_running(int(entry.name)):
+            found.append(int(entry.name))
     return found
+
+
+def mend_workers_of(redis_url: str) -> dict[int, str]:
+    """Every live `mend-worker` process (workers, executors, supervisors) on this machine
+    that serves the given Redis, with its command line. Other test runs on the machine
+    use other Redis servers, so this sees only the test's own processes."""
+    lines = {pid: cmdline(pid) for pid in processes_with_env(f"MEND_REDIS_URL={redis_url}")}
+    return {pid: line for pid, line in lines.items() if "mend-worker" in line}
 
 
 def executor_pids(worker_pid: int) -> list[int]:
