@@ -286,7 +286,7 @@ def profile_mend(stack: Stack, out_dir: Path, seconds: float) -> None:
                  key=lambda t: stack.processes[t])
     for s in SCENARIOS:
         stacks = out_dir / f"api-{s.rpc}-{s.in_flight}.txt"
-        spy = profile.record(stack.server_pids(target)[0], seconds, stacks)
+        spy = profile.record(stack.server_pids(target)[0], stacks, seconds=seconds)
         time.sleep(0.5)  # let py-spy attach before the load starts
         stack.fleet.run(target, s.method, s.in_flight, seconds + 1)
         _, err = spy.communicate()

@@ -42,6 +42,7 @@ import redis
 from PIL import Image
 
 from bench import report
+from bench.profile import busy_stacks, record
 from bench.services import BIN, ROOT, Process, RedisServer, cpu_seconds
 
 NAME = "drain"  # bench/results/drain.md; drain-disk.md when the storage is not on tmpfs
@@ -321,22 +322,8 @@ def drain(ctx: Context, system: System, run: int, profile: Path | None = None) -
             if done and first is None:
                 first = (now, done, tree_cpu_seconds(process.pid), ctx.redis.cpu_seconds())
                 if profile is not None:  # from here on: start-up is not of interest
-                    spy = subprocess.Popen(
-                        [
-                            str(BIN / "py-spy"),
-                            "record",
-                            "--pid",
-                            str(process.pid),
-                            "--subprocesses",
-                            "--rate",
-                            "100",
-                            "--format",
-                            "raw",
-                            "--output",
-                            str(profile),
-                        ],
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
+                    spy = record(
+                        process.pid, profile, rate=100, native=False, subprocesses=True
                     )
             if done >= ctx.jobs:
                 break
@@ -354,7 +341,7 @@ def drain(ctx: Context, system: System, run: int, profile: Path | None = None) -
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
-            spy.wait(60)
+            spy.communicate(timeout=60)
         process.stop(30)
     assert first is not None
     t_first, n_first, workers_cpu0, redis_cpu_first = first
@@ -430,11 +417,9 @@ def summarise_profile(path: Path, top: int = 25) -> str:
     (epoll, condition variables) are left out."""
     by_role: dict[str, Counter[str]] = {}
     busy: Counter[str] = Counter()
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
+    for frames, n in busy_stacks(path, idle=IDLE_FRAMES):
         procs = [f for f in frames if f.startswith("process ")]
-        if not procs or not count.isdigit():
+        if not procs:
             continue
         cmd = procs[-1]
         kind = (
@@ -444,9 +429,6 @@ def summarise_profile(path: Path, top: int = 25) -> str:
             if "--single" in cmd
             else "supervisor"
         )
-        if IDLE_FRAMES.search(frames[-1]):
-            continue
-        n = int(count)
         busy[kind] += n
         seen = set()
         for f in frames:

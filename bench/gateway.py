@@ -36,7 +36,7 @@ from typing import Any
 
 import grpc
 
-from bench import report, watch
+from bench import profile, report, watch
 from bench.api import Fleet, LoadGen
 from bench.services import (
     API_KEY,
@@ -262,18 +262,10 @@ LAYERS = (
 
 def layer_summary(path: Path) -> str:
     """Where the gateway's CPU goes, by layer (py-spy raw stacks, idle samples dropped)."""
-    from bench.profile import IDLE
-
     under: dict[str, int] = {name: 0 for name, _ in LAYERS}
     charged: dict[str, int] = {name: 0 for name, _ in LAYERS} | {"other": 0}
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
-        frames, n = stack.split(";"), int(count)
-        if IDLE.match(frames[-1]):
-            continue
+    for frames, n in profile.busy_stacks(path):
         total += n
         hit = [name for name, pattern in LAYERS if any(pattern.search(f) for f in frames)]
         for name in hit:
@@ -292,25 +284,14 @@ def layer_summary(path: Path) -> str:
         ["layer", "charged %", "under it %"], rows)
 
 
-def record_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy on pid, Python frames only. With --native (bench.profile.record), py-spy
-    charged ~40 % of the gateway's samples to write(2) while /proc showed its system time
-    at ~10 %: stopping the process to sample it skews native leaves."""
-    from bench.profile import py_spy
-
-    return subprocess.Popen(
-        [py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-         "--rate", "200", "--format", "raw", "--output", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-
-
 def profile_gateway(stack: Stack, fleet: Fleet, target: str, args: argparse.Namespace) -> None:
     """One unrecorded REST run per scenario with py-spy sampling the gateway."""
     args.profile.mkdir(parents=True, exist_ok=True)
     for s in unary_scenarios(args.in_flight):
         stacks = args.profile / f"gateway-{s.method}-{s.in_flight}.txt"
-        spy = record_profile(stack.gateway.pid, args.seconds, stacks)
+        # Python frames only: with native ones py-spy charged ~40 % of the gateway's
+        # samples to write(2) while /proc showed its system time at ~10 %.
+        spy = profile.record(stack.gateway.pid, stacks, seconds=args.seconds, native=False)
         time.sleep(0.5)  # let py-spy attach before the load starts
         fleet.run(target, s.method, s.in_flight, args.seconds + 1)
         _, err = spy.communicate()
@@ -321,8 +302,6 @@ def profile_gateway(stack: Stack, fleet: Fleet, target: str, args: argparse.Name
 
 
 def print_profile(stacks: Path, what: str) -> None:
-    from bench import profile
-
     if not stacks.exists():
         print(f"py-spy recorded nothing for {what}")
         return
@@ -409,7 +388,7 @@ async def sse_round(
     spy = None
     if spy_on is not None:
         seconds = scenario.transitions / scenario.transitions_per_s + 0.5
-        spy = record_profile(stack.gateway.pid, seconds, spy_on)
+        spy = profile.record(stack.gateway.pid, spy_on, seconds=seconds, native=False)
         await asyncio.sleep(0.5)  # let py-spy attach
     called = await watch.drive(queue, scenario)
     if spy is not None:

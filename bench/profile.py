@@ -1,8 +1,9 @@
 """Profiles a running process with py-spy and summarises where its CPU time goes.
 
 `python -m bench.profile STACKS.txt` prints the summary of a recorded profile (py-spy's
-`raw` format: collapsed stacks, one `frame;frame;... count` per line). Used by
-`python -m bench api --profile DIR`. py-spy comes from bench/requirements.txt."""
+`raw` format: collapsed stacks, one `frame;frame;... count` per line). The `--profile`
+options of `python -m bench api`, `gateway`, `watch` and `drain` record through it.
+py-spy comes from bench/requirements.txt."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import report
@@ -44,15 +46,40 @@ def py_spy() -> str:
     return found
 
 
-def record(pid: int, seconds: float, out: Path, rate: int = 200) -> subprocess.Popen[bytes]:
-    """Starts sampling pid, all threads, C frames included, for `seconds`. Sampling C
-    frames pauses the process at each sample, so the process runs slower while profiled:
-    read the shares, not the speed."""
-    return subprocess.Popen(
-        [py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-         "--rate", str(rate), "--native", "--format", "raw", "--output", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+def record(
+    pid: int,
+    out: Path,
+    *,
+    seconds: float | None = None,
+    rate: int = 200,
+    native: bool = True,
+    subprocesses: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Starts sampling pid, all threads, in py-spy's raw format, for `seconds` (None: until
+    it gets SIGINT). native: C frames too, which pauses the process at each sample, so it
+    runs slower while profiled (read the shares, not the speed) and native leaves such as
+    write(2) get more than their share."""
+    argv = [py_spy(), "record", "--pid", str(pid), "--rate", str(rate),
+            "--format", "raw", "--output", str(out)]
+    if seconds is not None:
+        argv += ["--duration", str(max(1, round(seconds)))]
+    if native:
+        argv.append("--native")
+    if subprocesses:
+        argv.append("--subprocesses")
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def busy_stacks(path: Path, idle: re.Pattern[str] = IDLE) -> Iterator[tuple[list[str], int]]:
+    """(frames, samples) of each stack in a raw profile, outermost frame first, leaving
+    out those whose leaf matches `idle` (a thread waiting for work)."""
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        if not idle.search(frames[-1]):
+            yield frames, int(count)
 
 
 def package(frame: str) -> str:
@@ -70,14 +97,7 @@ def summarise(path: Path, top: int = 15) -> str:
     self_fn: Counter[str] = Counter()
     owner: Counter[str] = Counter()
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
-        n = int(count)
-        frames = stack.split(";")
-        if IDLE.match(frames[-1]):
-            continue
+    for frames, n in busy_stacks(path):
         total += n
         self_pkg[package(frames[-1])] += n
         self_fn[frames[-1]] += n

@@ -476,7 +476,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     stacks = args.profile / f"watch-{scenario.name.replace(' ', '-')}.txt"
                     args.profile.mkdir(parents=True, exist_ok=True)
                     seconds = scenario.transitions / scenario.transitions_per_s + 5
-                    spy = profile.record(server.pid, seconds, stacks)
+                    spy = profile.record(server.pid, stacks, seconds=seconds)
                 r = await run_round(scenario, stub, queue, watchers, floor, server.pid,
                                     redis_server.pid, redis_server.port)
                 if spy is not None:
