@@ -25,7 +25,9 @@ def resize_params(**overrides: Any) -> pb.ImageResizeParameters:
 
 
 def submit_request(
-    *, params: pb.ImageResizeParameters | None = None, options: pb.SubmitOptions | None = None,
+    *,
+    params: pb.ImageResizeParameters | None = None,
+    options: pb.SubmitOptions | None = None,
     **overrides: Any,
 ) -> pb.SubmitJobRequest:
     """A valid nested SubmitJobRequest; keyword arguments replace top-level fields."""
@@ -42,17 +44,20 @@ def submit_request(
     return pb.SubmitJobRequest(**values)
 
 
+# A valid resize, as the flat fields of SubmitImageResizeRequest (and the REST body).
+RESIZE_FIELDS: dict[str, Any] = {
+    "source_bucket": "my-bucket",
+    "source_key": "images/input.jpg",
+    "dest_bucket": "my-bucket",
+    "dest_key": "images/output.jpg",
+    "width": 800,
+    "height": 600,
+}
+
+
 def resize_request(**overrides: Any) -> pb.SubmitImageResizeRequest:
     """A valid flat SubmitImageResizeRequest; None drops a field."""
-    values: dict[str, Any] = {
-        "source_bucket": "my-bucket",
-        "source_key": "images/input.jpg",
-        "dest_bucket": "my-bucket",
-        "dest_key": "images/output.jpg",
-        "width": 800,
-        "height": 600,
-    }
-    values.update(overrides)
+    values = {**RESIZE_FIELDS, **overrides}
     return pb.SubmitImageResizeRequest(**{k: v for k, v in values.items() if v is not None})
 
 

@@ -29,16 +29,9 @@ from mend_core.job import ImageMetadata, JobResult
 from mend_core.queue import Lease, WorkQueue
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY, make_settings
+from tests.helpers import RESIZE_FIELDS
 from tests.services import RedisServer, free_port
 
-RESIZE = {
-    "source_bucket": "my-bucket",
-    "source_key": "images/input.jpg",
-    "dest_bucket": "my-bucket",
-    "dest_key": "images/output.jpg",
-    "width": 800,
-    "height": 600,
-}
 # Upper bound for waiting on something that should happen promptly; never asserted on.
 PATIENCE = 20.0
 
@@ -71,7 +64,7 @@ async def complete(work: WorkQueue, lease: Lease) -> None:
 
 async def test_resize_then_get(client: AsyncClient) -> None:
     job_id = await client.resize(
-        **RESIZE,
+        **RESIZE_FIELDS,
         quality=90,
         fit="cover",
         format="webp",
@@ -98,11 +91,11 @@ async def test_resize_then_get(client: AsyncClient) -> None:
     assert job.created_at is not None and job.result is None
     assert job.to_dict()["source_key"] == "images/input.jpg"
     # The same request_id returns the original job.
-    assert await client.resize(**RESIZE, request_id="order-1") == job_id
+    assert await client.resize(**RESIZE_FIELDS, request_id="order-1") == job_id
 
 
 async def test_list_iterates_every_page(client: AsyncClient) -> None:
-    ids = [await client.resize(**RESIZE) for _ in range(5)]
+    ids = [await client.resize(**RESIZE_FIELDS) for _ in range(5)]
     listed = [job.id async for job in client.list(page_size=2)]
     assert listed == ids[::-1]  # newest first, across three pages
     assert [job.id async for job in client.list(page_size=2, limit=3)] == ids[:1:-1]
@@ -115,7 +108,7 @@ async def test_list_iterates_every_page(client: AsyncClient) -> None:
 
 
 async def test_cancel_pending_job_then_again(client: AsyncClient) -> None:
-    job_id = await client.resize(**RESIZE)
+    job_id = await client.resize(**RESIZE_FIELDS)
     job = await client.cancel(job_id)
     assert job.status is JobStatus.CANCELLED
     with pytest.raises(FailedPrecondition, match="already cancelled"):
@@ -144,12 +137,12 @@ async def test_invalid_argument_carries_field_violations(client: AsyncClient) ->
 
 
 async def test_batch_is_all_or_nothing(client: AsyncClient) -> None:
-    good = ResizeJob(**RESIZE)
+    good = ResizeJob(**RESIZE_FIELDS)
     batch = await client.submit_batch([good, good, good], batch_id="b-1")
     assert batch.batch_id == "b-1" and len(batch.job_ids) == 3
     assert (await client.get(batch.job_ids[2])).batch_id == "b-1"
 
-    bad = ResizeJob(**{**RESIZE, "width": -1})
+    bad = ResizeJob(**{**RESIZE_FIELDS, "width": -1})
     with pytest.raises(InvalidArgument) as caught:
         await client.submit_batch([good, bad])
     assert [f for f, _ in caught.value.violations] == ["jobs[1].parameters.image_resize.width"]
@@ -164,7 +157,7 @@ async def test_not_found_for_unknown_ids_and_other_tenants(mend_server: MendServ
         AsyncClient(address(mend_server), api_key=API_KEY) as mine,
         AsyncClient(address(mend_server), api_key=OTHER_KEY) as theirs,
     ):
-        job_id = await mine.resize(**RESIZE)
+        job_id = await mine.resize(**RESIZE_FIELDS)
         with pytest.raises(NotFound):
             await theirs.get(job_id)
         with pytest.raises(NotFound):
@@ -191,7 +184,7 @@ async def test_unavailable_when_nothing_listens() -> None:
 
 
 async def test_watch_yields_each_state_in_order(client: AsyncClient, work: WorkQueue) -> None:
-    job_id = await client.resize(**RESIZE)
+    job_id = await client.resize(**RESIZE_FIELDS)
     watch = client.watch(job_id)
     first = await anext(watch)
     assert first.status is JobStatus.PENDING
@@ -216,7 +209,7 @@ async def test_watch_yields_each_state_in_order(client: AsyncClient, work: WorkQ
 
 
 async def test_wait_returns_the_terminal_state(client: AsyncClient, work: WorkQueue) -> None:
-    job_id = await client.resize(**RESIZE)
+    job_id = await client.resize(**RESIZE_FIELDS)
     waiter = asyncio.create_task(client.wait(job_id, timeout=PATIENCE))
     lease = await claim(work, job_id)
     assert await work.fail(lease, "Source file not found: s3://my-bucket/images/input.jpg")
@@ -226,7 +219,7 @@ async def test_wait_returns_the_terminal_state(client: AsyncClient, work: WorkQu
 
 
 async def test_wait_raises_deadline_exceeded(client: AsyncClient) -> None:
-    job_id = await client.resize(**RESIZE)
+    job_id = await client.resize(**RESIZE_FIELDS)
     with pytest.raises(DeadlineExceeded) as caught:
         await client.wait(job_id, timeout=0.3)
     assert isinstance(caught.value, TimeoutError)
@@ -235,7 +228,7 @@ async def test_wait_raises_deadline_exceeded(client: AsyncClient) -> None:
 async def test_watch_of_a_finished_job_from_its_last_version_is_empty(
     client: AsyncClient,
 ) -> None:
-    job_id = await client.resize(**RESIZE)
+    job_id = await client.resize(**RESIZE_FIELDS)
     cancelled = await client.cancel(job_id)
     assert [j.status async for j in client.watch(job_id)] == [JobStatus.CANCELLED]
     assert [j async for j in client.watch(job_id, from_version=cancelled.version)] == []
@@ -265,7 +258,7 @@ async def test_async_watch_resumes_across_a_server_restart(
             await seen.put(exc)
 
     async with AsyncClient(address(mend_server), api_key=API_KEY) as c:
-        job_id = await c.resize(**RESIZE)
+        job_id = await c.resize(**RESIZE_FIELDS)
     follower = asyncio.create_task(follow(job_id))
     first = await asyncio.wait_for(seen.get(), PATIENCE)
     assert isinstance(first, Job) and first.status is JobStatus.PENDING
@@ -292,7 +285,7 @@ async def test_sync_watch_resumes_across_a_server_restart(
     def follow() -> None:
         try:
             with Client(address(mend_server), api_key=API_KEY) as c:
-                job_id = c.resize(**RESIZE)
+                job_id = c.resize(**RESIZE_FIELDS)
                 job_ids.put(job_id)
                 for job in c.watch(job_id):
                     seen.put(job)
@@ -331,11 +324,11 @@ async def test_sync_watch_resumes_across_a_server_restart(
 async def test_sync_client_calls(mend_server: MendServer) -> None:
     def scenario() -> tuple[list[str], list[str], Job, list[tuple[str, str]]]:
         with Client(address(mend_server), api_key=API_KEY) as c:
-            ids = [c.resize(**RESIZE, priority=p) for p in (1, 9)]
+            ids = [c.resize(**RESIZE_FIELDS, priority=p) for p in (1, 9)]
             listed = [j.id for j in c.list(page_size=1)]
             cancelled = c.cancel(ids[0])
             try:
-                c.resize(**{**RESIZE, "dest_key": "/abs.jpg"})
+                c.resize(**{**RESIZE_FIELDS, "dest_key": "/abs.jpg"})
             except InvalidArgument as exc:
                 return ids, listed, cancelled, exc.violations
             raise AssertionError("no InvalidArgument")

@@ -13,7 +13,7 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from tests.conftest import API_KEY, AUTH
-from tests.helpers import QUEUE_KEY, is_uuid4
+from tests.helpers import QUEUE_KEY, RESIZE_FIELDS, is_uuid4
 
 GRPCURL = Path(sys.executable).with_name("grpcurl")
 if not GRPCURL.exists():
@@ -46,15 +46,7 @@ def flags(*headers: str, data: dict | None = None) -> tuple[str, ...]:
     return tuple(out)
 
 
-RESIZE_BODY = {
-    "source_bucket": "my-bucket",
-    "source_key": "images/input.jpg",
-    "dest_bucket": "my-bucket",
-    "dest_key": "images/output.jpg",
-    "width": 800,
-    "height": 600,
-    "quality": 85,
-}
+RESIZE_BODY = {**RESIZE_FIELDS, "quality": 85}
 
 
 async def test_list_shows_services(mend_server) -> None:

@@ -21,18 +21,11 @@ import pytest
 
 from tests.images import decode
 from tests.services import free_port
+from tests.test_gateway_support import SEED_BODY
 from tests.workers import cmdline, eventually, processes_with_env
 
 BIN = Path(sys.executable).parent
 HEADERS = {"X-API-Key": "dev-key"}
-SEED_JOB = {
-    "source_bucket": "my-bucket",
-    "source_key": "input.jpg",
-    "dest_bucket": "my-bucket",
-    "dest_key": "output.jpg",
-    "width": 800,
-    "height": 600,
-}
 
 
 class Stack:
@@ -90,7 +83,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 
 async def run_seed_job(http: httpx.AsyncClient) -> dict:  # type: ignore[type-arg]
-    response = await http.post("/api/v1/jobs/image/resize", json=SEED_JOB)
+    response = await http.post("/api/v1/jobs/image/resize", json=SEED_BODY)
     assert response.status_code == 202, response.text
     job_id = response.json()["job_id"]
 
