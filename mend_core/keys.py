@@ -25,6 +25,14 @@ class Keys:
     def webhooks(self) -> str:
         return f"{self.prefix}webhooks"
 
+    def tenant_stats(self, tenant: str) -> str:
+        """The tenant's "<type>:<status>" counters and its "scheduled" count."""
+        return f"{self.prefix}tenant:{tenant}:stats"
+
+    @property
+    def tenants(self) -> str:
+        return f"{self.prefix}tenants"
+
     def index(self, tenant: str, name: str) -> str:
         """name: "all", "status:<status>" or "type:<type>"."""
         return f"{self.prefix}tenant:{tenant}:{name}"
