@@ -7,6 +7,7 @@ places that know that encoding.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass
@@ -77,6 +78,14 @@ class JobSpec:
     def buckets(self) -> list[tuple[str, str]]:
         """Every (field, bucket) the job reads or writes: what the tenant must be granted."""
         return [("source_bucket", self.source_bucket), ("dest_bucket", self.dest_bucket)]
+
+    def fingerprint(self) -> str:
+        """What makes a resubmission with the same request_id "the same request" (AIP-155):
+        every setting of the job, defaults applied."""
+        fields = self.to_fields("", "")
+        fields.pop("batch_id", None)
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
     def to_fields(self, job_id: str, tenant: str) -> dict[str, str]:
         fields = {

@@ -25,6 +25,14 @@ class BatchExists(Exception):
     pass
 
 
+class RequestConflict(Exception):
+    """request_ids already used by other requests: (index of the spec, the job it made)."""
+
+    def __init__(self, conflicts: list[tuple[int, str]]) -> None:
+        super().__init__(", ".join(f"#{i}: job {job_id}" for i, job_id in conflicts))
+        self.conflicts = conflicts
+
+
 class JobFinished(Exception):
     """The job is already in a terminal state."""
 
@@ -106,13 +114,16 @@ class JobStore:
     async def submit(
         self, tenant: str, specs: list[JobSpec], batch: Batch | None = None
     ) -> list[Submitted]:
-        """Stores and enqueues every spec atomically; returns once they are in Redis."""
+        """Stores and enqueues every spec atomically; returns once they are in Redis.
+        A spec whose request_id made a job before gives that job back when it is the same
+        request; RequestConflict when it is not, or when it is part of a batch."""
         docs = []
         for spec in specs:
             job_id = new_job_id()
             doc = {
                 "id": job_id,
                 "request_id": spec.request_id,
+                "fingerprint": spec.fingerprint() if spec.request_id else "",
                 "priority": spec.priority,
                 "type": spec.type.value,
                 "fields": spec.to_fields(job_id, tenant),
@@ -124,6 +135,11 @@ class JobStore:
         )
         if out == ["batch_exists"]:
             raise BatchExists(batch.id if batch else "")
+        if out and out[0] == "request_conflict":
+            pairs = out[1:]
+            raise RequestConflict(
+                [(int(pairs[i]) - 1, pairs[i + 1]) for i in range(0, len(pairs), 2)]
+            )
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
 
     async def get(self, tenant: str, job_id: str) -> Job:

@@ -22,9 +22,11 @@ from mend_core.job import (
 )
 from mend_core.settings import Settings
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+# Patterns are applied with fullmatch: `$` would also match before a trailing newline.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# C0 controls, DEL and the C1 controls (U+0080-U+009F, e.g. NEL U+0085).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 MAX_KEY_BYTES = 1024
 MAX_BATCH = 100
 
@@ -87,7 +89,7 @@ class JobDraft:
 def bucket_problem(name: str) -> str | None:
     if not name:
         return "is required"
-    if not _BUCKET.match(name) or ".." in name:
+    if not _BUCKET.fullmatch(name) or ".." in name:
         return (
             "must be a valid S3 bucket name: 3-63 characters of lowercase letters, digits, "
             "dots and hyphens, starting and ending with a letter or digit"
@@ -106,22 +108,28 @@ def bucket_problem(name: str) -> str | None:
 
 
 def key_problem(key: str) -> str | None:
+    """Keys name files under the file backend too: every segment must be a real name."""
     if not key:
         return "is required"
-    if len(key.encode()) > MAX_KEY_BYTES:
-        return f"must be at most {MAX_KEY_BYTES} bytes"
     if _CONTROL.search(key):
         return "must not contain NUL or control characters"
+    if len(key.encode(errors="surrogatepass")) > MAX_KEY_BYTES:
+        return f"must be at most {MAX_KEY_BYTES} bytes"
     if key.startswith("/"):
         return "must not start with '/'"
-    if any(segment in (".", "..") for segment in key.split("/")):
+    segments = key.split("/")
+    if any(segment in (".", "..") for segment in segments):
         return "must not contain '.' or '..' path segments"
+    if "" in segments:
+        return "must not contain empty path segments ('//' or a trailing '/')"
     return None
 
 
 def webhook_url_problem(url: str) -> str | None:
     if not url:
         return None
+    if _CONTROL.search(url) or any(c.isspace() for c in url):
+        return "must not contain spaces or control characters"
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an absolute http:// or https:// URL"
@@ -143,7 +151,7 @@ def validate_batch(batch_id: str, fail_fast: bool, webhook_url: str, webhook_sty
             (
                 "batch_id",
                 None
-                if _REQUEST_ID.match(batch_id)
+                if _REQUEST_ID.fullmatch(batch_id)
                 else "must be 1-128 printable ASCII characters without spaces",
             ),
             ("webhook_url", webhook_url_problem(webhook_url)),
@@ -192,7 +200,7 @@ def validate(draft: JobDraft, limits: Limits) -> JobSpec:
         check("format", f"unknown format {draft.format!r}; expected {', '.join(IMAGE_FORMATS)}")
     if draft.priority is not None:
         check("priority", _range(draft.priority, 0, 9))
-    if draft.request_id and not _REQUEST_ID.match(draft.request_id):
+    if draft.request_id and not _REQUEST_ID.fullmatch(draft.request_id):
         check("request_id", "must be 1-128 printable ASCII characters without spaces")
     check("webhook_url", webhook_url_problem(draft.webhook_url))
     check("webhook_style", webhook_style_problem(draft.webhook_style))

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from mend_core.tenancy import ANONYMOUS_TENANT, ApiKey
+from mend_server.decoding import Undecodable, lenient, refuse
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
 def _with_caller(handler: grpc.RpcMethodHandler, caller: Caller | None) -> grpc.RpcMethodHandler:
     """Wraps a unary or server-streaming handler so it runs with current_caller set, or
-    fails with UNAUTHENTICATED before running at all."""
+    fails with UNAUTHENTICATED before running at all (and with INVALID_ARGUMENT for bytes
+    that are not a request message: see decoding.py)."""
 
     async def deny(context: grpc.aio.ServicerContext) -> None:
         await context.abort(
@@ -115,11 +117,13 @@ def _with_caller(handler: grpc.RpcMethodHandler, caller: Caller | None) -> grpc.
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if caller is None:
                 await deny(context)
+            if isinstance(request, Undecodable):
+                await refuse(request, context)
             current_caller.set(caller)  # type: ignore[arg-type]
             return await inner(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
-            unary, handler.request_deserializer, handler.response_serializer
+            unary, lenient(handler.request_deserializer), handler.response_serializer
         )
     if handler.unary_stream:
         inner_stream = handler.unary_stream
@@ -127,11 +131,13 @@ def _with_caller(handler: grpc.RpcMethodHandler, caller: Caller | None) -> grpc.
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if caller is None:
                 await deny(context)
+            if isinstance(request, Undecodable):
+                await refuse(request, context)
             current_caller.set(caller)  # type: ignore[arg-type]
             async for item in inner_stream(request, context):
                 yield item
 
         return grpc.unary_stream_rpc_method_handler(
-            stream, handler.request_deserializer, handler.response_serializer
+            stream, lenient(handler.request_deserializer), handler.response_serializer
         )
     return handler

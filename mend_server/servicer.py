@@ -22,7 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.job import JobSpec
-from mend_core.store import BatchExists, JobFinished, JobNotFound, JobStore
+from mend_core.store import BatchExists, JobFinished, JobNotFound, JobStore, RequestConflict
 from mend_core.tenancy import AccessDenied, BucketGrants
 from mend_core.validation import (
     MAX_BATCH,
@@ -40,6 +40,7 @@ from mend_server.feed import ChangeFeed
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 QUEUED_MESSAGE = "Job queued for processing"
+VALID_MESSAGE = "The request is valid; nothing was queued (validate_only)"
 # States read from a job's event log at a time by WatchJob.
 WATCH_PAGE = 100
 
@@ -194,11 +195,20 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if refused:
             raise Forbidden(refused)
 
-    async def _submit_one(self, draft: JobDraft, paths: Mapping[str, str]) -> pb.SubmitJobResponse:
+    async def _submit_one(
+        self, draft: JobDraft, paths: Mapping[str, str], validate_only: bool
+    ) -> pb.SubmitJobResponse:
         spec = _draft_spec(draft, self._limits, paths)
         tenant = _tenant()
         self._check_access(tenant, [spec], [""])
-        [submitted] = await self._store.submit(tenant, [spec])
+        if validate_only:
+            return pb.SubmitJobResponse(message=VALID_MESSAGE)
+        try:
+            [submitted] = await self._store.submit(tenant, [spec])
+        except RequestConflict as exc:
+            [(_, job_id)] = exc.conflicts
+            problem = f"was used for job {job_id}, a different request; use a new request_id"
+            raise Conflict([Violation(paths.get("request_id", "request_id"), problem)]) from None
         return pb.SubmitJobResponse(
             job_id=submitted.job_id, status=pb.JOB_STATUS_PENDING, message=QUEUED_MESSAGE
         )
@@ -207,13 +217,15 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def SubmitJob(self, request, context):
         self._check_size(request)
         return await self._submit_one(
-            convert.draft_from_submit(request), convert.SUBMIT_FIELD_PATHS
+            convert.draft_from_submit(request), convert.SUBMIT_FIELD_PATHS, request.validate_only
         )
 
     @_guarded
     async def SubmitImageResize(self, request, context):
         self._check_size(request)
-        return await self._submit_one(convert.draft_from_resize(request), {})
+        return await self._submit_one(
+            convert.draft_from_resize(request), {}, request.validate_only
+        )
 
     @_guarded
     async def SubmitBatch(self, request, context):
@@ -238,7 +250,16 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 Violation(v.field if v.field == "batch_id" else f"options.{v.field}", v.description)
                 for v in exc.violations
             )
+        first_with: dict[str, int] = {}  # request_id -> the first job that has it
         for i, item in enumerate(request.jobs):
+            if rid := item.options.request_id:
+                if rid in first_with:
+                    problem = f"repeats the request_id of jobs[{first_with[rid]}]"
+                    bad.append(Violation(f"jobs[{i}].options.request_id", problem))
+                first_with.setdefault(rid, i)
+            if item.validate_only:
+                problem = "is a batch's option: set it on the batch, not on its jobs"
+                bad.append(Violation(f"jobs[{i}].validate_only", problem))
             draft = convert.draft_from_submit(item, batch_id=batch_id)
             try:
                 specs.append(
@@ -250,7 +271,20 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             raise BadRequest(bad)
         tenant = _tenant()
         self._check_access(tenant, specs, [f"jobs[{i}]." for i in range(len(specs))])
-        submitted = await self._store.submit(tenant, specs, batch)
+        if request.validate_only:
+            return pb.SubmitBatchResponse(batch_id=batch_id, total_jobs=len(specs), status="valid")
+        try:
+            submitted = await self._store.submit(tenant, specs, batch)
+        except RequestConflict as exc:
+            raise Conflict(
+                [
+                    Violation(
+                        f"jobs[{i}].options.request_id",
+                        f"was used for job {job_id} already; a batch's jobs need new request_ids",
+                    )
+                    for i, job_id in exc.conflicts
+                ]
+            ) from None
         return pb.SubmitBatchResponse(
             batch_id=batch_id,
             total_jobs=len(submitted),

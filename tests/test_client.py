@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mend_client import (
+    AlreadyExists,
     AsyncClient,
     Client,
     DeadlineExceeded,
@@ -90,8 +91,14 @@ async def test_resize_then_get(client: AsyncClient) -> None:
     assert job.queue_position == 1
     assert job.created_at is not None and job.result is None
     assert job.to_dict()["source_key"] == "images/input.jpg"
-    # The same request_id returns the original job.
-    assert await client.resize(**RESIZE_FIELDS, request_id="order-1") == job_id
+    # The same request with the same request_id returns the original job; another
+    # request with it is refused, naming the field.
+    again = dict(RESIZE_FIELDS, quality=90, fit="cover", format="webp", priority=7)
+    again.update(max_attempts=2, timeout_seconds=60, request_id="order-1")
+    assert await client.resize(**again) == job_id
+    with pytest.raises(AlreadyExists) as info:
+        await client.resize(**RESIZE_FIELDS, request_id="order-1")
+    assert [field for field, _ in info.value.violations] == ["options.request_id"]
 
 
 async def test_list_iterates_every_page(client: AsyncClient) -> None:

@@ -9,11 +9,13 @@ from mend.v1 import jobs_pb2 as pb
 from tests.conftest import AUTH, OTHER_AUTH
 from tests.helpers import (
     QUEUE_KEY,
+    bad_request,
     is_uuid4,
     job_key,
     resize_params,
     resize_request,
     submit_request,
+    violated_fields,
 )
 
 
@@ -157,6 +159,68 @@ async def test_nested_and_flat_share_request_id_space(stub) -> None:
     )
     again = await stub.SubmitImageResize(resize_request(request_id="shared"), metadata=AUTH)
     assert again.job_id == first.job_id
+
+
+def conflicting_fields(err: grpc.aio.AioRpcError) -> list[str]:
+    assert err.code() == grpc.StatusCode.ALREADY_EXISTS, (err.code(), err.details())
+    return [v.field for v in bad_request(err).field_violations]
+
+
+async def test_request_id_with_a_different_request_is_a_conflict(stub, redis_client) -> None:
+    first = await stub.SubmitJob(
+        submit_request(options=pb.SubmitOptions(request_id="order-43")), metadata=AUTH
+    )
+    # The same request with its defaults spelled out is the same request.
+    same = submit_request(options=pb.SubmitOptions(request_id="order-43", priority=5))
+    assert (await stub.SubmitJob(same, metadata=AUTH)).job_id == first.job_id
+
+    changed = submit_request(
+        params=resize_params(width=100), options=pb.SubmitOptions(request_id="order-43")
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.SubmitJob(changed, metadata=AUTH)
+    assert conflicting_fields(info.value) == ["options.request_id"]
+    assert first.job_id in (info.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as flat:
+        await stub.SubmitImageResize(resize_request(request_id="order-43", width=1), metadata=AUTH)
+    assert conflicting_fields(flat.value) == ["request_id"]
+
+    assert redis_client.zcard(QUEUE_KEY) == 1
+    job = await stub.GetJob(pb.GetJobRequest(id=first.job_id), metadata=AUTH)
+    assert job.parameters.image_resize.width == 800
+
+
+async def test_batch_jobs_sharing_a_request_id_are_refused(stub, redis_client) -> None:
+    items = [
+        submit_request(options=pb.SubmitOptions(request_id="r-1")),
+        submit_request(options=pb.SubmitOptions(request_id="r-2")),
+        submit_request(options=pb.SubmitOptions(request_id="r-1")),
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.SubmitBatch(pb.SubmitBatchRequest(jobs=items), metadata=AUTH)
+    assert violated_fields(info.value) == ["jobs[2].options.request_id"]
+    assert "jobs[0]" in bad_request(info.value).field_violations[0].description
+    assert redis_client.zcard(QUEUE_KEY) == 0
+
+
+async def test_batch_job_with_an_earlier_jobs_request_id_is_refused(stub, redis_client) -> None:
+    earlier = await stub.SubmitJob(
+        submit_request(options=pb.SubmitOptions(request_id="r-9")), metadata=AUTH
+    )
+    items = [
+        submit_request(),
+        submit_request(options=pb.SubmitOptions(request_id="r-9")),
+    ]
+    batch = pb.SubmitBatchRequest(batch_id="b-7", jobs=items)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.SubmitBatch(batch, metadata=AUTH)
+    assert conflicting_fields(info.value) == ["jobs[1].options.request_id"]
+    assert earlier.job_id in (info.value.details() or "")
+    # Nothing of the batch was stored: the same batch id works once the item is fixed.
+    assert redis_client.zcard(QUEUE_KEY) == 1
+    batch.jobs[1].options.request_id = "r-10"
+    fixed = await stub.SubmitBatch(batch, metadata=AUTH)
+    assert fixed.total_jobs == 2 and earlier.job_id not in fixed.job_ids
 
 
 async def test_submit_without_key_stores_nothing(stub, redis_client) -> None:

@@ -15,11 +15,13 @@
 from mend_client._async import AsyncClient
 from mend_client._connection import DEFAULT_ADDRESS, DEFAULT_TIMEOUT_SECONDS
 from mend_client._errors import (
+    AlreadyExists,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     MendError,
     NotFound,
+    PermissionDenied,
     Unauthenticated,
     Unavailable,
 )
@@ -37,6 +39,8 @@ from mend_client._types import (
 )
 
 __all__ = [
+    "AlreadyExists",
+    "PermissionDenied",
     "DEFAULT_ADDRESS",
     "DEFAULT_TIMEOUT_SECONDS",
     "AsyncClient",

@@ -51,6 +51,18 @@ class Unauthenticated(MendError):
     default_code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class PermissionDenied(MendError):
+    """The key's tenant may not use a bucket the request names (`violations` says which)."""
+
+    default_code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class AlreadyExists(MendError):
+    """The batch id, or a request_id for a different request, was used before."""
+
+    default_code = grpc.StatusCode.ALREADY_EXISTS
+
+
 class FailedPrecondition(MendError):
     """The job is in a state that forbids the call, e.g. cancelling a finished job."""
 
@@ -75,6 +87,8 @@ _BY_CODE: dict[grpc.StatusCode, type[MendError]] = {
         InvalidArgument,
         NotFound,
         Unauthenticated,
+        PermissionDenied,
+        AlreadyExists,
         FailedPrecondition,
         Unavailable,
         DeadlineExceeded,

@@ -191,23 +191,25 @@ class SubmitOptions(_message.Message):
     def __init__(self, priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "parameters", "options")
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "parameters", "options", "validate_only")
     SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
     SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
     DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
     DEST_KEY_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     source_bucket: str
     source_key: str
     dest_bucket: str
     dest_key: str
     parameters: JobParameters
     options: SubmitOptions
-    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., parameters: _Optional[_Union[JobParameters, _Mapping]] = ..., options: _Optional[_Union[SubmitOptions, _Mapping]] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., parameters: _Optional[_Union[JobParameters, _Mapping]] = ..., options: _Optional[_Union[SubmitOptions, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class SubmitImageResizeRequest(_message.Message):
-    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "width", "height", "quality", "fit", "format", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds")
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "width", "height", "quality", "fit", "format", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only")
     SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
     SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
     DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +225,7 @@ class SubmitImageResizeRequest(_message.Message):
     WEBHOOK_STYLE_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     source_bucket: str
     source_key: str
     dest_bucket: str
@@ -238,7 +241,8 @@ class SubmitImageResizeRequest(_message.Message):
     webhook_style: WebhookStyle
     max_attempts: int
     timeout_seconds: int
-    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., quality: _Optional[int] = ..., fit: _Optional[_Union[FitMode, str]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., quality: _Optional[int] = ..., fit: _Optional[_Union[FitMode, str]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job_id", "status", "message")
@@ -261,14 +265,16 @@ class BatchOptions(_message.Message):
     def __init__(self, webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., fail_fast: _Optional[bool] = ...) -> None: ...
 
 class SubmitBatchRequest(_message.Message):
-    __slots__ = ("batch_id", "jobs", "options")
+    __slots__ = ("batch_id", "jobs", "options", "validate_only")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     JOBS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     jobs: _containers.RepeatedCompositeFieldContainer[SubmitJobRequest]
     options: BatchOptions
-    def __init__(self, batch_id: _Optional[str] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobRequest, _Mapping]]] = ..., options: _Optional[_Union[BatchOptions, _Mapping]] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, batch_id: _Optional[str] = ..., jobs: _Optional[_Iterable[_Union[SubmitJobRequest, _Mapping]]] = ..., options: _Optional[_Union[BatchOptions, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class SubmitBatchResponse(_message.Message):
     __slots__ = ("batch_id", "total_jobs", "job_ids", "status")

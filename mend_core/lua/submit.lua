@@ -1,34 +1,52 @@
 -- Stores and enqueues jobs in one atomic step, all or none.
 -- ARGV: prefix, tenant, request_ttl_ms, batch JSON ("" for single jobs:
 --   {"id", "fail_fast", "webhook_url", "webhook_style"}), then one JSON document per job:
---   {"id", "request_id", "priority", "type", "fields": {...}}
--- Returns {id, created (1) or replayed (0), ...} in request order, or {'batch_exists'}.
+--   {"id", "request_id", "fingerprint", "priority", "type", "fields": {...}}
+-- Returns {id, created (1) or replayed (0), ...} in request order, {'batch_exists'}, or
+-- {'request_conflict', index, job id, ...} for each job (1-based) whose request_id was
+-- already used by another request: a batch job's at all, a single job's for a different
+-- request (same fingerprint: the original job is returned, AIP-155).
 local tenant, request_ttl = ARGV[2], tonumber(ARGV[3])
+local batch = ARGV[4] ~= '' and cjson.decode(ARGV[4]) or nil
+local bkey = batch and batch_key(tenant, batch.id)
+if bkey and redis.call('EXISTS', bkey) == 1 then return {'batch_exists'} end
+
+-- Every check comes before the first write: a script's writes are not undone by a return.
+local docs, replays, conflicts = {}, {}, {}
+for i = 5, #ARGV do
+  local doc = cjson.decode(ARGV[i])
+  docs[#docs + 1] = doc
+  if doc.request_id and doc.request_id ~= '' then
+    doc.request_key = PREFIX .. 'request:' .. tenant .. ':' .. doc.request_id
+    -- "<job id> <fingerprint>"; keys written before fingerprints hold only the id.
+    local stored = redis.call('GET', doc.request_key)
+    if stored then
+      local id, fingerprint = string.match(stored, '^(%S+) ?(%S*)$')
+      if redis.call('EXISTS', job_key(id)) == 1 then
+        if bkey or (fingerprint ~= '' and fingerprint ~= doc.fingerprint) then
+          conflicts[#conflicts + 1] = #docs
+          conflicts[#conflicts + 1] = id
+        else
+          replays[#docs] = id
+        end
+      end
+    end
+  end
+end
+if #conflicts > 0 then return {'request_conflict', unpack(conflicts)} end
+
 local now = now_ms()
-local out = {}
 redis.call('SADD', TENANTS, tenant)
-local bkey
-if ARGV[4] ~= '' then
-  local batch = cjson.decode(ARGV[4])
-  bkey = batch_key(tenant, batch.id)
-  if redis.call('EXISTS', bkey) == 1 then return {'batch_exists'} end
-  redis.call('HSET', bkey, 'total', #ARGV - 4, 'remaining', #ARGV - 4, 'created_at', now,
+if bkey then
+  redis.call('HSET', bkey, 'total', #docs, 'remaining', #docs, 'created_at', now,
     'fail_fast', batch.fail_fast and '1' or '0', 'webhook_url', batch.webhook_url or '',
     'webhook_style', batch.webhook_style or '')
 end
-for i = 5, #ARGV do
-  local doc = cjson.decode(ARGV[i])
-  local existing = false
-  local request_key
-  if doc.request_id and doc.request_id ~= '' then
-    request_key = PREFIX .. 'request:' .. tenant .. ':' .. doc.request_id
-    existing = redis.call('GET', request_key)
-  end
-  if existing and redis.call('EXISTS', job_key(existing)) == 1 then
-    out[#out + 1] = existing
+local out = {}
+for i, doc in ipairs(docs) do
+  if replays[i] then
+    out[#out + 1] = replays[i]
     out[#out + 1] = 0
-    -- A replayed job is not part of this batch.
-    if bkey then redis.call('HINCRBY', bkey, 'total', -1) redis.call('HINCRBY', bkey, 'remaining', -1) end
   else
     local id = doc.id
     local seq = redis.call('INCR', PREFIX .. 'seq')
@@ -42,7 +60,9 @@ for i = 5, #ARGV do
     redis.call('ZADD', index_key(tenant, 'status:pending'), seq, id)
     redis.call('ZADD', index_key(tenant, 'type:' .. doc.type), seq, id)
     count({type = doc.type, tenant = tenant}, 'pending', 1)
-    if request_key then redis.call('SET', request_key, id, 'PX', request_ttl) end
+    if doc.request_key then
+      redis.call('SET', doc.request_key, id .. ' ' .. doc.fingerprint, 'PX', request_ttl)
+    end
     if bkey then redis.call('ZADD', bkey .. ':jobs', seq, id) end
     commit(id, now, {})
     enqueue(id, doc.priority, seq)

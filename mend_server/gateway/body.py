@@ -10,9 +10,12 @@ from starlette.requests import ClientDisconnect, Request
 
 from mend_server.gateway.errors import GatewayError
 
+# What curl sends with -d and no -H: such bodies are read as JSON when they are JSON.
+_FORM = "application/x-www-form-urlencoded"
+
 
 def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = _media_type(content_type)
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
@@ -22,11 +25,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 async def read_json(request: Request, limit: int) -> Any:
-    """The parsed body; `{}` for an empty one. A missing Content-Type is taken as JSON
-    (curl without -H), any other non-JSON type is refused."""
+    """The parsed body; `{}` for an empty one. JSON types are read as JSON, and so are a
+    missing Content-Type and curl's default for `-d` (application/x-www-form-urlencoded)
+    when the body is JSON; any other type is refused with 415."""
     content_type = request.headers.get("content-type")
-    if content_type is not None and not _is_json(content_type):
+    curl_default = _media_type(content_type) == _FORM
+    if content_type is not None and not curl_default and not _is_json(content_type):
         raise GatewayError(
             415,
             f"unsupported content type {content_type!r}: send 'Content-Type: application/json'",
@@ -37,7 +46,7 @@ async def read_json(request: Request, limit: int) -> Any:
     )
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise GatewayError(400, "malformed Content-Length header")
         if int(declared) > limit:
             raise too_large
@@ -53,6 +62,12 @@ async def read_json(request: Request, limit: int) -> Any:
     raw = b"".join(chunks)
     if not raw.strip():
         return {}
+    if curl_default and raw.lstrip()[:1] not in (b"{", b"["):
+        raise GatewayError(
+            415,
+            "the body is form-encoded: send JSON with 'Content-Type: application/json'",
+            code="UNSUPPORTED_MEDIA_TYPE",
+        )
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except UnicodeDecodeError:

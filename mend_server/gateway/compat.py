@@ -25,8 +25,8 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, MethodDescrip
 from google.protobuf.message import Message
 
 from mend.v1 import jobs_pb2 as pb
-from mend_server.gateway.errors import Violation, invalid
-from mend_server.gateway.protojson import JsonStyle, SchemaRefs
+from mend_server.gateway.errors import Violation
+from mend_server.gateway.protojson import JsonStyle, SchemaRefs, enum_value_named
 
 Renamer = Callable[[str], str]
 
@@ -65,10 +65,12 @@ class MendJson(JsonStyle):
         return short_name(enum, value.name) if value is not None else str(number)
 
     def enum_from_json(self, enum: EnumDescriptor, value: str | int) -> int | None:
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            value = int(value)  # a number in a query string (`?status=3`)
         if isinstance(value, int):
             return value if value in enum.values_by_number else None
-        found = enum.values_by_name.get(value) or enum.values_by_name.get(
-            enum_prefix(enum) + value.upper()
+        found = enum_value_named(enum, value) or enum_value_named(
+            enum, enum_prefix(enum) + value.upper()
         )
         return found.number if found is not None else None
 
@@ -127,13 +129,15 @@ def success_status(method: MethodDescriptor) -> int:
 # ------------------------------------------------------------- Mend-shaped submissions
 
 
-class _Renames:
-    """Maps field paths of the translated request back to the client's own names."""
+class _Adapted:
+    """The translation of one request: field renames back to the client's names, and the
+    problems found on the way (every one, so a batch names all of its bad items)."""
 
     def __init__(self) -> None:
         self._pairs: list[tuple[str, str]] = []
+        self.violations: list[Violation] = []
 
-    def add(self, proto_prefix: str, client_prefix: str) -> None:
+    def rename_prefix(self, proto_prefix: str, client_prefix: str) -> None:
         self._pairs.append((proto_prefix, client_prefix))
 
     def __call__(self, path: str) -> str:
@@ -143,42 +147,51 @@ class _Renames:
         return path
 
 
-def _item_to_proto(item: Any, prefix: str, renames: _Renames) -> Any:
+def _item_to_proto(item: Any, prefix: str, adapted: _Adapted) -> Any:
     """One job in Mend's shape -> SubmitJobRequest's JSON. Items already in the proto
     shape (no `type`) pass through; their problems are reported by the generic check."""
     if not isinstance(item, dict) or "type" not in item:
         return item
     out = dict(item)
     job_type = out.pop("type")
+    params = out.pop("parameters", {})
     if job_type not in OPERATIONS:
         problem = f"unknown job type {job_type!r}; expected one of {', '.join(OPERATIONS)}"
-        raise invalid([Violation(f"{prefix}type", problem)])
-    params = out.pop("parameters", {})
-    if isinstance(params, dict) and set(params) == {job_type}:
+        adapted.violations.append(Violation(f"{prefix}type", problem))
+        # Without an operation the server would call `parameters` missing: it is `type`.
+        adapted.rename_prefix(f"{prefix}parameters", f"{prefix}type")
+    elif isinstance(params, dict) and set(params) == {job_type}:
         out["parameters"] = params  # already nested under the operation's name
     else:
         out["parameters"] = {job_type: params}
-        renames.add(f"{prefix}parameters.{job_type}.", f"{prefix}parameters.")
+        adapted.rename_prefix(f"{prefix}parameters.{job_type}.", f"{prefix}parameters.")
     flat = {k: out.pop(k) for k in OPTION_FIELDS if k in out}
     if flat:
         options = out.setdefault("options", {})
         if isinstance(options, dict):
             for key, value in flat.items():
-                options.setdefault(key, value)
-                renames.add(f"{prefix}options.{key}", f"{prefix}{key}")
+                if key in options and options[key] != value:
+                    adapted.violations.append(
+                        Violation(
+                            f"{prefix}{key}",
+                            f"is given both here ({value!r}) and as options.{key} "
+                            f"({options[key]!r}) with different values",
+                        )
+                    )
+                options[key] = value
+                adapted.rename_prefix(f"{prefix}options.{key}", f"{prefix}{key}")
     return out
 
 
-def adapt_request(method: MethodDescriptor, data: Any) -> tuple[Any, Renamer]:
-    """A request body in Mend's shape -> the request message's JSON, plus a function
-    that renames field paths of errors back to the client's names."""
-    renames = _Renames()
+def adapt_request(method: MethodDescriptor, data: Any) -> tuple[Any, Renamer, list[Violation]]:
+    """A request body in Mend's shape -> the request message's JSON, a function that
+    renames field paths of errors back to the client's names, and what was wrong."""
+    adapted = _Adapted()
     if method.name == "SubmitJob":
-        data = _item_to_proto(data, "", renames)
+        data = _item_to_proto(data, "", adapted)
     elif method.name == "SubmitBatch" and isinstance(data, dict):
         jobs = data.get("jobs")
         if isinstance(jobs, list):
             data = dict(data)
-            data["jobs"] = [_item_to_proto(j, f"jobs[{i}].", renames) for i, j in enumerate(jobs)]
-    return data, renames
-
+            data["jobs"] = [_item_to_proto(j, f"jobs[{i}].", adapted) for i, j in enumerate(jobs)]
+    return data, adapted, adapted.violations

@@ -7,6 +7,8 @@ gRPC status codes map to HTTP statuses here, and only here. Choices worth knowin
 - CANCELLED -> 499 (the client went away; nginx's convention, as grpc-gateway's).
 - UNKNOWN, INTERNAL, DATA_LOSS -> 500 with a generic message: the details are logged, not
   shown, since they may describe the server's internals.
+- UNAVAILABLE -> 503 (with Retry-After), DEADLINE_EXCEEDED -> 504, each with a fixed
+  message: the channel's own names the server's address.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ HTTP_STATUS = {
     grpc.StatusCode.UNAUTHENTICATED: 401,
 }
 _HIDDEN = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS}
+_UNREACHABLE = {
+    grpc.StatusCode.UNAVAILABLE: "the job service is unavailable; retry later",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "the job service did not answer in time; retry later",
+}
 
 
 def http_status(code: grpc.StatusCode, message: str = "") -> int:
@@ -109,6 +115,10 @@ def from_rpc_error(
     if code in _HIDDEN:
         log.error("gRPC call failed with %s: %s", code.name, message)
         message = "internal server error"
+    elif code in _UNREACHABLE:
+        # The channel's own message names the server's address: log it, do not show it.
+        log.warning("gRPC call failed with %s: %s", code.name, message)
+        message = _UNREACHABLE[code]
     details = [Violation(rename(v.field), v.description) for v in _field_violations(err)]
     if details:
         # The server's message names the fields in gRPC terms; say it again in ours.
@@ -119,4 +129,6 @@ def from_rpc_error(
     headers = {}
     if code is grpc.StatusCode.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = 'Bearer realm="mend"'
+    elif code is grpc.StatusCode.UNAVAILABLE:
+        headers["Retry-After"] = "1"
     return GatewayError(http_status(code, message), message, code.name, details, headers)

@@ -10,14 +10,21 @@ from google.protobuf.descriptor import MethodDescriptor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mend_server.gateway.errors import GatewayError, error_response, from_rpc_error
+from mend_server.gateway.errors import (
+    GatewayError,
+    Violation,
+    error_response,
+    from_rpc_error,
+    invalid,
+)
 from mend_server.gateway.metrics import Metrics
 from mend_server.gateway.protojson import JsonStyle, message_to_json
 from mend_server.gateway.routes import HttpRoute
-from mend_server.gateway.transcode import Adapter, request_message
-from mend_server.gateway.upstream import Upstream, forwarded_metadata
+from mend_server.gateway.transcode import Adapter, Transcoded, request_message
+from mend_server.gateway.upstream import Metadata, Upstream, forwarded_metadata
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+UnaryCall = Callable[..., grpc.aio.UnaryUnaryCall]
 
 
 class UnaryEndpoints:
@@ -44,22 +51,23 @@ class UnaryEndpoints:
 
         async def handle(request: Request) -> Response:
             try:
-                message, rename = await request_message(
+                transcoded = await request_message(
                     route,
                     request,
                     style=self._style,
                     adapt=self._adapt,
                     max_body_bytes=self._max_body_bytes,
                 )
+                metadata = forwarded_metadata(request.headers)
+                if transcoded.violations:
+                    raise await self._every_problem(call, transcoded, metadata)
                 try:
                     response = await call(
-                        message,
-                        metadata=forwarded_metadata(request.headers),
-                        timeout=self._upstream.timeout,
+                        transcoded.message, metadata=metadata, timeout=self._upstream.timeout
                     )
                 except grpc.aio.AioRpcError as err:
                     self._metrics.rpc(route.method.name, err.code().name)
-                    raise from_rpc_error(err, rename) from None
+                    raise from_rpc_error(err, transcoded.rename) from None
             except GatewayError as err:
                 return error_response(err)
             self._metrics.rpc(route.method.name, grpc.StatusCode.OK.name)
@@ -70,3 +78,32 @@ class UnaryEndpoints:
 
         handle.__name__ = route.method.name
         return handle
+
+    async def _every_problem(
+        self, call: UnaryCall, transcoded: Transcoded, metadata: Metadata
+    ) -> GatewayError:
+        """A 400 naming the gateway's problems with a request and, where the method can
+        check a request without acting on it (AIP-163 `validate_only`), the server's
+        problems with the rest of it: one answer names every bad field."""
+        rename = transcoded.rename
+        problems = [Violation(rename(v.field), v.description) for v in transcoded.violations]
+        message = transcoded.message
+        if "validate_only" in message.DESCRIPTOR.fields_by_name:
+            message.validate_only = True  # type: ignore[attr-defined]
+            try:
+                await call(message, metadata=metadata, timeout=self._upstream.timeout)
+            except grpc.aio.AioRpcError as err:
+                if err.code() is grpc.StatusCode.INVALID_ARGUMENT:
+                    named = [v.field for v in problems]
+                    problems += [
+                        v
+                        for v in from_rpc_error(err, rename).details
+                        if not any(_within(v.field, n) for n in named)
+                    ]
+        return invalid(problems)
+
+
+def _within(path: str, named: str) -> bool:
+    """`path` is the field `named` or inside it (the gateway left it out of the message,
+    so the server's complaint about it says nothing new)."""
+    return path == named or path.startswith((named + ".", named + "["))

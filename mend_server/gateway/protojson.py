@@ -15,7 +15,12 @@ import re
 from typing import Any, Protocol
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.descriptor import (
+    Descriptor,
+    EnumDescriptor,
+    EnumValueDescriptor,
+    FieldDescriptor,
+)
 from google.protobuf.message import Message
 
 from mend_server.gateway.errors import Violation, invalid
@@ -27,7 +32,7 @@ _INT_RANGES = {
     F.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
     F.CPPTYPE_UINT64: (0, 2**64 - 1),
 }
-_INTEGER = re.compile(r"^-?\d+$")
+_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only (\d would take "١٢" as 12)
 # Doubles this close to an integer print as one (30.0 -> 30), as Go's encoder does.
 _EXACT_INT = 2**53
 
@@ -44,6 +49,21 @@ def is_well_known(desc: Descriptor) -> bool:
     return desc.full_name.startswith("google.protobuf.")
 
 
+def field_named(desc: Descriptor, name: str) -> FieldDescriptor | None:
+    """The field whose proto or JSON name is exactly `name`. The descriptor's own maps
+    compare C strings, which end at a NUL: they find `width` for "width\\x00x"."""
+    field = desc.fields_by_name.get(name)
+    if field is not None and field.name == name:
+        return field
+    return next((f for f in desc.fields if f.json_name == name), None)
+
+
+def enum_value_named(enum: EnumDescriptor, name: str) -> EnumValueDescriptor | None:
+    """The value named exactly `name` (the same NUL caveat as field_named)."""
+    value = enum.values_by_name.get(name)
+    return value if value is not None and value.name == name else None
+
+
 def join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -58,7 +78,7 @@ class JsonStyle:
     def enum_from_json(self, enum: EnumDescriptor, value: str | int) -> int | None:
         if isinstance(value, int):
             return value
-        found = enum.values_by_name.get(value)
+        found = enum_value_named(enum, value)
         return found.number if found is not None else None
 
     def enum_names(self, enum: EnumDescriptor) -> list[str]:
@@ -102,10 +122,9 @@ class _Reader:
         if not isinstance(data, dict):
             self.bad(path, "must be a JSON object")
             return None
-        by_json = {f.json_name: f for f in desc.fields}
         out: dict[str, Any] = {}
         for key, value in data.items():
-            field = desc.fields_by_name.get(key) or by_json.get(key)
+            field = field_named(desc, key)
             if field is None:
                 self.bad(join(path, key), "unknown field")
                 continue
@@ -170,6 +189,11 @@ class _Reader:
         if not isinstance(value, str):
             self.bad(path, "must be a string")
             return None
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # JSON's "\ud800": a lone surrogate is not text
+            self.bad(path, "must be valid Unicode text (it has an unpaired surrogate)")
+            return None
         return value
 
     def integer(self, cpp: int, value: Any, path: str) -> int | None:
@@ -177,7 +201,7 @@ class _Reader:
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
         elif (isinstance(value, float) and value.is_integer()) or (
-            isinstance(value, str) and _INTEGER.match(value)
+            isinstance(value, str) and _INTEGER.fullmatch(value)
         ):
             number = int(value)
         if number is None:
@@ -190,22 +214,19 @@ class _Reader:
         return number
 
 
-def check_json(desc: Descriptor, data: Any, style: JsonStyle) -> dict[str, Any]:
-    """`data` with every field under its proto name and enums as numbers; raises a 400
-    GatewayError listing every problem."""
+def message_from_json(
+    message_class: type[Message], data: Any, style: JsonStyle
+) -> tuple[Message, list[Violation]]:
+    """The message built from `data`, and every problem found, each named by its field
+    path. Fields with a problem are left out of the message, so that the rest of it can
+    still be checked further (the server's validate_only)."""
     reader = _Reader(style)
-    out = reader.message(desc, data, "")
-    if reader.violations or out is None:
-        raise invalid(reader.violations)
-    return out
-
-
-def message_from_json(message_class: type[Message], data: Any, style: JsonStyle) -> Message:
-    clean = check_json(message_class.DESCRIPTOR, data, style)
+    clean = reader.message(message_class.DESCRIPTOR, data, "") or {}
     try:
-        return json_format.ParseDict(clean, message_class())
+        return json_format.ParseDict(clean, message_class()), reader.violations
     except json_format.ParseError as exc:  # e.g. a malformed Timestamp string
-        raise invalid([Violation("(body)", str(exc).split("\n")[0])]) from None
+        violation = Violation("(body)", str(exc).split("\n")[0])
+        return message_class(), [*reader.violations, violation]
 
 
 def resolve_path(desc: Descriptor, dotted: str) -> list[FieldDescriptor] | None:
@@ -215,7 +236,7 @@ def resolve_path(desc: Descriptor, dotted: str) -> list[FieldDescriptor] | None:
     for i, name in enumerate(dotted.split(".")):
         if desc is None:
             return None
-        field = desc.fields_by_name.get(name) or {f.json_name: f for f in desc.fields}.get(name)
+        field = field_named(desc, name)
         if field is None:
             return None
         last = i == dotted.count(".")
@@ -235,7 +256,7 @@ def set_path(data: dict[str, Any], fields: list[FieldDescriptor], value: Any) ->
 def query_to_json(
     desc: Descriptor, items: list[tuple[str, str]], bound: set[str]
 ) -> dict[str, Any]:
-    """Query parameters as a JSON object for `check_json`: `a.b=1` sets field a.b;
+    """Query parameters as a JSON object for `message_from_json`: `a.b=1` sets field a.b;
     a repeated field may be given several times."""
     out: dict[str, Any] = {}
     bad: list[Violation] = []

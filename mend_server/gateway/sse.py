@@ -31,7 +31,7 @@ from mend_server.gateway.errors import GatewayError, error_response, from_rpc_er
 from mend_server.gateway.metrics import Metrics
 from mend_server.gateway.protojson import JsonStyle, message_to_json
 from mend_server.gateway.routes import HttpRoute
-from mend_server.gateway.transcode import request_message
+from mend_server.gateway.transcode import request_message, unchanged
 from mend_server.gateway.upstream import Upstream, forwarded_metadata
 
 log = logging.getLogger(__name__)
@@ -247,17 +247,18 @@ class JobStreams:
         return handle
 
     async def _start(self, route: HttpRoute, request: Request) -> Response | _EventStream:
-        watch, _ = await request_message(
+        transcoded = await request_message(
             route,
             request,
             style=self.style,
-            adapt=lambda method, data: (data, lambda name: name),
+            adapt=unchanged,
             max_body_bytes=self._max_body_bytes,
         )
+        watch = transcoded.checked()
         assert isinstance(watch, pb.WatchJobRequest)
         last_event_id = request.headers.get("last-event-id")
         if last_event_id is not None and last_event_id.strip():
-            if not last_event_id.strip().isdigit():
+            if not (last_event_id.strip().isascii() and last_event_id.strip().isdigit()):
                 raise GatewayError(400, "Last-Event-ID must be an event id from this stream")
             watch.from_version = int(last_event_id)
         metadata = forwarded_metadata(request.headers)

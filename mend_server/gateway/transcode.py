@@ -5,6 +5,7 @@ message), and query parameters set the remaining fields."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import message_factory
@@ -24,7 +25,29 @@ from mend_server.gateway.protojson import (
 from mend_server.gateway.routes import HttpRoute
 
 Renamer = Callable[[str], str]
-Adapter = Callable[[MethodDescriptor, Any], tuple[Any, Renamer]]
+# A request body in an API's own shape -> the request message's JSON, a renamer of field
+# paths back to the client's names, and the problems found while translating.
+Adapter = Callable[[MethodDescriptor, Any], tuple[Any, Renamer, list[Violation]]]
+
+
+def unchanged(method: MethodDescriptor, data: Any) -> tuple[Any, Renamer, list[Violation]]:
+    return data, lambda name: name, []
+
+
+@dataclass(frozen=True)
+class Transcoded:
+    """A request message, and what was wrong with the HTTP request it came from (the
+    message then holds only the fields that were fine)."""
+
+    message: Message
+    rename: Renamer
+    violations: list[Violation]
+
+    def checked(self) -> Message:
+        """The message, or a 400 naming every problem in the client's terms."""
+        if self.violations:
+            raise invalid([Violation(self.rename(v.field), v.description) for v in self.violations])
+        return self.message
 
 
 def renamed(err: GatewayError, rename: Renamer) -> GatewayError:
@@ -50,26 +73,27 @@ async def request_message(
     adapt: Adapter,
     max_body_bytes: int,
     path_params: dict[str, str] | None = None,
-) -> tuple[Message, Renamer]:
+) -> Transcoded:
     desc = route.method.input_type
     data: Any = {}
     if route.body:
         body = await read_json(request, max_body_bytes)
         data = body if route.body == "*" else {route.body: body}
-    data, rename = adapt(route.method, data)
+    data, rename, violations = adapt(route.method, data)
     if not isinstance(data, dict):
         raise invalid([Violation("(body)", "must be a JSON object")])
     try:
         if route.body != "*":
             items = list(request.query_params.multi_items())
             _merge(data, query_to_json(desc, items, route.bound_fields))
-        params = request.path_params if path_params is None else path_params
-        for name, field_path in route.path_fields.items():
-            fields = resolve_path(desc, field_path)
-            if fields is None:
-                raise ValueError(f"{route.template}: no field {field_path!r}")
-            set_path(data, fields, params[name])  # the path wins over the body
-        message_class = message_factory.GetMessageClass(desc)
-        return message_from_json(message_class, data, style), rename
     except GatewayError as err:
         raise renamed(err, rename) from None
+    params = request.path_params if path_params is None else path_params
+    for name, field_path in route.path_fields.items():
+        fields = resolve_path(desc, field_path)
+        if fields is None:
+            raise ValueError(f"{route.template}: no field {field_path!r}")
+        set_path(data, fields, params[name])  # the path wins over the body
+    message_class = message_factory.GetMessageClass(desc)
+    message, problems = message_from_json(message_class, data, style)
+    return Transcoded(message, rename, [*violations, *problems])

@@ -29,7 +29,10 @@ def grpc_target(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def forwarded_metadata(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+Metadata = tuple[tuple[str, str], ...]
+
+
+def forwarded_metadata(headers: Mapping[str, str]) -> Metadata:
     """Credential headers as gRPC metadata. A value gRPC cannot carry (non-ASCII or
     control characters) is dropped: the server then answers UNAUTHENTICATED."""
     out = []
