@@ -136,17 +136,18 @@ def main() -> None:
     sys.exit(supervisor.run())
 
 
-def _grpcurl_flags(settings: Settings, tls: ServerTLS | None) -> str:
-    """grpcurl's flags to reach this server: -plaintext, or the CA and client certificate."""
-    if tls is None:
-        return "-plaintext"
-    flags = [f"-cacert {settings.tls_ca}"] if settings.tls_ca else []
-    if tls.mutual:
+def _grpcurl_list(settings: Settings, tls: ServerTLS | None, address: str) -> str:
+    """The grpcurl command that lists the services: -plaintext, or the CA to trust (none:
+    public roots) and, under mutual TLS, a client certificate."""
+    flags = ["-plaintext"] if tls is None else []
+    if tls is not None and settings.tls_ca:
+        flags.append(f"-cacert {settings.tls_ca}")
+    if tls is not None and tls.mutual:
         flags.append(
             f"-cert {settings.gateway_tls_cert or 'CLIENT.pem'}"
             f" -key {settings.gateway_tls_key or 'CLIENT.key'}"
         )
-    return " ".join(flags)
+    return " ".join(["grpcurl", *flags, address, "list"])
 
 
 def _banner(
@@ -165,15 +166,13 @@ def _banner(
     lines = [
         "",
         "Mend is running:",
-        f"  gRPC      {grpc_addr}   (grpcurl {_grpcurl_flags(settings, tls)} {grpc_addr} list)",
+        f"  gRPC      {grpc_addr}   ({_grpcurl_list(settings, tls, grpc_addr)})",
     ]
     if tls is not None:
-        clients = (
-            f"clients must present a certificate signed by {settings.tls_client_ca}"
-            if tls.mutual
-            else "any client"
-        )
-        lines.append(f"  TLS       {tls.name} with {settings.tls_cert}; {clients}")
+        line = f"  TLS       {'mutual' if tls.mutual else 'on'}, certificate {settings.tls_cert}"
+        if tls.mutual:
+            line += f"; clients must present a certificate signed by {settings.tls_client_ca}"
+        lines.append(line)
     if gateway:
         lines.append(f"  REST      http://{settings.http_host}:{settings.http_port}/api/v1")
     redis_note = "  (its own redis-server; data and AOF in var/redis)" if own_redis else ""

@@ -162,7 +162,7 @@ async def test_make_run_with_mutual_tls(tmp_path: Path) -> None:
         await eventually(lambda: "Press Ctrl-C to stop." in stack.output(), "the banner", 60)
         banner = stack.output()
         assert (
-            "TLS       mutual TLS with var/tls/server.pem; clients must present a "
+            "TLS       mutual, certificate var/tls/server.pem; clients must present a "
             "certificate signed by var/tls/ca.pem"
         ) in banner
         assert (
