@@ -21,10 +21,12 @@ import pytest
 
 from tests.images import decode
 from tests.services import free_port
+from tests.test_cli import env_for, mend
 from tests.test_gateway_support import SEED_BODY
 from tests.workers import cmdline, eventually, processes_with_env
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
 HEADERS = {"X-API-Key": "dev-key"}
 
 
@@ -143,13 +145,10 @@ async def test_make_run_serves_the_walkthrough_replaces_workers_and_stops_clean(
 
 async def test_make_run_with_mutual_tls(tmp_path: Path) -> None:
     # The README's TLS section: `make dev-certs`, then `make run` with the TLS settings.
-    repo = Path(__file__).resolve().parent.parent
-    subprocess.run(
-        [sys.executable, "-m", "scripts.devcerts", str(tmp_path / "var" / "tls")],
-        cwd=repo,
-        check=True,
-        capture_output=True,
+    certs = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scripts.devcerts", str(tmp_path / "var" / "tls"), cwd=REPO
     )
+    assert await certs.wait() == 0
     tls = {
         "MEND_TLS_CERT": "var/tls/server.pem",
         "MEND_TLS_KEY": "var/tls/server.key",
@@ -178,18 +177,13 @@ async def test_make_run_with_mutual_tls(tmp_path: Path) -> None:
         assert job["status"] == "completed", job
 
         # The CLI, as the README shows it.
-        identity = ["--ca", "var/tls/ca.pem", "--cert", "var/tls/client.pem"]
-        identity += ["--key", "var/tls/client.key"]
+        tls_dir = tmp_path / "var" / "tls"
+        identity = ["--ca", f"{tls_dir}/ca.pem", "--cert", f"{tls_dir}/client.pem"]
+        identity += ["--key", f"{tls_dir}/client.key"]
         address = ["--address", f"127.0.0.1:{stack.grpc_port}", "--api-key", "dev-key"]
-        got = subprocess.run(
-            [str(BIN / "mend"), *identity, *address, "get", job["id"], "--json"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert got.returncode == 0, got.stderr
-        assert '"status":"JOB_STATUS_COMPLETED"' in got.stdout
+        got = await mend(*identity, *address, "get", job["id"], "--json", env=env_for(None))
+        assert got.code == 0, got.err
+        assert got.json_lines()[0]["status"] == "JOB_STATUS_COMPLETED"
 
         assert stack.stop("ctrl-c") == 0, stack.output()
 
