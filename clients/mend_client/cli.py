@@ -94,21 +94,13 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         default=default(False),
         help="connect with TLS, checking the server against public roots unless --ca is given",
     )
-    parser.add_argument(
-        "--ca",
-        metavar="FILE",
-        default=default(None),
-        help="PEM CA certificates to check the server's certificate with (implies --tls)",
-    )
-    parser.add_argument(
-        "--cert",
-        metavar="FILE",
-        default=default(None),
-        help="PEM client certificate, for servers that require one (mutual TLS; with --key)",
-    )
-    parser.add_argument(
-        "--key", metavar="FILE", default=default(None), help="PEM private key of --cert"
-    )
+    tls_files = {
+        "--ca": "PEM CA certificates to check the server's certificate with (implies --tls)",
+        "--cert": "PEM client certificate, for servers that require one (mutual TLS; with --key)",
+        "--key": "PEM private key of --cert",
+    }
+    for flag, text in tls_files.items():
+        parser.add_argument(flag, metavar="FILE", default=default(None), help=text)
     parser.add_argument(
         "--timeout",
         type=float,
