@@ -43,10 +43,12 @@ def _rename_types(messages: Iterable[descriptor_pb2.DescriptorProto]) -> None:
 
 def v1_file_descriptor() -> FileDescriptor:
     """grpc/reflection/v1/reflection.proto, added to the default descriptor pool (the one
-    reflection answers from) unless something registered it already."""
+    reflection answers from) unless something registered v1 already (another server in
+    this process, or a grpcio-reflection that ships v1: then its servicer should replace
+    this module)."""
     pool = descriptor_pool.Default()
     try:
-        return pool.FindFileByName(V1_FILE)
+        return pool.FindFileContainingSymbol(V1_SERVICE)
     except KeyError:
         pass
     proto = descriptor_pb2.FileDescriptorProto()

@@ -5,6 +5,7 @@ the REST gateway's channel, the `mend` CLI, grpcurl, and the errors at start."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -39,23 +40,26 @@ def tls_settings(pki: Pki, *, mutual: bool = False) -> dict[str, Any]:
     return values
 
 
+@contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[MendServer]:
     server = MendServer(settings)
     await server.start()
-    yield server
-    await server.stop(grace=0)
+    try:
+        yield server
+    finally:
+        await server.stop(grace=0)
 
 
 @pytest.fixture
 async def tls_server(redis_server: RedisServer, redis_client, pki: Pki):
-    async for server in running(make_settings(redis_server.url, **tls_settings(pki))):
+    async with running(make_settings(redis_server.url, **tls_settings(pki))) as server:
         yield server
 
 
 @pytest.fixture
 async def mtls_server(redis_server: RedisServer, redis_client, pki: Pki):
     settings = make_settings(redis_server.url, **tls_settings(pki, mutual=True))
-    async for server in running(settings):
+    async with running(settings) as server:
         yield server
 
 
@@ -170,7 +174,7 @@ async def test_gateway_checks_the_server_name_it_is_told(
     settings = make_settings(
         redis_server.url, tls_cert=pki.localhost_cert, tls_key=pki.localhost_key
     )
-    async for server in running(settings):
+    async with running(settings) as server:
         base = gateway_settings(server.settings, server.port, tmp_path, tls_ca=pki.ca)
         mismatch = await start_gateway(base)
         try:
@@ -285,7 +289,7 @@ async def test_bad_tls_settings_stop_the_server_with_a_message(
     for values, message in bad_settings(pki, tmp_path):
         with pytest.raises(SystemExit) as stopped:
             MendServer(make_settings(redis_server.url, **values))
-        assert str(stopped.value) == message or str(stopped.value).startswith(message), values
+        assert str(stopped.value).startswith(message), values
 
 
 async def test_mend_server_exits_with_the_message(redis_server: RedisServer, pki: Pki) -> None:
