@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTO_SRC := protos/mend/v1/jobs.proto
 GEN := mend/v1
 
-.PHONY: run test lint lint-ci proto proto-check bench redis test-tools clean
+.PHONY: run test lint lint-ci proto proto-check bench redis test-tools dev-certs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,11 @@ test-tools:
 
 run: $(STAMP) redis
 	$(BIN)/mend-stack
+
+# A private CA, a server certificate for 127.0.0.1/localhost and a client certificate in
+# var/tls, for `make run` with TLS (README, "TLS"). For development only.
+dev-certs: $(STAMP)
+	$(BIN)/python -m scripts.devcerts var/tls
 
 test: $(STAMP) test-tools
 	$(BIN)/pytest -q tests

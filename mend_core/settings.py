@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mend_core.tenancy import ANONYMOUS_TENANT, ApiKey, BucketGrants, parse_api_keys
@@ -77,6 +77,30 @@ class Settings(BaseSettings):
     # REST gateway: browser origins allowed by CORS, comma separated ("*" for any);
     # empty sends no CORS headers.
     cors_origins: str = ""
+
+    # TLS for gRPC (PEM files; checked at start by mend_server.tls). With cert and key
+    # the server listens with TLS only; with client_ca too, clients must present a
+    # certificate signed by that CA (mutual TLS).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    # The gateway's channel to the server: TLS when tls_cert or tls_ca is set. tls_ca
+    # holds the roots it trusts (default: gRPC's bundled public roots); under mutual TLS
+    # it presents gateway_tls_cert/key; tls_server_name is the name it checks the
+    # server's certificate against when that is not the host it dials.
+    tls_ca: Path | None = None
+    gateway_tls_cert: Path | None = None
+    gateway_tls_key: Path | None = None
+    tls_server_name: str = ""
+
+    @field_validator(
+        "tls_cert", "tls_key", "tls_client_ca", "tls_ca", "gateway_tls_cert", "gateway_tls_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        # `MEND_TLS_CERT= make run` turns TLS off rather than naming the current directory.
+        return None if value == "" else value
 
     @property
     def keys(self) -> tuple[ApiKey, ...]:

@@ -11,7 +11,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from mend.v1 import jobs_pb2, jobs_pb2_grpc
 from mend_core.job import Job
@@ -26,7 +25,9 @@ from mend_server.auth import Authenticator, AuthInterceptor
 from mend_server.feed import ChangeFeed
 from mend_server.gateway.compat import STYLE
 from mend_server.gateway.protojson import message_to_json
+from mend_server.reflection import enable_reflection
 from mend_server.servicer import JobService
+from mend_server.tls import server_tls
 from mend_server.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class MendServer:
                 "or set MEND_AUTH_DISABLED=true to run without authentication"
             )
         self.settings = settings
+        # Before anything else starts: a TLS file that is wrong stops the server at once.
+        self.tls = server_tls(settings)
         self.redis = connect(settings.redis_url)
         keys = Keys()
         self.store = JobStore(
@@ -95,10 +98,13 @@ class MendServer:
             self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        enable_reflection((SERVICE_NAME, health.SERVICE_NAME), self.server)
+        address = f"{settings.grpc_host}:{settings.grpc_port}"
+        self.port = (
+            self.server.add_secure_port(address, self.tls.credentials)
+            if self.tls is not None
+            else self.server.add_insecure_port(address)
         )
-        self.port = self.server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
         self.webhooks = WebhookDispatcher(
             self.redis, keys, settings, render_job=rest_job_json, consumer=f"server-{os.getpid()}"
         )
@@ -112,7 +118,10 @@ class MendServer:
             asyncio.create_task(self._probe_redis()),
             asyncio.create_task(self.webhooks.run()),
         ]
-        log.info("mend gRPC server listening on %s:%d", self.settings.grpc_host, self.port)
+        security = self.tls.name if self.tls is not None else "plaintext"
+        log.info(
+            "mend gRPC server listening on %s:%d (%s)", self.settings.grpc_host, self.port, security
+        )
 
     async def _report_health(self) -> None:
         ok = await self.store.ping()

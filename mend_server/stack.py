@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mend_core.settings import Settings
 from mend_core.supervisor import Program, Supervisor
+from mend_server.tls import ServerTLS, server_tls, upstream_credentials
 
 DEV_KEY = "dev-key"
 VAR = Path("var")
@@ -94,6 +95,11 @@ def main() -> None:
         programs.append(_redis_program(env))  # sets MEND_REDIS_URL in env
     os.environ.update(env)
     settings = Settings()
+    # A wrong TLS setting stops here, with its message, before anything is started.
+    tls = server_tls(settings)
+    has_gateway = importlib.util.find_spec("mend_server.gateway") is not None
+    if has_gateway:
+        upstream_credentials(settings)
     bin_dir = Path(sys.executable).parent
     programs.append(
         Program(
@@ -105,7 +111,6 @@ def main() -> None:
             ),
         )
     )
-    has_gateway = importlib.util.find_spec("mend_server.gateway") is not None
     if has_gateway:
         programs.append(
             Program(
@@ -126,12 +131,32 @@ def main() -> None:
         )
     )
     sample = _seed_sample(Path(settings.storage_root)) if settings.storage == "file" else None
-    lines = _banner(settings, has_gateway, own_redis, sample)
+    lines = _banner(settings, tls, has_gateway, own_redis, sample)
     supervisor = Supervisor(programs, on_started=lambda: print(lines, flush=True))
     sys.exit(supervisor.run())
 
 
-def _banner(settings: Settings, gateway: bool, own_redis: bool, sample: Path | None) -> str:
+def _grpcurl_list(settings: Settings, tls: ServerTLS | None, address: str) -> str:
+    """The grpcurl command that lists the services: -plaintext, or the CA to trust (none:
+    public roots) and, under mutual TLS, a client certificate."""
+    flags = ["-plaintext"] if tls is None else []
+    if tls is not None and settings.tls_ca:
+        flags.append(f"-cacert {settings.tls_ca}")
+    if tls is not None and tls.mutual:
+        flags.append(
+            f"-cert {settings.gateway_tls_cert or 'CLIENT.pem'}"
+            f" -key {settings.gateway_tls_key or 'CLIENT.key'}"
+        )
+    return " ".join(["grpcurl", *flags, address, "list"])
+
+
+def _banner(
+    settings: Settings,
+    tls: ServerTLS | None,
+    gateway: bool,
+    own_redis: bool,
+    sample: Path | None,
+) -> str:
     grpc_addr = f"{settings.grpc_host}:{settings.grpc_port}"
     storage = (
         f"local directory {settings.storage_root}"
@@ -141,8 +166,13 @@ def _banner(settings: Settings, gateway: bool, own_redis: bool, sample: Path | N
     lines = [
         "",
         "Mend is running:",
-        f"  gRPC      {grpc_addr}   (grpcurl -plaintext {grpc_addr} list)",
+        f"  gRPC      {grpc_addr}   ({_grpcurl_list(settings, tls, grpc_addr)})",
     ]
+    if tls is not None:
+        line = f"  TLS       {'mutual' if tls.mutual else 'on'}, certificate {settings.tls_cert}"
+        if tls.mutual:
+            line += f"; clients must present a certificate signed by {settings.tls_client_ca}"
+        lines.append(line)
     if gateway:
         lines.append(f"  REST      http://{settings.http_host}:{settings.http_port}/api/v1")
     redis_note = "  (its own redis-server; data and AOF in var/redis)" if own_redis else ""

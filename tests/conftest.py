@@ -16,6 +16,7 @@ from mend_core.settings import Settings
 from mend_server.server import MendServer
 from tests.faulty_s3 import S3Service, s3_service
 from tests.images import encode
+from tests.pki import Pki, make_pki
 from tests.services import RedisServer, free_port
 
 API_KEY = "test-key"
@@ -51,6 +52,12 @@ def make_settings(redis_url: str, **overrides: object) -> Settings:
         values["tenant_buckets"] = "acme=*,globex=*"  # two tenants: grants, or no bucket
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA with server and client certificates, as PEM files (see tests/pki.py)."""
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session")

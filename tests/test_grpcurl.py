@@ -21,12 +21,16 @@ if not GRPCURL.exists():
 
 
 async def grpcurl(
-    server, *args: str, flags: tuple[str, ...] = (), check: bool = True
+    server,
+    *args: str,
+    flags: tuple[str, ...] = (),
+    security: tuple[str, ...] = ("-plaintext",),
+    check: bool = True,
 ) -> tuple[int, str, str]:
-    """Runs `grpcurl -plaintext FLAGS ADDRESS ARGS`."""
+    """Runs `grpcurl SECURITY FLAGS ADDRESS ARGS` (SECURITY: -plaintext, or TLS flags)."""
     # The server runs in this event loop, so grpcurl must not block it.
     process = await asyncio.create_subprocess_exec(
-        str(GRPCURL), "-plaintext", *flags, f"127.0.0.1:{server.port}", *args,
+        str(GRPCURL), *security, *flags, f"127.0.0.1:{server.port}", *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -21,15 +21,17 @@ import pytest
 
 from tests.images import decode
 from tests.services import free_port
+from tests.test_cli import env_for, mend
 from tests.test_gateway_support import SEED_BODY
 from tests.workers import cmdline, eventually, processes_with_env
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
 HEADERS = {"X-API-Key": "dev-key"}
 
 
 class Stack:
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, **settings: str) -> None:
         self.cwd = cwd
         self.grpc_port, self.http_port = free_port(), free_port()
         # Only this test's settings: none of the caller's MEND_* variables.
@@ -38,6 +40,7 @@ class Stack:
             "MEND_GRPC_PORT": str(self.grpc_port),
             "MEND_HTTP_PORT": str(self.http_port),
             "MEND_WORKERS": "2",
+            **settings,
         }
         self.log = cwd / "stack.log"
         with self.log.open("wb") as out:
@@ -70,9 +73,10 @@ class Stack:
         return self.proc.wait(60)
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path)
+@contextlib.contextmanager
+def started_stack(cwd: Path, **settings: str) -> Iterator[Stack]:
+    """`mend-stack` in cwd with these MEND_* settings; whatever is left is killed after."""
+    stack = Stack(cwd, **settings)
     try:
         yield stack
     finally:
@@ -80,6 +84,12 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         stack.proc.wait()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with started_stack(tmp_path) as stack:
+        yield stack
 
 
 async def run_seed_job(http: httpx.AsyncClient) -> dict:  # type: ignore[type-arg]
@@ -131,3 +141,59 @@ async def test_make_run_serves_the_walkthrough_replaces_workers_and_stops_clean(
     assert stack.stop(how) == 0, stack.output()
     # Nothing it started is left running: no orphans.
     await eventually(lambda: not stack.processes(), "every process of the stack to exit", 10)
+
+
+async def test_make_run_with_mutual_tls(tmp_path: Path) -> None:
+    # The README's TLS section: `make dev-certs`, then `make run` with the TLS settings.
+    certs = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scripts.devcerts", str(tmp_path / "var" / "tls"), cwd=REPO
+    )
+    assert await certs.wait() == 0
+    tls = {
+        "MEND_TLS_CERT": "var/tls/server.pem",
+        "MEND_TLS_KEY": "var/tls/server.key",
+        "MEND_TLS_CLIENT_CA": "var/tls/ca.pem",
+        "MEND_TLS_CA": "var/tls/ca.pem",
+        "MEND_GATEWAY_TLS_CERT": "var/tls/client.pem",
+        "MEND_GATEWAY_TLS_KEY": "var/tls/client.key",
+    }
+    with started_stack(tmp_path, MEND_WORKERS="1", **tls) as stack:
+        await eventually(lambda: "Press Ctrl-C to stop." in stack.output(), "the banner", 60)
+        banner = stack.output()
+        assert (
+            "TLS       mutual, certificate var/tls/server.pem; clients must present a "
+            "certificate signed by var/tls/ca.pem"
+        ) in banner
+        assert (
+            "(grpcurl -cacert var/tls/ca.pem -cert var/tls/client.pem -key var/tls/client.key "
+            f"127.0.0.1:{stack.grpc_port} list)"
+        ) in banner
+
+        # The gateway reaches the server over mutual TLS, the workers run the job.
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{stack.http_port}", headers=HEADERS, timeout=10
+        ) as http:
+            job = await run_seed_job(http)
+        assert job["status"] == "completed", job
+
+        # The CLI, as the README shows it.
+        tls_dir = tmp_path / "var" / "tls"
+        identity = ["--ca", f"{tls_dir}/ca.pem", "--cert", f"{tls_dir}/client.pem"]
+        identity += ["--key", f"{tls_dir}/client.key"]
+        address = ["--address", f"127.0.0.1:{stack.grpc_port}", "--api-key", "dev-key"]
+        got = await mend(*identity, *address, "get", job["id"], "--json", env=env_for(None))
+        assert got.code == 0, got.err
+        assert got.json_lines()[0]["status"] == "JOB_STATUS_COMPLETED"
+
+        assert stack.stop("ctrl-c") == 0, stack.output()
+
+
+def test_make_run_stops_at_a_bad_tls_setting(tmp_path: Path) -> None:
+    with started_stack(tmp_path, MEND_TLS_CERT="var/tls/server.pem") as stack:
+        assert stack.proc.wait(60) == 1
+        assert (
+            "MEND_TLS_CERT is set but MEND_TLS_KEY is not: a certificate needs its private key"
+        ) in stack.output()
+        # Stopped before anything started: no Redis, no half-started stack's traceback.
+        assert "Traceback" not in stack.output()
+        assert not (tmp_path / "var" / "redis" / "redis.log").exists()

@@ -16,7 +16,9 @@ from mend_client._connection import (
     CHANNEL_OPTIONS,
     DEFAULT_ADDRESS,
     DEFAULT_TIMEOUT_SECONDS,
+    PathLike,
     auth_metadata,
+    channel_credentials,
 )
 from mend_client._errors import from_rpc_error
 from mend_client._requests import ResizeJob, batch_request, list_request
@@ -39,6 +41,11 @@ class Client:
 
     Every unary call has a deadline: the call's `timeout`, else the client's `timeout`
     (seconds; None means none). Failures raise MendError subclasses.
+
+    TLS: `tls=True` checks the server's certificate against gRPC's bundled public roots,
+    `ca="ca.pem"` against that CA instead; `cert` and `key` (PEM files) present a client
+    certificate (mutual TLS). `ca` or `cert` implies `tls`. Or pass any
+    `grpc.ChannelCredentials` as `credentials`.
     """
 
     def __init__(
@@ -47,10 +54,15 @@ class Client:
         *,
         api_key: str | None = None,
         timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+        tls: bool = False,
+        ca: PathLike | None = None,
+        cert: PathLike | None = None,
+        key: PathLike | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         channel_options = [*CHANNEL_OPTIONS, *options]
+        credentials = channel_credentials(credentials, tls=tls, ca=ca, cert=cert, key=key)
         self._channel = (
             grpc.secure_channel(address, credentials, channel_options)
             if credentials is not None

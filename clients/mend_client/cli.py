@@ -4,7 +4,8 @@
     mend watch JOB_ID
     mend get JOB_ID | list | cancel JOB_ID | stats
 
-The address and API key come from --address/--api-key or MEND_ADDRESS/MEND_API_KEY.
+The address and API key come from --address/--api-key or MEND_ADDRESS/MEND_API_KEY;
+--tls (with --ca FILE, and --cert FILE --key FILE for mutual TLS) connects with TLS.
 --json prints one JSON object per line (the gRPC JSON form, .proto field names).
 """
 
@@ -87,6 +88,19 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         default=default(os.environ.get("MEND_API_KEY") or None),
         help="API key (env MEND_API_KEY)",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        default=default(False),
+        help="connect with TLS, checking the server against public roots unless --ca is given",
+    )
+    tls_files = {
+        "--ca": "PEM CA certificates to check the server's certificate with (implies --tls)",
+        "--cert": "PEM client certificate, for servers that require one (mutual TLS; with --key)",
+        "--key": "PEM private key of --cert",
+    }
+    for flag, text in tls_files.items():
+        parser.add_argument(flag, metavar="FILE", default=default(None), help=text)
     parser.add_argument(
         "--timeout",
         type=float,
@@ -298,7 +312,15 @@ def _watch(client: Client, job_id: str, out: _Output, max_wait: float | None) ->
 
 
 def _run(args: argparse.Namespace, out: _Output) -> int:
-    with Client(args.address, api_key=args.api_key, timeout=args.timeout) as client:
+    with Client(
+        args.address,
+        api_key=args.api_key,
+        timeout=args.timeout,
+        tls=args.tls,
+        ca=args.ca,
+        cert=args.cert,
+        key=args.key,
+    ) as client:
         if args.command == "submit":
             (sb, sk), (db, dk) = args.source, args.dest
             job_id = client.resize(
@@ -372,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.state_end()
         _report(exc, args.json)
         return EXIT_ERROR
-    except ValueError as exc:  # e.g. an unknown enum name given through the library
+    except ValueError as exc:  # e.g. an unknown enum name, an unreadable certificate file
         print(f"mend: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:

@@ -27,6 +27,7 @@ from mend_server.gateway.openapi import build_openapi
 from mend_server.gateway.routes import HttpRoute, routes_from_service
 from mend_server.gateway.sse import JobStreams
 from mend_server.gateway.upstream import Upstream, grpc_target
+from mend_server.tls import upstream_credentials, upstream_options
 
 SERVICE = jobs_pb2.DESCRIPTOR.services_by_name["JobService"]
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -81,6 +82,8 @@ class Gateway:
         self.upstream = Upstream(
             grpc_target(settings.grpc_host, settings.grpc_port),
             timeout_seconds=grpc_timeout_seconds,
+            credentials=upstream_credentials(settings),
+            options=upstream_options(settings),
         )
         self.redis: Redis | None = None
         self.health: Health | None = None

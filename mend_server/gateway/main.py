@@ -48,11 +48,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
     server = build_server(settings)
+    upstream = server.gateway.upstream
     log.info(
-        "mend REST gateway on http://%s:%d (gRPC server %s)",
+        "mend REST gateway on http://%s:%d (gRPC server %s, %s)",
         settings.http_host,
         settings.http_port,
-        server.gateway.upstream.target,
+        upstream.target,
+        "TLS" if upstream.credentials is not None else "plaintext",
     )
     # uvicorn re-raises the stop signal once it has shut down; ending here instead makes a
     # graceful stop exit 0 (a signal before uvicorn starts also just ends the process).

@@ -3,7 +3,7 @@ method of it (built from descriptors, so no generated stub is needed)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -14,7 +14,7 @@ from google.protobuf.descriptor import MethodDescriptor
 # the gRPC server alone decides who the caller is.
 FORWARDED_HEADERS = ("x-api-key", "authorization")
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
-_CHANNEL_OPTIONS = [
+_CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     # WatchJob streams may sit idle for a long time: keep the connection warm.
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
@@ -47,9 +47,18 @@ class Upstream:
     """Callables are handed out before the channel exists (routes are built with the
     app); the channel is opened in `start`, inside the server's event loop."""
 
-    def __init__(self, target: str, *, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout_seconds: float,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
         self.target = target
         self.timeout = timeout_seconds
+        self.credentials = credentials  # None: plaintext
+        self._options = [*_CHANNEL_OPTIONS, *options]
         self._channel: grpc.aio.Channel | None = None
         self._callables: dict[str, Any] = {}
 
@@ -60,7 +69,11 @@ class Upstream:
         return self._channel
 
     async def start(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
+        self._channel = (
+            grpc.aio.secure_channel(self.target, self.credentials, options=self._options)
+            if self.credentials is not None
+            else grpc.aio.insecure_channel(self.target, options=self._options)
+        )
         self._callables.clear()
 
     async def close(self) -> None:
