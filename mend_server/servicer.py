@@ -31,6 +31,7 @@ from mend_core.validation import (
     validate,
     validate_batch,
 )
+from mend_core.webhook_target import WebhookTargets
 from mend_server import convert
 from mend_server.auth import current_tenant
 from mend_server.feed import ChangeFeed
@@ -131,6 +132,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         store: JobStore,
         feed: ChangeFeed,
         limits: Limits,
+        webhook_targets: WebhookTargets,
         *,
         max_request_bytes: int,
         watch_heartbeat_seconds: float,
@@ -138,6 +140,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self._store = store
         self._feed = feed
         self._limits = limits
+        self._webhook_targets = webhook_targets
         self._max_request_bytes = max_request_bytes
         self._heartbeat = watch_heartbeat_seconds
 
@@ -151,8 +154,24 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             [Violation(largest, f"request is {size} bytes; the limit is {self._max_request_bytes}")]
         )
 
+    async def _refused_webhooks(self, urls: Mapping[str, str]) -> list[Violation]:
+        """A violation for each field (path -> URL) whose webhook target is refused; each
+        distinct URL is looked up once, all of them at once."""
+        distinct = list(dict.fromkeys(url for url in urls.values() if url))
+        found = await asyncio.gather(*map(self._webhook_targets.refusal, distinct))
+        refusals = dict(zip(distinct, found, strict=True))
+        return [Violation(path, why) for path, url in urls.items() if (why := refusals.get(url))]
+
     async def _submit_one(self, draft: JobDraft, paths: Mapping[str, str]) -> pb.SubmitJobResponse:
-        spec = _draft_spec(draft, self._limits, paths)
+        refused = await self._refused_webhooks(
+            {paths.get("webhook_url", "webhook_url"): draft.webhook_url}
+        )
+        try:
+            spec = _draft_spec(draft, self._limits, paths)
+        except BadRequest as exc:
+            raise BadRequest([*exc.violations, *refused]) from None
+        if refused:
+            raise BadRequest(refused)
         [submitted] = await self._store.submit(current_tenant.get(), [spec])
         return pb.SubmitJobResponse(
             job_id=submitted.job_id, status=pb.JOB_STATUS_PENDING, message=QUEUED_MESSAGE
@@ -201,6 +220,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 )
             except BadRequest as exc:
                 bad.extend(exc.violations)
+        webhooks = {"options.webhook_url": opts.webhook_url}
+        for i, item in enumerate(request.jobs):
+            webhooks[f"jobs[{i}].options.webhook_url"] = item.options.webhook_url
+        bad.extend(await self._refused_webhooks(webhooks))
         if bad:
             raise BadRequest(bad)
         submitted = await self._store.submit(current_tenant.get(), specs, batch)

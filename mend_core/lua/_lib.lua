@@ -8,9 +8,12 @@ local INFLIGHT = PREFIX .. 'inflight'    -- zset: processing job ids, by lease d
 local WAKE = PREFIX .. 'wake'            -- list: one token per enqueue; idle workers BLPOP it
 local STATS = PREFIX .. 'stats'          -- hash: "<type>:<status>" counters, avg duration
 local CHANNEL = PREFIX .. 'changes'      -- pub/sub: "<id>:<version>" after every change
-local WEBHOOKS = PREFIX .. 'webhooks'    -- stream: webhook deliveries to make
+-- Webhook deliveries are never trimmed by count: an entry leaves the stream only once it
+-- was delivered, scheduled for a retry or dead-lettered (see mend_core/webhook_queue.py).
+local WEBHOOKS = PREFIX .. 'webhooks'    -- stream: webhook deliveries to make now
+local WEBHOOK_RETRIES = PREFIX .. 'webhooks:retry'  -- zset: deliveries waiting to retry, by due ms
+local DEAD_WEBHOOKS = PREFIX .. 'webhooks:dead'     -- stream: deliveries that failed for good
 local EVENTS_MAXLEN = 512
-local WEBHOOKS_MAXLEN = 100000
 local WAKE_MAXLEN = 10000
 
 local function now_ms()
@@ -77,7 +80,7 @@ local function held(job, fence)
 end
 
 local function queue_webhook(event, url, style, fields)
-  redis.call('XADD', WEBHOOKS, 'MAXLEN', '~', WEBHOOKS_MAXLEN, '*',
+  redis.call('XADD', WEBHOOKS, '*',
     'event', event, 'url', url, 'style', style ~= '' and style or 'default', unpack(fields))
 end
 
