@@ -43,7 +43,7 @@ def _not_public(address: Address) -> str | None:
             return _not_public(address.ipv4_mapped or address.sixtofour)  # type: ignore[arg-type]
         if address in _NAT64:
             return _not_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    for kind in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved"):
+    for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
         if getattr(address, f"is_{kind}"):
             return f"a {kind.replace('_', '-')} address"
     if not address.is_global:
