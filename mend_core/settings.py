@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     webhook_retry_seconds: Annotated[tuple[float, ...], NoDecode] = (1.0, 10.0, 60.0)
     # Private, loopback and link-local targets are refused unless allowed (SSRF).
     webhook_allow_private: bool = False
-    # How long a submit waits for a webhook host name to resolve before refusing it.
+    # How long a webhook host name may take to resolve (at submit, and at each attempt).
     webhook_resolve_timeout_seconds: float = Field(default=2.0, gt=0)
 
     # Server: several processes share the gRPC port (SO_REUSEPORT) to use more than one

@@ -158,6 +158,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         """A violation for each field (path -> URL) whose webhook target is refused; each
         distinct URL is looked up once, all of them at once."""
         distinct = list(dict.fromkeys(url for url in urls.values() if url))
+        if not distinct:
+            return []
         found = await asyncio.gather(*map(self._webhook_targets.refusal, distinct))
         refusals = dict(zip(distinct, found, strict=True))
         return [Violation(path, why) for path, url in urls.items() if (why := refusals.get(url))]

@@ -153,6 +153,9 @@ class WebhookDispatcher:
         )
         for delivery in deliveries:
             await self._slots.acquire()
+            if self._closed:  # stopping: what was read stays pending, for another process
+                self._slots.release()
+                return
             task = asyncio.create_task(self._handle(delivery))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)

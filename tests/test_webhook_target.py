@@ -5,6 +5,7 @@ the connection) is played by a resolver that answers differently the second time
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
 import ssl
@@ -139,8 +140,6 @@ async def test_a_name_that_does_not_resolve_is_refused_clearly() -> None:
 
 async def test_a_lookup_that_hangs_is_refused_after_the_timeout() -> None:
     async def hangs(host: str, port: int) -> list[str]:
-        import asyncio
-
         await asyncio.sleep(60)
         return []
 

@@ -32,7 +32,7 @@ from mend_core.settings import Settings
 from mend_core.validation import JobDraft, Limits, validate
 from mend_core.webhook_queue import WebhookQueue
 from mend_server.server import MendServer
-from tests.conftest import AUTH, make_settings
+from tests.conftest import API_KEY, AUTH, make_settings
 from tests.helpers import (
     PUBLIC_WEBHOOK_URL,
     is_uuid4,
@@ -465,9 +465,7 @@ async def test_rest_answers_400_naming_webhook_url(mend_server, tmp_path: Path):
     settings = gateway_settings(mend_server.settings, mend_server.port, tmp_path)
     running = await start_gateway(settings)
     try:
-        async with httpx.AsyncClient(
-            base_url=running.url, headers={"X-API-Key": "test-key"}
-        ) as http:
+        async with httpx.AsyncClient(base_url=running.url, headers={"X-API-Key": API_KEY}) as http:
             flat = await http.post(
                 "/api/v1/jobs/image/resize",
                 json={**SEED_BODY, "webhook_url": "http://169.254.169.254/latest/"},
