@@ -3,8 +3,9 @@
 Safety before speed: the pixel count is checked against ``max_pixels`` from the header,
 before any pixel is decoded, and only a few well-known input formats are decoded at all.
 Speed: JPEG sources are decoded at a reduced DCT scale (``draft``), resampling reduces by
-integer factors first (``reducing_gap``), and EXIF rotation and colour conversions are
-applied to the small output rather than to the full-size source.
+integer factors first (``reducing_gap``), and EXIF rotation and colour conversions
+(including ICC profile transforms) are applied to the small output rather than to the
+full-size source.
 """
 
 from __future__ import annotations
@@ -17,17 +18,38 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from functools import cache
+from typing import TypeVar, cast
 
-from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, PngImagePlugin, UnidentifiedImageError
 
 from mend_core.errors import ImageTooLarge, PermanentError, UnsupportedImage
 
-__all__ = ["CONTENT_TYPES", "ResizedImage", "output_format_for", "resize_image"]
+__all__ = [
+    "CONTENT_TYPES",
+    "ICC_EMBED_MAX_BYTES",
+    "PNG_MAX_CHUNK_BYTES",
+    "ResizedImage",
+    "output_format_for",
+    "resize_image",
+]
 
 CONTENT_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 FITS = ("inside", "cover", "fill")
 DEFAULT_QUALITY = 85
+
+# A colour profile up to this size is embedded in the output as it came: every common
+# matrix profile fits (sRGB IEC61966-2.1 is 3144 bytes, Display P3 and Adobe RGB about
+# 550). A larger one (LUT-based, or carrying private tags) would outweigh a thumbnail, so
+# the pixels are converted to sRGB through it and the output is untagged, which viewers
+# take as sRGB. (imgproxy does that to every profile by default; keeping the small ones
+# keeps wide-gamut colour, such as a Display P3 photo's, for a few hundred bytes.)
+ICC_EMBED_MAX_BYTES = 4096
+# How far Pillow may inflate one zlib-compressed PNG chunk: iCCP (a colour profile) and
+# zTXt/iTXt (text, still capped at 64 MiB in total by Pillow). Pillow's default of 1 MiB
+# rejects valid files with large profiles; 16 MiB is about the most a JPEG can carry
+# (255 APP2 segments), so a profile any format can hold is decoded.
+PNG_MAX_CHUNK_BYTES = 16 * 1024 * 1024
 
 # Decoders Mend accepts. Pillow knows dozens more (EPS even runs Ghostscript); each one is
 # attack surface, so anything else is rejected as unsupported. (Multi-picture JPEGs open
@@ -69,7 +91,7 @@ _DECODE_ERRORS = (
     ZeroDivisionError,
 )
 
-# Pillow's bomb limit and the warnings filters are process-wide; see _pillow_bomb_limit.
+# Pillow's limits and the warnings filters are process-wide; see _pillow_limits.
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
 
@@ -172,21 +194,33 @@ def resize_image(
 
 
 @contextmanager
-def _pillow_bomb_limit(limit: int | None) -> Iterator[None]:
-    """Run with Pillow's decompression-bomb limit set to ``limit``, its warning raised as
-    an error instead of printed.
+def _pillow_limits(max_pixels: int | None) -> Iterator[None]:
+    """Run with Pillow's decompression-bomb limit set to ``max_pixels`` (its warning
+    raised as an error instead of printed) and its PNG chunk limit at
+    PNG_MAX_CHUNK_BYTES.
 
-    Both are process-wide, hence the lock; Mend runs one job per worker process, so the
+    All are process-wide, hence the lock; Mend runs one job per worker process, so the
     lock is uncontended there.
     """
     with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = limit
+        saved = Image.MAX_IMAGE_PIXELS, PngImagePlugin.MAX_TEXT_CHUNK
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        PngImagePlugin.MAX_TEXT_CHUNK = PNG_MAX_CHUNK_BYTES
         try:
             yield
         finally:
-            Image.MAX_IMAGE_PIXELS = saved
+            Image.MAX_IMAGE_PIXELS, PngImagePlugin.MAX_TEXT_CHUNK = saved
+
+
+def _corrupt(stage: str, e: Exception) -> UnsupportedImage:
+    if "MAX_TEXT_CHUNK" in str(e):
+        # Pillow's own words name its variable: say which limit that is, in Mend's terms.
+        return UnsupportedImage(
+            "not a supported image: a compressed PNG chunk (colour profile or text)"
+            f" inflates past the {PNG_MAX_CHUNK_BYTES // 2**20} MiB limit"
+        )
+    return UnsupportedImage(f"not a supported image: {stage} ({e})")
 
 
 def _decode(
@@ -201,14 +235,14 @@ def _decode(
     try:
         # Pillow's own check would stop a bomb inside Image.open, before the dimensions
         # are known; ours below reports them, so Pillow's is off while reading the header.
-        with _pillow_bomb_limit(None):
+        with _pillow_limits(None):
             img = Image.open(io.BytesIO(data), formats=_INPUT_FORMATS)
     except UnidentifiedImageError:
         raise UnsupportedImage(
             "not a supported image: unrecognised data (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"
         ) from None
     except _DECODE_ERRORS as e:
-        raise UnsupportedImage(f"not a supported image: corrupt header ({e})") from e
+        raise _corrupt("corrupt header", e) from e
 
     src_w, src_h = img.size
     if src_w * src_h > max_pixels:
@@ -228,7 +262,7 @@ def _decode(
                 if drafted is not None:
                     region = (drafted[1][2], drafted[1][3])
         # Pillow's per-tile/per-frame checks still guard the decode, at our limit.
-        with _pillow_bomb_limit(max_pixels):
+        with _pillow_limits(max_pixels):
             img.load()
         if img.format not in ("JPEG", "MPO"):
             # PNG may keep EXIF after the pixel data: read it once decoded.
@@ -236,7 +270,7 @@ def _decode(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge(src_w, src_h, max_pixels) from None
     except _DECODE_ERRORS as e:
-        raise UnsupportedImage(f"not a supported image: truncated or corrupt ({e})") from e
+        raise _corrupt("truncated or corrupt", e) from e
     return img, orientation, (src_w, src_h), region
 
 
@@ -329,15 +363,36 @@ def _prepare_for_resampling(img: Image.Image) -> Image.Image:
         return img.convert("RGBA" if _has_alpha(img) else "RGB")
     if mode == "1":
         return img.convert("L")
-    if mode.startswith("I;16") or mode == "I":
+    if mode.startswith("I;16"):
         # 16-bit grey: convert("L") would clip, so scale 0..65535 down to 0..255 first.
-        return img.convert("I").point(lambda v: v / 256).convert("L")
+        return _grey_to_8_bit(img.convert("I"), 0, 65535)
+    if mode == "I":
+        return _grey_to_8_bit(img, *_int_grey_range(img))
     if mode == "F":
         return img.convert("L")
     if mode in ("L", "RGB") and "transparency" in img.info:
         # PNG tRNS colour key: make it a real alpha channel.
         return img.convert("LA" if mode == "L" else "RGBA")
     return img
+
+
+def _int_grey_range(img: Image.Image) -> tuple[int, int]:
+    """The range a 32-bit grey image's values come from, judged by the values: TIFF
+    stores 8- and 16-bit data widened to 32 bits, and the mode does not say which."""
+    lo, hi = cast(tuple[int, int], img.getextrema())
+    if lo >= 0 and hi <= 255:
+        return 0, 255  # 8-bit data, as it is
+    if lo >= 0 and hi <= 65535:
+        return 0, 65535  # 16-bit data, scaled as I;16 is
+    return lo, max(hi, lo + 1)  # anything else: stretched from its darkest to its lightest
+
+
+def _grey_to_8_bit(img: Image.Image, lo: int, hi: int) -> Image.Image:
+    """Mode I to L, mapping lo..hi linearly onto 0..255 (rounded)."""
+    if (lo, hi) == (0, 255):
+        return img.convert("L")
+    scale = 255 / (hi - lo)
+    return img.point(lambda v: v * scale + (0.5 - lo * scale)).convert("L")
 
 
 def _icc_colour_space(icc: bytes) -> bytes:
@@ -347,14 +402,24 @@ def _icc_colour_space(icc: bytes) -> bytes:
 def _to_output_mode(
     img: Image.Image, fmt: str, icc: bytes | None
 ) -> tuple[Image.Image, bytes | None]:
-    """Convert to a mode ``fmt`` can store; keep the ICC profile only if it still applies."""
+    """Convert to a mode ``fmt`` can store; keep the ICC profile only if it is small and
+    still applies. CMYK, and pixels with a profile above ICC_EMBED_MAX_BYTES, are
+    converted to sRGB through their profile, which is then dropped."""
     if img.mode == "CMYK":
-        img, icc = _cmyk_to_rgb(img, icc)
+        converted = _to_srgb(img, icc) if icc else None
+        img = img.convert("RGB") if converted is None else converted
+        icc = None
     elif img.mode not in ("L", "LA", "RGB", "RGBA"):
         try:
             img = img.convert("RGBA" if _has_alpha(img) else "RGB")
         except ValueError as e:
             raise UnsupportedImage(f"not a supported image: colour mode {img.mode}") from e
+    if icc is not None and len(icc) > ICC_EMBED_MAX_BYTES:
+        # Converted on the small output; a profile that does not fit the pixels is
+        # ignored, as below.
+        converted = _to_srgb(img, icc)
+        img = img if converted is None else converted
+        icc = None
 
     if fmt == "jpeg" and img.mode in ("LA", "RGBA"):
         img = _flatten_on_white(img)
@@ -370,17 +435,43 @@ def _to_output_mode(
     return img, icc
 
 
-def _cmyk_to_rgb(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
-    if icc is not None and _icc_colour_space(icc) == b"CMYK":
-        try:
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-            out = ImageCms.profileToProfile(img, src, srgb, outputMode="RGB")
-            if out is not None:
-                return out, None  # now sRGB: no profile needed
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            pass  # a broken profile: fall back to the naive conversion below
-    return img.convert("RGB"), None
+# Each mode _to_srgb converts: the profile colour space it needs, and the mode LittleCMS
+# transforms (alpha is set aside: Pillow has no grey-with-alpha transform).
+_PROFILE_SPACES = {
+    "L": (b"GRAY", "L"),
+    "LA": (b"GRAY", "L"),
+    "RGB": (b"RGB ", "RGB"),
+    "RGBA": (b"RGB ", "RGBA"),
+    "CMYK": (b"CMYK", "CMYK"),
+}
+
+
+@cache
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image | None:
+    """``img`` converted to sRGB through its ICC profile (grey stays grey), or None when
+    the profile does not describe such pixels or LittleCMS cannot use it."""
+    space, cms_mode = _PROFILE_SPACES.get(img.mode, (b"", ""))
+    if _icc_colour_space(icc) != space:
+        return None
+    alpha = img.getchannel("A") if img.mode == "LA" else None
+    src = img.convert(cms_mode) if img.mode != cms_mode else img
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        out = ImageCms.profileToProfile(
+            src, profile, _srgb_profile(), outputMode="RGBA" if cms_mode == "RGBA" else "RGB"
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None  # a broken profile: the caller falls back to ignoring it
+    if out is None or img.mode not in ("L", "LA"):
+        return out
+    out = out.convert("L")  # sRGB grey has R = G = B: nothing is lost
+    if alpha is not None:
+        out.putalpha(alpha)
+    return out
 
 
 def _flatten_on_white(img: Image.Image) -> Image.Image:

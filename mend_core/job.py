@@ -74,6 +74,10 @@ class JobSpec:
     webhook_style: str = ""
     batch_id: str = ""
 
+    def buckets(self) -> list[tuple[str, str]]:
+        """Every (field, bucket) the job reads or writes: what the tenant must be granted."""
+        return [("source_bucket", self.source_bucket), ("dest_bucket", self.dest_bucket)]
+
     def to_fields(self, job_id: str, tenant: str) -> dict[str, str]:
         fields = {
             "id": job_id,

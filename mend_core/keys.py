@@ -36,6 +36,14 @@ class Keys:
         """stream: deliveries that failed for good, kept for an operator to replay"""
         return f"{self.prefix}webhooks:dead"
 
+    def tenant_stats(self, tenant: str) -> str:
+        """The tenant's "<type>:<status>" counters and its "scheduled" count."""
+        return f"{self.prefix}tenant:{tenant}:stats"
+
+    @property
+    def tenants(self) -> str:
+        return f"{self.prefix}tenants"
+
     def index(self, tenant: str, name: str) -> str:
         """name: "all", "status:<status>" or "type:<type>"."""
         return f"{self.prefix}tenant:{tenant}:{name}"

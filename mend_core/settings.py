@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
-@dataclass(frozen=True)
-class ApiKey:
-    key: str
-    tenant: str
-
-
-def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
-    """`key` or `tenant=key`, comma separated. A bare key's tenant is derived from the key
-    (a hash prefix), so naming the tenant lets a key be rotated without losing its jobs."""
-    keys = []
-    for entry in filter(None, (part.strip() for part in raw.split(","))):
-        tenant, sep, key = entry.partition("=")
-        if not sep:
-            key, tenant = entry, "t-" + hashlib.sha256(entry.encode()).hexdigest()[:16]
-        if not key or not tenant:
-            raise ValueError(f"bad MEND_API_KEYS entry {entry!r}: expected KEY or TENANT=KEY")
-        keys.append(ApiKey(key=key, tenant=tenant))
-    return tuple(keys)
+from mend_core.tenancy import ANONYMOUS_TENANT, ApiKey, BucketGrants, parse_api_keys
 
 
 class Settings(BaseSettings):
@@ -46,6 +26,11 @@ class Settings(BaseSettings):
     # auth_disabled is set explicitly.
     api_keys: Annotated[str, NoDecode] = ""
     auth_disabled: bool = False
+    # Keys (same forms) that also see every tenant's queue statistics.
+    admin_keys: Annotated[str, NoDecode] = ""
+    # `tenant=bucket|bucket`, comma separated (`*`: any bucket). Empty with one tenant:
+    # every bucket; otherwise a tenant uses only the buckets granted to it.
+    tenant_buckets: Annotated[str, NoDecode] = ""
 
     # Storage
     storage: Literal["file", "s3"] = "file"
@@ -114,4 +99,18 @@ class Settings(BaseSettings):
 
     @property
     def keys(self) -> tuple[ApiKey, ...]:
-        return parse_api_keys(self.api_keys)
+        """Every accepted key; an admin key listed among the API keys too is an admin."""
+        admins = parse_api_keys(self.admin_keys, admin=True)
+        admin_keys = {k.key for k in admins}
+        return tuple(k for k in parse_api_keys(self.api_keys) if k.key not in admin_keys) + admins
+
+    def bucket_grants(self) -> BucketGrants:
+        tenants = [ANONYMOUS_TENANT] if self.auth_disabled else [k.tenant for k in self.keys]
+        return BucketGrants.configure(self.tenant_buckets, tenants)
+
+    @model_validator(mode="after")
+    def _check_tenancy(self) -> Settings:
+        # Malformed key lists and grants stop the process at start, not at the first call.
+        self.keys  # noqa: B018
+        self.bucket_grants()
+        return self

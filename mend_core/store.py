@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
 
 from mend_core.job import Batch, Job, JobSpec, JobStatus, JobType, new_job_id
 from mend_core.keys import Keys
 from mend_core.scripts import Scripts
+
+_STATUSES = tuple(s.value for s in JobStatus)
 
 
 class JobNotFound(Exception):
@@ -52,6 +54,22 @@ class Stats:
     by_type: dict[str, Counts]
     workers: int
     scheduled: int
+    # Each tenant's totals; only in the all-tenants view.
+    by_tenant: dict[str, Counts] = field(default_factory=dict)
+
+
+def _counts_by_type(counters: dict[str, str]) -> dict[str, Counts]:
+    """Counters named "<type>:<status>" -> Counts per type (other fields are ignored)."""
+    per_type: dict[str, dict[str, int]] = {}
+    for name, value in counters.items():
+        jtype, _, status = name.partition(":")
+        if status in _STATUSES:
+            per_type.setdefault(jtype, {})[status] = max(int(value), 0)
+    return {t: Counts(**c) for t, c in per_type.items()}
+
+
+def _total(by_type: dict[str, Counts]) -> Counts:
+    return Counts(**{s: sum(getattr(c, s) for c in by_type.values()) for s in _STATUSES})
 
 
 @dataclass(frozen=True)
@@ -198,23 +216,34 @@ class JobStore:
         )
         return [Job.from_fields(fields) for _, fields in entries]
 
-    async def stats(self) -> Stats:
+    async def stats(self, tenant: str, *, all_tenants: bool = False) -> Stats:
+        """The tenant's own counts; with all_tenants, every tenant's totals and each
+        tenant's share."""
         now_ms = int(time.time() * 1000)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self._keys.stats)
             pipe.zcount(self._keys.workers, now_ms - self._liveness_ms, "+inf")
-            pipe.zcard(self._keys.scheduled)
-            counters, workers, scheduled = await pipe.execute()
-        per_type: dict[str, dict[str, int]] = {}
-        for name, value in counters.items():
-            jtype, _, status = name.partition(":")
-            if status:
-                per_type.setdefault(jtype, {})[status] = max(int(value), 0)
-        by_type = {t: Counts(**c) for t, c in per_type.items()}
-        totals = Counts(
-            **{s.value: sum(getattr(c, s.value) for c in by_type.values()) for s in JobStatus}
-        )
-        return Stats(totals=totals, by_type=by_type, workers=int(workers), scheduled=scheduled)
+            if all_tenants:
+                pipe.hgetall(self._keys.stats)
+                pipe.zcard(self._keys.scheduled)
+                pipe.smembers(self._keys.tenants)
+            else:
+                pipe.hgetall(self._keys.tenant_stats(tenant))
+            workers, counters, *rest = await pipe.execute()
+        if not all_tenants:
+            by_type = _counts_by_type(counters)
+            scheduled = max(int(counters.get("scheduled", 0)), 0)
+            return Stats(_total(by_type), by_type, int(workers), scheduled)
+        scheduled, tenants = rest
+        names = sorted(tenants)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self._keys.tenant_stats(name))
+            rows = await pipe.execute()
+        by_tenant = {
+            name: _total(_counts_by_type(row)) for name, row in zip(names, rows, strict=True)
+        }
+        by_type = _counts_by_type(counters)
+        return Stats(_total(by_type), by_type, int(workers), scheduled, by_tenant)
 
     async def ping(self) -> bool:
         try:

@@ -1,7 +1,8 @@
 """API-key authentication: `x-api-key: KEY` or `authorization: Bearer KEY`.
 
-The interceptor resolves the caller's tenant and hands it to the servicer through a
-context variable; health checks and reflection are open."""
+The interceptor resolves the caller (its tenant, and whether its key is an admin key) and
+hands it to the servicer through a context variable; health checks and reflection are
+open."""
 
 from __future__ import annotations
 
@@ -9,17 +10,25 @@ import contextvars
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from mend_core.settings import ApiKey
+from mend_core.tenancy import ANONYMOUS_TENANT, ApiKey
 
-current_tenant: contextvars.ContextVar[str] = contextvars.ContextVar("current_tenant")
+
+@dataclass(frozen=True)
+class Caller:
+    tenant: str
+    admin: bool = False
+
+
+current_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("current_caller")
 
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-# With auth disabled every caller shares this tenant.
-ANONYMOUS_TENANT = "anonymous"
+# With auth disabled every caller is the one anonymous tenant, with no admin rights.
+_ANONYMOUS = Caller(ANONYMOUS_TENANT)
 
 
 class Authenticator:
@@ -28,29 +37,30 @@ class Authenticator:
         # Looking keys up by their digest keeps the lookup from leaking the key's bytes
         # through timing; compare_digest then confirms the match in constant time.
         self._by_digest = {self._digest(k.key): k for k in keys}
+        self._callers = {k.key: Caller(k.tenant, k.admin) for k in keys}
         # Keys that passed that check, as presented, so that a client's later calls skip
         # the two SHA-256 digests. Only valid keys get in, so it stays as small as the
         # key list; a str dict lookup compares bytes only on a (randomised) hash match,
         # which a guessed key does not reach.
-        self._accepted: dict[str, str] = {}
+        self._accepted: dict[str, Caller] = {}
 
     @staticmethod
     def _digest(key: str) -> bytes:
         return hashlib.sha256(key.encode()).digest()
 
-    def tenant_for(self, key: str | None) -> str | None:
+    def caller_for(self, key: str | None) -> Caller | None:
         if self._disabled:
-            return ANONYMOUS_TENANT
+            return _ANONYMOUS
         if not key:
             return None
-        if (tenant := self._accepted.get(key)) is not None:
-            return tenant
+        if (caller := self._accepted.get(key)) is not None:
+            return caller
         digest = self._digest(key)
         found = self._by_digest.get(digest)
         if found is None or not hmac.compare_digest(self._digest(found.key), digest):
             return None
-        self._accepted[key] = found.tenant
-        return found.tenant
+        caller = self._accepted[key] = self._callers[found.key]
+        return caller
 
     @staticmethod
     def key_from_headers(get: Callable[[str], str | None]) -> str | None:
@@ -69,7 +79,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self._auth = authenticator
         # Wrapped handlers are reused per (method, tenant): wrapping on every call costs
         # more than the rest of the check.
-        self._wrapped: dict[tuple[str, str | None], grpc.RpcMethodHandler] = {}
+        self._wrapped: dict[tuple[str, Caller | None], grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
@@ -79,18 +89,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if details.method.startswith(OPEN_SERVICES):
             return await continuation(details)
         metadata = dict(details.invocation_metadata or ())
-        tenant = self._auth.tenant_for(self._auth.key_from_headers(metadata.get))
-        wrapped = self._wrapped.get((details.method, tenant))
+        caller = self._auth.caller_for(self._auth.key_from_headers(metadata.get))
+        wrapped = self._wrapped.get((details.method, caller))
         if wrapped is None:
             handler = await continuation(details)
             if handler is None:
                 return handler
-            wrapped = self._wrapped[(details.method, tenant)] = _with_tenant(handler, tenant)
+            wrapped = self._wrapped[(details.method, caller)] = _with_caller(handler, caller)
         return wrapped
 
 
-def _with_tenant(handler: grpc.RpcMethodHandler, tenant: str | None) -> grpc.RpcMethodHandler:
-    """Wraps a unary or server-streaming handler so it runs with current_tenant set, or
+def _with_caller(handler: grpc.RpcMethodHandler, caller: Caller | None) -> grpc.RpcMethodHandler:
+    """Wraps a unary or server-streaming handler so it runs with current_caller set, or
     fails with UNAUTHENTICATED before running at all."""
 
     async def deny(context: grpc.aio.ServicerContext) -> None:
@@ -103,9 +113,9 @@ def _with_tenant(handler: grpc.RpcMethodHandler, tenant: str | None) -> grpc.Rpc
         inner = handler.unary_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if tenant is None:
+            if caller is None:
                 await deny(context)
-            current_tenant.set(tenant)  # type: ignore[arg-type]
+            current_caller.set(caller)  # type: ignore[arg-type]
             return await inner(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -115,9 +125,9 @@ def _with_tenant(handler: grpc.RpcMethodHandler, tenant: str | None) -> grpc.Rpc
         inner_stream = handler.unary_stream
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if tenant is None:
+            if caller is None:
                 await deny(context)
-            current_tenant.set(tenant)  # type: ignore[arg-type]
+            current_caller.set(caller)  # type: ignore[arg-type]
             async for item in inner_stream(request, context):
                 yield item
 

@@ -189,4 +189,5 @@ def stats_to_pb(stats: Stats) -> pb.QueueStats:
         by_type={name: _counts(c) for name, c in stats.by_type.items()},
         workers=stats.workers,
         scheduled=stats.scheduled,
+        by_tenant={name: _counts(c) for name, c in stats.by_tenant.items()},
     )

@@ -93,6 +93,7 @@ class MendServer:
                 self.store,
                 self.feed,
                 Limits.from_settings(settings),
+                settings.bucket_grants(),
                 webhook_targets,
                 max_request_bytes=settings.max_request_bytes,
                 watch_heartbeat_seconds=settings.watch_heartbeat_seconds,

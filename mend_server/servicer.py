@@ -21,7 +21,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
+from mend_core.job import JobSpec
 from mend_core.store import BatchExists, JobFinished, JobNotFound, JobStore
+from mend_core.tenancy import AccessDenied, BucketGrants
 from mend_core.validation import (
     MAX_BATCH,
     JobDraft,
@@ -33,7 +35,7 @@ from mend_core.validation import (
 )
 from mend_core.webhook_target import WebhookTargets
 from mend_server import convert
-from mend_server.auth import current_tenant
+from mend_server.auth import current_caller
 from mend_server.feed import ChangeFeed
 
 DEFAULT_PAGE_SIZE = 20
@@ -53,22 +55,43 @@ def _field_size(value: object) -> int:
     return sum(map(_field_size, cast(Iterable[object], value)))  # a repeated field
 
 
-class BadRequest(Exception):
+class FieldErrors(Exception):
+    """A refusal that names the request's fields: its status carries a google.rpc.BadRequest
+    with one violation per field, whatever the code."""
+
+    code = code_pb2.INVALID_ARGUMENT
+    summary = "invalid request"
+
     def __init__(self, violations: list[Violation]) -> None:
         super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
         self.violations = violations
 
 
-async def _abort_invalid(context: grpc.aio.ServicerContext, violations: list[Violation]) -> None:
+class BadRequest(FieldErrors):
+    pass
+
+
+class Forbidden(FieldErrors):
+    code = code_pb2.PERMISSION_DENIED
+    summary = "permission denied"
+
+
+class Conflict(FieldErrors):
+    code = code_pb2.ALREADY_EXISTS
+    summary = "already exists"
+
+
+async def _abort_fields(context: grpc.aio.ServicerContext, error: FieldErrors) -> None:
     detail = error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in violations
+            for v in error.violations
         ]
     )
     status = status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT,
-        message="invalid request: " + "; ".join(f"{v.field} {v.description}" for v in violations),
+        code=error.code,
+        message=f"{error.summary}: "
+        + "; ".join(f"{v.field} {v.description}" for v in error.violations),
     )
     status.details.add().Pack(detail)
     await context.abort_with_status(rpc_status.to_status(status))
@@ -90,6 +113,10 @@ def _job_id(raw: str) -> str:
     return raw.lower()
 
 
+def _tenant() -> str:
+    return current_caller.get().tenant
+
+
 _Handler = TypeVar("_Handler", bound=Callable[..., Awaitable[Any]])
 
 
@@ -101,8 +128,8 @@ def _guarded(handler: _Handler) -> _Handler:
     async def guarded(self: JobService, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await handler(self, request, context)
-        except BadRequest as exc:
-            await _abort_invalid(context, exc.violations)
+        except FieldErrors as exc:
+            await _abort_fields(context, exc)
         except JobNotFound as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job {exc} not found")
         except JobFinished as exc:
@@ -132,6 +159,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         store: JobStore,
         feed: ChangeFeed,
         limits: Limits,
+        grants: BucketGrants,
         webhook_targets: WebhookTargets,
         *,
         max_request_bytes: int,
@@ -140,6 +168,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self._store = store
         self._feed = feed
         self._limits = limits
+        self._grants = grants
         self._webhook_targets = webhook_targets
         self._max_request_bytes = max_request_bytes
         self._heartbeat = watch_heartbeat_seconds
@@ -153,6 +182,20 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         raise BadRequest(
             [Violation(largest, f"request is {size} bytes; the limit is {self._max_request_bytes}")]
         )
+
+    def _check_access(self, tenant: str, specs: list[JobSpec], prefixes: list[str]) -> None:
+        """Forbidden, naming every field whose bucket the tenant is not granted."""
+        refused = []
+        for spec, prefix in zip(specs, prefixes, strict=True):
+            try:
+                self._grants.check(tenant, spec.buckets())
+            except AccessDenied as exc:
+                refused += [
+                    Violation(prefix + r.field, f"bucket {r.bucket!r} is not granted to {tenant!r}")
+                    for r in exc.refusals
+                ]
+        if refused:
+            raise Forbidden(refused)
 
     async def _refused_webhooks(self, urls: Mapping[str, str]) -> list[Violation]:
         """A violation for each field (path -> URL) whose webhook target is refused; each
@@ -174,7 +217,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             raise BadRequest([*exc.violations, *refused]) from None
         if refused:
             raise BadRequest(refused)
-        [submitted] = await self._store.submit(current_tenant.get(), [spec])
+        tenant = _tenant()
+        self._check_access(tenant, [spec], [""])
+        [submitted] = await self._store.submit(tenant, [spec])
         return pb.SubmitJobResponse(
             job_id=submitted.job_id, status=pb.JOB_STATUS_PENDING, message=QUEUED_MESSAGE
         )
@@ -228,7 +273,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         bad.extend(await self._refused_webhooks(webhooks))
         if bad:
             raise BadRequest(bad)
-        submitted = await self._store.submit(current_tenant.get(), specs, batch)
+        tenant = _tenant()
+        self._check_access(tenant, specs, [f"jobs[{i}]." for i in range(len(specs))])
+        submitted = await self._store.submit(tenant, specs, batch)
         return pb.SubmitBatchResponse(
             batch_id=batch_id,
             total_jobs=len(submitted),
@@ -239,12 +286,12 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     @_guarded
     async def GetJob(self, request, context):
         job_id = _job_id(request.id)
-        return convert.job_to_pb(await self._store.get(current_tenant.get(), job_id))
+        return convert.job_to_pb(await self._store.get(_tenant(), job_id))
 
     @_guarded
     async def CancelJob(self, request, context):
         job_id = _job_id(request.id)
-        return convert.job_to_pb(await self._store.cancel(current_tenant.get(), job_id))
+        return convert.job_to_pb(await self._store.cancel(_tenant(), job_id))
 
     @_guarded
     async def ListJobs(self, request, context):
@@ -266,7 +313,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if bad:
             raise BadRequest(bad)
         page = await self._store.list_jobs(
-            current_tenant.get(),
+            _tenant(),
             status=status,
             job_type=job_type,
             page_size=request.page_size or DEFAULT_PAGE_SIZE,
@@ -281,19 +328,21 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
 
     @_guarded
     async def GetQueueStats(self, request, context):
-        return convert.stats_to_pb(await self._store.stats())
+        caller = current_caller.get()
+        stats = await self._store.stats(caller.tenant, all_tenants=caller.admin)
+        return convert.stats_to_pb(stats)
 
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchJobResponse]:
         if request.HasField("from_version") and request.from_version < 0:
-            await _abort_invalid(context, [Violation("from_version", "must be >= 0")])
+            await _abort_fields(context, BadRequest([Violation("from_version", "must be >= 0")]))
         from_version = request.from_version if request.HasField("from_version") else None
         try:
             async for message in self._watch(_job_id(request.id), from_version):
                 yield message
-        except BadRequest as exc:
-            await _abort_invalid(context, exc.violations)
+        except FieldErrors as exc:
+            await _abort_fields(context, exc)
         except JobNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
         except (RedisConnectionError, RedisTimeoutError):
@@ -305,7 +354,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         """The current state (unless resuming from a version), then every later state, up
         to the terminal one; heartbeats while nothing changes."""
         with self._feed.listen(job_id) as watch:
-            job = await self._store.get(current_tenant.get(), job_id)
+            job = await self._store.get(_tenant(), job_id)
             if from_version is not None:
                 last = from_version
             else:

@@ -16,6 +16,7 @@ from mend_core.job import ImageMetadata, JobResult
 from mend_core.queue import Lease, WorkQueue
 from mend_core.settings import Settings
 from mend_core.tasks import cancel_and_wait
+from mend_core.tenancy import AccessDenied
 from mend_worker.executor import PROGRESS_AFTER_SECONDS, ChildExecutor, Outcome
 from mend_worker.operations import Task
 
@@ -47,6 +48,8 @@ class Worker:
         self._settings = settings
         self._queue = queue
         self._executor = executor
+        # Checked again before each job: a grant revoked while the job waited applies.
+        self._grants = settings.bucket_grants()
         self.worker_id = worker_id or new_worker_id()
         self._stopping = asyncio.Event()
         # A job leased together with the previous one's completion, to run next.
@@ -109,6 +112,10 @@ class Worker:
         job = lease.job
         log.debug("job %s: attempt %d of %d", job.id, job.attempt, job.spec.max_attempts)
         spec = job.spec
+        try:
+            self._grants.check(job.tenant, spec.buckets())
+        except AccessDenied as exc:
+            return await self._report(lease, Outcome("permanent", error=str(exc)))
         task = Task(
             job_id=job.id,
             type=spec.type.value,

@@ -47,6 +47,8 @@ def make_settings(redis_url: str, **overrides: object) -> Settings:
         "api_keys": f"acme={API_KEY},globex={OTHER_KEY}",
         "shutdown_grace_seconds_server": 1.0,
     }
+    if "api_keys" not in overrides:
+        values["tenant_buckets"] = "acme=*,globex=*"  # two tenants: grants, or no bucket
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -50,6 +50,62 @@ def srgb_icc() -> bytes:
     return icc
 
 
+# ICC profiles are a 128-byte header, a tag count, then (signature, offset, size) entries
+# pointing at each tag's data; these helpers rebuild LittleCMS's sRGB profile with other tags.
+
+
+def _icc_tags(icc: bytes) -> dict[bytes, bytes]:
+    (count,) = struct.unpack_from(">I", icc, 128)
+    entries = (struct.unpack_from(">4sII", icc, 132 + 12 * i) for i in range(count))
+    return {sig: icc[offset : offset + size] for sig, offset, size in entries}
+
+
+def _icc(header: bytes, tags: dict[bytes, bytes], colour_space: bytes = b"") -> bytes:
+    table_end = 132 + 12 * len(tags)
+    entries, body = [], bytearray()
+    for sig, data in tags.items():
+        body += b"\0" * (-len(body) % 4)  # tag data starts on a 4-byte boundary
+        entries.append(struct.pack(">4sII", sig, table_end + len(body), len(data)))
+        body += data
+    head = bytearray(header[:128])
+    head[0:4] = struct.pack(">I", table_end + len(body))
+    if colour_space:
+        head[16:20] = colour_space
+    head[84:100] = bytes(16)  # profile id (an MD5) zero: "not computed"
+    return bytes(head) + struct.pack(">I", len(tags)) + b"".join(entries) + bytes(body)
+
+
+def red_blue_swapped_icc() -> bytes:
+    """An RGB profile with sRGB's red and blue primaries swapped: a pixel stored as pure
+    red is pure blue to a colour-managed viewer. Shows whether a profile was applied."""
+    srgb = srgb_icc()
+    tags = _icc_tags(srgb)
+    tags[b"rXYZ"], tags[b"bXYZ"] = tags[b"bXYZ"], tags[b"rXYZ"]
+    return _icc(srgb, tags)
+
+
+def linear_grey_icc() -> bytes:
+    """A grey profile with gamma 1.0: stored 128 is half the light, 188 in sRGB."""
+    srgb = srgb_icc()
+    tags = _icc_tags(srgb)
+    gamma_1 = b"curv" + bytes(4) + struct.pack(">IH", 1, 0x0100)
+    grey = {sig: tags[sig] for sig in (b"desc", b"cprt", b"wtpt")} | {b"kTRC": gamma_1}
+    return _icc(srgb, grey, colour_space=b"GRAY")
+
+
+def padded_icc(icc: bytes, size: int, *, compressible: bool = False) -> bytes:
+    """``icc`` grown to exactly ``size`` bytes by a private tag LittleCMS ignores (random
+    bytes unless ``compressible``): a valid profile as large as wanted."""
+    base = len(_icc(icc, _icc_tags(icc)))
+    data_size = size - (base + -base % 4) - 12 - 12  # alignment, table entry, type header
+    assert data_size >= 0, (size, base)
+    data = bytes(data_size) if compressible else random.Random(size).randbytes(data_size)
+    tags = _icc_tags(icc) | {b"mEnd": b"data" + bytes(4) + struct.pack(">I", 1) + data}
+    padded = _icc(icc, tags)
+    assert len(padded) == size
+    return padded
+
+
 def exif_bytes(orientation: int = 1, make: str = "MendCam") -> bytes:
     exif = Image.Exif()
     exif[ExifTags.Base.Orientation] = orientation

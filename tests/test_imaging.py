@@ -6,18 +6,27 @@ import warnings
 from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from mend_core.errors import ImageTooLarge, UnsupportedImage
-from mend_core.imaging import ResizedImage, output_format_for, resize_image
+from mend_core.imaging import (
+    ICC_EMBED_MAX_BYTES,
+    PNG_MAX_CHUNK_BYTES,
+    ResizedImage,
+    output_format_for,
+    resize_image,
+)
 from tests.images import (
     decode,
     encode,
     exif_bytes,
+    linear_grey_icc,
     marked,
     noise,
+    padded_icc,
     png_with_header_size,
     px,
+    red_blue_swapped_icc,
     srgb_icc,
 )
 
@@ -199,6 +208,88 @@ def test_metadata_stripped_icc_kept(fmt: str) -> None:
     assert b"SecretCam" not in out.data and b"secret" not in out.data
 
 
+# The red/blue-swapped profile tells a kept profile (pixels still stored red, the profile
+# embedded) from an applied one (pixels blue, untagged: sRGB).
+@pytest.mark.parametrize(
+    ("icc_size", "applied"),
+    [
+        (None, False),  # a small profile (652 bytes) is kept as it came
+        (ICC_EMBED_MAX_BYTES, False),
+        (ICC_EMBED_MAX_BYTES + 4, True),
+        (5_000_000, True),  # issue 8 item 22: a 5 MB profile made a 5.2 MB thumbnail
+    ],
+)
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+def test_large_icc_profile_is_applied_then_dropped(
+    fmt: str, icc_size: int | None, applied: bool
+) -> None:
+    icc = red_blue_swapped_icc()
+    if icc_size is not None:
+        icc = padded_icc(icc, icc_size)
+    data = encode(Image.new("RGB", (400, 300), RED), "JPEG", quality=95, icc_profile=icc)
+    assert len(data) > len(icc)
+    out = resize(data, width=100, height=75, output_format=fmt)
+    img = decode(out.data)
+    assert (img.format, img.size, img.mode) == (fmt.upper(), (100, 75), "RGB")
+    if applied:
+        assert "icc_profile" not in img.info
+        assert len(out.data) < 5_000
+        assert close(px(img, 50, 37), BLUE, tol=10)
+    else:
+        assert img.info.get("icc_profile") == icc
+        assert close(px(img, 50, 37), RED, tol=10)
+
+
+@pytest.mark.parametrize(("mode", "fmt"), [("L", "jpeg"), ("LA", "png")])
+def test_large_grey_profile_is_applied_and_grey_stays_grey(mode: str, fmt: str) -> None:
+    src = Image.new(mode, (200, 200), 128 if mode == "L" else (128, 255))
+    if mode == "LA":
+        src.paste((128, 0), (0, 0, 100, 200))  # left half transparent
+    icc = padded_icc(linear_grey_icc(), 100_000)
+    img = decode(
+        resize(encode(src, "PNG", icc_profile=icc), width=50, height=50, output_format=fmt).data
+    )
+    assert (img.size, img.mode) == ((50, 50), mode)
+    assert "icc_profile" not in img.info
+    # Linear 128 is half the light: 188 in sRGB (128 if the profile were ignored).
+    assert abs(px(img, 40, 25)[0] - 188) <= 3
+    if mode == "LA":
+        assert px(img, 5, 25)[1] == 0 and px(img, 40, 25)[1] == 255
+
+
+def test_png_with_a_large_colour_profile_decodes() -> None:
+    # Issue 8 item 23: Pillow inflates a PNG's iCCP chunk up to 1 MiB by default, so a
+    # valid 5 MB profile failed as a corrupt header.
+    icc = padded_icc(red_blue_swapped_icc(), 5_000_000)
+    data = encode(Image.new("RGB", (400, 300), RED), "PNG", icc_profile=icc)
+    assert len(data) > 5_000_000  # random padding: the chunk stays big compressed
+    out = resize(data, width=100, height=75, output_format="jpeg")
+    img = decode(out.data)
+    assert (img.format, img.size, img.mode) == ("JPEG", (100, 75), "RGB")
+    assert "icc_profile" not in img.info and len(out.data) < 5_000
+    assert close(px(img, 50, 37), BLUE, tol=10)
+
+
+def test_png_chunk_beyond_the_limit_is_refused_naming_it() -> None:
+    # A profile of zeros compresses ~1000:1: the limit is what stops a zlib bomb.
+    icc = padded_icc(srgb_icc(), PNG_MAX_CHUNK_BYTES + 4, compressible=True)
+    data = encode(Image.new("RGB", (40, 30), RED), "PNG", icc_profile=icc)
+    assert len(data) < 100_000
+    limit_before = PngImagePlugin.MAX_TEXT_CHUNK
+    with pytest.raises(UnsupportedImage) as exc:
+        resize(data, width=20, height=15)
+    assert str(exc.value) == (
+        "not a supported image: a compressed PNG chunk (colour profile or text)"
+        " inflates past the 16 MiB limit"
+    )
+    assert limit_before == PngImagePlugin.MAX_TEXT_CHUNK
+    # Right at the limit it decodes.
+    icc = padded_icc(srgb_icc(), PNG_MAX_CHUNK_BYTES, compressible=True)
+    data = encode(Image.new("RGB", (40, 30), RED), "PNG", icc_profile=icc)
+    img = decode(resize(data, width=20, height=15).data)
+    assert img.size == (20, 15) and "icc_profile" not in img.info
+
+
 def test_png_alpha_flattened_on_white_for_jpeg() -> None:
     src = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
     src.paste((255, 0, 0, 255), (25, 25, 75, 75))
@@ -242,6 +333,31 @@ def test_16_bit_grey_png_is_scaled_not_clipped() -> None:
     img = decode(resize(encode(src, "PNG"), width=20, height=20, output_format="jpeg").data)
     assert img.mode == "L"
     assert abs(px(img, 10, 10)[0] - 128) <= 3
+
+
+def grey_bands(mode: str, values: list[int]) -> Image.Image:
+    """Vertical bands of the given grey values, 20x20 each."""
+    img = Image.new(mode, (20 * len(values), 20))
+    for i, value in enumerate(values):
+        img.paste(value, (20 * i, 0, 20 * i + 20, 20))
+    return img
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0, 128, 255],  # issue 8 item 21: 8-bit data stored in 32 bits came out black
+        [0, 32768, 65535],  # 16-bit data stored in 32 bits
+        [-1000, 0, 1000],  # anything else is stretched over its own range
+        [100_000, 200_000, 300_000],
+    ],
+)
+def test_32_bit_grey_tiff_is_scaled_by_its_values(values: list[int]) -> None:
+    data = encode(grey_bands("I", values), "TIFF")
+    assert decode(data).mode == "I"
+    img = decode(resize(data, width=30, height=10, output_format="png").data)
+    assert (img.mode, img.size) == ("L", (30, 10))
+    assert [px(img, x, 5)[0] for x in (5, 15, 25)] == [0, 128, 255]
 
 
 def test_grey_to_webp() -> None:

@@ -14,7 +14,7 @@ from mend_core.sample import photo
 from mend_worker.worker import WAIT_TIMEOUT_SECONDS
 from tests.faulty_s3 import S3Service
 from tests.helpers import job_key, resize_request
-from tests.images import encode
+from tests.images import encode, padded_icc, px, red_blue_swapped_icc
 from tests.services import RedisServer
 from tests.workers import (
     eventually,
@@ -131,6 +131,38 @@ async def test_resize_end_to_end_with_s3(stub, redis_server: RedisServer, s3: S3
     assert job.result.output_url == f"s3://{bucket}/out/photo.webp"
     assert job.result.file_size == len(data)
     assert job.result.metadata == pb.ImageMetadata(width=600, height=450, format="webp")
+
+
+async def test_large_colour_profiles_end_to_end_with_s3(
+    stub, redis_server: RedisServer, s3: S3Service
+) -> None:
+    # Issue 8 items 22 and 23: a 5 MB profile, in a JPEG and in a PNG's iCCP chunk. It
+    # swaps red and blue, so a source stored red must come out blue, untagged and small.
+    bucket = s3.new_bucket()
+    icc = padded_icc(red_blue_swapped_icc(), 5_000_000)
+    red = Image.new("RGB", (400, 300), (255, 0, 0))
+    s3.put(bucket, "in/big-icc.jpg", encode(red, "JPEG", quality=95, icc_profile=icc))
+    s3.put(bucket, "in/big-icc.png", encode(red, "PNG", icc_profile=icc))
+    async with worker_pool(redis_server.url, **s3.env()) as workers:
+        workers.start()
+        for ext in ("jpg", "png"):
+            request = resize_request(
+                source_bucket=bucket,
+                source_key=f"in/big-icc.{ext}",
+                dest_bucket=bucket,
+                dest_key=f"out/big-icc.{ext}",
+                width=100,
+                height=75,
+            )
+            job = await wait_terminal(stub, await submit(stub, request))
+            assert job.status == pb.JOB_STATUS_COMPLETED, (ext, job.error, workers.outputs())
+            data, _ = s3.get(bucket, f"out/big-icc.{ext}")
+            img = decoded(data)
+            assert (img.size, img.mode) == ((100, 75), "RGB"), ext
+            assert "icc_profile" not in img.info, ext
+            assert len(data) == job.result.file_size < 5_000, ext
+            r, g, b = px(img, 50, 37)
+            assert r < 20 and g < 20 and b > 235, (ext, r, g, b)
 
 
 def blocked_in_blpop(redis_client) -> dict | None:

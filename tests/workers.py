@@ -23,6 +23,7 @@ from mend.v1 import jobs_pb2 as pb
 from tests.conftest import AUTH
 from tests.services import env_for
 
+Metadata = tuple[tuple[str, str], ...]
 WORKER_BIN = Path(sys.executable).with_name("mend-worker")
 # Short leases and backoffs keep crash and retry tests quick; the values are what a
 # worker would use in production, only smaller.
@@ -224,6 +225,7 @@ async def watch_until(
     done: Callable[[pb.Job], bool],
     within: float = WAIT_SECONDS,
     from_version: int | None = None,
+    metadata: Metadata = AUTH,
 ) -> list[pb.Job]:
     """Follows WatchJob until done(job) holds; returns every state seen, the last one
     being the one that satisfied done."""
@@ -231,7 +233,7 @@ async def watch_until(
     if from_version is not None:
         request.from_version = from_version
     seen: list[pb.Job] = []
-    call = stub.WatchJob(request, metadata=AUTH)
+    call = stub.WatchJob(request, metadata=metadata)
     try:
         async with asyncio.timeout(within):
             async for event in call:
@@ -247,8 +249,11 @@ async def watch_until(
     raise AssertionError(f"WatchJob of {job_id} ended early: {seen}")
 
 
-async def wait_terminal(stub: Any, job_id: str, within: float = WAIT_SECONDS) -> pb.Job:
-    return (await watch_until(stub, job_id, lambda j: j.status in TERMINAL, within))[-1]
+async def wait_terminal(
+    stub: Any, job_id: str, within: float = WAIT_SECONDS, metadata: Metadata = AUTH
+) -> pb.Job:
+    done = await watch_until(stub, job_id, lambda j: j.status in TERMINAL, within, None, metadata)
+    return done[-1]
 
 
 async def history(stub: Any, job_id: str) -> list[pb.Job]:
@@ -266,9 +271,11 @@ def statuses(states: list[pb.Job]) -> list[str]:
     return names
 
 
-async def submit(stub: Any, request: pb.SubmitImageResizeRequest) -> str:
+async def submit(
+    stub: Any, request: pb.SubmitImageResizeRequest, metadata: Metadata = AUTH
+) -> str:
     try:
-        response = await stub.SubmitImageResize(request, metadata=AUTH)
+        response = await stub.SubmitImageResize(request, metadata=metadata)
     except grpc.aio.AioRpcError as err:
         raise AssertionError(f"submit failed: {err.code()} {err.details()}") from None
     return str(response.job_id)

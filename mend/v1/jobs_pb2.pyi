@@ -349,8 +349,15 @@ class JobCounts(_message.Message):
     def __init__(self, pending: _Optional[int] = ..., processing: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
 
 class QueueStats(_message.Message):
-    __slots__ = ("totals", "by_type", "workers", "scheduled")
+    __slots__ = ("totals", "by_type", "workers", "scheduled", "by_tenant")
     class ByTypeEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: JobCounts
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[JobCounts, _Mapping]] = ...) -> None: ...
+    class ByTenantEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -361,8 +368,10 @@ class QueueStats(_message.Message):
     BY_TYPE_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    BY_TENANT_FIELD_NUMBER: _ClassVar[int]
     totals: JobCounts
     by_type: _containers.MessageMap[str, JobCounts]
     workers: int
     scheduled: int
-    def __init__(self, totals: _Optional[_Union[JobCounts, _Mapping]] = ..., by_type: _Optional[_Mapping[str, JobCounts]] = ..., workers: _Optional[int] = ..., scheduled: _Optional[int] = ...) -> None: ...
+    by_tenant: _containers.MessageMap[str, JobCounts]
+    def __init__(self, totals: _Optional[_Union[JobCounts, _Mapping]] = ..., by_type: _Optional[_Mapping[str, JobCounts]] = ..., workers: _Optional[int] = ..., scheduled: _Optional[int] = ..., by_tenant: _Optional[_Mapping[str, JobCounts]] = ...) -> None: ...

@@ -140,7 +140,9 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetQueueStats(self, request, context):
-        """Counts of jobs by state, overall and per job type, and the number of live workers.
+        """Counts of the caller's jobs by state, overall and per job type, and the number of
+        live workers. Admin keys (MEND_ADMIN_KEYS) see every tenant's jobs, and each
+        tenant's totals in by_tenant.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

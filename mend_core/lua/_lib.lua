@@ -7,6 +7,7 @@ local SCHEDULED = PREFIX .. 'scheduled'  -- zset: pending job ids waiting for a 
 local INFLIGHT = PREFIX .. 'inflight'    -- zset: processing job ids, by lease deadline (ms)
 local WAKE = PREFIX .. 'wake'            -- list: one token per enqueue; idle workers BLPOP it
 local STATS = PREFIX .. 'stats'          -- hash: "<type>:<status>" counters, avg duration
+local TENANTS = PREFIX .. 'tenants'      -- set: every tenant that submitted a job
 local CHANNEL = PREFIX .. 'changes'      -- pub/sub: "<id>:<version>" after every change
 -- Webhook deliveries are never trimmed by count: an entry leaves the stream only once it
 -- was delivered, scheduled for a retry or dead-lettered (see mend_core/webhook_queue.py).
@@ -25,6 +26,21 @@ local function job_key(id) return PREFIX .. 'job:' .. id end
 local function events_key(id) return PREFIX .. 'events:' .. id end
 local function index_key(tenant, name) return PREFIX .. 'tenant:' .. tenant .. ':' .. name end
 local function batch_key(tenant, batch_id) return PREFIX .. 'batch:' .. tenant .. ':' .. batch_id end
+-- A tenant's own "<type>:<status>" counters and its count of scheduled retries.
+local function tenant_stats_key(tenant) return PREFIX .. 'tenant:' .. tenant .. ':stats' end
+
+-- Counts a job into (or, with -1, out of) a status, overall and for its tenant.
+local function count(job, status, delta)
+  redis.call('HINCRBY', STATS, job.type .. ':' .. status, delta)
+  redis.call('HINCRBY', tenant_stats_key(job.tenant), job.type .. ':' .. status, delta)
+end
+
+-- Removes a job from the retry schedule, keeping its tenant's count of them right.
+local function unschedule(job)
+  if redis.call('ZREM', SCHEDULED, job.id) == 1 then
+    redis.call('HINCRBY', tenant_stats_key(job.tenant), 'scheduled', -1)
+  end
+end
 
 -- Priority 9 runs first; within a priority, arrival order (seq) decides.
 local function queue_score(priority, seq)
@@ -39,11 +55,11 @@ end
 
 -- Moves a job between the per-tenant status indexes and the per-type counters.
 local function move_status(job, from, to)
-  local tenant, jtype, id = job.tenant, job.type, job.id
+  local tenant, id = job.tenant, job.id
   redis.call('ZREM', index_key(tenant, 'status:' .. from), id)
   redis.call('ZADD', index_key(tenant, 'status:' .. to), job.seq, id)
-  redis.call('HINCRBY', STATS, jtype .. ':' .. from, -1)
-  redis.call('HINCRBY', STATS, jtype .. ':' .. to, 1)
+  count(job, from, -1)
+  count(job, to, 1)
 end
 
 local function load(id)
@@ -89,7 +105,7 @@ local settle
 -- pending | processing -> cancelled.
 local function cancel(job, now, reason, ttl_ms)
   redis.call('ZREM', QUEUE, job.id)
-  redis.call('ZREM', SCHEDULED, job.id)
+  unschedule(job)
   -- A running job's worker sees the change on its next heartbeat and stops.
   redis.call('ZREM', INFLIGHT, job.id)
   move_status(job, job.status, 'cancelled')

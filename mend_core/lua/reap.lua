@@ -28,8 +28,8 @@ for _, id in ipairs(redis.call('ZRANGE', INFLIGHT, '-inf', now, 'BYSCORE', 'LIMI
   end
 end
 for _, id in ipairs(redis.call('ZRANGE', SCHEDULED, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
-  redis.call('ZREM', SCHEDULED, id)
   local job = load(id)
+  if job then unschedule(job) else redis.call('ZREM', SCHEDULED, id) end
   if job and job.status == 'pending' then
     enqueue(id, job.priority, job.seq)
     promoted = promoted + 1

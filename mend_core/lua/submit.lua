@@ -6,6 +6,7 @@
 local tenant, request_ttl = ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
 local out = {}
+redis.call('SADD', TENANTS, tenant)
 local bkey
 if ARGV[4] ~= '' then
   local batch = cjson.decode(ARGV[4])
@@ -40,7 +41,7 @@ for i = 5, #ARGV do
     redis.call('ZADD', index_key(tenant, 'all'), seq, id)
     redis.call('ZADD', index_key(tenant, 'status:pending'), seq, id)
     redis.call('ZADD', index_key(tenant, 'type:' .. doc.type), seq, id)
-    redis.call('HINCRBY', STATS, doc.type .. ':pending', 1)
+    count({type = doc.type, tenant = tenant}, 'pending', 1)
     if request_key then redis.call('SET', request_key, id, 'PX', request_ttl) end
     if bkey then redis.call('ZADD', bkey .. ':jobs', seq, id) end
     commit(id, now, {})

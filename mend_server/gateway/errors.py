@@ -112,7 +112,10 @@ def from_rpc_error(
     details = [Violation(rename(v.field), v.description) for v in _field_violations(err)]
     if details:
         # The server's message names the fields in gRPC terms; say it again in ours.
-        message = "invalid request: " + "; ".join(f"{v.field} {v.description}" for v in details)
+        summary = code.name.lower().replace("_", " ")
+        if code is grpc.StatusCode.INVALID_ARGUMENT:
+            summary = "invalid request"
+        message = f"{summary}: " + "; ".join(f"{v.field} {v.description}" for v in details)
     headers = {}
     if code is grpc.StatusCode.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = 'Bearer realm="mend"'
