@@ -515,3 +515,13 @@ async def test_target_refused_at_delivery_is_dead_lettered(
     assert letter["attempts"] == 1
     assert receiver.requests == []
     assert settled(redis_client)
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999/", "http://host:port/"])
+async def test_a_malformed_webhook_url_is_a_bad_request(stub, url):
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.SubmitJob(
+            submit_request(options=pb.SubmitOptions(webhook_url=url)), metadata=AUTH
+        )
+    assert violated_fields(err.value) == ["options.webhook_url"]
+    assert "is not a valid URL" in err.value.details()
