@@ -23,7 +23,18 @@ class Keys:
 
     @property
     def webhooks(self) -> str:
+        """stream: webhook deliveries to make now"""
         return f"{self.prefix}webhooks"
+
+    @property
+    def webhook_retries(self) -> str:
+        """zset: failed deliveries waiting for their next attempt, by due time (ms)"""
+        return f"{self.prefix}webhooks:retry"
+
+    @property
+    def dead_webhooks(self) -> str:
+        """stream: deliveries that failed for good, kept for an operator to replay"""
+        return f"{self.prefix}webhooks:dead"
 
     def tenant_stats(self, tenant: str) -> str:
         """The tenant's "<type>:<status>" counters and its "scheduled" count."""

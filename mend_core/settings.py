@@ -63,9 +63,14 @@ class Settings(BaseSettings):
     # Webhooks: X-Mend-Signature is HMAC-SHA256 over "<timestamp>.<body>" with this secret.
     webhook_secret: str = ""
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
-    webhook_max_attempts: int = Field(default=3, ge=1)
+    # The waits before each retry of a failed delivery, comma separated seconds: the first
+    # attempt goes at once, then one retry per entry (Mend's max_retries 3), so the default
+    # spans about 71 s, long enough for a receiver to restart.
+    webhook_retry_seconds: Annotated[tuple[float, ...], NoDecode] = (1.0, 10.0, 60.0)
     # Private, loopback and link-local targets are refused unless allowed (SSRF).
     webhook_allow_private: bool = False
+    # How long a webhook host name may take to resolve (at submit, and at each attempt).
+    webhook_resolve_timeout_seconds: float = Field(default=2.0, gt=0)
 
     # Server: several processes share the gRPC port (SO_REUSEPORT) to use more than one
     # core; the GIL caps one process at one core.
@@ -101,6 +106,20 @@ class Settings(BaseSettings):
     def _empty_path_is_unset(cls, value: object) -> object:
         # `MEND_TLS_CERT= make run` turns TLS off rather than naming the current directory.
         return None if value == "" else value
+
+    @field_validator("webhook_retry_seconds", mode="before")
+    @classmethod
+    def _split_seconds(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_retry_seconds")
+    @classmethod
+    def _non_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(seconds < 0 for seconds in value):
+            raise ValueError("retry waits must be >= 0 seconds")
+        return value
 
     @property
     def keys(self) -> tuple[ApiKey, ...]:

@@ -130,11 +130,15 @@ def webhook_url_problem(url: str) -> str | None:
         return None
     if _CONTROL.search(url) or any(c.isspace() for c in url):
         return "must not contain spaces or control characters"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "must be an absolute http:// or https:// URL"
     if len(url) > 2048:
         return "must be at most 2048 characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a port number)
+    except ValueError as exc:  # "http://[::1", "http://host:99999"
+        return f"is not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an absolute http:// or https:// URL"
     return None
 
 

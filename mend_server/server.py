@@ -20,6 +20,7 @@ from mend_core.settings import Settings
 from mend_core.store import JobStore
 from mend_core.tasks import cancel_and_wait
 from mend_core.validation import Limits
+from mend_core.webhook_target import WebhookTargets
 from mend_server import convert
 from mend_server.auth import Authenticator, AuthInterceptor
 from mend_server.feed import ChangeFeed
@@ -80,6 +81,10 @@ class MendServer:
         )
         self.feed = ChangeFeed(self.redis, keys.changes_channel)
         self.health = health.aio.HealthServicer()
+        webhook_targets = WebhookTargets(
+            allow_private=settings.webhook_allow_private,
+            resolve_timeout_seconds=settings.webhook_resolve_timeout_seconds,
+        )
         self.server = grpc.aio.server(
             interceptors=[
                 AuthInterceptor(Authenticator(settings.keys, disabled=settings.auth_disabled))
@@ -92,6 +97,7 @@ class MendServer:
                 self.feed,
                 Limits.from_settings(settings),
                 settings.bucket_grants(),
+                webhook_targets,
                 max_request_bytes=settings.max_request_bytes,
                 watch_heartbeat_seconds=settings.watch_heartbeat_seconds,
             ),
@@ -106,7 +112,12 @@ class MendServer:
             else self.server.add_insecure_port(address)
         )
         self.webhooks = WebhookDispatcher(
-            self.redis, keys, settings, render_job=rest_job_json, consumer=f"server-{os.getpid()}"
+            self.redis,
+            keys,
+            settings,
+            render_job=rest_job_json,
+            consumer=f"server-{os.getpid()}",
+            targets=webhook_targets,
         )
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -33,6 +33,7 @@ from mend_core.validation import (
     validate,
     validate_batch,
 )
+from mend_core.webhook_target import WebhookTargets
 from mend_server import convert
 from mend_server.auth import current_caller
 from mend_server.feed import ChangeFeed
@@ -160,6 +161,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         feed: ChangeFeed,
         limits: Limits,
         grants: BucketGrants,
+        webhook_targets: WebhookTargets,
         *,
         max_request_bytes: int,
         watch_heartbeat_seconds: float,
@@ -168,6 +170,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self._feed = feed
         self._limits = limits
         self._grants = grants
+        self._webhook_targets = webhook_targets
         self._max_request_bytes = max_request_bytes
         self._heartbeat = watch_heartbeat_seconds
 
@@ -195,10 +198,28 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if refused:
             raise Forbidden(refused)
 
+    async def _refused_webhooks(self, urls: Mapping[str, str]) -> list[Violation]:
+        """A violation for each field (path -> URL) whose webhook target is refused; each
+        distinct URL is looked up once, all of them at once."""
+        distinct = list(dict.fromkeys(url for url in urls.values() if url))
+        if not distinct:
+            return []
+        found = await asyncio.gather(*map(self._webhook_targets.refusal, distinct))
+        refusals = dict(zip(distinct, found, strict=True))
+        return [Violation(path, why) for path, url in urls.items() if (why := refusals.get(url))]
+
     async def _submit_one(
         self, draft: JobDraft, paths: Mapping[str, str], validate_only: bool
     ) -> pb.SubmitJobResponse:
-        spec = _draft_spec(draft, self._limits, paths)
+        refused = await self._refused_webhooks(
+            {paths.get("webhook_url", "webhook_url"): draft.webhook_url}
+        )
+        try:
+            spec = _draft_spec(draft, self._limits, paths)
+        except BadRequest as exc:
+            raise BadRequest([*exc.violations, *refused]) from None
+        if refused:
+            raise BadRequest(refused)
         tenant = _tenant()
         self._check_access(tenant, [spec], [""])
         if validate_only:
@@ -267,6 +288,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 )
             except BadRequest as exc:
                 bad.extend(exc.violations)
+        webhooks = {"options.webhook_url": opts.webhook_url}
+        for i, item in enumerate(request.jobs):
+            webhooks[f"jobs[{i}].options.webhook_url"] = item.options.webhook_url
+        bad.extend(await self._refused_webhooks(webhooks))
         if bad:
             raise BadRequest(bad)
         tenant = _tenant()

@@ -1,13 +1,19 @@
-"""Webhook delivery. The job scripts queue a delivery in the stream `mend:{jobs}:webhooks`
-whenever a job completes or fails and when a batch finishes; each server process runs a
-WebhookDispatcher that reads it through one consumer group, so deliveries are shared, never
-block job processing, and survive a process that dies mid-delivery (its entries are
-claimed again after CLAIM_IDLE_MS).
+"""Webhook delivery. Each server process runs a WebhookDispatcher that takes deliveries
+from the queue in Redis (mend_core.webhook_queue: the job scripts add one when a job
+completes or fails and when a batch finishes), shared with the other processes through one
+consumer group, so deliveries never block job processing and survive a process that dies.
 
-Each delivery is a POST with `User-Agent: Mend-Webhook/1.0`, `X-Mend-Timestamp` (Unix
-seconds) and, when a secret is configured, `X-Mend-Signature: sha256=<hex>` where the hex is
-HMAC-SHA256(secret, "<timestamp>." + body). Up to max_attempts tries with exponential
-backoff; 2xx is success."""
+Each attempt is a POST with `User-Agent: Mend-Webhook/1.0`, `X-Mend-Delivery` (the same id
+on every attempt and replay of one delivery, for receivers to deduplicate on),
+`X-Mend-Timestamp` (Unix seconds) and, when a secret is configured,
+`X-Mend-Signature: sha256=<hex>` where the hex is HMAC-SHA256(secret, "<timestamp>." + body).
+2xx is success. A failed attempt waits in Redis for the next (settings.webhook_retry_seconds);
+the last failure, or a target refused at delivery time, ends in the dead letters, which an
+operator lists and replays with `mend-admin webhooks`.
+
+The target's host is resolved and checked once per attempt and the POST goes to the
+checked addresses with the URL's own Host header and TLS server name, so the HTTP client
+never resolves the name again (no DNS-rebinding window)."""
 
 from __future__ import annotations
 
@@ -16,14 +22,11 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import redis.exceptions
@@ -32,12 +35,16 @@ from redis.asyncio import Redis
 from mend_core.job import Job
 from mend_core.keys import Keys
 from mend_core.settings import Settings
+from mend_core.webhook_queue import Delivery, WebhookQueue
+from mend_core.webhook_target import Target, TargetRefused, UnresolvedHost, WebhookTargets
 
 log = logging.getLogger(__name__)
 
-GROUP = "webhooks"
-CLAIM_IDLE_MS = 60_000
 CONCURRENCY = 16
+# Due retries moved into the stream per promotion, and the longest a dispatcher waits
+# before looking for due retries scheduled by another process.
+PROMOTE_BATCH = 100
+PROMOTE_POLL_SECONDS = 1.0
 USER_AGENT = "Mend-Webhook/1.0"
 COLOURS = {"job.completed": 3066993, "job.failed": 15158332, "batch.completed": 3447003}
 TITLES = {
@@ -50,10 +57,6 @@ TITLES = {
 JobRenderer = Callable[[Job], dict[str, Any]]
 
 
-class RefusedTarget(Exception):
-    pass
-
-
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
@@ -64,18 +67,28 @@ def _utc(ms: int | None = None) -> str:
     return at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-async def check_target(url: str, allow_private: bool) -> None:
-    """Refuses targets that resolve to private, loopback, link-local or reserved addresses
-    (unless allowed), so a webhook cannot be aimed at the service's own network."""
-    if allow_private:
-        return
-    parts = urlsplit(url)
-    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise RefusedTarget(f"{host} resolves to non-public address {address}")
+async def post_pinned(
+    http: httpx.AsyncClient, target: Target, body: bytes, headers: Mapping[str, str]
+) -> httpx.Response:
+    """POSTs to the target's checked addresses, trying the next only when connecting to
+    one failed (nothing was sent). The Host header, and for https the TLS server name
+    (SNI and certificate check), stay those of the URL."""
+    url = httpx.URL(target.url)
+    headers = {**headers, "Host": url.netloc.decode("ascii")}
+    extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
+    failure: httpx.TransportError | None = None
+    for address in target.addresses:
+        try:
+            return await http.post(
+                url.copy_with(host=str(address)),
+                content=body,
+                headers=headers,
+                extensions=extensions,
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            failure = exc
+    assert failure is not None  # a Target has at least one address
+    raise failure
 
 
 class WebhookDispatcher:
@@ -86,101 +99,163 @@ class WebhookDispatcher:
         settings: Settings,
         render_job: JobRenderer,
         consumer: str,
+        targets: WebhookTargets,
     ) -> None:
         self._redis = redis
         self._keys = keys
-        self._stream = keys.webhooks
+        self._queue = WebhookQueue(
+            redis, keys, dead_retention_seconds=settings.retention_failed_seconds
+        )
         self._render_job = render_job
         self._consumer = consumer
+        self._targets = targets
         self._secret = settings.webhook_secret
-        self._attempts = settings.webhook_max_attempts
-        self._allow_private = settings.webhook_allow_private
+        self._retry_seconds = settings.webhook_retry_seconds
+        # An attempt holds its entry for at most about the HTTP timeout; entries pending
+        # much longer belong to a process that died, and are taken over.
+        self._claim_idle_ms = int(max(60.0, 3 * settings.webhook_timeout_seconds) * 1000)
         self._http = httpx.AsyncClient(
             timeout=settings.webhook_timeout_seconds,
             headers={"User-Agent": USER_AGENT},
             follow_redirects=False,
+            # Connect to the checked address itself, not through a proxy from the
+            # environment; and no kept-alive connections, which httpx pools by address:
+            # one opened for a host's TLS name would carry another host's request.
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._inflight: set[asyncio.Task[None]] = set()
+        self._retry_scheduled = asyncio.Event()
         self._closed = False
-        # Base of the exponential backoff between attempts (1 s, 2 s, 4 s ...).
-        self.backoff_seconds = 1.0
-
-    async def _create_group(self) -> None:
-        with contextlib.suppress(redis.exceptions.ResponseError):  # BUSYGROUP: exists
-            await self._redis.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
 
     async def run(self) -> None:
+        await asyncio.gather(self._forever(self._read_once), self._forever(self._promote_once))
+
+    async def _forever(self, step: Callable[[], Awaitable[None]]) -> None:
         # The consumer group is created on the first NOGROUP answer, so a Redis that is
         # down at start only delays deliveries.
         while not self._closed:
             try:
-                await self._read_once()
+                await step()
             except asyncio.CancelledError:
                 raise
             except redis.exceptions.RedisError as exc:
-                if "NOGROUP" in str(exc):  # the stream was deleted (FLUSHALL, by hand)
-                    await self._create_group()
+                if "NOGROUP" in str(exc):  # no stream yet, or it was deleted (FLUSHALL)
+                    await self._queue.create_group()
                     continue
                 log.warning("webhook dispatcher: %s; retrying", exc)
                 await asyncio.sleep(1)
 
     async def _read_once(self) -> None:
-        # Entries another process took and never acknowledged (it died) come first.
-        _, claimed, _ = await self._redis.xautoclaim(
-            self._stream, GROUP, self._consumer, CLAIM_IDLE_MS, count=CONCURRENCY
+        deliveries = await self._queue.take(
+            self._consumer, CONCURRENCY, block_ms=5000, claim_idle_ms=self._claim_idle_ms
         )
-        entries = list(claimed)
-        if not entries:
-            read = await self._redis.xreadgroup(
-                GROUP, self._consumer, {self._stream: ">"}, count=CONCURRENCY, block=5000
-            )
-            entries = [entry for _, batch in read for entry in batch]
-        for entry_id, fields in entries:
+        for delivery in deliveries:
             await self._slots.acquire()
-            task = asyncio.create_task(self._deliver_and_ack(entry_id, fields))
+            if self._closed:  # stopping: what was read stays pending, for another process
+                self._slots.release()
+                return
+            task = asyncio.create_task(self._handle(delivery))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
 
-    async def _deliver_and_ack(self, entry_id: str, fields: dict[str, str]) -> None:
+    async def _promote_once(self) -> None:
+        moved, next_due = await self._queue.promote(PROMOTE_BATCH)
+        if moved == PROMOTE_BATCH:
+            return  # more may be due already
+        wait = PROMOTE_POLL_SECONDS if next_due is None else min(next_due, PROMOTE_POLL_SECONDS)
+        self._retry_scheduled.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._retry_scheduled.wait()
+
+    async def _handle(self, delivery: Delivery) -> None:
         try:
-            await self.deliver(fields)
-        except Exception as exc:  # never let one bad delivery stop the others
-            log.warning("webhook %s to %s dropped: %s", fields.get("event"), fields.get("url"), exc)
+            await self._attempt(delivery)
+        except asyncio.CancelledError:
+            raise  # closing: the entry stays pending and is taken over later
+        except redis.exceptions.RedisError as exc:  # likewise: taken over, tried again
+            log.warning("webhook %s to %s: %s", delivery.event, delivery.url, exc)
+        except Exception as exc:  # a bug must not lose the delivery: keep it for replay
+            log.exception("webhook %s to %s failed", delivery.event, delivery.url)
+            with contextlib.suppress(redis.exceptions.RedisError):
+                await self._queue.bury(delivery, f"internal error: {exc!r}", None)
         finally:
             self._slots.release()
-            with contextlib.suppress(redis.exceptions.RedisError):
-                await self._redis.xack(self._stream, GROUP, entry_id)
-                await self._redis.xdel(self._stream, entry_id)
 
-    async def deliver(self, fields: dict[str, str]) -> bool:
-        """Posts one webhook, retrying with backoff; True once a 2xx answer came back."""
-        url, event = fields["url"], fields["event"]
-        payload = await self._payload(event, fields)
+    async def _attempt(self, delivery: Delivery) -> None:
+        """One attempt; then the delivery is done, waits for its next attempt, or is
+        dead-lettered."""
+        body = delivery.body
+        if body is None:
+            body = await self._render(delivery)
+            if body is None:
+                await self._bury(delivery, "the job or batch no longer exists", None)
+                return
+        try:
+            problem = await self._send(delivery, await self._targets.resolve(delivery.url), body)
+        except UnresolvedHost as exc:
+            problem = str(exc)  # perhaps for now: retry
+        except TargetRefused as exc:
+            await self._bury(delivery, f"refused: {exc}", body)
+            return
+        if problem is None:
+            await self._queue.delivered(delivery)
+            return
+        log.info(
+            "webhook %s %s to %s: attempt %d failed: %s",
+            delivery.event,
+            delivery.delivery_id,
+            delivery.url,
+            delivery.attempt,
+            problem,
+        )
+        if delivery.attempt <= len(self._retry_seconds):
+            delay = self._retry_seconds[delivery.attempt - 1]
+            await self._queue.retry_later(delivery, delay, body)
+            self._retry_scheduled.set()
+        else:
+            await self._bury(delivery, f"{delivery.attempt} attempts failed; last: {problem}", body)
+
+    async def _send(self, delivery: Delivery, target: Target, body: str) -> str | None:
+        """Posts one attempt; None on a 2xx answer, else what went wrong."""
+        data = body.encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Mend-Delivery": delivery.delivery_id,
+            "X-Mend-Timestamp": timestamp,
+        }
+        if self._secret:
+            headers["X-Mend-Signature"] = sign(self._secret, timestamp, data)
+        try:
+            response = await post_pinned(self._http, target, data, headers)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None if response.is_success else f"HTTP {response.status_code}"
+
+    async def _bury(self, delivery: Delivery, error: str, body: str | None) -> None:
+        dead = await self._queue.bury(delivery, error, body)
+        log.warning(
+            "webhook %s %s to %s dead-lettered as %s: %s",
+            delivery.event,
+            delivery.delivery_id,
+            delivery.url,
+            dead,
+            error,
+        )
+
+    async def _render(self, delivery: Delivery) -> str | None:
+        """The payload as JSON, or None when its job or batch expired before delivery."""
+        payload = await self._payload(delivery.event, delivery.fields)
         if payload is None:
-            return False  # the job or batch expired before delivery
-        if fields.get("style") == "discord":
-            payload = discord_payload(event, payload)
-        await check_target(url, self._allow_private)
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        for attempt in range(1, self._attempts + 1):
-            timestamp = str(int(time.time()))
-            headers = {"Content-Type": "application/json", "X-Mend-Timestamp": timestamp}
-            if self._secret:
-                headers["X-Mend-Signature"] = sign(self._secret, timestamp, body)
-            try:
-                response = await self._http.post(url, content=body, headers=headers)
-                if response.is_success:
-                    return True
-                problem = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            log.info("webhook %s to %s: attempt %d failed: %s", event, url, attempt, problem)
-            if attempt < self._attempts:
-                await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-        return False
+            return None
+        if delivery.fields.get("style") == "discord":
+            payload = discord_payload(delivery.event, payload)
+        return json.dumps(payload, separators=(",", ":"))
 
-    async def _payload(self, event: str, fields: dict[str, str]) -> dict[str, Any] | None:
+    async def _payload(self, event: str, fields: Mapping[str, str]) -> dict[str, Any] | None:
         now = _utc()
         if event == "batch.completed":
             batch = await self._redis.hgetall(  # type: ignore[misc]

@@ -12,6 +12,9 @@ from grpc_status import rpc_status
 from mend.v1 import jobs_pb2 as pb
 
 QUEUE_KEY = "mend:{jobs}:queue"
+# A webhook target on a public address literal: accepted at submit without a DNS lookup
+# (tests use no DNS names but localhost). No test completes a job that has it.
+PUBLIC_WEBHOOK_URL = "https://8.8.8.8/hook"
 
 
 def job_key(job_id: str) -> str:

@@ -21,6 +21,7 @@ import pytest
 from mend_server.gateway.errors import http_status
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY, make_settings
+from tests.helpers import PUBLIC_WEBHOOK_URL
 from tests.services import RedisServer, free_port
 from tests.test_gateway_support import (
     SEED_BODY,
@@ -192,7 +193,7 @@ async def test_enums_are_lowercase_both_ways(http: httpx.AsyncClient) -> None:
         fit="cover",
         format="WEBP",
         webhook_style="discord",
-        webhook_url="https://hooks.example.com/mend",
+        webhook_url=PUBLIC_WEBHOOK_URL,
         priority=7,
     )
     job = (await http.get(f"/api/v1/jobs/{job_id}")).json()
@@ -258,7 +259,7 @@ async def test_batch_in_mends_shape(http: httpx.AsyncClient) -> None:
         json={
             "batch_id": "summer-2024",
             "jobs": [item, {**item, "dest_key": "a-tiny.webp", "priority": 9}],
-            "options": {"webhook_url": "https://hooks.example.com/b", "fail_fast": True},
+            "options": {"webhook_url": PUBLIC_WEBHOOK_URL, "fail_fast": True},
         },
     )
     assert response.status_code == 202, response.text

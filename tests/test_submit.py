@@ -8,6 +8,7 @@ import pytest
 from mend.v1 import jobs_pb2 as pb
 from tests.conftest import AUTH, OTHER_AUTH
 from tests.helpers import (
+    PUBLIC_WEBHOOK_URL,
     QUEUE_KEY,
     bad_request,
     is_uuid4,
@@ -107,7 +108,7 @@ async def test_submit_batch_keeps_given_batch_id_and_batch_webhook(stub, redis_c
     request = pb.SubmitBatchRequest(
         batch_id="nightly-2024",
         jobs=[submit_request()],
-        options=pb.BatchOptions(webhook_url="https://example.com/hook", fail_fast=True),
+        options=pb.BatchOptions(webhook_url=PUBLIC_WEBHOOK_URL, fail_fast=True),
     )
     response = await stub.SubmitBatch(request, metadata=AUTH)
     assert response.batch_id == "nightly-2024"
@@ -116,7 +117,7 @@ async def test_submit_batch_keeps_given_batch_id_and_batch_webhook(stub, redis_c
     # The batch's webhook is for batch.completed, not for each job.
     assert job.webhook_url == ""
     batch = redis_client.hgetall("mend:{jobs}:batch:acme:nightly-2024")
-    assert batch["webhook_url"] == "https://example.com/hook"
+    assert batch["webhook_url"] == PUBLIC_WEBHOOK_URL
     assert batch["fail_fast"] == "1"
     assert batch["total"] == "1"
     with pytest.raises(grpc.aio.AioRpcError) as again:

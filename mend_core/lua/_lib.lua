@@ -9,9 +9,12 @@ local WAKE = PREFIX .. 'wake'            -- list: one token per enqueue; idle wo
 local STATS = PREFIX .. 'stats'          -- hash: "<type>:<status>" counters, avg duration
 local TENANTS = PREFIX .. 'tenants'      -- set: every tenant that submitted a job
 local CHANNEL = PREFIX .. 'changes'      -- pub/sub: "<id>:<version>" after every change
-local WEBHOOKS = PREFIX .. 'webhooks'    -- stream: webhook deliveries to make
+-- Webhook deliveries are never trimmed by count: an entry leaves the stream only once it
+-- was delivered, scheduled for a retry or dead-lettered (see mend_core/webhook_queue.py).
+local WEBHOOKS = PREFIX .. 'webhooks'    -- stream: webhook deliveries to make now
+local WEBHOOK_RETRIES = PREFIX .. 'webhooks:retry'  -- zset: deliveries waiting to retry, by due ms
+local DEAD_WEBHOOKS = PREFIX .. 'webhooks:dead'     -- stream: deliveries that failed for good
 local EVENTS_MAXLEN = 512
-local WEBHOOKS_MAXLEN = 100000
 local WAKE_MAXLEN = 10000
 
 local function now_ms()
@@ -93,7 +96,7 @@ local function held(job, fence)
 end
 
 local function queue_webhook(event, url, style, fields)
-  redis.call('XADD', WEBHOOKS, 'MAXLEN', '~', WEBHOOKS_MAXLEN, '*',
+  redis.call('XADD', WEBHOOKS, '*',
     'event', event, 'url', url, 'style', style ~= '' and style or 'default', unpack(fields))
 end
 
