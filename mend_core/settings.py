@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     # empty sends no CORS headers.
     cors_origins: str = ""
 
+    # Stream tokens (CreateStreamToken): signed with this secret, shared by every server
+    # process; when empty, one derived from the API keys (mend_server.stream_tokens).
+    stream_token_secret: str = ""
+    stream_token_ttl_seconds: int = Field(default=300, ge=1)
+
     @property
     def keys(self) -> tuple[ApiKey, ...]:
         """Every accepted key; an admin key listed among the API keys too is an admin."""

@@ -27,6 +27,7 @@ from mend_server.feed import ChangeFeed
 from mend_server.gateway.compat import STYLE
 from mend_server.gateway.protojson import message_to_json
 from mend_server.servicer import JobService
+from mend_server.stream_tokens import StreamTokens, derive_secret
 from mend_server.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,15 @@ class MendServer:
         )
         self.feed = ChangeFeed(self.redis, keys.changes_channel)
         self.health = health.aio.HealthServicer()
+        tokens = StreamTokens(
+            derive_secret(settings.stream_token_secret, settings.keys),
+            settings.stream_token_ttl_seconds,
+        )
         self.server = grpc.aio.server(
             interceptors=[
-                AuthInterceptor(Authenticator(settings.keys, disabled=settings.auth_disabled))
+                AuthInterceptor(
+                    Authenticator(settings.keys, disabled=settings.auth_disabled), tokens
+                )
             ],
             options=grpc_options(reuse_port=settings.grpc_reuse_port),
         )
@@ -91,6 +98,7 @@ class MendServer:
                 settings.bucket_grants(),
                 max_request_bytes=settings.max_request_bytes,
                 watch_heartbeat_seconds=settings.watch_heartbeat_seconds,
+                stream_tokens=tokens,
             ),
             self.server,
         )

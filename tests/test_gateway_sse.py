@@ -259,3 +259,69 @@ async def test_mend_gateway_command_ends_streams_and_exits_on_sigterm(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_resuming_beyond_the_jobs_version_is_400_at_once(
+    http: httpx.AsyncClient, worker: Worker
+) -> None:
+    # A running job at version 2. Version 3 (the edge: the bridge reads one version
+    # early) and 99 are beyond it; a stream that waited for them would never end.
+    job_id = await submit(http)
+    lease = await worker.claim()
+    url = f"/api/v1/jobs/{job_id}/stream"
+    for beyond in ("3", "99"):
+        answer = await http.get(url, headers={"Last-Event-ID": beyond})
+        assert answer.status_code == 400, (beyond, answer.text)
+        body = answer.json()
+        assert body["code"] == "OUT_OF_RANGE"
+        assert [d["field"] for d in body["details"]] == ["Last-Event-ID"]
+        assert f"job {job_id} is at version 2" in body["error"]
+    by_query = await http.get(url, params={"from_version": "99"})
+    assert by_query.status_code == 400
+    assert [d["field"] for d in by_query.json()["details"]] == ["from_version"]
+
+    # Finished at version 3: 3 is "seen it all" (204), 4 is beyond it.
+    await worker.queue.complete(lease, SEED_RESULT)
+    assert (await http.get(url, headers={"Last-Event-ID": "3"})).status_code == 204
+    beyond_end = await http.get(url, headers={"Last-Event-ID": "4"})
+    assert beyond_end.status_code == 400
+    assert "is at version 3" in beyond_end.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("query", "header", "field"),
+    [
+        ({"from_version": "-1"}, {}, "from_version"),
+        ({"from_version": "x"}, {}, "from_version"),
+        ({"from_version": "99999999999999999999"}, {}, "from_version"),
+        ({}, {"Last-Event-ID": "-1"}, "Last-Event-ID"),
+        ({}, {"Last-Event-ID": "x"}, "Last-Event-ID"),
+        ({}, {"Last-Event-ID": "1e3"}, "Last-Event-ID"),
+        ({}, {"Last-Event-ID": "\u0663"}, "Last-Event-ID"),  # an Arabic-Indic 3
+        ({}, {"Last-Event-ID": "99999999999999999999"}, "Last-Event-ID"),
+    ],
+)
+async def test_a_bad_resume_point_is_400_before_the_stream(
+    http: httpx.AsyncClient, query: dict[str, str], header: dict[str, str], field: str
+) -> None:
+    # A 200 with an empty stream would make EventSource reconnect forever.
+    job_id = await submit(http)
+    headers = {k: v.encode() for k, v in header.items()}  # type: ignore[misc]
+    answer = await http.get(f"/api/v1/jobs/{job_id}/stream", params=query, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    assert field in [d["field"] for d in answer.json()["details"]], answer.json()
+
+
+async def test_last_event_id_wins_over_from_version_in_the_query(
+    http: httpx.AsyncClient, worker: Worker
+) -> None:
+    # EventSource reconnects to the same URL (?from_version=1) and adds the id of the
+    # last event it saw: that is where the client is.
+    job_id = await submit(http)
+    lease = await worker.claim()
+    await worker.queue.progress(lease, 40, "Downloading")
+    url = f"/api/v1/jobs/{job_id}/stream?from_version=1"
+    async with http.stream("GET", url, headers={"Last-Event-ID": "2"}) as response:
+        first = await anext(sse_events(response))
+    assert first == Event("3", "progress", {"percent": 40, "message": "Downloading"})

@@ -54,7 +54,7 @@ class UnaryEndpoints:
                 try:
                     response = await call(
                         message,
-                        metadata=forwarded_metadata(request.headers),
+                        metadata=forwarded_metadata(request.headers, request.query_params),
                         timeout=self._upstream.timeout,
                     )
                 except grpc.aio.AioRpcError as err:
