@@ -27,8 +27,9 @@ if _version_not_supported:
 
 class JobServiceStub:
     """Submits, reads, follows and cancels jobs. Every call needs an API key, sent as
-    `x-api-key: KEY` or `authorization: Bearer KEY`; a job is visible only to the tenant
-    whose key submitted it (other tenants get NOT_FOUND).
+    `x-api-key: KEY` or `authorization: Bearer KEY` (WatchJob also takes a stream token
+    instead, see CreateStreamToken); a job is visible only to the tenant whose key
+    submitted it (other tenants get NOT_FOUND).
     """
 
     def __init__(self, channel):
@@ -86,8 +87,9 @@ class JobServiceStub:
 
 class JobServiceServicer:
     """Submits, reads, follows and cancels jobs. Every call needs an API key, sent as
-    `x-api-key: KEY` or `authorization: Bearer KEY`; a job is visible only to the tenant
-    whose key submitted it (other tenants get NOT_FOUND).
+    `x-api-key: KEY` or `authorization: Bearer KEY` (WatchJob also takes a stream token
+    instead, see CreateStreamToken); a job is visible only to the tenant whose key
+    submitted it (other tenants get NOT_FOUND).
     """
 
     def SubmitJob(self, request, context):
@@ -225,8 +227,9 @@ def add_JobServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class JobService:
     """Submits, reads, follows and cancels jobs. Every call needs an API key, sent as
-    `x-api-key: KEY` or `authorization: Bearer KEY`; a job is visible only to the tenant
-    whose key submitted it (other tenants get NOT_FOUND).
+    `x-api-key: KEY` or `authorization: Bearer KEY` (WatchJob also takes a stream token
+    instead, see CreateStreamToken); a job is visible only to the tenant whose key
+    submitted it (other tenants get NOT_FOUND).
     """
 
     @staticmethod
