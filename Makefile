@@ -15,13 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# What is not on PATH comes from Debian's packages: redis-server to run the stack, and
-# jq and curl for the tests that run the docs' shell walkthrough.
+# What is not on PATH comes from Debian's packages: redis-server to run the stack, jq
+# and curl for the tests that run the docs' shell walkthrough, and chromium for the
+# tests a browser runs (EventSource; Playwright drives it and never downloads one).
 redis:
 	@scripts/ensure-packages.sh redis-server
 
 test-tools:
-	@scripts/ensure-packages.sh redis-server jq curl
+	@scripts/ensure-packages.sh redis-server jq curl chromium
 
 run: $(STAMP) redis
 	$(BIN)/mend-stack

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     # empty sends no CORS headers.
     cors_origins: str = ""
 
+    # Stream tokens (CreateStreamToken): signed with this secret, shared by every server
+    # process; when empty, one derived from the API keys (mend_server.stream_tokens).
+    stream_token_secret: str = ""
+    stream_token_ttl_seconds: int = Field(default=300, ge=1)
+
     # TLS for gRPC (PEM files; checked at start by mend_server.tls). With cert and key
     # the server listens with TLS only; with client_ca too, clients must present a
     # certificate signed by that CA (mutual TLS).

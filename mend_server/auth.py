@@ -1,8 +1,9 @@
-"""API-key authentication: `x-api-key: KEY` or `authorization: Bearer KEY`.
+"""API-key authentication: `x-api-key: KEY` or `authorization: Bearer KEY`; and, for
+WatchJob only, a stream token (`x-mend-stream-token: TOKEN`, see stream_tokens).
 
-The interceptor resolves the caller (its tenant, and whether its key is an admin key) and
-hands it to the servicer through a context variable; health checks and reflection are
-open."""
+The interceptor resolves the caller (its tenant, whether its key is an admin key, and
+with a stream token the one job it opens) and hands it to the servicer through a context
+variable; health checks and reflection are open."""
 
 from __future__ import annotations
 
@@ -17,17 +18,24 @@ import grpc
 
 from mend_core.tenancy import ANONYMOUS_TENANT, ApiKey
 from mend_server.decoding import Undecodable, lenient, refuse
+from mend_server.stream_tokens import InvalidStreamToken, StreamTokens
 
 
 @dataclass(frozen=True)
 class Caller:
     tenant: str
     admin: bool = False
+    # Set when a stream token authenticated the call: the only job it may watch.
+    stream_job: str | None = None
 
 
 current_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("current_caller")
 
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+STREAM_TOKEN_METADATA = "x-mend-stream-token"
+# The only calls a stream token authenticates; elsewhere the metadata is ignored.
+STREAM_TOKEN_METHODS = frozenset({"/mend.v1.JobService/WatchJob"})
+_KEY_DENIAL = "missing or invalid API key: send 'x-api-key: KEY' or 'authorization: Bearer KEY'"
 # With auth disabled every caller is the one anonymous tenant, with no admin rights.
 _ANONYMOUS = Caller(ANONYMOUS_TENANT)
 
@@ -76,8 +84,9 @@ class Authenticator:
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, tokens: StreamTokens) -> None:
         self._auth = authenticator
+        self._tokens = tokens
         # Wrapped handlers are reused per (method, tenant): wrapping on every call costs
         # more than the rest of the check.
         self._wrapped: dict[tuple[str, Caller | None], grpc.RpcMethodHandler] = {}
@@ -90,6 +99,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if details.method.startswith(OPEN_SERVICES):
             return await continuation(details)
         metadata = dict(details.invocation_metadata or ())
+        token = metadata.get(STREAM_TOKEN_METADATA)
+        if token is not None and details.method in STREAM_TOKEN_METHODS:
+            # A presented token alone decides, whatever key comes with it. Not cached:
+            # each token names its own job, and streams are long enough to afford it.
+            handler = await continuation(details)
+            if handler is None:
+                return handler
+            try:
+                grant = self._tokens.verify(token)
+            except InvalidStreamToken as exc:
+                return _with_caller(handler, None, str(exc))
+            return _with_caller(handler, Caller(grant.tenant, stream_job=grant.job_id))
         caller = self._auth.caller_for(self._auth.key_from_headers(metadata.get))
         wrapped = self._wrapped.get((details.method, caller))
         if wrapped is None:
@@ -100,16 +121,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
-def _with_caller(handler: grpc.RpcMethodHandler, caller: Caller | None) -> grpc.RpcMethodHandler:
+def _with_caller(
+    handler: grpc.RpcMethodHandler, caller: Caller | None, denial: str = _KEY_DENIAL
+) -> grpc.RpcMethodHandler:
     """Wraps a unary or server-streaming handler so it runs with current_caller set, or
-    fails with UNAUTHENTICATED before running at all (and with INVALID_ARGUMENT for bytes
-    that are not a request message: see decoding.py)."""
+    fails with UNAUTHENTICATED (saying `denial`) before running at all, and with
+    INVALID_ARGUMENT for bytes that are not a request message (see decoding.py)."""
 
     async def deny(context: grpc.aio.ServicerContext) -> None:
-        await context.abort(
-            grpc.StatusCode.UNAUTHENTICATED,
-            "missing or invalid API key: send 'x-api-key: KEY' or 'authorization: Bearer KEY'",
-        )
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, denial)
 
     if handler.unary_unary:
         inner = handler.unary_unary

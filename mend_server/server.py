@@ -28,6 +28,7 @@ from mend_server.gateway.compat import STYLE
 from mend_server.gateway.protojson import message_to_json
 from mend_server.reflection import enable_reflection
 from mend_server.servicer import JobService
+from mend_server.stream_tokens import StreamTokens, derive_secret
 from mend_server.tls import server_tls
 from mend_server.webhooks import WebhookDispatcher
 
@@ -85,9 +86,15 @@ class MendServer:
             allow_private=settings.webhook_allow_private,
             resolve_timeout_seconds=settings.webhook_resolve_timeout_seconds,
         )
+        tokens = StreamTokens(
+            derive_secret(settings.stream_token_secret, settings.keys),
+            settings.stream_token_ttl_seconds,
+        )
         self.server = grpc.aio.server(
             interceptors=[
-                AuthInterceptor(Authenticator(settings.keys, disabled=settings.auth_disabled))
+                AuthInterceptor(
+                    Authenticator(settings.keys, disabled=settings.auth_disabled), tokens
+                )
             ],
             options=grpc_options(reuse_port=settings.grpc_reuse_port),
         )
@@ -100,6 +107,7 @@ class MendServer:
                 webhook_targets,
                 max_request_bytes=settings.max_request_bytes,
                 watch_heartbeat_seconds=settings.watch_heartbeat_seconds,
+                stream_tokens=tokens,
             ),
             self.server,
         )

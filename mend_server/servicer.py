@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import Any, TypeVar, cast
 
 import grpc
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -37,6 +37,7 @@ from mend_core.webhook_target import WebhookTargets
 from mend_server import convert
 from mend_server.auth import current_caller
 from mend_server.feed import ChangeFeed
+from mend_server.stream_tokens import StreamTokens
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -80,6 +81,11 @@ class Forbidden(FieldErrors):
 class Conflict(FieldErrors):
     code = code_pb2.ALREADY_EXISTS
     summary = "already exists"
+
+
+class OutOfRange(FieldErrors):
+    code = code_pb2.OUT_OF_RANGE
+    summary = "out of range"
 
 
 async def _abort_fields(context: grpc.aio.ServicerContext, error: FieldErrors) -> None:
@@ -165,9 +171,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         *,
         max_request_bytes: int,
         watch_heartbeat_seconds: float,
+        stream_tokens: StreamTokens,
     ) -> None:
         self._store = store
         self._feed = feed
+        self._tokens = stream_tokens
         self._limits = limits
         self._grants = grants
         self._webhook_targets = webhook_targets
@@ -323,6 +331,14 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         return convert.job_to_pb(await self._store.get(_tenant(), job_id))
 
     @_guarded
+    async def CreateStreamToken(self, request, context):
+        job_id = _job_id(request.id)
+        tenant = _tenant()
+        await self._store.get(tenant, job_id)  # only the job's own tenant gets a token
+        token, expires_at = self._tokens.issue(job_id, tenant)
+        return pb.StreamToken(token=token, expires_at=timestamp_pb2.Timestamp(seconds=expires_at))
+
+    @_guarded
     async def CancelJob(self, request, context):
         job_id = _job_id(request.id)
         return convert.job_to_pb(await self._store.cancel(_tenant(), job_id))
@@ -373,7 +389,13 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             await _abort_fields(context, BadRequest([Violation("from_version", "must be >= 0")]))
         from_version = request.from_version if request.HasField("from_version") else None
         try:
-            async for message in self._watch(_job_id(request.id), from_version):
+            job_id = _job_id(request.id)
+            granted = current_caller.get().stream_job
+            if granted is not None and granted != job_id:
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED, "this stream token is for another job"
+                )
+            async for message in self._watch(job_id, from_version):
                 yield message
         except FieldErrors as exc:
             await _abort_fields(context, exc)
@@ -390,12 +412,26 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         with self._feed.listen(job_id) as watch:
             job = await self._store.get(_tenant(), job_id)
             if from_version is not None:
+                if from_version > job.version:
+                    # A version the job never had: waiting for it would wait forever.
+                    raise OutOfRange(
+                        [
+                            Violation(
+                                "from_version",
+                                "must be at most the job's current version: "
+                                f"job {job_id} is at version {job.version}",
+                            )
+                        ]
+                    )
                 last = from_version
             else:
                 yield pb.WatchJobResponse(job=convert.job_to_pb(job))
                 last = job.version
             if job.status.terminal and job.version <= last:
                 return
+            # A resumed watch says at once that it is in place: the first read's states,
+            # or, with nothing to catch up on, a heartbeat.
+            greet = from_version is not None
             fresh = False
             while True:
                 watch.clear()
@@ -408,6 +444,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                     last = version
                     if terminal:
                         return
+                if greet and not states:
+                    yield pb.WatchJobResponse(heartbeat=empty_pb2.Empty())
+                greet = False
                 if len(states) == WATCH_PAGE:
                     continue  # a backlog: read on rather than wait for the next change
                 try:

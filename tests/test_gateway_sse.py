@@ -1,20 +1,23 @@
 """GET /api/v1/jobs/{id}/stream over real HTTP: Mend's SSE events from submission to the
-terminal event, resumption with Last-Event-ID, keepalives, disconnects."""
+terminal event, resumption with Last-Event-ID (and refused resume points), keepalives,
+disconnects; stream tokens (`?token=`, POST /api/v1/jobs/{id}/stream-token) and CORS."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from mend_server.server import MendServer
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, OTHER_KEY
 from tests.services import RedisServer, env_for, free_port
 from tests.test_gateway_support import (
     SEED_BODY,
@@ -26,7 +29,9 @@ from tests.test_gateway_support import (
     sse_events,
     start_gateway,
 )
+from tests.test_stream_tokens import forged, tokens_of
 
+PAGE_ORIGIN = "http://127.0.0.1:9"  # a page's origin, as CORS sees it (nothing listens)
 RESULT_JSON = {
     "output_url": "s3://my-bucket/images/output.jpg",
     "file_size": 245678,
@@ -37,7 +42,9 @@ RESULT_JSON = {
 
 @pytest.fixture
 async def gateway(mend_server: MendServer, tmp_path: Path) -> AsyncIterator[RunningGateway]:
-    settings = gateway_settings(mend_server.settings, mend_server.port, tmp_path)
+    settings = gateway_settings(
+        mend_server.settings, mend_server.port, tmp_path, cors_origins=PAGE_ORIGIN
+    )
     running = await start_gateway(settings, sse_keepalive_seconds=0.2)
     yield running
     await running.stop()
@@ -259,3 +266,230 @@ async def test_mend_gateway_command_ends_streams_and_exits_on_sigterm(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_resuming_beyond_the_jobs_version_is_400_at_once(
+    http: httpx.AsyncClient, worker: Worker
+) -> None:
+    # A running job at version 2. Version 3 (the edge: the bridge reads one version
+    # early) and 99 are beyond it; a stream that waited for them would never end.
+    job_id = await submit(http)
+    lease = await worker.claim()
+    url = f"/api/v1/jobs/{job_id}/stream"
+    for beyond in ("3", "99"):
+        answer = await http.get(url, headers={"Last-Event-ID": beyond})
+        assert answer.status_code == 400, (beyond, answer.text)
+        body = answer.json()
+        assert body["code"] == "OUT_OF_RANGE"
+        assert [d["field"] for d in body["details"]] == ["Last-Event-ID"]
+        assert f"job {job_id} is at version 2" in body["error"]
+    by_query = await http.get(url, params={"from_version": "99"})
+    assert by_query.status_code == 400
+    assert [d["field"] for d in by_query.json()["details"]] == ["from_version"]
+
+    # Finished at version 3: 3 is "seen it all" (204), 4 is beyond it.
+    await worker.queue.complete(lease, SEED_RESULT)
+    assert (await http.get(url, headers={"Last-Event-ID": "3"})).status_code == 204
+    beyond_end = await http.get(url, headers={"Last-Event-ID": "4"})
+    assert beyond_end.status_code == 400
+    assert "is at version 3" in beyond_end.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("query", "header", "field"),
+    [
+        ({"from_version": "-1"}, {}, "from_version"),
+        ({"from_version": "x"}, {}, "from_version"),
+        ({"from_version": "99999999999999999999"}, {}, "from_version"),
+        ({}, {"Last-Event-ID": "-1"}, "Last-Event-ID"),
+        ({}, {"Last-Event-ID": "x"}, "Last-Event-ID"),
+        ({}, {"Last-Event-ID": "1e3"}, "Last-Event-ID"),
+        ({}, {"Last-Event-ID": "\u0663"}, "Last-Event-ID"),  # an Arabic-Indic 3
+        ({}, {"Last-Event-ID": "99999999999999999999"}, "Last-Event-ID"),
+    ],
+)
+async def test_a_bad_resume_point_is_400_before_the_stream(
+    http: httpx.AsyncClient, query: dict[str, str], header: dict[str, str], field: str
+) -> None:
+    # A 200 with an empty stream would make EventSource reconnect forever.
+    job_id = await submit(http)
+    headers = {k: v.encode() for k, v in header.items()}  # type: ignore[misc]
+    answer = await http.get(f"/api/v1/jobs/{job_id}/stream", params=query, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    assert field in [d["field"] for d in answer.json()["details"]], answer.json()
+
+
+async def test_last_event_id_wins_over_from_version_in_the_query(
+    http: httpx.AsyncClient, worker: Worker
+) -> None:
+    # EventSource reconnects to the same URL (?from_version=1) and adds the id of the
+    # last event it saw: that is where the client is.
+    job_id = await submit(http)
+    lease = await worker.claim()
+    await worker.queue.progress(lease, 40, "Downloading")
+    url = f"/api/v1/jobs/{job_id}/stream?from_version=1"
+    async with http.stream("GET", url, headers={"Last-Event-ID": "2"}) as response:
+        first = await anext(sse_events(response))
+    assert first == Event("3", "progress", {"percent": 40, "message": "Downloading"})
+
+
+# --------------------------------------------------------- stream tokens (?token=), CORS
+
+
+@pytest.fixture
+async def anonymous(gateway: RunningGateway) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with no key, as a browser's EventSource."""
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+        yield client
+
+
+async def token_for(http: httpx.AsyncClient, job_id: str) -> str:
+    answer = await http.post(f"/api/v1/jobs/{job_id}/stream-token")
+    assert answer.status_code == 200, answer.text
+    return answer.json()["token"]
+
+
+async def test_stream_token_route_answers_token_and_expiry(http: httpx.AsyncClient) -> None:
+    job_id = await submit(http)
+    answer = await http.post(f"/api/v1/jobs/{job_id}/stream-token")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert set(body) == {"token", "expires_at"}
+    assert body["expires_at"].endswith("Z")
+    expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    left = (expires - datetime.now(UTC)).total_seconds()
+    assert 290 <= left <= 300
+
+
+async def test_a_token_in_the_query_follows_the_job_to_complete(
+    http: httpx.AsyncClient, anonymous: httpx.AsyncClient, worker: Worker
+) -> None:
+    job_id = await submit(http)
+    url = f"/api/v1/jobs/{job_id}/stream"
+    token = await token_for(http, job_id)
+    async with anonymous.stream("GET", url, params={"token": token}) as response:
+        assert response.status_code == 200
+        events = sse_events(response)
+        assert (await anext(events)).data["status"] == "pending"
+        lease = await worker.claim()
+        assert (await anext(events)).data["status"] == "processing"
+        await worker.queue.complete(lease, SEED_RESULT)
+        done = await anext(events)
+        assert (done.id, done.event) == ("3", "complete")
+    # EventSource's reconnect: the same URL and Last-Event-ID; after the end, 204.
+    again = await anonymous.get(url, params={"token": token}, headers={"Last-Event-ID": "3"})
+    assert again.status_code == 204
+    resumed = await anonymous.get(url, params={"token": token}, headers={"Last-Event-ID": "2"})
+    assert resumed.status_code == 200
+    assert Event("3", "complete", done.data) in [e async for e in sse_events(resumed)]
+
+
+async def test_a_token_for_another_job_is_403_on_the_stream(
+    http: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    mine, other = await submit(http), await submit(http)
+    token = await token_for(http, mine)
+    refused = await anonymous.get(f"/api/v1/jobs/{other}/stream", params={"token": token})
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "PERMISSION_DENIED"
+
+
+async def test_expired_and_tampered_tokens_are_401(
+    http: httpx.AsyncClient, anonymous: httpx.AsyncClient, mend_server: MendServer
+) -> None:
+    job_id = await submit(http)
+    url = f"/api/v1/jobs/{job_id}/stream"
+    expired, _ = tokens_of(mend_server, clock=lambda: time.time() - 3600).issue(job_id, "acme")
+    good = await token_for(http, job_id)
+    payload, _, mac = good.partition(".")
+    tampered = forged(good, job=str(uuid.uuid4()))
+    for token in (expired, tampered, payload + "." + mac[:-1] + "A", "garbage", "é"):
+        refused = await anonymous.get(url, params={"token": token})
+        assert refused.status_code == 401, (token, refused.text)
+        assert refused.headers["content-type"] == "application/json"
+    assert "expired" in (await anonymous.get(url, params={"token": expired})).json()["error"]
+
+
+async def test_a_token_is_not_accepted_on_any_other_route(
+    http: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    job_id = await submit(http)
+    token = await token_for(http, job_id)
+    for method, path in (
+        ("GET", f"/api/v1/jobs/{job_id}"),
+        ("POST", f"/api/v1/jobs/{job_id}/cancel"),
+        ("POST", f"/api/v1/jobs/{job_id}/stream-token"),
+        ("GET", "/api/v1/jobs"),
+        ("GET", "/api/v1/queue/stats"),
+    ):
+        refused = await anonymous.request(method, path, params={"token": token})
+        assert refused.status_code == 401, (method, path, refused.text)
+    bearer = await anonymous.get(
+        f"/api/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert bearer.status_code == 401
+    assert (await http.get(f"/api/v1/jobs/{job_id}")).json()["status"] == "pending"
+
+
+async def test_another_tenant_cannot_get_a_token_for_my_job_over_rest(
+    http: httpx.AsyncClient, gateway: RunningGateway
+) -> None:
+    job_id = await submit(http)
+    async with httpx.AsyncClient(base_url=gateway.url, headers={"X-API-Key": OTHER_KEY}) as other:
+        refused = await other.post(f"/api/v1/jobs/{job_id}/stream-token")
+    assert refused.status_code == 404
+    async with httpx.AsyncClient(base_url=gateway.url) as nobody:
+        assert (await nobody.post(f"/api/v1/jobs/{job_id}/stream-token")).status_code == 401
+
+
+async def test_a_token_given_twice_is_400(
+    http: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    job_id = await submit(http)
+    token = await token_for(http, job_id)
+    answer = await anonymous.get(
+        f"/api/v1/jobs/{job_id}/stream", params=[("token", token), ("token", "other")]
+    )
+    assert answer.status_code == 400
+    assert [d["field"] for d in answer.json()["details"]] == ["token"]
+
+
+async def test_cors_lets_the_configured_origin_get_a_token_and_open_the_stream(
+    http: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    job_id = await submit(http)
+    # The page's fetch() with X-API-Key and Content-Type needs a preflight.
+    preflight = await anonymous.options(
+        f"/api/v1/jobs/{job_id}/stream-token",
+        headers={
+            "Origin": PAGE_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-api-key",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == PAGE_ORIGIN
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    assert "x-api-key" in allowed and "content-type" in allowed
+
+    minted = await http.post(f"/api/v1/jobs/{job_id}/stream-token", headers={"Origin": PAGE_ORIGIN})
+    assert minted.headers["access-control-allow-origin"] == PAGE_ORIGIN
+    token = minted.json()["token"]
+    # EventSource's GET is a simple request: the answer must name the origin.
+    async with anonymous.stream(
+        "GET",
+        f"/api/v1/jobs/{job_id}/stream",
+        params={"token": token},
+        headers={"Origin": PAGE_ORIGIN},
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == PAGE_ORIGIN
+    # Another origin is not let in.
+    foreign = await anonymous.options(
+        f"/api/v1/jobs/{job_id}/stream-token",
+        headers={"Origin": "http://127.0.0.2:9", "Access-Control-Request-Method": "POST"},
+    )
+    assert foreign.status_code == 400
+    assert "access-control-allow-origin" not in foreign.headers

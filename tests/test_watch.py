@@ -20,7 +20,7 @@ from mend_core.job import ImageMetadata, JobResult
 from mend_core.queue import Lease, WorkQueue
 from mend_server.server import MendServer
 from tests.conftest import AUTH, OTHER_AUTH, make_settings
-from tests.helpers import resize_request, violated_fields
+from tests.helpers import bad_request, resize_request, violated_fields
 from tests.services import RedisServer
 
 # Bounds that only catch hangs (a watcher that never hears of a change); they time nothing.
@@ -357,3 +357,47 @@ async def test_watch_of_a_malformed_id_is_invalid_argument(stub, bad_id) -> None
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call.read()
     assert violated_fields(info.value) == ["id"]
+
+
+async def test_resuming_from_a_version_the_job_never_had_is_out_of_range(stub, queue) -> None:
+    # A running job: waiting for version 99 would wait forever (heartbeats, and after
+    # the job completes still nothing), so the server says at once where the job is.
+    job_id = await submit(stub)
+    lease = await claim(queue, job_id)
+    current = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
+    for beyond in (current.version + 1, 99):
+        call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=beyond), metadata=AUTH)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await asyncio.wait_for(call.read(), HANG_SECONDS)
+        assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
+        [violation] = bad_request(info.value).field_violations
+        assert violation.field == "from_version"
+        assert f"job {job_id} is at version {current.version}" in violation.description
+
+    # A finished job: the same, rather than an empty stream that looks like "all seen".
+    assert await queue.complete(lease, RESULT)
+    final = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
+    call = stub.WatchJob(
+        pb.WatchJobRequest(id=job_id, from_version=final.version + 1), metadata=AUTH
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await asyncio.wait_for(call.read(), HANG_SECONDS)
+    assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert f"is at version {final.version}" in info.value.details()
+
+
+async def test_a_resumed_watch_with_nothing_to_catch_up_starts_with_a_heartbeat(
+    start_server, queue
+) -> None:
+    # The heartbeat interval is an hour: the first heartbeat can only be the greeting.
+    stub = await start_server(watch_heartbeat_seconds=3600)
+    job_id = await submit(stub)
+    lease = await claim(queue, job_id)
+    current = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
+    call = stub.WatchJob(
+        pb.WatchJobRequest(id=job_id, from_version=current.version), metadata=AUTH
+    )
+    first = await asyncio.wait_for(call.read(), HANG_SECONDS)
+    assert first.HasField("heartbeat")
+    assert await queue.complete(lease, RESULT)
+    assert summary(await rest_of(call)) == [(current.version + 1, pb.JOB_STATUS_COMPLETED, 100)]

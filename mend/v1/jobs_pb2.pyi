@@ -310,6 +310,20 @@ class WatchJobResponse(_message.Message):
     heartbeat: _empty_pb2.Empty
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ..., heartbeat: _Optional[_Union[_empty_pb2.Empty, _Mapping]] = ...) -> None: ...
 
+class CreateStreamTokenRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class StreamToken(_message.Message):
+    __slots__ = ("token", "expires_at")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class ListJobsRequest(_message.Message):
     __slots__ = ("status", "type", "page_size", "page_token")
     STATUS_FIELD_NUMBER: _ClassVar[int]

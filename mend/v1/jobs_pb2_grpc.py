@@ -27,8 +27,9 @@ if _version_not_supported:
 
 class JobServiceStub:
     """Submits, reads, follows and cancels jobs. Every call needs an API key, sent as
-    `x-api-key: KEY` or `authorization: Bearer KEY`; a job is visible only to the tenant
-    whose key submitted it (other tenants get NOT_FOUND).
+    `x-api-key: KEY` or `authorization: Bearer KEY` (WatchJob also takes a stream token
+    instead, see CreateStreamToken); a job is visible only to the tenant whose key
+    submitted it (other tenants get NOT_FOUND).
     """
 
     def __init__(self, channel):
@@ -62,6 +63,11 @@ class JobServiceStub:
                 request_serializer=mend_dot_v1_dot_jobs__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=mend_dot_v1_dot_jobs__pb2.WatchJobResponse.FromString,
                 _registered_method=True)
+        self.CreateStreamToken = channel.unary_unary(
+                '/mend.v1.JobService/CreateStreamToken',
+                request_serializer=mend_dot_v1_dot_jobs__pb2.CreateStreamTokenRequest.SerializeToString,
+                response_deserializer=mend_dot_v1_dot_jobs__pb2.StreamToken.FromString,
+                _registered_method=True)
         self.ListJobs = channel.unary_unary(
                 '/mend.v1.JobService/ListJobs',
                 request_serializer=mend_dot_v1_dot_jobs__pb2.ListJobsRequest.SerializeToString,
@@ -81,8 +87,9 @@ class JobServiceStub:
 
 class JobServiceServicer:
     """Submits, reads, follows and cancels jobs. Every call needs an API key, sent as
-    `x-api-key: KEY` or `authorization: Bearer KEY`; a job is visible only to the tenant
-    whose key submitted it (other tenants get NOT_FOUND).
+    `x-api-key: KEY` or `authorization: Bearer KEY` (WatchJob also takes a stream token
+    instead, see CreateStreamToken); a job is visible only to the tenant whose key
+    submitted it (other tenants get NOT_FOUND).
     """
 
     def SubmitJob(self, request, context):
@@ -118,7 +125,21 @@ class JobServiceServicer:
     def WatchJob(self, request, context):
         """Streams a job: first its current state, then every change in order (each with a
         higher version), and ends after a terminal state (completed, failed, cancelled).
-        Resume after a disconnect with from_version set to the last version received.
+        Resume after a disconnect with from_version set to the last version received; a
+        from_version above the job's current version is OUT_OF_RANGE.
+        Besides an API key, this call (and no other) accepts a stream token from
+        CreateStreamToken, as metadata `x-mend-stream-token: TOKEN` (REST: `?token=TOKEN`);
+        a token opens only the job it was made for (another job: PERMISSION_DENIED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateStreamToken(self, request, context):
+        """Makes a short-lived token that lets a browser follow one job: EventSource cannot
+        send headers, so the page passes it as `?token=` to GET /api/v1/jobs/{id}/stream.
+        The token is valid for that job's WatchJob only, for the caller's tenant, until
+        expires_at. Another tenant's job is NOT_FOUND, as in GetJob.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -176,6 +197,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     request_deserializer=mend_dot_v1_dot_jobs__pb2.WatchJobRequest.FromString,
                     response_serializer=mend_dot_v1_dot_jobs__pb2.WatchJobResponse.SerializeToString,
             ),
+            'CreateStreamToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateStreamToken,
+                    request_deserializer=mend_dot_v1_dot_jobs__pb2.CreateStreamTokenRequest.FromString,
+                    response_serializer=mend_dot_v1_dot_jobs__pb2.StreamToken.SerializeToString,
+            ),
             'ListJobs': grpc.unary_unary_rpc_method_handler(
                     servicer.ListJobs,
                     request_deserializer=mend_dot_v1_dot_jobs__pb2.ListJobsRequest.FromString,
@@ -201,8 +227,9 @@ def add_JobServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class JobService:
     """Submits, reads, follows and cancels jobs. Every call needs an API key, sent as
-    `x-api-key: KEY` or `authorization: Bearer KEY`; a job is visible only to the tenant
-    whose key submitted it (other tenants get NOT_FOUND).
+    `x-api-key: KEY` or `authorization: Bearer KEY` (WatchJob also takes a stream token
+    instead, see CreateStreamToken); a job is visible only to the tenant whose key
+    submitted it (other tenants get NOT_FOUND).
     """
 
     @staticmethod
@@ -330,6 +357,33 @@ class JobService:
             '/mend.v1.JobService/WatchJob',
             mend_dot_v1_dot_jobs__pb2.WatchJobRequest.SerializeToString,
             mend_dot_v1_dot_jobs__pb2.WatchJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateStreamToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.v1.JobService/CreateStreamToken',
+            mend_dot_v1_dot_jobs__pb2.CreateStreamTokenRequest.SerializeToString,
+            mend_dot_v1_dot_jobs__pb2.StreamToken.FromString,
             options,
             channel_credentials,
             insecure,

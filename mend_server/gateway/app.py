@@ -117,7 +117,15 @@ class Gateway:
                         "required": False,
                         "description": "Resume after this event id (a job version).",
                         "schema": {"type": "string", "pattern": "^[0-9]+$"},
-                    }
+                    },
+                    {
+                        "name": "token",
+                        "in": "query",
+                        "required": False,
+                        "description": "A token from POST /api/v1/jobs/{id}/stream-token, "
+                        "instead of a key (EventSource cannot send headers).",
+                        "schema": {"type": "string"},
+                    },
                 ]
             },
             extra_paths=_health_paths(),

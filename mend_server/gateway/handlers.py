@@ -58,7 +58,7 @@ class UnaryEndpoints:
                     adapt=self._adapt,
                     max_body_bytes=self._max_body_bytes,
                 )
-                metadata = forwarded_metadata(request.headers)
+                metadata = forwarded_metadata(request.headers, request.query_params)
                 if transcoded.violations:
                     raise await self._every_problem(call, transcoded, metadata)
                 try:

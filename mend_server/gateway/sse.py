@@ -11,6 +11,10 @@ Every event's `id:` is the job version it shows; a client that reconnects with
 streams carry `: keepalive` comments. The stream ends after the terminal event; a
 reconnect after it gets 204, which tells EventSource to stop reconnecting. A client that
 goes away cancels the upstream WatchJob call at once.
+
+The stream is opened by WatchJob alone (no GetJob first), so that a stream token, which
+the server accepts for WatchJob only, can open it: the first message is awaited before
+the 200 is sent, and a refusal is an ordinary JSON error with its HTTP status.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +33,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from mend.v1 import jobs_pb2 as pb
-from mend_server.gateway.errors import GatewayError, error_response, from_rpc_error
+from mend_server.gateway.errors import (
+    GatewayError,
+    Violation,
+    error_response,
+    from_rpc_error,
+    invalid,
+)
 from mend_server.gateway.metrics import Metrics
 from mend_server.gateway.protojson import JsonStyle, message_to_json
 from mend_server.gateway.routes import HttpRoute
@@ -45,6 +57,9 @@ _HEADERS = {
 }
 _END = object()  # the upstream stream ended
 _STOP = object()  # the gateway is shutting down
+# A version as Last-Event-ID carries it: ASCII digits that fit an int64.
+_EVENT_ID = re.compile(r"[0-9]{1,18}", re.ASCII)
+LAST_EVENT_ID = "Last-Event-ID"
 
 
 def frame(event: str, data: dict[str, Any], event_id: int) -> bytes:
@@ -96,47 +111,48 @@ class JobEvents:
 
 
 class _EventStream:
-    """The ASGI response of one SSE stream."""
+    """The ASGI response of one SSE stream, over a WatchJob call whose first message
+    (`first`, or _END) was read already."""
 
     def __init__(
         self,
         owner: JobStreams,
-        request: pb.WatchJobRequest,
-        metadata: tuple[tuple[str, str], ...],
-        initial: list[bytes],
+        job_id: str,
+        call: grpc.aio.UnaryStreamCall,
+        first: object | None,
         tracker: JobEvents,
-        finished: bool,
-        prime_version: int | None = None,
     ) -> None:
         self._owner = owner
-        self._prime_version = prime_version
-        self._request = request
-        self._metadata = metadata
-        self._initial = initial
+        self._job_id = job_id
+        self._call = call
         self._tracker = tracker
-        self._finished = finished
         self._queue: asyncio.Queue[object] = asyncio.Queue()
+        if first is not None:
+            self._queue.put_nowait(first)
 
     def stop(self) -> None:
         self._queue.put_nowait(_STOP)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(k.encode(), v.encode()) for k, v in _HEADERS.items()]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        self._owner.opened(self)
-        pump = asyncio.create_task(self._pump(send))
-        listen = asyncio.create_task(self._listen_for_disconnect(receive))
         try:
-            await asyncio.wait({pump, listen}, return_when=asyncio.FIRST_COMPLETED)
+            headers = [(k.encode(), v.encode()) for k, v in _HEADERS.items()]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            self._owner.opened(self)
+            pump = asyncio.create_task(self._pump(send))
+            listen = asyncio.create_task(self._listen_for_disconnect(receive))
+            try:
+                await asyncio.wait({pump, listen}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (pump, listen):
+                    task.cancel()
+                await asyncio.gather(pump, listen, return_exceptions=True)
+                self._owner.closed(self)
         finally:
-            for task in (pump, listen):
-                task.cancel()
-            await asyncio.gather(pump, listen, return_exceptions=True)
-            self._owner.closed(self)
+            self._call.cancel()  # a client that left must not keep a WatchJob open upstream
         if not pump.done() or pump.cancelled():
             return  # the client left
         if (error := pump.exception()) is not None:
-            log.error("SSE stream of job %s failed", self._request.id, exc_info=error)
+            log.error("SSE stream of job %s failed", self._job_id, exc_info=error)
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -150,12 +166,7 @@ class _EventStream:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
         await write(f"retry: {RECONNECT_MS}\n\n".encode())
-        for chunk in self._initial:
-            await write(chunk)
-        if self._finished:
-            return
-        call = self._owner.watch(self._request, metadata=self._metadata)
-        reader = asyncio.create_task(self._read(call))
+        reader = asyncio.create_task(self._read())
         try:
             while True:
                 try:
@@ -168,41 +179,46 @@ class _EventStream:
                 if isinstance(item, grpc.aio.AioRpcError):
                     # Mid-stream failure (server restarting, ...): end the stream; the
                     # client reconnects with Last-Event-ID and misses nothing.
-                    log.warning("WatchJob %s ended: %s", self._request.id, item.code().name)
+                    log.warning("WatchJob %s ended: %s", self._job_id, item.code().name)
                     return
                 assert isinstance(item, pb.WatchJobResponse)
                 if item.HasField("heartbeat"):
                     await write(KEEPALIVE)
                     continue
                 job = message_to_json(item.job, self._owner.style)
-                events = self._tracker.events(job)
-                if item.job.version == self._prime_version:
-                    # The state the client last saw: it only tells the tracker what the
-                    # client already knows, so nothing is said twice.
-                    self._prime_version = None
-                    continue
-                self._prime_version = None
-                for event, data in events:
+                for event, data in self._tracker.events(job):
                     await write(frame(event, data, item.job.version))
                 if job.get("status") in TERMINAL:
                     return
         finally:
             reader.cancel()
-            call.cancel()  # a client that left must not keep a WatchJob open upstream
 
-    async def _read(self, call: grpc.aio.UnaryStreamCall) -> None:
+    async def _read(self) -> None:
         try:
-            async for message in call:
+            while (message := await self._call.read()) is not grpc.aio.EOF:
                 await self._queue.put(message)
             await self._queue.put(_END)
         except grpc.aio.AioRpcError as err:
             await self._queue.put(err)
 
 
+def _is_heartbeat(item: object) -> bool:
+    return isinstance(item, pb.WatchJobResponse) and item.HasField("heartbeat")
+
+
+def _same_name(name: str) -> str:
+    return name
+
+
+def _header_name(name: str) -> str:
+    """Names from_version as the client gave it, when that was Last-Event-ID."""
+    return LAST_EVENT_ID if name == "from_version" else name
+
+
 class JobStreams:
-    """The SSE endpoint of the WatchJob route; GetJob answers its first question (may
-    this caller see this job, and what is its state now) before any byte is streamed,
-    so that errors are ordinary JSON errors with their HTTP status."""
+    """The SSE endpoint of the WatchJob route. WatchJob's first message answers its
+    first question (may this caller see this job, and what is its state now) before any
+    byte is streamed, so that errors are ordinary JSON errors with their HTTP status."""
 
     def __init__(
         self,
@@ -214,7 +230,6 @@ class JobStreams:
         max_body_bytes: int,
     ) -> None:
         service = pb.DESCRIPTOR.services_by_name["JobService"]
-        self._get = upstream.unary(service.methods_by_name["GetJob"])
         self.watch = upstream.stream(service.methods_by_name["WatchJob"])
         self._timeout = upstream.timeout
         self.style = style
@@ -246,6 +261,29 @@ class JobStreams:
         handle.__name__ = route.method.name
         return handle
 
+    async def _open_call(
+        self,
+        watch: pb.WatchJobRequest,
+        metadata: tuple[tuple[str, str], ...],
+        rename: Callable[[str], str],
+    ) -> tuple[grpc.aio.UnaryStreamCall, object]:
+        """A WatchJob call and its first message (_END if it ended without one), or the
+        call's refusal as a GatewayError."""
+        call = self.watch(watch, metadata=metadata)
+        try:
+            first = await asyncio.wait_for(call.read(), self._timeout)
+        except grpc.aio.AioRpcError as err:
+            self._metrics.rpc("WatchJob", err.code().name)
+            raise from_rpc_error(err, rename) from None
+        except TimeoutError:
+            call.cancel()
+            self._metrics.rpc("WatchJob", grpc.StatusCode.DEADLINE_EXCEEDED.name)
+            raise GatewayError(
+                504, "the job service did not answer in time", "DEADLINE_EXCEEDED"
+            ) from None
+        self._metrics.rpc("WatchJob", grpc.StatusCode.OK.name)
+        return call, _END if first is grpc.aio.EOF else first
+
     async def _start(self, route: HttpRoute, request: Request) -> Response | _EventStream:
         transcoded = await request_message(
             route,
@@ -256,38 +294,45 @@ class JobStreams:
         )
         watch = transcoded.checked()
         assert isinstance(watch, pb.WatchJobRequest)
-        last_event_id = request.headers.get("last-event-id")
-        if last_event_id is not None and last_event_id.strip():
-            if not (last_event_id.strip().isascii() and last_event_id.strip().isdigit()):
-                raise GatewayError(400, "Last-Event-ID must be an event id from this stream")
+        rename = _same_name
+        last_event_id = (request.headers.get("last-event-id") or "").strip()
+        if last_event_id:
+            # EventSource keeps the URL (and its ?from_version=) across reconnects and
+            # adds the id of the last event it saw: the header is the newer news, and wins.
+            if not _EVENT_ID.fullmatch(last_event_id):
+                raise invalid(
+                    [Violation(LAST_EVENT_ID, "must be an event id from this stream (a version)")]
+                )
             watch.from_version = int(last_event_id)
-        metadata = forwarded_metadata(request.headers)
-        try:
-            job = await self._get(
-                pb.GetJobRequest(id=watch.id), metadata=metadata, timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError as err:
-            self._metrics.rpc("GetJob", err.code().name)
-            raise from_rpc_error(err) from None
-        self._metrics.rpc("GetJob", grpc.StatusCode.OK.name)
-        state = message_to_json(job, self.style)
-        terminal = state.get("status") in TERMINAL
-        tracker = JobEvents()
-        initial: list[bytes] = []
-        prime: int | None = None
+            rename = _header_name
         resumed = watch.HasField("from_version")
-        if resumed:
-            if terminal and job.version <= watch.from_version:
-                return Response(status_code=204)  # seen it all: EventSource stops here
-            if watch.from_version >= 1:
-                # Start one version early: that state (the last one the client saw) is
-                # read but not sent, so the first event after it is a real change.
-                prime = watch.from_version
-                watch.from_version -= 1
-        else:
-            initial = [frame(e, d, job.version) for e, d in tracker.events(state)]
-            watch.from_version = job.version
+        prime: int | None = None
+        if resumed and watch.from_version >= 1:
+            # Start one version early: that state (the last one the client saw) is read
+            # but not sent, so the first event after it is a real change.
+            prime = watch.from_version
+            watch.from_version -= 1
+        metadata = forwarded_metadata(request.headers, request.query_params)
+        call, first = await self._open_call(watch, metadata, rename)
+        tracker = JobEvents()
+        if prime is not None:
+            if first is _END or _is_heartbeat(first):
+                # Nothing after the version before the client's: the job is not yet at
+                # the client's version. Asked again as the client asked, the server
+                # says so (OUT_OF_RANGE) in its own words.
+                call.cancel()
+                watch.from_version, prime = prime, None
+                call, first = await self._open_call(watch, metadata, rename)
+            elif isinstance(first, pb.WatchJobResponse) and first.job.version == prime:
+                state = message_to_json(first.job, self.style)
+                tracker.events(state)  # what the client already knows: not said again
+                first = None
+                if state.get("status") in TERMINAL:
+                    call.cancel()
+                    return Response(status_code=204)  # seen it all: EventSource stops here
+        if resumed and first is _END:
+            return Response(status_code=204)
         if request.method == "HEAD":
+            call.cancel()
             return Response(headers=_HEADERS)
-        finished = terminal and not resumed  # the initial events already end the stream
-        return _EventStream(self, watch, metadata, initial, tracker, finished, prime)
+        return _EventStream(self, watch.id, call, first, tracker)

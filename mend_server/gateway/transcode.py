@@ -23,6 +23,7 @@ from mend_server.gateway.protojson import (
     set_path,
 )
 from mend_server.gateway.routes import HttpRoute
+from mend_server.gateway.upstream import TOKEN_QUERY
 
 Renamer = Callable[[str], str]
 # A request body in an API's own shape -> the request message's JSON, a renamer of field
@@ -83,8 +84,11 @@ async def request_message(
     if not isinstance(data, dict):
         raise invalid([Violation("(body)", "must be a JSON object")])
     try:
+        if len(request.query_params.getlist(TOKEN_QUERY)) > 1:
+            raise invalid([Violation(TOKEN_QUERY, "given more than once")])
         if route.body != "*":
-            items = list(request.query_params.multi_items())
+            # The token is a credential (see upstream.TOKEN_QUERY), not a request field.
+            items = [kv for kv in request.query_params.multi_items() if kv[0] != TOKEN_QUERY]
             _merge(data, query_to_json(desc, items, route.bound_fields))
     except GatewayError as err:
         raise renamed(err, rename) from None

@@ -10,9 +10,15 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 
+from mend_server.auth import STREAM_TOKEN_METADATA
+
 # Headers that carry the caller's credentials; passed through unchanged as metadata, so
 # the gRPC server alone decides who the caller is.
 FORWARDED_HEADERS = ("x-api-key", "authorization")
+# The query parameter of a stream token (EventSource cannot send headers). A credential,
+# not a request field: on every route it goes to the server as metadata, and the server
+# accepts it for WatchJob only, so that a token opens the stream and nothing else.
+TOKEN_QUERY = "token"
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 _CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     # WatchJob streams may sit idle for a long time: keep the connection warm.
@@ -32,15 +38,19 @@ def grpc_target(host: str, port: int) -> str:
 Metadata = tuple[tuple[str, str], ...]
 
 
-def forwarded_metadata(headers: Mapping[str, str]) -> Metadata:
-    """Credential headers as gRPC metadata. A value gRPC cannot carry (non-ASCII or
-    control characters) is dropped: the server then answers UNAUTHENTICATED."""
-    out = []
-    for name in FORWARDED_HEADERS:
-        value = headers.get(name)
-        if value is not None and value.isascii() and value.isprintable():
-            out.append((name, value))
-    return tuple(out)
+def forwarded_metadata(
+    headers: Mapping[str, str], query: Mapping[str, str]
+) -> Metadata:
+    """Credential headers (and a `?token=`) as gRPC metadata. A value gRPC cannot carry
+    (non-ASCII or control characters) is dropped: the server then answers
+    UNAUTHENTICATED."""
+    values = [(name, headers.get(name)) for name in FORWARDED_HEADERS]
+    values.append((STREAM_TOKEN_METADATA, query.get(TOKEN_QUERY)))
+    return tuple(
+        (name, value)
+        for name, value in values
+        if value is not None and value.isascii() and value.isprintable()
+    )
 
 
 class Upstream:
