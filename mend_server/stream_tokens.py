@@ -19,6 +19,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from mend_core.tenancy import ApiKey
 
 _DOMAIN = b"mend-stream-token.v1."
 _DERIVE = b"mend stream-token secret from API keys\x00"
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class InvalidStreamToken(Exception):
@@ -55,9 +57,14 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    if not text.isascii():
+    """Strict, canonical base64url: the decoder alone skips foreign characters and
+    ignores a last character's spare bits, so one token would have many spellings."""
+    if not _BASE64URL.fullmatch(text):
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(raw) != text:
+        raise ValueError("not canonical base64url")
+    return raw
 
 
 class StreamTokens:

@@ -404,7 +404,8 @@ async def test_expired_and_tampered_tokens_are_401(
     good = await token_for(http, job_id)
     payload, _, mac = good.partition(".")
     tampered = forged(good, job=str(uuid.uuid4()))
-    for token in (expired, tampered, payload + "." + mac[:-1] + "A", "garbage", "é"):
+    flipped = payload + "." + ("B" if mac[0] == "A" else "A") + mac[1:]
+    for token in (expired, tampered, flipped, payload + "." + mac + "A", "garbage", "é"):
         refused = await anonymous.get(url, params={"token": token})
         assert refused.status_code == 401, (token, refused.text)
         assert refused.headers["content-type"] == "application/json"

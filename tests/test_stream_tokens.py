@@ -86,6 +86,28 @@ def test_tampered_foreign_malformed_and_expired_tokens_are_refused() -> None:
         tokens.verify(token)
 
 
+def test_a_token_has_exactly_one_spelling() -> None:
+    """base64 decoders skip foreign characters and a last character's spare bits: a
+    token spelled any other way is refused, so one that differs is never accepted."""
+    tokens = StreamTokens(b"secret", 300)
+    token, _ = tokens.issue("job-1", "acme")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    accepted = [c for c in alphabet if _verifies(tokens, token[:-1] + c)]
+    assert accepted == [token[-1]]
+    payload, _, mac = token.partition(".")
+    for other in (payload + ".!" + mac, payload + "=." + mac, payload + "." + mac + "=="):
+        with pytest.raises(InvalidStreamToken, match="malformed"):
+            tokens.verify(other)
+
+
+def _verifies(tokens: StreamTokens, token: str) -> bool:
+    try:
+        tokens.verify(token)
+    except InvalidStreamToken:
+        return False
+    return True
+
+
 def test_the_derived_secret_is_the_same_for_every_process_with_the_same_keys() -> None:
     a = parse_api_keys("acme=key-a,globex=key-b")
     b = parse_api_keys("globex=key-b, acme=key-a")
