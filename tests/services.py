@@ -26,18 +26,32 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run `make redis` (or `make test`)")
+        self.binary = binary
         self.dir = Path(tempfile.mkdtemp(prefix="mend-redis-"))
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._start()
+
+    def _start(self) -> None:
         self.process = subprocess.Popen(
             [
-                binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                "--appendonly", "yes", "--save", "", "--protected-mode", "no",
+                self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.dir), "--appendonly", "yes", "--save", "",
+                "--protected-mode", "no",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         self._wait_ready()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save, only what the AOF already holds survives."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def restart(self) -> None:
+        """Starts again on the same port from the same data directory (AOF replayed)."""
+        self._start()
 
     def _wait_ready(self) -> None:
         client = redis.Redis(port=self.port)

@@ -27,8 +27,8 @@ EXIT_TIMEOUT = 15
 
 
 class ServerProcess:
-    def __init__(self, redis_url: str, **env: str) -> None:
-        self.port = free_port()
+    def __init__(self, redis_url: str, port: int | None = None, **env: str) -> None:
+        self.port = port or free_port()  # a restart takes its predecessor's port
         self.log = tempfile.NamedTemporaryFile(prefix="mend-server-", suffix=".log")  # noqa: SIM115
         self.process = subprocess.Popen(
             [str(SERVER_BIN)],
