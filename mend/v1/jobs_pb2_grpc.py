@@ -94,7 +94,8 @@ class JobServiceServicer:
 
     def SubmitJob(self, request, context):
         """Queues a job. Answers once the job is durably stored in Redis and enqueued.
-        The same request_id (per tenant) returns the original job instead of a new one.
+        The same request_id (per tenant) with the same request returns the original job
+        instead of a new one; with a different request it is ALREADY_EXISTS (AIP-155).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
