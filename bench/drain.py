@@ -176,8 +176,9 @@ class System:
 
 
 def mend_enqueue(ctx: Context, bucket: str) -> None:
-    from mend_core.job import JobSpec, JobType, ResizeParams
+    from mend_core.job import JobSpec
     from mend_core.keys import Keys
+    from mend_core.operations.image_resize import ResizeParams
     from mend_core.redis_client import connect
     from mend_core.store import JobStore
 
@@ -194,7 +195,7 @@ def mend_enqueue(ctx: Context, bucket: str) -> None:
             for start in range(0, ctx.jobs, SUBMIT_BATCH):
                 specs = [
                     JobSpec(
-                        type=JobType.IMAGE_RESIZE,
+                        type="image_resize",
                         source_bucket=SOURCE[0],
                         source_key=SOURCE[1],
                         dest_bucket=bucket,

@@ -47,10 +47,11 @@ KEYS_PREFIX = "mend:{jobs}:"
 
 
 def spec(source: tuple[str, str], dest_key: str, width: int, height: int) -> Any:
-    from mend_core.job import JobSpec, JobType, ResizeParams
+    from mend_core.job import JobSpec
+    from mend_core.operations.image_resize import ResizeParams
 
     return JobSpec(
-        type=JobType.IMAGE_RESIZE,
+        type="image_resize",
         source_bucket=source[0],
         source_key=source[1],
         dest_bucket="out",

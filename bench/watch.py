@@ -255,7 +255,7 @@ async def submit_jobs(stub: Any, count: int) -> list[str]:
 async def drive(queue: Any, scenario: Scenario) -> dict[tuple[str, int], int]:
     """Moves every pending job through claim, progress and complete at the scenario's pace;
     returns the time just before each transition's call, by (job id, version)."""
-    from mend_core.job import ImageMetadata, JobResult
+    from mend_core.results import ImageMetadata, JobResult
 
     result = JobResult(output_url="file://bench/out.jpg", file_size=1, duration=0.01,
                        metadata=ImageMetadata(width=100, height=100, format="JPEG"))

@@ -1,4 +1,23 @@
-"""Why a job failed. The message of each error is shown to the user as the job's error."""
+"""Domain errors: why a request is refused, why a job failed. The message of a job's
+error is shown to the user as the job's error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One bad field of a request: its name (or path) and what is wrong with it."""
+
+    field: str
+    description: str
+
+
+class ValidationError(Exception):
+    def __init__(self, violations: list[Violation]) -> None:
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
+        self.violations = violations
 
 
 class JobError(Exception):

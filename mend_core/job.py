@@ -10,9 +10,12 @@ import functools
 import hashlib
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from mend_core.operations import operation, params_to_dict
+from mend_core.results import JobResult
 
 
 class JobStatus(StrEnum):
@@ -27,46 +30,20 @@ class JobStatus(StrEnum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-class JobType(StrEnum):
-    IMAGE_RESIZE = "image_resize"
-
-
-FIT_MODES = ("inside", "cover", "fill")
-IMAGE_FORMATS = ("jpeg", "png", "webp")
 WEBHOOK_STYLES = ("default", "discord")
 DEFAULT_PRIORITY = 5
-
-
-@dataclass(frozen=True)
-class ResizeParams:
-    width: int = 0
-    height: int = 0
-    quality: int | None = None
-    fit: str | None = None
-    format: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Only the fields the client set, as Mend's REST API shows them."""
-        fields = (
-            ("width", self.width),
-            ("height", self.height),
-            ("quality", self.quality),
-            ("fit", self.fit),
-            ("format", self.format),
-        )
-        return {k: v for k, v in fields if v not in (None, 0)}
 
 
 @dataclass(frozen=True)
 class JobSpec:
     """A validated request for one job."""
 
-    type: JobType
+    type: str  # a registered operation (mend_core.operations)
     source_bucket: str
     source_key: str
     dest_bucket: str
     dest_key: str
-    params: ResizeParams
+    params: Any  # that operation's parameters dataclass
     priority: int = DEFAULT_PRIORITY
     max_attempts: int = 3
     timeout_seconds: int = 300
@@ -91,7 +68,7 @@ class JobSpec:
         fields = {
             "id": job_id,
             "tenant": tenant,
-            "type": self.type.value,
+            "type": self.type,
             "source_bucket": self.source_bucket,
             "source_key": self.source_key,
             "dest_bucket": self.dest_bucket,
@@ -121,34 +98,6 @@ class Batch:
 
 def new_job_id() -> str:
     return str(uuid.uuid4())
-
-
-@dataclass(frozen=True)
-class ImageMetadata:
-    width: int
-    height: int
-    format: str
-
-
-@dataclass(frozen=True)
-class JobResult:
-    output_url: str
-    file_size: int
-    duration: float
-    metadata: ImageMetadata
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, raw: str) -> JobResult:
-        data = json.loads(raw)
-        return cls(
-            output_url=data["output_url"],
-            file_size=int(data["file_size"]),
-            duration=float(data["duration"]),
-            metadata=ImageMetadata(**data["metadata"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -185,12 +134,12 @@ class Job:
         started, completed = get("started_at"), get("completed_at")
         duration, result = get("duration_seconds"), get("result")
         spec = JobSpec(
-            type=_JOB_TYPES.get(f["type"]) or JobType(f["type"]),
+            type=f["type"],
             source_bucket=f["source_bucket"],
             source_key=f["source_key"],
             dest_bucket=f["dest_bucket"],
             dest_key=f["dest_key"],
-            params=_params(get("params") or "{}"),
+            params=_params(f["type"], get("params") or "{}"),
             priority=int(get("priority", DEFAULT_PRIORITY)),
             max_attempts=int(get("max_attempts", 3)),
             timeout_seconds=int(get("timeout_seconds", 300)),
@@ -222,16 +171,15 @@ class Job:
 
 
 # Read on every GetJob: a dict lookup costs less than an Enum's constructor, and jobs
-# share a handful of parameter sets, each parsed once (ResizeParams is immutable).
-_JOB_TYPES = {t.value: t for t in JobType}
+# share a handful of parameter sets, each parsed once (parameters are immutable).
 _JOB_STATUSES = {s.value: s for s in JobStatus}
 
 
 @functools.lru_cache(maxsize=1024)
-def _params(raw: str) -> ResizeParams:
-    return ResizeParams(**json.loads(raw))
+def _params(job_type: str, raw: str) -> Any:
+    return operation(job_type).params_from_dict(json.loads(raw))
 
 
 @functools.lru_cache(maxsize=1024)
-def _params_json(params: ResizeParams) -> str:
-    return json.dumps(params.to_dict(), separators=(",", ":"))
+def _params_json(params: Any) -> str:
+    return json.dumps(params_to_dict(params), separators=(",", ":"))

@@ -10,8 +10,9 @@ from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
 
-from mend_core.job import Batch, Job, JobSpec, JobStatus, JobType, new_job_id
+from mend_core.job import Batch, Job, JobSpec, JobStatus, new_job_id
 from mend_core.keys import Keys
+from mend_core.operations import job_types
 from mend_core.scripts import Scripts
 
 _STATUSES = tuple(s.value for s in JobStatus)
@@ -125,7 +126,7 @@ class JobStore:
                 "request_id": spec.request_id,
                 "fingerprint": spec.fingerprint() if spec.request_id else "",
                 "priority": spec.priority,
-                "type": spec.type.value,
+                "type": spec.type,
                 "fields": spec.to_fields(job_id, tenant),
             }
             docs.append(json.dumps(doc))
@@ -164,7 +165,7 @@ class JobStore:
         tenant: str,
         *,
         status: JobStatus | None,
-        job_type: JobType | None,
+        job_type: str | None,
         page_size: int,
         cursor: int | None,
     ) -> Page:
@@ -173,7 +174,7 @@ class JobStore:
         if status is not None:
             index, other = self._keys.index(tenant, f"status:{status.value}"), job_type
         elif job_type is not None:
-            index, other = self._keys.index(tenant, f"type:{job_type.value}"), None
+            index, other = self._keys.index(tenant, f"type:{job_type}"), None
         else:
             index, other = self._keys.index(tenant, "all"), None
         jobs: list[Job] = []
@@ -195,7 +196,7 @@ class JobStore:
                     await self._forget(tenant, job_id)  # expired by retention
                     continue
                 job = Job.from_fields(fields)
-                if other is not None and job.spec.type is not other:
+                if other is not None and job.spec.type != other:
                     continue
                 jobs.append(job)
                 if len(jobs) == page_size:
@@ -207,7 +208,7 @@ class JobStore:
 
     async def _forget(self, tenant: str, job_id: str) -> None:
         names = ["all", *(f"status:{s.value}" for s in JobStatus)]
-        names += [f"type:{t.value}" for t in JobType]
+        names += [f"type:{t}" for t in job_types()]
         async with self._redis.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.zrem(self._keys.index(tenant, name), job_id)

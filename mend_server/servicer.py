@@ -21,18 +21,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
+from mend_core.errors import ValidationError, Violation
 from mend_core.job import JobSpec
+from mend_core.operations import OPERATIONS
 from mend_core.store import BatchExists, JobFinished, JobNotFound, JobStore, RequestConflict
 from mend_core.tenancy import AccessDenied, BucketGrants
-from mend_core.validation import (
-    MAX_BATCH,
-    JobDraft,
-    Limits,
-    ValidationError,
-    Violation,
-    validate,
-    validate_batch,
-)
+from mend_core.validation import MAX_BATCH, JobDraft, Limits, validate, validate_batch
 from mend_core.webhook_target import WebhookTargets
 from mend_server import convert
 from mend_server.auth import current_caller
@@ -150,13 +144,24 @@ def _guarded(handler: _Handler) -> _Handler:
     return cast(_Handler, guarded)
 
 
-def _draft_spec(draft: JobDraft, limits: Limits, paths: Mapping[str, str], prefix: str = ""):
+FieldPath = Callable[[str], str]  # a draft's field name -> its path in the request
+
+
+def _as_is(name: str) -> str:
+    return name  # the flat requests name every field as the draft does
+
+
+def _nested(draft: JobDraft) -> FieldPath:
+    return lambda name: convert.submit_field_path(draft.type, name)
+
+
+def _draft_spec(draft: JobDraft, limits: Limits, path: FieldPath, prefix: str = ""):
     """Validates a draft, naming bad fields by their path in the request."""
     try:
         return validate(draft, limits)
     except ValidationError as exc:
         raise BadRequest(
-            [Violation(prefix + paths.get(v.field, v.field), v.description) for v in exc.violations]
+            [Violation(prefix + path(v.field), v.description) for v in exc.violations]
         ) from None
 
 
@@ -217,13 +222,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         return [Violation(path, why) for path, url in urls.items() if (why := refusals.get(url))]
 
     async def _submit_one(
-        self, draft: JobDraft, paths: Mapping[str, str], validate_only: bool
+        self, draft: JobDraft, path: FieldPath, validate_only: bool
     ) -> pb.SubmitJobResponse:
-        refused = await self._refused_webhooks(
-            {paths.get("webhook_url", "webhook_url"): draft.webhook_url}
-        )
+        refused = await self._refused_webhooks({path("webhook_url"): draft.webhook_url})
         try:
-            spec = _draft_spec(draft, self._limits, paths)
+            spec = _draft_spec(draft, self._limits, path)
         except BadRequest as exc:
             raise BadRequest([*exc.violations, *refused]) from None
         if refused:
@@ -237,7 +240,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         except RequestConflict as exc:
             [(_, job_id)] = exc.conflicts
             problem = f"was used for job {job_id}, a different request; use a new request_id"
-            raise Conflict([Violation(paths.get("request_id", "request_id"), problem)]) from None
+            raise Conflict([Violation(path("request_id"), problem)]) from None
         return pb.SubmitJobResponse(
             job_id=submitted.job_id, status=pb.JOB_STATUS_PENDING, message=QUEUED_MESSAGE
         )
@@ -245,16 +248,14 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     @_guarded
     async def SubmitJob(self, request, context):
         self._check_size(request)
-        return await self._submit_one(
-            convert.draft_from_submit(request), convert.SUBMIT_FIELD_PATHS, request.validate_only
-        )
+        draft = convert.draft_from_submit(request)
+        return await self._submit_one(draft, _nested(draft), request.validate_only)
 
-    @_guarded
-    async def SubmitImageResize(self, request, context):
+    async def submit_flat(self, job_type: str, request: Message) -> pb.SubmitJobResponse:
+        """A flat Submit RPC (SubmitImageResize, ...), one per registered operation."""
         self._check_size(request)
-        return await self._submit_one(
-            convert.draft_from_resize(request), {}, request.validate_only
-        )
+        draft = convert.draft_from_flat(job_type, request)
+        return await self._submit_one(draft, _as_is, request.validate_only)  # type: ignore[attr-defined]
 
     @_guarded
     async def SubmitBatch(self, request, context):
@@ -291,9 +292,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 bad.append(Violation(f"jobs[{i}].validate_only", problem))
             draft = convert.draft_from_submit(item, batch_id=batch_id)
             try:
-                specs.append(
-                    _draft_spec(draft, self._limits, convert.SUBMIT_FIELD_PATHS, f"jobs[{i}].")
-                )
+                specs.append(_draft_spec(draft, self._limits, _nested(draft), f"jobs[{i}]."))
             except BadRequest as exc:
                 bad.extend(exc.violations)
         webhooks = {"options.webhook_url": opts.webhook_url}
@@ -466,3 +465,15 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             (s.version, s.status.terminal, pb.WatchJobResponse(job=convert.job_to_pb(s)))
             for s in states
         ]
+
+
+def _flat_handler(job_type: str) -> Callable[..., Awaitable[Any]]:
+    async def submit(self: JobService, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self.submit_flat(job_type, request)
+
+    return _guarded(submit)
+
+
+# The flat Submit RPC of each operation (image_resize -> SubmitImageResize), from the registry.
+for _op in OPERATIONS.values():
+    setattr(JobService, _op.flat_rpc, _flat_handler(_op.type))

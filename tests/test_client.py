@@ -26,8 +26,8 @@ from mend_client import (
     Unauthenticated,
     Unavailable,
 )
-from mend_core.job import ImageMetadata, JobResult
 from mend_core.queue import Lease, WorkQueue
+from mend_core.results import ImageMetadata, JobResult
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY, make_settings
 from tests.helpers import RESIZE_FIELDS

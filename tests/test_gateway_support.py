@@ -16,9 +16,9 @@ import httpx
 import uvicorn
 from redis.asyncio import Redis
 
-from mend_core.job import ImageMetadata, JobResult
 from mend_core.keys import Keys
 from mend_core.queue import Lease, WorkQueue
+from mend_core.results import ImageMetadata, JobResult
 from mend_core.settings import Settings
 from mend_server.gateway import Gateway
 from mend_server.server import MendServer
