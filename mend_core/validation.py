@@ -164,16 +164,16 @@ def validate(draft: JobDraft, limits: Limits) -> JobSpec:
             bad.append(Violation(name, problem))
 
     op = OPERATIONS.get(draft.type)
-    params = None
     if op is None:
         check("type", "is required" if not draft.type else f"unknown job type {draft.type!r}")
-    else:
-        params = op.params_from_dict(draft.params)
-        bad += op.check(params, limits.operation)
     for name in ("source_bucket", "dest_bucket"):
         check(name, bucket_problem(getattr(draft, name)))
     for name in ("source_key", "dest_key"):
         check(name, key_problem(getattr(draft, name)))
+    params = None
+    if op is not None:
+        params = op.params_from_dict(draft.params)
+        bad += op.check(params, limits.operation)
     if draft.priority is not None:
         check("priority", _range(draft.priority, 0, 9))
     if draft.request_id and not _REQUEST_ID.fullmatch(draft.request_id):

@@ -25,7 +25,8 @@ from mend_client._errors import (
     Unauthenticated,
     Unavailable,
 )
-from mend_client._requests import ResizeJob
+from mend_client._operations import OPERATIONS
+from mend_client._requests import JobRequest, ResizeJob
 from mend_client._sync import Client
 from mend_client._types import (
     Batch,
@@ -58,6 +59,8 @@ __all__ = [
     "NotFound",
     "Progress",
     "QueueStats",
+    "JobRequest",
+    "OPERATIONS",
     "ResizeJob",
     "Unauthenticated",
     "Unavailable",

@@ -38,8 +38,15 @@ _SUBMIT = pb.SubmitJobRequest.DESCRIPTOR
 _OPTIONS = pb.SubmitOptions.DESCRIPTOR
 _LOCATION_FIELDS = ("source_bucket", "source_key", "dest_bucket", "dest_key")
 OPTION_FIELDS = tuple(f.name for f in _OPTIONS.fields)
-_SPARSE = {d.full_name for d in (_JOB, _PARAMETERS, pb.ImageResizeParameters.DESCRIPTOR)}
-_ACCEPTED = {"SubmitJob", "SubmitImageResize", "SubmitBatch"}
+# Every operation's parameters message shows only what was set, as Mend's REST API does.
+_SPARSE = {
+    _JOB.full_name,
+    _PARAMETERS.full_name,
+    *(f.message_type.full_name for f in _OPERATION.fields),
+}
+# Queueing RPCs answer 202: SubmitJob, SubmitBatch and each operation's flat Submit RPC
+# (its request is flat: it has the locations itself).
+_QUEUEING = {"SubmitJob", "SubmitBatch"}
 # Jobs whose state is terminal or pending carry these only in that state.
 _ONLY_WHEN = {
     "result": ("completed",),
@@ -123,7 +130,10 @@ STYLE = MendJson()
 
 
 def success_status(method: MethodDescriptor) -> int:
-    return 202 if method.name in _ACCEPTED else 200
+    queues = method.name in _QUEUEING or (
+        method.name.startswith("Submit") and "source_bucket" in method.input_type.fields_by_name
+    )
+    return 202 if queues else 200
 
 
 # ------------------------------------------------------------- Mend-shaped submissions
