@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.v1 import jobs_pb2 as pb
 from mend_core.job import Job, JobStatus, JobType
-from mend_core.store import Counts, Stats
+from mend_core.jobstate.store import Counts, Stats
 from mend_core.validation import JobDraft
 
 STATUS_TO_PB = {

@@ -1,5 +1,5 @@
 """Webhook delivery. Each server process runs a WebhookDispatcher that takes deliveries
-from the queue in Redis (mend_core.webhook_queue: the job scripts add one when a job
+from the queue in Redis (mend_core.jobstate.webhook_queue: the job scripts add one when a job
 completes or fails and when a batch finishes), shared with the other processes through one
 consumer group, so deliveries never block job processing and survive a process that dies.
 
@@ -33,9 +33,9 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from mend_core.job import Job
-from mend_core.keys import Keys
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.webhook_queue import Delivery, WebhookQueue
 from mend_core.settings import Settings
-from mend_core.webhook_queue import Delivery, WebhookQueue
 from mend_core.webhook_target import Target, TargetRefused, UnresolvedHost, WebhookTargets
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mend_core.job import ImageMetadata, JobResult
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.queue import WorkQueue
 from mend_server.server import MendServer
 from tests.conftest import API_KEY
 from tests.services import free_port

@@ -27,7 +27,7 @@ from mend_client import (
     Unavailable,
 )
 from mend_core.job import ImageMetadata, JobResult
-from mend_core.queue import Lease, WorkQueue
+from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY, make_settings
 from tests.helpers import RESIZE_FIELDS

@@ -14,7 +14,7 @@ import pytest
 
 from mend_client import AsyncClient
 from mend_core.job import ImageMetadata, JobResult
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.queue import WorkQueue
 from mend_server.server import MendServer
 from tests.conftest import API_KEY
 from tests.services import RedisServer, free_port

@@ -17,8 +17,8 @@ import uvicorn
 from redis.asyncio import Redis
 
 from mend_core.job import ImageMetadata, JobResult
-from mend_core.keys import Keys
-from mend_core.queue import Lease, WorkQueue
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.settings import Settings
 from mend_server.gateway import Gateway
 from mend_server.server import MendServer

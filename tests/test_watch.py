@@ -17,7 +17,7 @@ import pytest
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.job import ImageMetadata, JobResult
-from mend_core.queue import Lease, WorkQueue
+from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_server.server import MendServer
 from tests.conftest import AUTH, OTHER_AUTH, make_settings
 from tests.helpers import bad_request, resize_request, violated_fields

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from redis.asyncio import Redis
 
 from mend_core.job import Batch, Job, JobSpec, JobStatus, JobType, new_job_id
-from mend_core.keys import Keys
-from mend_core.scripts import Scripts
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.scripts import Scripts
 
 _STATUSES = tuple(s.value for s in JobStatus)
 

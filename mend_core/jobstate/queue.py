@@ -11,8 +11,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from mend_core.job import Job, JobResult
-from mend_core.keys import Keys
-from mend_core.scripts import Scripts
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.scripts import Scripts
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ local STATS = PREFIX .. 'stats'          -- hash: "<type>:<status>" counters, av
 local TENANTS = PREFIX .. 'tenants'      -- set: every tenant that submitted a job
 local CHANNEL = PREFIX .. 'changes'      -- pub/sub: "<id>:<version>" after every change
 -- Webhook deliveries are never trimmed by count: an entry leaves the stream only once it
--- was delivered, scheduled for a retry or dead-lettered (see mend_core/webhook_queue.py).
+-- was delivered, scheduled for a retry or dead-lettered (see mend_core/jobstate/webhook_queue.py).
 local WEBHOOKS = PREFIX .. 'webhooks'    -- stream: webhook deliveries to make now
 local WEBHOOK_RETRIES = PREFIX .. 'webhooks:retry'  -- zset: deliveries waiting to retry, by due ms
 local DEAD_WEBHOOKS = PREFIX .. 'webhooks:dead'     -- stream: deliveries that failed for good

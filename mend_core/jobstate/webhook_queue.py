@@ -30,8 +30,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from mend_core.keys import Keys
-from mend_core.scripts import Scripts
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.scripts import Scripts
 
 GROUP = "webhooks"
 # Delivery ids are UUIDs derived from the stream entry that queued the delivery.
