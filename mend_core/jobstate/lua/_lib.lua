@@ -1,7 +1,7 @@
 -- Shared by every Mend script; runs after the key names generated from
--- mend_core/jobstate/keys.py (PREFIX = ARGV[1], QUEUE, job_key(id), ...). Webhook deliveries
--- are never trimmed by count: an entry leaves WEBHOOKS only once it was delivered, scheduled
--- for a retry or dead-lettered (see mend_core/jobstate/webhook_queue.py).
+-- mend_core/jobstate/keys.py (QUEUE, job_key(id), ..., on the key prefix in ARGV[1]).
+-- Webhook deliveries are never trimmed by count: an entry leaves WEBHOOKS only once it was
+-- delivered, scheduled for a retry or dead-lettered (see mend_core/jobstate/webhook_queue.py).
 local EVENTS_MAXLEN = 512
 local WAKE_MAXLEN = 10000
 
