@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import mend_core.jobstate
-from mend_core.job import Batch, ImageMetadata, JobResult, JobSpec, JobStatus, JobType, ResizeParams
+from mend_core.job import Batch, JobStatus
 from mend_core.jobstate.keys import KEYS, Keys
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.jobstate.scripts import TRANSITIONS
@@ -21,17 +21,10 @@ from mend_core.jobstate.store import BatchCounts, JobStore
 from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.redis_client import connect
 from tests.services import RedisServer
+from tests.test_work_queue import RESULT
+from tests.test_work_queue import SPEC as JOB
 
-RESULT = JobResult("file:///out.jpg", 10, 0.01, ImageMetadata(8, 8, "jpeg"))
-SPEC = JobSpec(
-    type=JobType.IMAGE_RESIZE,
-    source_bucket="my-bucket",
-    source_key="in.jpg",
-    dest_bucket="my-bucket",
-    dest_key="out.jpg",
-    params=ResizeParams(width=8),
-    webhook_url="http://hooks.example/",
-)
+SPEC = replace(JOB, webhook_url="http://hooks.example/")
 LUA = Path(mend_core.jobstate.__file__).with_name("lua")
 SENTINEL = "test:end"
 
