@@ -177,10 +177,10 @@ class System:
 
 def mend_enqueue(ctx: Context, bucket: str) -> None:
     from mend_core.job import JobSpec
-    from mend_core.keys import Keys
+    from mend_core.jobstate.keys import Keys
+    from mend_core.jobstate.store import JobStore
     from mend_core.operations.image_resize import ResizeParams
     from mend_core.redis_client import connect
-    from mend_core.store import JobStore
 
     async def submit() -> None:
         client = connect(ctx.redis.url)

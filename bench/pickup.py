@@ -236,9 +236,9 @@ async def wait_idle(redis: Any, count: int, timeout: float = 30.0) -> None:
 async def measure(
     args: argparse.Namespace, redis_server: RedisServer, root: Path
 ) -> dict[str, Any]:
-    from mend_core.keys import Keys
+    from mend_core.jobstate.keys import Keys
+    from mend_core.jobstate.store import JobStore
     from mend_core.redis_client import connect
-    from mend_core.store import JobStore
 
     redis = connect(redis_server.url)
     store = JobStore(

@@ -449,8 +449,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from mend.v1 import jobs_pb2_grpc
-    from mend_core.keys import Keys
-    from mend_core.queue import WorkQueue
+    from mend_core.jobstate.keys import Keys
+    from mend_core.jobstate.queue import WorkQueue
     from mend_core.redis_client import connect
 
     redis_server = RedisServer()

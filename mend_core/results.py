@@ -7,9 +7,8 @@ the server translates them without knowing the operation."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -27,21 +26,3 @@ class JobResult:
     duration: float
     metadata: ImageMetadata | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        data = asdict(self)
-        if not self.details:
-            del data["details"]
-        return json.dumps(data, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, raw: str) -> JobResult:
-        data = json.loads(raw)
-        metadata = data.get("metadata")
-        return cls(
-            output_url=data["output_url"],
-            file_size=int(data["file_size"]),
-            duration=float(data["duration"]),
-            metadata=ImageMetadata(**metadata) if metadata else None,
-            details=data.get("details") or {},
-        )

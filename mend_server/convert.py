@@ -19,8 +19,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.v1 import jobs_pb2 as pb
 from mend_core.job import Job, JobStatus
+from mend_core.jobstate.store import Counts, Stats
 from mend_core.operations import OPERATIONS
-from mend_core.store import Counts, Stats
 from mend_core.validation import JobDraft
 
 STATUS_TO_PB = {

@@ -14,10 +14,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mend.v1 import jobs_pb2, jobs_pb2_grpc
 from mend_core.job import Job
-from mend_core.keys import Keys
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.store import JobStore
+from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
-from mend_core.store import JobStore
 from mend_core.tasks import cancel_and_wait
 from mend_core.validation import Limits
 from mend_core.webhook_target import WebhookTargets
@@ -120,8 +121,10 @@ class MendServer:
             else self.server.add_insecure_port(address)
         )
         self.webhooks = WebhookDispatcher(
-            self.redis,
-            keys,
+            self.store,
+            WebhookQueue(
+                self.redis, keys, dead_retention_seconds=settings.retention_failed_seconds
+            ),
             settings,
             render_job=rest_job_json,
             consumer=f"server-{os.getpid()}",

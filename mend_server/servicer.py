@@ -23,8 +23,14 @@ from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.errors import ValidationError, Violation
 from mend_core.job import JobSpec
+from mend_core.jobstate.store import (
+    BatchExists,
+    JobFinished,
+    JobNotFound,
+    JobStore,
+    RequestConflict,
+)
 from mend_core.operations import OPERATIONS
-from mend_core.store import BatchExists, JobFinished, JobNotFound, JobStore, RequestConflict
 from mend_core.tenancy import AccessDenied, BucketGrants
 from mend_core.validation import MAX_BATCH, JobDraft, Limits, validate, validate_batch
 from mend_core.webhook_target import WebhookTargets

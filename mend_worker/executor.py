@@ -44,6 +44,7 @@ class ChildSettings:
     s3_endpoint_url: str | None
     s3_region: str | None
     limits: OperationLimits
+    progress_after_seconds: float = PROGRESS_AFTER_SECONDS
 
     @classmethod
     def from_settings(cls, s: Settings) -> ChildSettings:
@@ -79,9 +80,12 @@ Outcome = Completed | Failed
 
 
 class ChildExecutor:
-    def __init__(self, settings: Settings, command: list[str]) -> None:
-        """command: how to start `mend-worker` (the child gets --executor-fd appended)."""
-        self._child_settings = ChildSettings.from_settings(settings)
+    def __init__(
+        self, settings: Settings, command: list[str], *, child: ChildSettings | None = None
+    ) -> None:
+        """command: how to start `mend-worker` (the child gets --executor-fd appended);
+        child: the child's settings, when not derived from `settings`."""
+        self._child_settings = child or ChildSettings.from_settings(settings)
         self._command = command
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
@@ -199,7 +203,7 @@ def child_main(fd: int) -> None:
     def progress(percent: int, message: str) -> None:
         # The one place progress is throttled: short jobs finish before anyone could
         # watch, so their updates would only cost messages and Redis writes.
-        if time.monotonic() - started >= PROGRESS_AFTER_SECONDS:
+        if time.monotonic() - started >= settings.progress_after_seconds:
             conn.send((job_id, Progress(percent, message)))
 
     while True:

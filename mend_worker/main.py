@@ -12,8 +12,8 @@ from pathlib import Path
 
 import uvloop
 
-from mend_core.keys import Keys
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
 from mend_core.supervisor import Program, Supervisor

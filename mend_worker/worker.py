@@ -11,7 +11,7 @@ import uuid
 
 import redis.exceptions
 
-from mend_core.queue import Lease, WorkQueue
+from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.settings import Settings
 from mend_core.tasks import cancel_and_wait
 from mend_core.tenancy import AccessDenied

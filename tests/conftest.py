@@ -8,8 +8,8 @@ import grpc
 import pytest
 
 from mend.v1 import jobs_pb2_grpc
-from mend_core.keys import Keys
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.sample import photo
 from mend_core.settings import Settings

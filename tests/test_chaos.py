@@ -29,7 +29,7 @@ import redis
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.job import JobStatus
-from mend_core.keys import Keys
+from mend_core.jobstate.keys import Keys
 from mend_core.sample import photo
 from tests.conftest import AUTH
 from tests.images import decode, encode

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.queue import WorkQueue
 from mend_core.results import ImageMetadata, JobResult
 from mend_server.server import MendServer
 from tests.conftest import API_KEY

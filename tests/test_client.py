@@ -26,7 +26,7 @@ from mend_client import (
     Unauthenticated,
     Unavailable,
 )
-from mend_core.queue import Lease, WorkQueue
+from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.results import ImageMetadata, JobResult
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY, make_settings

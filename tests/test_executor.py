@@ -3,6 +3,7 @@ never taken for another's."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from mend_core.job import JobSpec
 from mend_core.operations.image_resize import ResizeParams
 from mend_core.sample import photo
-from mend_worker.executor import ChildExecutor, Completed
+from mend_worker.executor import ChildExecutor, ChildSettings, Completed
 from mend_worker.main import self_command
 from tests.conftest import make_settings
 from tests.images import encode
@@ -35,11 +36,12 @@ async def test_a_job_interrupted_by_its_progress_callback_leaves_no_reply_behind
     """on_progress raising (Redis down while recording progress) ends the first job's
     run; the second job must get its own outcome, not the first job's late one."""
     (tmp_path / "b").mkdir()
-    # Large enough that the child reports progress (after PROGRESS_AFTER_SECONDS).
-    (tmp_path / "b" / "big.png").write_bytes(encode(photo(3000, 2200), "PNG"))
+    (tmp_path / "b" / "big.png").write_bytes(encode(photo(1200, 900), "PNG"))
     (tmp_path / "b" / "small.png").write_bytes(encode(photo(64, 48), "PNG"))
     settings = make_settings("redis://127.0.0.1:1/0", storage_root=str(tmp_path))
-    executor = ChildExecutor(settings, self_command())
+    # Every progress update is relayed, however short the job.
+    child = dataclasses.replace(ChildSettings.from_settings(settings), progress_after_seconds=0)
+    executor = ChildExecutor(settings, self_command(), child=child)
 
     async def failing(percent: int, message: str) -> None:
         raise ConnectionError("redis went away")

@@ -16,8 +16,8 @@ import httpx
 import uvicorn
 from redis.asyncio import Redis
 
-from mend_core.keys import Keys
-from mend_core.queue import Lease, WorkQueue
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.results import ImageMetadata, JobResult
 from mend_core.settings import Settings
 from mend_server.gateway import Gateway

@@ -16,7 +16,7 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
-from mend_core.queue import Lease, WorkQueue
+from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.results import ImageMetadata, JobResult
 from mend_server.server import MendServer
 from tests.conftest import AUTH, OTHER_AUTH, make_settings

@@ -25,12 +25,12 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
-from mend_core.keys import Keys
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import WorkQueue
+from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.results import ImageMetadata, JobResult
 from mend_core.settings import Settings
 from mend_core.validation import JobDraft, Limits, validate
-from mend_core.webhook_queue import WebhookQueue
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, AUTH, make_settings
 from tests.helpers import (

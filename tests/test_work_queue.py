@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mend_core.job import JobSpec, JobStatus
-from mend_core.keys import Keys
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import WorkQueue
+from mend_core.jobstate.store import JobStore
 from mend_core.operations.image_resize import ResizeParams
-from mend_core.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.results import ImageMetadata, JobResult
-from mend_core.store import JobStore
 from tests.services import RedisServer
 
 RESULT = JobResult("file:///out.jpg", 10, 0.01, ImageMetadata(8, 8, "jpeg"))

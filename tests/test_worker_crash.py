@@ -10,8 +10,8 @@ import signal
 from pathlib import Path
 
 from mend.v1 import jobs_pb2 as pb
-from mend_core.keys import Keys
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.results import ImageMetadata, JobResult
 from mend_core.sample import photo
