@@ -16,14 +16,14 @@ The corpus format (see the README's Development section):
   `raw_hex` (the request's bytes as sent), `metadata` ([name, value] pairs).
 - `before`: steps run first, each a request like a case (it must succeed) with
   `capture` {placeholder: response field}, or `{"do": "claim"}` (a worker takes the
-  oldest pending job), `{"do": "expired_token", "job": ..., "as": NAME}`,
+  next pending job), `{"do": "expired_token", "job": ..., "as": NAME}`,
   `{"do": "forge", "token": ..., "changes": {...}, "as": NAME}` (a token's payload
   changed, its signature kept). `{name}` placeholders are replaced in every string.
 - expected: `status` (REST) and/or `code` (the gRPC code's name; over REST, the
-  error's `code`); `fields`, each named by the error
-  (a google.rpc.BadRequest / `details` field, or a word of the error text); `contains`,
-  substrings of the error text; `answer`, fields of the JSON answer (or, over gRPC, of
-  the response message) and their values; `xfail`, the reason a known bug is not fixed yet.
+  error's `code`); `fields`, each named by the error (a google.rpc.BadRequest or
+  `details` field, or a word of the error text); `contains`, substrings of the error
+  text; `answer`, fields of the JSON answer (over gRPC, of the response message) and
+  their values; `xfail`, the reason a known bug is not fixed yet.
 """
 
 from __future__ import annotations
