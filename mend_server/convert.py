@@ -11,6 +11,7 @@ import re
 from dataclasses import asdict
 from typing import Any
 
+from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
@@ -168,9 +169,13 @@ def job_to_pb(job: Job) -> pb.Job:
         out.output_url = r.output_url
         out.file_size = r.file_size
         out.duration = r.duration
-        out.metadata.width = r.metadata.width
-        out.metadata.height = r.metadata.height
-        out.metadata.format = r.metadata.format
+        if r.metadata is not None:
+            out.metadata.width = r.metadata.width
+            out.metadata.height = r.metadata.height
+            out.metadata.format = r.metadata.format
+        if r.details:
+            # An operation's own result fields, in the proto's names (mend_core.results).
+            json_format.ParseDict(r.details, out, ignore_unknown_fields=True)
     return msg
 
 

@@ -25,4 +25,5 @@ def execute(
         file_size=len(output.data),
         duration=round(time.perf_counter() - started, 4),
         metadata=output.metadata,
+        details=output.details,
     )

@@ -107,8 +107,20 @@ class ChildExecutor:
             self._start()
 
     async def run(self, job_id: str, spec: JobSpec, on_progress: OnProgress) -> Outcome:
+        """Runs the job in the child. Whatever interrupts the conversation before the
+        outcome arrives (a cancellation, on_progress raising) kills the child: a reply
+        left unread would otherwise be taken for the next job's."""
         conn = self._conn or self._start()
         conn.send((job_id, spec))
+        try:
+            return await self._conversation(conn, job_id, on_progress)
+        except BaseException:
+            self.kill()
+            raise
+
+    async def _conversation(
+        self, conn: Connection, job_id: str, on_progress: OnProgress
+    ) -> Outcome:
         while True:
             try:
                 message = await self._recv(conn)
@@ -116,12 +128,16 @@ class ChildExecutor:
                 code = self._reap()
                 return Failed(f"worker process crashed while processing (exit {code})", False)
             match message:
-                case Progress(percent, text):
+                case (str(about), reply) if about != job_id:
+                    self.kill()
+                    return Failed(f"internal error: a reply for job {about} ({reply!r})", False)
+                case (_, Progress(percent, text)):
                     await on_progress(percent, text)
-                case Completed() | Failed():
-                    return message
+                case (_, Completed() | Failed() as outcome):
+                    return outcome
                 case _:
-                    return Failed(f"internal error: bad reply {message!r}", True)
+                    self.kill()
+                    return Failed(f"internal error: bad reply {message!r}", False)
 
     @staticmethod
     async def _recv(conn: Connection) -> object:
@@ -178,13 +194,13 @@ def child_main(fd: int) -> None:
         s3_region=settings.s3_region,
     )
 
-    started = 0.0
+    started, job_id = 0.0, ""
 
     def progress(percent: int, message: str) -> None:
         # The one place progress is throttled: short jobs finish before anyone could
         # watch, so their updates would only cost messages and Redis writes.
         if time.monotonic() - started >= PROGRESS_AFTER_SECONDS:
-            conn.send(Progress(percent, message))
+            conn.send((job_id, Progress(percent, message)))
 
     while True:
         try:
@@ -204,4 +220,4 @@ def child_main(fd: int) -> None:
         except Exception as exc:  # a bug, not bad input: say what it was
             print(f"mend executor: job {job_id} raised {exc!r}", file=sys.stderr)
             outcome = Failed(f"internal error: {type(exc).__name__}: {exc}", True)
-        conn.send(outcome)
+        conn.send((job_id, outcome))

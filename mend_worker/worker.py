@@ -115,7 +115,10 @@ class Worker:
             return await self._report(lease, Failed(str(exc), permanent=True))
 
         async def on_progress(percent: int, message: str) -> None:
-            await self._queue.progress(lease, percent, message)
+            try:
+                await self._queue.progress(lease, percent, message)
+            except redis.exceptions.RedisError as exc:  # progress is best effort
+                log.warning("job %s: progress not recorded: %s", job.id, exc)
 
         running = asyncio.create_task(self._executor.run(job.id, spec, on_progress))
         lost = asyncio.create_task(self._until_lease_lost(lease))

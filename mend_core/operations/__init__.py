@@ -12,7 +12,7 @@ registered in `_MODULES`, and its tests (see README, "Adding an operation").
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from mend_core.errors import Violation
@@ -38,11 +38,13 @@ class OperationLimits:
 
 @dataclass(frozen=True)
 class Output:
-    """What an operation made: the bytes to store at the destination and what they are."""
+    """What an operation made: the bytes to store at the destination and what they are.
+    `details` go to the job's result as they are (see mend_core.results)."""
 
     data: bytes
     content_type: str
-    metadata: ImageMetadata
+    metadata: ImageMetadata | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
