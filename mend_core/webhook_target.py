@@ -45,7 +45,8 @@ def _not_public(address: Address) -> str | None:
             return _not_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
         if getattr(address, f"is_{kind}"):
-            return f"a {kind.replace('_', '-')} address"
+            article = "an" if kind[0] in "aeiou" else "a"
+            return f"{article} {kind.replace('_', '-')} address"
     if not address.is_global:
         return "not a public address"
     return None

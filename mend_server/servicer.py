@@ -141,8 +141,6 @@ def _guarded(handler: _Handler) -> _Handler:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job {exc} not found")
         except JobFinished as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except BatchExists as exc:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"batch {exc} already exists")
         except (RedisConnectionError, RedisTimeoutError):  # retryable: UNAVAILABLE, not UNKNOWN
             await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
         raise AssertionError("unreachable")
@@ -323,6 +321,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                     for i, job_id in exc.conflicts
                 ]
             ) from None
+        except BatchExists:
+            problem = f"{batch_id!r} was used by an earlier batch; use a new batch_id"
+            raise Conflict([Violation("batch_id", problem)]) from None
         return pb.SubmitBatchResponse(
             batch_id=batch_id,
             total_jobs=len(submitted),

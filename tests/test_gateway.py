@@ -501,6 +501,11 @@ async def test_grpc_server_down_is_503_and_unhealthy(
         await running.stop()
     assert submit_response.status_code == 503
     assert submit_response.json()["code"] == "UNAVAILABLE"
+    # The channel's own message names the upstream (ipv4:127.0.0.1:PORT): not for clients.
+    for leak in ("127.0.0.1", "ipv4", str(settings.grpc_port)):
+        assert leak not in submit_response.text, submit_response.text
+    assert "unavailable" in submit_response.json()["error"]
+    assert submit_response.headers["Retry-After"].isdigit(), submit_response.headers
     assert health.status_code == 503
     assert health.json()["status"] == "unhealthy"
     assert health.json()["dependencies"]["grpc"]["status"] == "unhealthy"
@@ -701,6 +706,38 @@ async def test_seed_shell_walkthrough_runs_verbatim(
     assert final["id"] == lease.job_id
     assert final["status"] == "completed"
     assert final["result"] == SEED_COMPLETED["result"]
+
+
+async def run_curl(*args: str) -> tuple[int, str, str]:
+    """curl (no ~/.curlrc, no proxy) -> its exit status, stdout and its -v trace."""
+    curl = await asyncio.create_subprocess_exec(
+        *("curl", "-q", "--noproxy", "*", "-s", "-v", *args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(curl.communicate(), 30)
+    assert curl.returncode is not None
+    return curl.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+async def test_curl_d_without_a_content_type_is_read_as_json(gateway: RunningGateway) -> None:
+    # `curl -d` with no -H Content-Type sends application/x-www-form-urlencoded (issue 8,
+    # item 11): a JSON body is taken as JSON, a real form body is 415.
+    url = f"{gateway.url}/api/v1/jobs/image/resize"
+    key = f"X-API-Key: {API_KEY}"
+    status, out, trace = await run_curl("-d", json.dumps(SEED_BODY), "-H", key, url)
+    assert status == 0, trace
+    assert "> Content-Type: application/x-www-form-urlencoded" in trace, trace
+    assert "< HTTP/1.1 202" in trace, out
+    answer = json.loads(out)
+    assert answer["status"] == "pending" and uuid.UUID(answer["job_id"]).version == 4
+
+    form = "source_bucket=my-bucket&source_key=input.jpg&width=100"
+    status, out, trace = await run_curl("-d", form, "-H", key, url)
+    assert status == 0, trace
+    assert "< HTTP/1.1 415" in trace, out
+    assert "form-encoded" in json.loads(out)["error"]
 
 
 @pytest.fixture
