@@ -31,6 +31,9 @@ class JobType(StrEnum):
     IMAGE_RESIZE = "image_resize"
 
 
+# The domain's one table of enum names. The API's enums (mend.v1) name the same values
+# (FIT_MODE_COVER <-> "cover"); the server derives its translation from the descriptors,
+# and tests/test_enums.py checks that the two agree.
 FIT_MODES = ("inside", "cover", "fill")
 IMAGE_FORMATS = ("jpeg", "png", "webp")
 WEBHOOK_STYLES = ("default", "discord")

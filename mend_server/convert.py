@@ -8,32 +8,25 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.v1 import jobs_pb2 as pb
+from mend_client.rest_json import short_names
 from mend_core.job import Job, JobStatus, JobType
 from mend_core.store import Counts, Stats
 from mend_core.validation import JobDraft
 
-STATUS_TO_PB = {
-    JobStatus.PENDING: pb.JOB_STATUS_PENDING,
-    JobStatus.PROCESSING: pb.JOB_STATUS_PROCESSING,
-    JobStatus.COMPLETED: pb.JOB_STATUS_COMPLETED,
-    JobStatus.FAILED: pb.JOB_STATUS_FAILED,
-    JobStatus.CANCELLED: pb.JOB_STATUS_CANCELLED,
+# Enum names come from the descriptors (FIT_MODE_COVER -> "cover"), as in the REST JSON;
+# the domain's names (mend_core.job) are the same words.
+# Typed loosely: the stubs want each enum's own type, the tables hold plain numbers.
+STATUS_TO_PB: dict[JobStatus, Any] = {
+    JobStatus(name): n for n, name in short_names(pb.JobStatus.DESCRIPTOR).items()
 }
 STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
-TYPE_TO_PB = {JobType.IMAGE_RESIZE: pb.JOB_TYPE_IMAGE_RESIZE}
+TYPE_TO_PB: dict[JobType, Any] = {
+    JobType(name): n for n, name in short_names(pb.JobType.DESCRIPTOR).items()
+}
 TYPE_FROM_PB = {v: k for k, v in TYPE_TO_PB.items()}
-_FIT: dict[int, str] = {
-    pb.FIT_MODE_INSIDE: "inside",
-    pb.FIT_MODE_COVER: "cover",
-    pb.FIT_MODE_FILL: "fill",
-}
-_FORMAT: dict[int, str] = {
-    pb.IMAGE_FORMAT_JPEG: "jpeg",
-    pb.IMAGE_FORMAT_PNG: "png",
-    pb.IMAGE_FORMAT_WEBP: "webp",
-}
-_STYLE: dict[int, str] = {pb.WEBHOOK_STYLE_DEFAULT: "default", pb.WEBHOOK_STYLE_DISCORD: "discord"}
-# Typed loosely: the stubs want each enum's own type, the tables hold plain numbers.
+_FIT = short_names(pb.FitMode.DESCRIPTOR)
+_FORMAT = short_names(pb.ImageFormat.DESCRIPTOR)
+_STYLE = short_names(pb.WebhookStyle.DESCRIPTOR)
 _FIT_TO_PB: dict[str, Any] = {v: k for k, v in _FIT.items()}
 _FORMAT_TO_PB: dict[str, Any] = {v: k for k, v in _FORMAT.items()}
 _STYLE_TO_PB: dict[str, Any] = {v: k for k, v in _STYLE.items()}

@@ -6,7 +6,7 @@
 
 The address and API key come from --address/--api-key or MEND_ADDRESS/MEND_API_KEY;
 --tls (with --ca FILE, and --cert FILE --key FILE for mutual TLS) connects with TLS.
---json prints one JSON object per line (the gRPC JSON form, .proto field names).
+--json prints one JSON object per line, each as the REST API shows it (what curl prints).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TextIO
 from mend_client._connection import DEFAULT_ADDRESS, DEFAULT_TIMEOUT_SECONDS
 from mend_client._errors import DeadlineExceeded, MendError
 from mend_client._sync import Client
-from mend_client._types import Job, JobStatus, QueueStats
+from mend_client._types import TYPE_TO_PB, Job, JobStatus, QueueStats
 
 # Exit codes, also shown by `mend --help`.
 EXIT_OK = 0
@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = command("list", "list your jobs, newest first")
     ls.add_argument("--status", choices=[s.value for s in JobStatus])
-    ls.add_argument("--type", choices=("image_resize",))
+    ls.add_argument("--type", choices=list(TYPE_TO_PB))
     ls.add_argument("--limit", type=int, default=20, help="at most this many; 0: all (default 20)")
     ls.add_argument("--page-size", type=int, help="jobs per request (1-100)")
 

@@ -10,6 +10,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mend_client.rest_json import message_to_json
 from mend_server.gateway.errors import (
     GatewayError,
     Violation,
@@ -18,7 +19,7 @@ from mend_server.gateway.errors import (
     invalid,
 )
 from mend_server.gateway.metrics import Metrics
-from mend_server.gateway.protojson import JsonStyle, message_to_json
+from mend_server.gateway.protojson import JsonStyle
 from mend_server.gateway.routes import HttpRoute
 from mend_server.gateway.transcode import Adapter, Transcoded, request_message
 from mend_server.gateway.upstream import Metadata, Upstream, forwarded_metadata

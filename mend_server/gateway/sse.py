@@ -33,6 +33,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from mend.v1 import jobs_pb2 as pb
+from mend_client.rest_json import message_to_json
 from mend_server.gateway.errors import (
     GatewayError,
     Violation,
@@ -41,7 +42,7 @@ from mend_server.gateway.errors import (
     invalid,
 )
 from mend_server.gateway.metrics import Metrics
-from mend_server.gateway.protojson import JsonStyle, message_to_json
+from mend_server.gateway.protojson import JsonStyle
 from mend_server.gateway.routes import HttpRoute
 from mend_server.gateway.transcode import request_message, unchanged
 from mend_server.gateway.upstream import Upstream, forwarded_metadata
