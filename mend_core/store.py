@@ -10,35 +10,12 @@ from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
 
+from mend_core.errors import BatchExists, JobFinished, JobNotFound, RequestConflict
 from mend_core.job import Batch, Job, JobSpec, JobStatus, JobType, new_job_id
 from mend_core.keys import Keys
 from mend_core.scripts import Scripts
 
 _STATUSES = tuple(s.value for s in JobStatus)
-
-
-class JobNotFound(Exception):
-    pass
-
-
-class BatchExists(Exception):
-    pass
-
-
-class RequestConflict(Exception):
-    """request_ids already used by other requests: (index of the spec, the job it made)."""
-
-    def __init__(self, conflicts: list[tuple[int, str]]) -> None:
-        super().__init__(", ".join(f"#{i}: job {job_id}" for i, job_id in conflicts))
-        self.conflicts = conflicts
-
-
-class JobFinished(Exception):
-    """The job is already in a terminal state."""
-
-    def __init__(self, job: Job) -> None:
-        super().__init__(f"job {job.id} is already {job.status.value}")
-        self.job = job
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from mend_core.errors import ValidationError, Violation
 from mend_core.job import (
     DEFAULT_PRIORITY,
     FIT_MODES,
@@ -29,18 +30,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 MAX_KEY_BYTES = 1024
 MAX_BATCH = 100
-
-
-@dataclass(frozen=True)
-class Violation:
-    field: str
-    description: str
-
-
-class ValidationError(Exception):
-    def __init__(self, violations: list[Violation]) -> None:
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
-        self.violations = violations
 
 
 @dataclass(frozen=True)

@@ -14,27 +14,24 @@ from typing import Any, TypeVar, cast
 import grpc
 from google.protobuf import empty_pb2, timestamp_pb2
 from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
-from mend_core.job import JobSpec
-from mend_core.store import BatchExists, JobFinished, JobNotFound, JobStore, RequestConflict
-from mend_core.tenancy import AccessDenied, BucketGrants
-from mend_core.validation import (
-    MAX_BATCH,
-    JobDraft,
-    Limits,
+from mend_core.errors import (
+    AccessDenied,
+    Refusal,
+    RequestConflict,
+    TokenForAnotherJob,
     ValidationError,
+    VersionOutOfRange,
     Violation,
-    validate,
-    validate_batch,
 )
+from mend_core.job import JobSpec
+from mend_core.store import JobStore
+from mend_core.tenancy import BucketGrants
+from mend_core.validation import MAX_BATCH, JobDraft, Limits, validate, validate_batch
 from mend_core.webhook_target import WebhookTargets
-from mend_server import convert
+from mend_server import convert, status
 from mend_server.auth import current_caller
 from mend_server.feed import ChangeFeed
 from mend_server.stream_tokens import StreamTokens
@@ -57,53 +54,6 @@ def _field_size(value: object) -> int:
     return sum(map(_field_size, cast(Iterable[object], value)))  # a repeated field
 
 
-class FieldErrors(Exception):
-    """A refusal that names the request's fields: its status carries a google.rpc.BadRequest
-    with one violation per field, whatever the code."""
-
-    code = code_pb2.INVALID_ARGUMENT
-    summary = "invalid request"
-
-    def __init__(self, violations: list[Violation]) -> None:
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
-        self.violations = violations
-
-
-class BadRequest(FieldErrors):
-    pass
-
-
-class Forbidden(FieldErrors):
-    code = code_pb2.PERMISSION_DENIED
-    summary = "permission denied"
-
-
-class Conflict(FieldErrors):
-    code = code_pb2.ALREADY_EXISTS
-    summary = "already exists"
-
-
-class OutOfRange(FieldErrors):
-    code = code_pb2.OUT_OF_RANGE
-    summary = "out of range"
-
-
-async def _abort_fields(context: grpc.aio.ServicerContext, error: FieldErrors) -> None:
-    detail = error_details_pb2.BadRequest(
-        field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in error.violations
-        ]
-    )
-    status = status_pb2.Status(
-        code=error.code,
-        message=f"{error.summary}: "
-        + "; ".join(f"{v.field} {v.description}" for v in error.violations),
-    )
-    status.details.add().Pack(detail)
-    await context.abort_with_status(rpc_status.to_status(status))
-
-
 # A UUID v4 in its canonical hyphenated form, any case: version nibble 4, RFC 4122
 # variant (8, 9, a or b). ASCII only, so that no other character folds into [a-f].
 _UUID4 = re.compile(
@@ -112,9 +62,9 @@ _UUID4 = re.compile(
 
 
 def _job_id(raw: str) -> str:
-    """The id as jobs are stored (lower case, as uuid4 writes it), or BadRequest."""
+    """The id as jobs are stored (lower case, as uuid4 writes it), or ValidationError."""
     if not _UUID4.fullmatch(raw):
-        raise BadRequest(
+        raise ValidationError(
             [Violation("id", "must be a job id (a UUID v4)" if raw else "is required")]
         )
     return raw.lower()
@@ -135,16 +85,8 @@ def _guarded(handler: _Handler) -> _Handler:
     async def guarded(self: JobService, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await handler(self, request, context)
-        except FieldErrors as exc:
-            await _abort_fields(context, exc)
-        except JobNotFound as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {exc} not found")
-        except JobFinished as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except BatchExists as exc:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"batch {exc} already exists")
-        except (RedisConnectionError, RedisTimeoutError):  # retryable: UNAVAILABLE, not UNKNOWN
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
+        except status.HANDLED as exc:
+            await status.abort(context, exc)
         raise AssertionError("unreachable")
 
     return cast(_Handler, guarded)
@@ -155,7 +97,7 @@ def _draft_spec(draft: JobDraft, limits: Limits, paths: Mapping[str, str], prefi
     try:
         return validate(draft, limits)
     except ValidationError as exc:
-        raise BadRequest(
+        raise ValidationError(
             [Violation(prefix + paths.get(v.field, v.field), v.description) for v in exc.violations]
         ) from None
 
@@ -188,23 +130,20 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if size <= self._max_request_bytes:
             return
         largest = max(request.ListFields(), key=lambda f: _field_size(f[1]))[0].name
-        raise BadRequest(
+        raise ValidationError(
             [Violation(largest, f"request is {size} bytes; the limit is {self._max_request_bytes}")]
         )
 
     def _check_access(self, tenant: str, specs: list[JobSpec], prefixes: list[str]) -> None:
-        """Forbidden, naming every field whose bucket the tenant is not granted."""
+        """AccessDenied, naming every field whose bucket the tenant is not granted."""
         refused = []
         for spec, prefix in zip(specs, prefixes, strict=True):
             try:
                 self._grants.check(tenant, spec.buckets())
             except AccessDenied as exc:
-                refused += [
-                    Violation(prefix + r.field, f"bucket {r.bucket!r} is not granted to {tenant!r}")
-                    for r in exc.refusals
-                ]
+                refused += [Refusal(prefix + r.field, r.bucket) for r in exc.refusals]
         if refused:
-            raise Forbidden(refused)
+            raise AccessDenied(tenant, refused)
 
     async def _refused_webhooks(self, urls: Mapping[str, str]) -> list[Violation]:
         """A violation for each field (path -> URL) whose webhook target is refused; each
@@ -224,10 +163,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         )
         try:
             spec = _draft_spec(draft, self._limits, paths)
-        except BadRequest as exc:
-            raise BadRequest([*exc.violations, *refused]) from None
+        except ValidationError as exc:
+            raise ValidationError([*exc.violations, *refused]) from None
         if refused:
-            raise BadRequest(refused)
+            raise ValidationError(refused)
         tenant = _tenant()
         self._check_access(tenant, [spec], [""])
         if validate_only:
@@ -237,7 +176,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         except RequestConflict as exc:
             [(_, job_id)] = exc.conflicts
             problem = f"was used for job {job_id}, a different request; use a new request_id"
-            raise Conflict([Violation(paths.get("request_id", "request_id"), problem)]) from None
+            path = paths.get("request_id", "request_id")
+            raise RequestConflict(exc.conflicts, [Violation(path, problem)]) from None
         return pb.SubmitJobResponse(
             job_id=submitted.job_id, status=pb.JOB_STATUS_PENDING, message=QUEUED_MESSAGE
         )
@@ -260,7 +200,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def SubmitBatch(self, request, context):
         self._check_size(request)
         if not 1 <= len(request.jobs) <= MAX_BATCH:
-            raise BadRequest(
+            raise ValidationError(
                 [Violation("jobs", f"a batch holds 1 to {MAX_BATCH} jobs, got {len(request.jobs)}")]
             )
         batch_id = request.batch_id or str(uuid.uuid4())
@@ -294,14 +234,14 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 specs.append(
                     _draft_spec(draft, self._limits, convert.SUBMIT_FIELD_PATHS, f"jobs[{i}].")
                 )
-            except BadRequest as exc:
+            except ValidationError as exc:
                 bad.extend(exc.violations)
         webhooks = {"options.webhook_url": opts.webhook_url}
         for i, item in enumerate(request.jobs):
             webhooks[f"jobs[{i}].options.webhook_url"] = item.options.webhook_url
         bad.extend(await self._refused_webhooks(webhooks))
         if bad:
-            raise BadRequest(bad)
+            raise ValidationError(bad)
         tenant = _tenant()
         self._check_access(tenant, specs, [f"jobs[{i}]." for i in range(len(specs))])
         if request.validate_only:
@@ -309,7 +249,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         try:
             submitted = await self._store.submit(tenant, specs, batch)
         except RequestConflict as exc:
-            raise Conflict(
+            raise RequestConflict(
+                exc.conflicts,
                 [
                     Violation(
                         f"jobs[{i}].options.request_id",
@@ -361,7 +302,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             except (ValueError, binascii.Error, UnicodeDecodeError):
                 bad.append(Violation("page_token", "is not a token from a previous page"))
         if bad:
-            raise BadRequest(bad)
+            raise ValidationError(bad)
         page = await self._store.list_jobs(
             _tenant(),
             status=status,
@@ -385,24 +326,18 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchJobResponse]:
-        if request.HasField("from_version") and request.from_version < 0:
-            await _abort_fields(context, BadRequest([Violation("from_version", "must be >= 0")]))
-        from_version = request.from_version if request.HasField("from_version") else None
         try:
+            if request.HasField("from_version") and request.from_version < 0:
+                raise ValidationError([Violation("from_version", "must be >= 0")])
+            from_version = request.from_version if request.HasField("from_version") else None
             job_id = _job_id(request.id)
             granted = current_caller.get().stream_job
             if granted is not None and granted != job_id:
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED, "this stream token is for another job"
-                )
+                raise TokenForAnotherJob("this stream token is for another job")
             async for message in self._watch(job_id, from_version):
                 yield message
-        except FieldErrors as exc:
-            await _abort_fields(context, exc)
-        except JobNotFound:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
-        except (RedisConnectionError, RedisTimeoutError):
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
+        except status.HANDLED as exc:
+            await status.abort(context, exc)
 
     async def _watch(
         self, job_id: str, from_version: int | None
@@ -414,7 +349,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             if from_version is not None:
                 if from_version > job.version:
                     # A version the job never had: waiting for it would wait forever.
-                    raise OutOfRange(
+                    raise VersionOutOfRange(
                         [
                             Violation(
                                 "from_version",

@@ -32,11 +32,12 @@ import httpx
 import redis.exceptions
 from redis.asyncio import Redis
 
+from mend_core.errors import TargetRefused, UnresolvedHost
 from mend_core.job import Job
 from mend_core.keys import Keys
 from mend_core.settings import Settings
 from mend_core.webhook_queue import Delivery, WebhookQueue
-from mend_core.webhook_target import Target, TargetRefused, UnresolvedHost, WebhookTargets
+from mend_core.webhook_target import Target, WebhookTargets
 
 log = logging.getLogger(__name__)
 

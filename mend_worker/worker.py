@@ -12,11 +12,11 @@ import uuid
 
 import redis.exceptions
 
+from mend_core.errors import AccessDenied
 from mend_core.job import ImageMetadata, JobResult
 from mend_core.queue import Lease, WorkQueue
 from mend_core.settings import Settings
 from mend_core.tasks import cancel_and_wait
-from mend_core.tenancy import AccessDenied
 from mend_worker.executor import PROGRESS_AFTER_SECONDS, ChildExecutor, Outcome
 from mend_worker.operations import Task
 

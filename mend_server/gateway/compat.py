@@ -19,7 +19,7 @@ from google.protobuf.descriptor import Descriptor, MethodDescriptor
 
 from mend.v1 import jobs_pb2 as pb
 from mend_client import rest_json
-from mend_server.gateway.errors import Violation
+from mend_core.errors import Violation
 from mend_server.gateway.protojson import JsonStyle, SchemaRefs
 
 Renamer = Callable[[str], str]

@@ -17,7 +17,8 @@ from google.protobuf.message import Message
 
 from mend_client import rest_json
 from mend_client.rest_json import is_map, is_repeated, is_well_known
-from mend_server.gateway.errors import Violation, invalid
+from mend_core.errors import Violation
+from mend_server.gateway.errors import invalid
 
 F = FieldDescriptor
 _INT_RANGES = {
