@@ -1,4 +1,5 @@
-"""JobService: translates each RPC into JobStore calls and domain errors into gRPC status."""
+"""JobService: translates each RPC into JobStore calls, and domain errors into gRPC status
+through the one table in status.py."""
 
 from __future__ import annotations
 
@@ -287,8 +288,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     @_guarded
     async def ListJobs(self, request, context):
         bad = []
-        status = convert.STATUS_FROM_PB.get(request.status)
-        if request.status and status is None:
+        wanted = convert.STATUS_FROM_PB.get(request.status)
+        if request.status and wanted is None:
             bad.append(Violation("status", f"unknown status {request.status}"))
         job_type = convert.TYPE_FROM_PB.get(request.type)
         if request.type and job_type is None:
@@ -305,7 +306,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             raise ValidationError(bad)
         page = await self._store.list_jobs(
             _tenant(),
-            status=status,
+            status=wanted,
             job_type=job_type,
             page_size=request.page_size or DEFAULT_PAGE_SIZE,
             cursor=cursor,

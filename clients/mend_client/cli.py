@@ -378,6 +378,8 @@ def _report(error: MendError, as_json: bool) -> None:
             "code": error.code.name,
             "violations": [{"field": f, "description": d} for f, d in error.violations],
         }
+        if error.reason:
+            body["reason"] = error.reason
         print(json.dumps(body, separators=(",", ":")), file=err)
         return
     print(f"mend: error: {error.message}", file=err)
