@@ -25,6 +25,7 @@ from mend_client._errors import (
     PermissionDenied,
     Unauthenticated,
     Unavailable,
+    from_rpc_error,
 )
 from mend_client._requests import ResizeJob
 from mend_client._sync import Client
@@ -63,4 +64,5 @@ __all__ = [
     "ResizeJob",
     "Unauthenticated",
     "Unavailable",
+    "from_rpc_error",
 ]

@@ -21,10 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from starlette.responses import JSONResponse
 
+from mend_client import from_rpc_error as decode_rpc_error
 from mend_core.errors import Violation
 
 log = logging.getLogger(__name__)
@@ -92,34 +91,6 @@ def error_response(err: GatewayError) -> JSONResponse:
     return JSONResponse(body, status_code=err.status, headers=err.headers)
 
 
-@dataclass
-class _Details:
-    """What the server's google.rpc.Status carries besides its code and message."""
-
-    violations: list[Violation] = field(default_factory=list)
-    reason: str = ""
-    retry_after: float | None = None
-
-
-def _details(err: grpc.aio.AioRpcError) -> _Details:
-    out = _Details()
-    try:
-        status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    except ValueError:  # a rich status that disagrees with the call's code and message
-        return out
-    for detail in status.details if status is not None else ():
-        bad = error_details_pb2.BadRequest()
-        info = error_details_pb2.ErrorInfo()
-        retry = error_details_pb2.RetryInfo()
-        if detail.Unpack(bad):
-            out.violations += [Violation(v.field, v.description) for v in bad.field_violations]
-        elif detail.Unpack(info):
-            out.reason = info.reason
-        elif detail.Unpack(retry):
-            out.retry_after = retry.retry_delay.ToTimedelta().total_seconds()
-    return out
-
-
 def from_rpc_error(
     err: grpc.aio.AioRpcError, rename: Callable[[str], str] = lambda name: name
 ) -> GatewayError:
@@ -134,8 +105,9 @@ def from_rpc_error(
         # The channel's own message names the server's address: log it, do not show it.
         log.warning("gRPC call failed with %s: %s", code.name, message)
         message = _UNREACHABLE[code]
-    rich = _details(err)
-    details = [Violation(rename(v.field), v.description) for v in rich.violations]
+    # The client library's decoding of the status details (BadRequest, ErrorInfo, RetryInfo).
+    rich = decode_rpc_error(err)
+    details = [Violation(rename(f), description) for f, description in rich.violations]
     if details:
         # The server's message names the fields in gRPC terms; say it again in ours.
         summary = code.name.lower().replace("_", " ")
