@@ -24,6 +24,7 @@ from typing import TypeVar, cast
 from PIL import ExifTags, Image, ImageCms, PngImagePlugin, UnidentifiedImageError
 
 from mend_core.errors import ImageTooLarge, PermanentError, UnsupportedImage
+from mend_core.operations.image_resize import FIT_MODES
 
 __all__ = [
     "CONTENT_TYPES",
@@ -35,7 +36,6 @@ __all__ = [
 ]
 
 CONTENT_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-FITS = ("inside", "cover", "fill")
 DEFAULT_QUALITY = 85
 
 # A colour profile up to this size is embedded in the output as it came: every common
@@ -154,8 +154,8 @@ def resize_image(
     """
     if width < 0 or height < 0 or (width == 0 and height == 0):
         raise ValueError("width and height must be >= 0 and not both 0")
-    if fit not in FITS:
-        raise ValueError(f"fit must be one of {', '.join(FITS)}, not {fit!r}")
+    if fit not in FIT_MODES:
+        raise ValueError(f"fit must be one of {', '.join(FIT_MODES)}, not {fit!r}")
     if quality is not None and not 1 <= quality <= 100:
         raise ValueError("quality must be between 1 and 100")
     if max_pixels <= 0:

@@ -7,7 +7,6 @@ lowercased (FIT_MODE_COVER <-> "cover"). Nothing here changes when an operation 
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import asdict
 from typing import Any
 
@@ -18,17 +17,17 @@ from google.protobuf.message_factory import GetMessageClass
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.v1 import jobs_pb2 as pb
+from mend_client.rest_json import enum_prefix, short_names
 from mend_core.job import Job, JobStatus
 from mend_core.jobstate.store import Counts, Stats
 from mend_core.operations import OPERATIONS
 from mend_core.validation import JobDraft
 
-STATUS_TO_PB = {
-    JobStatus.PENDING: pb.JOB_STATUS_PENDING,
-    JobStatus.PROCESSING: pb.JOB_STATUS_PROCESSING,
-    JobStatus.COMPLETED: pb.JOB_STATUS_COMPLETED,
-    JobStatus.FAILED: pb.JOB_STATUS_FAILED,
-    JobStatus.CANCELLED: pb.JOB_STATUS_CANCELLED,
+# Enum names come from the descriptors (FIT_MODE_COVER -> "cover"), as in the REST JSON;
+# the domain's names (mend_core.job) are the same words.
+# Typed loosely: the stubs want each enum's own type, the tables hold plain numbers.
+STATUS_TO_PB: dict[JobStatus, Any] = {
+    JobStatus(name): n for n, name in short_names(pb.JobStatus.DESCRIPTOR).items()
 }
 STATUS_FROM_PB = {v: k for k, v in STATUS_TO_PB.items()}
 _PARAMETERS = pb.JobParameters.DESCRIPTOR
@@ -36,11 +35,6 @@ _OPTIONS = pb.SubmitOptions.DESCRIPTOR
 # Every registered operation is a member of JobParameters' oneof and a JobType value.
 TYPE_TO_PB: dict[str, Any] = {t: pb.JobType.Value(f"JOB_TYPE_{t.upper()}") for t in OPERATIONS}
 TYPE_FROM_PB = {v: k for k, v in TYPE_TO_PB.items()}
-
-
-def _prefix(enum: EnumDescriptor) -> str:
-    """FitMode -> "FIT_MODE_" (AIP-126: values are prefixed with the enum's name)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
 
 
 def _enum_name(enum: EnumDescriptor, number: int) -> str:
@@ -51,11 +45,11 @@ def _enum_name(enum: EnumDescriptor, number: int) -> str:
     value = enum.values_by_number.get(number)
     if value is None:
         return f"enum value {number}"
-    return value.name.removeprefix(_prefix(enum)).lower()
+    return value.name.removeprefix(enum_prefix(enum)).lower()
 
 
 def _enum_number(enum: EnumDescriptor, name: str) -> int:
-    value = enum.values_by_name.get(_prefix(enum) + name.upper())
+    value = enum.values_by_name.get(enum_prefix(enum) + name.upper())
     return value.number if value is not None else 0
 
 

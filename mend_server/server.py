@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mend.v1 import jobs_pb2, jobs_pb2_grpc
+from mend_client.rest_json import message_to_json
 from mend_core.job import Job
 from mend_core.jobstate.keys import Keys
 from mend_core.jobstate.store import JobStore
@@ -25,8 +26,6 @@ from mend_core.webhook_target import WebhookTargets
 from mend_server import convert
 from mend_server.auth import Authenticator, AuthInterceptor
 from mend_server.feed import ChangeFeed
-from mend_server.gateway.compat import STYLE
-from mend_server.gateway.protojson import message_to_json
 from mend_server.reflection import enable_reflection
 from mend_server.servicer import JobService
 from mend_server.stream_tokens import StreamTokens, derive_secret
@@ -57,7 +56,7 @@ def grpc_options(*, reuse_port: bool) -> list[tuple[str, int]]:
 
 def rest_job_json(job: Job) -> dict[str, Any]:
     """A job as GET /api/v1/jobs/{id} shows it (webhook payloads use the same shape)."""
-    return message_to_json(convert.job_to_pb(job), STYLE)
+    return message_to_json(convert.job_to_pb(job))
 
 
 class MendServer:

@@ -1,4 +1,5 @@
-"""JobService: translates each RPC into JobStore calls and domain errors into gRPC status."""
+"""JobService: translates each RPC into JobStore calls, and domain errors into gRPC status
+through the one table in status.py."""
 
 from __future__ import annotations
 
@@ -14,27 +15,26 @@ from typing import Any, TypeVar, cast
 import grpc
 from google.protobuf import empty_pb2, timestamp_pb2
 from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
-from mend_core.errors import ValidationError, Violation
-from mend_core.job import JobSpec
-from mend_core.jobstate.store import (
+from mend_core.errors import (
+    AccessDenied,
     BatchExists,
-    JobFinished,
-    JobNotFound,
-    JobStore,
+    Refusal,
     RequestConflict,
+    TokenForAnotherJob,
+    ValidationError,
+    VersionOutOfRange,
+    Violation,
 )
+from mend_core.job import JobSpec
+from mend_core.jobstate.store import JobStore
 from mend_core.operations import OPERATIONS
-from mend_core.tenancy import AccessDenied, BucketGrants
+from mend_core.tenancy import BucketGrants
 from mend_core.validation import MAX_BATCH, JobDraft, Limits, validate, validate_batch
 from mend_core.webhook_target import WebhookTargets
-from mend_server import convert
+from mend_server import convert, status
 from mend_server.auth import current_caller
 from mend_server.feed import ChangeFeed
 from mend_server.stream_tokens import StreamTokens
@@ -57,53 +57,6 @@ def _field_size(value: object) -> int:
     return sum(map(_field_size, cast(Iterable[object], value)))  # a repeated field
 
 
-class FieldErrors(Exception):
-    """A refusal that names the request's fields: its status carries a google.rpc.BadRequest
-    with one violation per field, whatever the code."""
-
-    code = code_pb2.INVALID_ARGUMENT
-    summary = "invalid request"
-
-    def __init__(self, violations: list[Violation]) -> None:
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
-        self.violations = violations
-
-
-class BadRequest(FieldErrors):
-    pass
-
-
-class Forbidden(FieldErrors):
-    code = code_pb2.PERMISSION_DENIED
-    summary = "permission denied"
-
-
-class Conflict(FieldErrors):
-    code = code_pb2.ALREADY_EXISTS
-    summary = "already exists"
-
-
-class OutOfRange(FieldErrors):
-    code = code_pb2.OUT_OF_RANGE
-    summary = "out of range"
-
-
-async def _abort_fields(context: grpc.aio.ServicerContext, error: FieldErrors) -> None:
-    detail = error_details_pb2.BadRequest(
-        field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in error.violations
-        ]
-    )
-    status = status_pb2.Status(
-        code=error.code,
-        message=f"{error.summary}: "
-        + "; ".join(f"{v.field} {v.description}" for v in error.violations),
-    )
-    status.details.add().Pack(detail)
-    await context.abort_with_status(rpc_status.to_status(status))
-
-
 # A UUID v4 in its canonical hyphenated form, any case: version nibble 4, RFC 4122
 # variant (8, 9, a or b). ASCII only, so that no other character folds into [a-f].
 _UUID4 = re.compile(
@@ -112,9 +65,9 @@ _UUID4 = re.compile(
 
 
 def _job_id(raw: str) -> str:
-    """The id as jobs are stored (lower case, as uuid4 writes it), or BadRequest."""
+    """The id as jobs are stored (lower case, as uuid4 writes it), or ValidationError."""
     if not _UUID4.fullmatch(raw):
-        raise BadRequest(
+        raise ValidationError(
             [Violation("id", "must be a job id (a UUID v4)" if raw else "is required")]
         )
     return raw.lower()
@@ -135,14 +88,8 @@ def _guarded(handler: _Handler) -> _Handler:
     async def guarded(self: JobService, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await handler(self, request, context)
-        except FieldErrors as exc:
-            await _abort_fields(context, exc)
-        except JobNotFound as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {exc} not found")
-        except JobFinished as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except (RedisConnectionError, RedisTimeoutError):  # retryable: UNAVAILABLE, not UNKNOWN
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
+        except status.HANDLED as exc:
+            await status.abort(context, exc)
         raise AssertionError("unreachable")
 
     return cast(_Handler, guarded)
@@ -164,7 +111,7 @@ def _draft_spec(draft: JobDraft, limits: Limits, path: FieldPath, prefix: str = 
     try:
         return validate(draft, limits)
     except ValidationError as exc:
-        raise BadRequest(
+        raise ValidationError(
             [Violation(prefix + path(v.field), v.description) for v in exc.violations]
         ) from None
 
@@ -197,23 +144,20 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if size <= self._max_request_bytes:
             return
         largest = max(request.ListFields(), key=lambda f: _field_size(f[1]))[0].name
-        raise BadRequest(
+        raise ValidationError(
             [Violation(largest, f"request is {size} bytes; the limit is {self._max_request_bytes}")]
         )
 
     def _check_access(self, tenant: str, specs: list[JobSpec], prefixes: list[str]) -> None:
-        """Forbidden, naming every field whose bucket the tenant is not granted."""
+        """AccessDenied, naming every field whose bucket the tenant is not granted."""
         refused = []
         for spec, prefix in zip(specs, prefixes, strict=True):
             try:
                 self._grants.check(tenant, spec.buckets())
             except AccessDenied as exc:
-                refused += [
-                    Violation(prefix + r.field, f"bucket {r.bucket!r} is not granted to {tenant!r}")
-                    for r in exc.refusals
-                ]
+                refused += [Refusal(prefix + r.field, r.bucket) for r in exc.refusals]
         if refused:
-            raise Forbidden(refused)
+            raise AccessDenied(tenant, refused)
 
     async def _refused_webhooks(self, urls: Mapping[str, str]) -> list[Violation]:
         """A violation for each field (path -> URL) whose webhook target is refused; each
@@ -231,10 +175,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         refused = await self._refused_webhooks({path("webhook_url"): draft.webhook_url})
         try:
             spec = _draft_spec(draft, self._limits, path)
-        except BadRequest as exc:
-            raise BadRequest([*exc.violations, *refused]) from None
+        except ValidationError as exc:
+            raise ValidationError([*exc.violations, *refused]) from None
         if refused:
-            raise BadRequest(refused)
+            raise ValidationError(refused)
         tenant = _tenant()
         self._check_access(tenant, [spec], [""])
         if validate_only:
@@ -244,7 +188,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         except RequestConflict as exc:
             [(_, job_id)] = exc.conflicts
             problem = f"was used for job {job_id}, a different request; use a new request_id"
-            raise Conflict([Violation(path("request_id"), problem)]) from None
+            raise RequestConflict(exc.conflicts, [Violation(path("request_id"), problem)]) from None
         return pb.SubmitJobResponse(
             job_id=submitted.job_id, status=pb.JOB_STATUS_PENDING, message=QUEUED_MESSAGE
         )
@@ -265,7 +209,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def SubmitBatch(self, request, context):
         self._check_size(request)
         if not 1 <= len(request.jobs) <= MAX_BATCH:
-            raise BadRequest(
+            raise ValidationError(
                 [Violation("jobs", f"a batch holds 1 to {MAX_BATCH} jobs, got {len(request.jobs)}")]
             )
         batch_id = request.batch_id or str(uuid.uuid4())
@@ -297,14 +241,14 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             draft = convert.draft_from_submit(item, batch_id=batch_id)
             try:
                 specs.append(_draft_spec(draft, self._limits, _nested(draft), f"jobs[{i}]."))
-            except BadRequest as exc:
+            except ValidationError as exc:
                 bad.extend(exc.violations)
         webhooks = {"options.webhook_url": opts.webhook_url}
         for i, item in enumerate(request.jobs):
             webhooks[f"jobs[{i}].options.webhook_url"] = item.options.webhook_url
         bad.extend(await self._refused_webhooks(webhooks))
         if bad:
-            raise BadRequest(bad)
+            raise ValidationError(bad)
         tenant = _tenant()
         self._check_access(tenant, specs, [f"jobs[{i}]." for i in range(len(specs))])
         if request.validate_only:
@@ -312,7 +256,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         try:
             submitted = await self._store.submit(tenant, specs, batch)
         except RequestConflict as exc:
-            raise Conflict(
+            raise RequestConflict(
+                exc.conflicts,
                 [
                     Violation(
                         f"jobs[{i}].options.request_id",
@@ -321,9 +266,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                     for i, job_id in exc.conflicts
                 ]
             ) from None
-        except BatchExists:
+        except BatchExists as exc:
             problem = f"{batch_id!r} was used by an earlier batch; use a new batch_id"
-            raise Conflict([Violation("batch_id", problem)]) from None
+            raise BatchExists(exc.batch_id, [Violation("batch_id", problem)]) from None
         return pb.SubmitBatchResponse(
             batch_id=batch_id,
             total_jobs=len(submitted),
@@ -352,8 +297,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     @_guarded
     async def ListJobs(self, request, context):
         bad = []
-        status = convert.STATUS_FROM_PB.get(request.status)
-        if request.status and status is None:
+        wanted = convert.STATUS_FROM_PB.get(request.status)
+        if request.status and wanted is None:
             bad.append(Violation("status", f"unknown status {request.status}"))
         job_type = convert.TYPE_FROM_PB.get(request.type)
         if request.type and job_type is None:
@@ -367,10 +312,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             except (ValueError, binascii.Error, UnicodeDecodeError):
                 bad.append(Violation("page_token", "is not a token from a previous page"))
         if bad:
-            raise BadRequest(bad)
+            raise ValidationError(bad)
         page = await self._store.list_jobs(
             _tenant(),
-            status=status,
+            status=wanted,
             job_type=job_type,
             page_size=request.page_size or DEFAULT_PAGE_SIZE,
             cursor=cursor,
@@ -391,24 +336,18 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchJobResponse]:
-        if request.HasField("from_version") and request.from_version < 0:
-            await _abort_fields(context, BadRequest([Violation("from_version", "must be >= 0")]))
-        from_version = request.from_version if request.HasField("from_version") else None
         try:
+            if request.HasField("from_version") and request.from_version < 0:
+                raise ValidationError([Violation("from_version", "must be >= 0")])
+            from_version = request.from_version if request.HasField("from_version") else None
             job_id = _job_id(request.id)
             granted = current_caller.get().stream_job
             if granted is not None and granted != job_id:
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED, "this stream token is for another job"
-                )
+                raise TokenForAnotherJob("this stream token is for another job")
             async for message in self._watch(job_id, from_version):
                 yield message
-        except FieldErrors as exc:
-            await _abort_fields(context, exc)
-        except JobNotFound:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
-        except (RedisConnectionError, RedisTimeoutError):
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
+        except status.HANDLED as exc:
+            await status.abort(context, exc)
 
     async def _watch(
         self, job_id: str, from_version: int | None
@@ -420,7 +359,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             if from_version is not None:
                 if from_version > job.version:
                     # A version the job never had: waiting for it would wait forever.
-                    raise OutOfRange(
+                    raise VersionOutOfRange(
                         [
                             Violation(
                                 "from_version",

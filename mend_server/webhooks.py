@@ -31,11 +31,12 @@ from typing import Any
 import httpx
 import redis.exceptions
 
+from mend_core.errors import TargetRefused, UnresolvedHost
 from mend_core.job import Job
 from mend_core.jobstate.store import JobStore
 from mend_core.jobstate.webhook_queue import Delivery, WebhookQueue
 from mend_core.settings import Settings
-from mend_core.webhook_target import Target, TargetRefused, UnresolvedHost, WebhookTargets
+from mend_core.webhook_target import Target, WebhookTargets
 
 log = logging.getLogger(__name__)
 

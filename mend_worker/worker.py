@@ -11,10 +11,10 @@ import uuid
 
 import redis.exceptions
 
+from mend_core.errors import AccessDenied
 from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.settings import Settings
 from mend_core.tasks import cancel_and_wait
-from mend_core.tenancy import AccessDenied
 from mend_worker.executor import ChildExecutor, Completed, Failed, Outcome
 
 log = logging.getLogger(__name__)

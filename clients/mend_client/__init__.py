@@ -21,9 +21,11 @@ from mend_client._errors import (
     InvalidArgument,
     MendError,
     NotFound,
+    OutOfRange,
     PermissionDenied,
     Unauthenticated,
     Unavailable,
+    from_rpc_error,
 )
 from mend_client._operations import OPERATIONS
 from mend_client._requests import JobRequest, ResizeJob
@@ -57,6 +59,7 @@ __all__ = [
     "JobStatus",
     "MendError",
     "NotFound",
+    "OutOfRange",
     "Progress",
     "QueueStats",
     "JobRequest",
@@ -64,4 +67,5 @@ __all__ = [
     "ResizeJob",
     "Unauthenticated",
     "Unavailable",
+    "from_rpc_error",
 ]

@@ -4,7 +4,6 @@ and `JobRequest` come from here, so a new operation needs no change in the clien
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from mend.v1 import jobs_pb2 as pb
+from mend_client.rest_json import enum_prefix, short_names
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,9 @@ OPERATIONS: dict[str, OperationInfo] = {
 }
 
 
-def enum_prefix(enum: EnumDescriptor) -> str:
-    """FitMode -> "FIT_MODE_" (AIP-126: values are prefixed with the enum's name)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
-
-
 def enum_names(enum: EnumDescriptor) -> list[str]:
     """The values' short names, as the REST API writes them: FIT_MODE_COVER -> "cover"."""
-    prefix = enum_prefix(enum)
-    return [v.name.removeprefix(prefix).lower() for v in enum.values if v.number != 0]
+    return list(short_names(enum).values())
 
 
 def enum_number(enum: EnumDescriptor, name: str, what: str) -> int:

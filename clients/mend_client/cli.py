@@ -6,7 +6,7 @@
 
 The address and API key come from --address/--api-key or MEND_ADDRESS/MEND_API_KEY;
 --tls (with --ca FILE, and --cert FILE --key FILE for mutual TLS) connects with TLS.
---json prints one JSON object per line (the gRPC JSON form, .proto field names).
+--json prints one JSON object per line, each as the REST API shows it (what curl prints).
 """
 
 from __future__ import annotations
@@ -412,6 +412,8 @@ def _report(error: MendError, as_json: bool) -> None:
             "code": error.code.name,
             "violations": [{"field": f, "description": d} for f, d in error.violations],
         }
+        if error.reason:
+            body["reason"] = error.reason
         print(json.dumps(body, separators=(",", ":")), file=err)
         return
     print(f"mend: error: {error.message}", file=err)

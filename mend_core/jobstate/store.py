@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
 
+from mend_core.errors import BatchExists, JobFinished, JobNotFound, RequestConflict
 from mend_core.job import Batch, Job, JobSpec, JobStatus, new_job_id
 from mend_core.jobstate.encoding import fingerprint, job_from_fields, pairs, spec_fields
 from mend_core.jobstate.keys import Keys
@@ -17,30 +18,6 @@ from mend_core.jobstate.scripts import Scripts
 from mend_core.operations import job_types
 
 _STATUSES = tuple(s.value for s in JobStatus)
-
-
-class JobNotFound(Exception):
-    pass
-
-
-class BatchExists(Exception):
-    pass
-
-
-class RequestConflict(Exception):
-    """request_ids already used by other requests: (index of the spec, the job it made)."""
-
-    def __init__(self, conflicts: list[tuple[int, str]]) -> None:
-        super().__init__(", ".join(f"#{i}: job {job_id}" for i, job_id in conflicts))
-        self.conflicts = conflicts
-
-
-class JobFinished(Exception):
-    """The job is already in a terminal state."""
-
-    def __init__(self, job: Job) -> None:
-        super().__init__(f"job {job.id} is already {job.status.value}")
-        self.job = job
 
 
 @dataclass(frozen=True)
