@@ -28,7 +28,6 @@ from bench.services import (
     RedisServer,
     connections_by_process,
     cpu_seconds,
-    free_port,
     machine_busy_seconds,
     process_tree,
     python_module,
@@ -37,6 +36,7 @@ from bench.services import (
     wait_for_listeners,
     wait_for_port,
 )
+from mend_devkit.ports import free_port
 
 NAME = "api"
 MAX_CALLS_PER_RUN = 500_000  # a bound besides --seconds

@@ -370,7 +370,7 @@ def drain(ctx: Context, system: System, run: int, profile: Path | None = None) -
 
 
 def make_source(root: Path) -> None:
-    from mend_core.sample import photo
+    from mend_devkit.sample import photo
 
     path = root.joinpath(*SOURCE)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -45,12 +45,12 @@ from bench.services import (
     Process,
     RedisServer,
     cpu_seconds,
-    free_port,
     machine_busy_seconds,
     python_module,
     start_mend_server,
     wait_for_port,
 )
+from mend_devkit.ports import free_port
 
 NAME = "gateway"
 MAX_CALLS_PER_RUN = 500_000  # a bound besides --seconds

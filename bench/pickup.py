@@ -295,7 +295,7 @@ async def measure(
 
 def make_sources(root: Path) -> None:
     from bench.resize import source
-    from mend_core.sample import photo
+    from mend_devkit.sample import photo
 
     small = root.joinpath(*SMALL)
     small.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import redis
 
+from mend_devkit.ports import free_port
+
 # The interpreter running the benchmark is the project's (.venv/bin/python), so its
 # directory holds the project's console scripts (mend-server, mend-worker).
 BIN = Path(sys.executable).parent
@@ -28,12 +30,6 @@ BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 API_KEY = "bench-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:

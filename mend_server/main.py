@@ -11,8 +11,8 @@ import sys
 import uvloop
 
 from mend_core.settings import Settings
-from mend_core.supervisor import Program, Supervisor
 from mend_server.server import serve
+from mend_worker.supervisor import Program, Supervisor
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 from mend_core.errors import PermanentError, TransientError
 from mend_core.settings import Settings
 from mend_core.storage import open_storage
-from mend_core.supervisor import die_with_parent
 from mend_worker.operations import Task, run
+from mend_worker.supervisor import die_with_parent
 
 OnProgress = Callable[[int, str], Awaitable[None]]
 # Short jobs finish before anyone could watch their progress: progress is relayed only for

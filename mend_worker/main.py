@@ -16,8 +16,8 @@ from mend_core.keys import Keys
 from mend_core.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
-from mend_core.supervisor import Program, Supervisor
 from mend_worker.executor import ChildExecutor, child_main
+from mend_worker.supervisor import Program, Supervisor
 from mend_worker.worker import Worker
 
 

@@ -11,13 +11,14 @@ from mend.v1 import jobs_pb2_grpc
 from mend_core.keys import Keys
 from mend_core.queue import WorkQueue
 from mend_core.redis_client import connect
-from mend_core.sample import photo
 from mend_core.settings import Settings
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
+from mend_devkit.sample import photo
 from mend_server.server import MendServer
 from tests.faulty_s3 import S3Service, s3_service
 from tests.images import encode
 from tests.pki import Pki, make_pki
-from tests.services import RedisServer, free_port
 
 API_KEY = "test-key"
 OTHER_KEY = "other-key"

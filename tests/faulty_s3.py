@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 import boto3.session
 from moto.server import ThreadedMotoServer
 
-from tests.services import free_port
+from mend_devkit.ports import free_port
 
 # A held read that nobody releases gives up after this long, so a failed test cannot
 # leave proxy threads (and the workers behind them) stuck forever.

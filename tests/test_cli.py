@@ -13,9 +13,9 @@ import pytest
 
 from mend_core.job import ImageMetadata, JobResult
 from mend_core.queue import WorkQueue
+from mend_devkit.ports import free_port
 from mend_server.server import MendServer
 from tests.conftest import API_KEY
-from tests.services import free_port
 
 MEND = str(Path(sys.executable).with_name("mend"))
 PATIENCE = 30.0

@@ -18,11 +18,12 @@ import grpc
 import httpx
 import pytest
 
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
 from mend_server.gateway.errors import http_status
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY, make_settings
 from tests.helpers import PUBLIC_WEBHOOK_URL
-from tests.services import RedisServer, free_port
 from tests.test_gateway_support import (
     SEED_BODY,
     SEED_RESULT,

@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer, env_for
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY
-from tests.services import RedisServer, env_for, free_port
 from tests.test_gateway_support import (
     SEED_BODY,
     SEED_RESULT,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import pathlib
-import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +22,7 @@ from mend_core.errors import (
     TransientError,
 )
 from mend_core.storage import FileStorage, S3Storage, open_storage
+from mend_devkit.ports import free_port
 
 # ------------------------------------------------------------------------------ files
 
@@ -158,16 +158,9 @@ def test_open_storage(tmp_path: pathlib.Path) -> None:
 # --------------------------------------------------------------------------------- S3
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
@@ -240,7 +233,7 @@ def test_s3_size_cap(s3: S3Storage, bucket: str) -> None:
 
 
 def test_s3_unreachable_endpoint_is_transient(aws_env: None) -> None:
-    port = _free_port()  # nothing listens there: connection refused at once
+    port = free_port()  # nothing listens there: connection refused at once
     st = S3Storage(f"http://127.0.0.1:{port}", "us-east-1", connect_timeout=1, max_attempts=1)
     try:
         with pytest.raises(TransientError):

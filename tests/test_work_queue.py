@@ -11,7 +11,7 @@ from mend_core.keys import Keys
 from mend_core.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.store import JobStore
-from tests.services import RedisServer
+from mend_devkit.redis_server import RedisServer
 
 RESULT = JobResult("file:///out.jpg", 10, 0.01, ImageMetadata(8, 8, "jpeg"))
 SPEC = JobSpec(

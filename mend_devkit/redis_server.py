@@ -1,10 +1,9 @@
-"""Real services for tests: a redis-server on a free port, in a temporary directory."""
+"""A real redis-server on a free port, in a temporary directory, for tests and benchmarks."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -12,11 +11,7 @@ from pathlib import Path
 
 import redis
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from mend_devkit.ports import free_port
 
 
 class RedisServer:

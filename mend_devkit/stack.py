@@ -15,17 +15,12 @@ import time
 from pathlib import Path
 
 from mend_core.settings import Settings
-from mend_core.supervisor import Program, Supervisor
+from mend_devkit.ports import free_port
 from mend_server.tls import ServerTLS, server_tls, upstream_credentials
+from mend_worker.supervisor import Program, Supervisor
 
 DEV_KEY = "dev-key"
 VAR = Path("var")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -48,7 +43,7 @@ def _redis_program(env: dict[str, str]) -> Program:
             "redis-server is not installed. `make run` installs it from Debian's packages; "
             "install it yourself (apt-get install redis-server) or set MEND_REDIS_URL."
         )
-    port = _free_port()
+    port = free_port()
     data = VAR / "redis"
     data.mkdir(parents=True, exist_ok=True)
     env["MEND_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
@@ -77,7 +72,7 @@ def _seed_sample(root: Path) -> Path:
     """The docs' walkthrough resizes my-bucket/input.jpg: make sure it exists."""
     sample = root / "my-bucket" / "input.jpg"
     if not sample.exists():
-        from mend_core.sample import photo  # Pillow import only when needed
+        from mend_devkit.sample import photo  # Pillow import only when needed
 
         sample.parent.mkdir(parents=True, exist_ok=True)
         photo(1600, 1200).save(sample, quality=90)
