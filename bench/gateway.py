@@ -43,7 +43,6 @@ from bench.services import (
     BIN,
     ROOT,
     Process,
-    RedisServer,
     cpu_seconds,
     machine_busy_seconds,
     python_module,
@@ -51,6 +50,7 @@ from bench.services import (
     wait_for_port,
 )
 from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
 
 NAME = "gateway"
 MAX_CALLS_PER_RUN = 500_000  # a bound besides --seconds

@@ -36,7 +36,8 @@ from typing import Any
 from PIL import Image
 
 from bench import report
-from bench.services import BIN, Process, RedisServer
+from bench.services import BIN, Process
+from mend_devkit.redis_server import RedisServer
 
 NAME = "pickup"
 TENANT = "bench"

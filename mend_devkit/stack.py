@@ -7,15 +7,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from mend_core.settings import Settings
-from mend_devkit.ports import free_port
+from mend_devkit.ports import free_port, wait_for_port
+from mend_devkit.redis_server import redis_argv, redis_binary
 from mend_server.tls import ServerTLS, server_tls, upstream_credentials
 from mend_worker.supervisor import Program, Supervisor
 
@@ -23,48 +20,20 @@ DEV_KEY = "dev-key"
 VAR = Path("var")
 
 
-def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode} while starting")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not open {host}:{port} within 30s")
-
-
 def _redis_program(env: dict[str, str]) -> Program:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit(
-            "redis-server is not installed. `make run` installs it from Debian's packages; "
-            "install it yourself (apt-get install redis-server) or set MEND_REDIS_URL."
-        )
+    try:
+        binary = redis_binary()
+    except RuntimeError as exc:
+        sys.exit(str(exc))
     port = free_port()
     data = VAR / "redis"
     data.mkdir(parents=True, exist_ok=True)
     env["MEND_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-    # Flags as pairs, one per line, so each setting reads at a glance.
-    settings = {
-        "bind": "127.0.0.1",
-        "port": str(port),
-        "dir": str(data.resolve()),
-        "appendonly": "yes",  # accepted means durable
-        "appendfsync": "everysec",
-        "save": "",
-        "protected-mode": "yes",
-        "loglevel": "warning",
-        "logfile": str((data / "redis.log").resolve()),
-    }
-    argv = [binary, *(arg for name, value in settings.items() for arg in (f"--{name}", value))]
     return Program(
         "redis",
-        argv,
+        redis_argv(binary, port, data),
         env=dict(env),
-        ready=lambda p: _wait_for_port("127.0.0.1", port, p, "redis-server"),
+        ready=lambda p: wait_for_port(port, p, "redis-server"),
     )
 
 
@@ -101,8 +70,8 @@ def main() -> None:
             "grpc-server",
             [str(bin_dir / "mend-server")],
             env=env,
-            ready=lambda p: _wait_for_port(
-                settings.grpc_host, settings.grpc_port, p, "mend-server"
+            ready=lambda p: wait_for_port(
+                settings.grpc_port, p, "mend-server", host=settings.grpc_host
             ),
         )
     )
@@ -112,8 +81,8 @@ def main() -> None:
                 "gateway",
                 [str(bin_dir / "mend-gateway")],
                 env=env,
-                ready=lambda p: _wait_for_port(
-                    settings.http_host, settings.http_port, p, "gateway"
+                ready=lambda p: wait_for_port(
+                    settings.http_port, p, "gateway", host=settings.http_host
                 ),
             )
         )
