@@ -5,11 +5,11 @@ Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import sys
 from pathlib import Path
 
+from mend_core.logs import configure_logging
 from mend_core.settings import Settings
 from mend_devkit.ports import free_port, wait_for_port
 from mend_devkit.redis_server import redis_argv, redis_binary
@@ -49,7 +49,6 @@ def _seed_sample(root: Path) -> Path:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     env = dict(os.environ)
     env.setdefault("MEND_API_KEYS", DEV_KEY)
     env.setdefault("MEND_STORAGE_ROOT", str((VAR / "storage").resolve()))
@@ -59,6 +58,7 @@ def main() -> None:
         programs.append(_redis_program(env))  # sets MEND_REDIS_URL in env
     os.environ.update(env)
     settings = Settings()
+    configure_logging(settings)
     # A wrong TLS setting stops here, with its message, before anything is started.
     tls = server_tls(settings)
     has_gateway = importlib.util.find_spec("mend_server.gateway") is not None

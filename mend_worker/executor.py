@@ -8,9 +8,9 @@ over a socketpair with multiprocessing's framing."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -18,10 +18,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from mend_core.errors import PermanentError, TransientError
+from mend_core.logs import configure_logging, current_job_id
 from mend_core.settings import Settings
 from mend_core.storage import open_storage
 from mend_worker.operations import Task, run
 from mend_worker.supervisor import die_with_parent
+
+log = logging.getLogger(__name__)
 
 OnProgress = Callable[[int, str], Awaitable[None]]
 # Short jobs finish before anyone could watch their progress: progress is relayed only for
@@ -136,6 +139,7 @@ def child_main(fd: int) -> None:
     """The executor child: run tasks from the parent until it closes the pipe."""
     conn = Connection(fd)
     settings = Settings.model_validate_json(conn.recv_bytes())
+    configure_logging(settings)
     storage = open_storage(
         settings.storage,
         root=Path(settings.storage_root),
@@ -155,6 +159,7 @@ def child_main(fd: int) -> None:
         except (EOFError, OSError):
             return
         started = time.monotonic()
+        current_job_id.set(task.job_id)  # until the next task: the child works on nothing else
         try:
             conn.send(("ok", run(task, storage, settings, progress)))
         except PermanentError as exc:
@@ -164,5 +169,5 @@ def child_main(fd: int) -> None:
         except MemoryError:
             conn.send(("permanent", "out of memory while processing the image"))
         except Exception as exc:  # a bug, not bad input: say what it was
-            print(f"mend executor: job {task.job_id} raised {exc!r}", file=sys.stderr)
+            log.exception("job %s raised %r", task.job_id, exc)
             conn.send(("permanent", f"internal error: {type(exc).__name__}: {exc}"))
