@@ -4,7 +4,6 @@ Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -61,9 +60,7 @@ def main() -> None:
     configure_logging(settings)
     # A wrong TLS setting stops here, with its message, before anything is started.
     tls = server_tls(settings)
-    has_gateway = importlib.util.find_spec("mend_server.gateway") is not None
-    if has_gateway:
-        upstream_credentials(settings)
+    upstream_credentials(settings)
     bin_dir = Path(sys.executable).parent
     programs.append(
         Program(
@@ -75,17 +72,16 @@ def main() -> None:
             ),
         )
     )
-    if has_gateway:
-        programs.append(
-            Program(
-                "gateway",
-                [str(bin_dir / "mend-gateway")],
-                env=env,
-                ready=lambda p: wait_for_port(
-                    settings.http_port, p, "gateway", host=settings.http_host
-                ),
-            )
+    programs.append(
+        Program(
+            "gateway",
+            [str(bin_dir / "mend-gateway")],
+            env=env,
+            ready=lambda p: wait_for_port(
+                settings.http_port, p, "gateway", host=settings.http_host
+            ),
         )
+    )
     programs.append(
         Program(
             "workers",
@@ -95,7 +91,7 @@ def main() -> None:
         )
     )
     sample = _seed_sample(Path(settings.storage_root)) if settings.storage == "file" else None
-    lines = _banner(settings, tls, has_gateway, own_redis, sample)
+    lines = _banner(settings, tls, own_redis, sample)
     supervisor = Supervisor(programs, on_started=lambda: print(lines, flush=True))
     sys.exit(supervisor.run())
 
@@ -117,7 +113,6 @@ def _grpcurl_list(settings: Settings, tls: ServerTLS | None, address: str) -> st
 def _banner(
     settings: Settings,
     tls: ServerTLS | None,
-    gateway: bool,
     own_redis: bool,
     sample: Path | None,
 ) -> str:
@@ -137,8 +132,7 @@ def _banner(
         if tls.mutual:
             line += f"; clients must present a certificate signed by {settings.tls_client_ca}"
         lines.append(line)
-    if gateway:
-        lines.append(f"  REST      http://{settings.http_host}:{settings.http_port}/api/v1")
+    lines.append(f"  REST      http://{settings.http_host}:{settings.http_port}/api/v1")
     redis_note = "  (its own redis-server; data and AOF in var/redis)" if own_redis else ""
     lines += [
         f"  Redis     {settings.redis_url}{redis_note}",
