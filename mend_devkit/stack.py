@@ -51,7 +51,7 @@ def main() -> None:
     env = dict(os.environ)
     env.setdefault("MEND_API_KEYS", DEV_KEY)
     env.setdefault("MEND_STORAGE_ROOT", str((VAR / "storage").resolve()))
-    programs = []
+    programs: list[Program] = []
     own_redis = "MEND_REDIS_URL" not in env
     if own_redis:
         programs.append(_redis_program(env))  # sets MEND_REDIS_URL in env
@@ -62,34 +62,26 @@ def main() -> None:
     tls = server_tls(settings)
     upstream_credentials(settings)
     bin_dir = Path(sys.executable).parent
-    programs.append(
-        Program(
-            "grpc-server",
-            [str(bin_dir / "mend-server")],
+
+    def listening(name: str, command: str, host: str, port: int) -> Program:
+        """A server program, ready once it accepts connections."""
+        return Program(
+            name,
+            [str(bin_dir / command)],
             env=env,
-            ready=lambda p: wait_for_port(
-                settings.grpc_port, p, "mend-server", host=settings.grpc_host
-            ),
+            ready=lambda p: wait_for_port(port, p, command, host=host),
         )
-    )
-    programs.append(
-        Program(
-            "gateway",
-            [str(bin_dir / "mend-gateway")],
-            env=env,
-            ready=lambda p: wait_for_port(
-                settings.http_port, p, "gateway", host=settings.http_host
-            ),
-        )
-    )
-    programs.append(
+
+    programs += [
+        listening("grpc-server", "mend-server", settings.grpc_host, settings.grpc_port),
+        listening("gateway", "mend-gateway", settings.http_host, settings.http_port),
         Program(
             "workers",
             [str(bin_dir / "mend-worker")],
             env=env,
             stop_grace=settings.shutdown_grace_seconds + 10,
-        )
-    )
+        ),
+    ]
     sample = _seed_sample(Path(settings.storage_root)) if settings.storage == "file" else None
     lines = _banner(settings, tls, own_redis, sample)
     supervisor = Supervisor(programs, on_started=lambda: print(lines, flush=True))

@@ -7,22 +7,19 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from mend.v1 import jobs_pb2 as pb
-from mend_devkit.ports import free_port
 from mend_devkit.redis_server import RedisServer, env_for
 from mend_devkit.sample import photo
 from mend_server.server import MendServer
-from tests.conftest import API_KEY
 from tests.helpers import resize_request
 from tests.images import encode
+from tests.test_gateway_sse import gateway_command
 from tests.test_server_lifecycle import ServerProcess
 from tests.workers import WorkerProcess, submit, wait_terminal, worker_pool
 
@@ -120,35 +117,11 @@ def test_json_lines_from_the_server(redis_server: RedisServer) -> None:
 async def test_json_lines_from_the_gateway_uvicorn_included(
     mend_server: MendServer, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    port = free_port()
-    env = env_for(
-        redis_server.url,
-        MEND_API_KEYS=mend_server.settings.api_keys,
-        MEND_GRPC_PORT=str(mend_server.port),
-        MEND_HTTP_PORT=str(port),
-        MEND_STORAGE_ROOT=str(tmp_path),
-        MEND_LOG_FORMAT="json",
-    )
-    command = Path(sys.executable).with_name("mend-gateway")
-    process = await asyncio.create_subprocess_exec(
-        str(command), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": API_KEY}, timeout=10
-        ) as http:
-            for _ in range(500):
-                try:
-                    if (await http.get("/health/live")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.02)
+    async with gateway_command(
+        mend_server, redis_server, tmp_path, MEND_LOG_FORMAT="json"
+    ) as (process, _):
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
     entries = json_lines(err.decode())
     loggers = {e["logger"] for e in entries}
     assert "mend_server.gateway" in loggers, entries
