@@ -43,14 +43,14 @@ from bench.services import (
     BIN,
     ROOT,
     Process,
-    RedisServer,
     cpu_seconds,
-    free_port,
     machine_busy_seconds,
     python_module,
     start_mend_server,
     wait_for_port,
 )
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
 
 NAME = "gateway"
 MAX_CALLS_PER_RUN = 500_000  # a bound besides --seconds

@@ -36,7 +36,8 @@ from typing import Any
 from PIL import Image
 
 from bench import report
-from bench.services import BIN, Process, RedisServer
+from bench.services import BIN, Process
+from mend_devkit.redis_server import RedisServer
 
 NAME = "pickup"
 TENANT = "bench"
@@ -296,7 +297,7 @@ async def measure(
 
 def make_sources(root: Path) -> None:
     from bench.resize import source
-    from mend_core.sample import photo
+    from mend_devkit.sample import photo
 
     small = root.joinpath(*SMALL)
     small.parent.mkdir(parents=True, exist_ok=True)

@@ -36,12 +36,12 @@ import grpc
 from bench import report
 from bench.services import (
     API_KEY,
-    RedisServer,
     cpu_seconds,
     machine_busy_seconds,
     python_module,
     start_mend_server,
 )
+from mend_devkit.redis_server import RedisServer
 
 NAME = "watch"
 GOAL_P99_MS = 50.0

@@ -10,9 +10,9 @@ messages and one `Completed` or `Failed`."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,12 +21,15 @@ from pathlib import Path
 
 from mend_core.errors import PermanentError, TransientError
 from mend_core.job import JobSpec
+from mend_core.logs import configure_logging, current_job_id
 from mend_core.operations import OperationLimits
 from mend_core.results import JobResult
 from mend_core.settings import Settings
 from mend_core.storage import open_storage
-from mend_core.supervisor import die_with_parent
 from mend_worker.execute import execute
+from mend_worker.supervisor import die_with_parent
+
+log = logging.getLogger(__name__)
 
 OnProgress = Callable[[int, str], Awaitable[None]]
 # Short jobs finish before anyone could watch their progress: progress is relayed only for
@@ -44,6 +47,8 @@ class ChildSettings:
     s3_endpoint_url: str | None
     s3_region: str | None
     limits: OperationLimits
+    log_level: str
+    log_format: str
     progress_after_seconds: float = PROGRESS_AFTER_SECONDS
 
     @classmethod
@@ -54,6 +59,8 @@ class ChildSettings:
             s.s3_endpoint_url,
             s.s3_region,
             OperationLimits.from_settings(s),
+            s.log_level,
+            s.log_format,
         )
 
 
@@ -191,6 +198,7 @@ def child_main(fd: int) -> None:
     """The executor child: run jobs from the parent until it closes the pipe."""
     conn = Connection(fd)
     settings: ChildSettings = conn.recv()
+    configure_logging(settings)
     storage = open_storage(
         settings.storage,  # type: ignore[arg-type]
         root=Path(settings.storage_root),
@@ -213,6 +221,7 @@ def child_main(fd: int) -> None:
             return
         started = time.monotonic()
         outcome: Outcome
+        current_job_id.set(job_id)  # until the next job: the child works on nothing else
         try:
             outcome = Completed(execute(spec, storage, settings.limits, progress))
         except PermanentError as exc:
@@ -222,6 +231,6 @@ def child_main(fd: int) -> None:
         except MemoryError:
             outcome = Failed("out of memory while processing the image", True)
         except Exception as exc:  # a bug, not bad input: say what it was
-            print(f"mend executor: job {job_id} raised {exc!r}", file=sys.stderr)
+            log.exception("job %s raised %r", job_id, exc)
             outcome = Failed(f"internal error: {type(exc).__name__}: {exc}", True)
         conn.send((job_id, outcome))

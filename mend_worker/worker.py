@@ -13,6 +13,7 @@ import redis.exceptions
 
 from mend_core.errors import AccessDenied
 from mend_core.jobstate.queue import Lease, WorkQueue
+from mend_core.logs import job_context
 from mend_core.settings import Settings
 from mend_core.tasks import cancel_and_wait
 from mend_worker.executor import ChildExecutor, Completed, Failed, Outcome
@@ -67,7 +68,8 @@ class Worker:
                     if current is None:
                         await self._wait_for_work()
                     else:
-                        self._next = await self._process(current)
+                        with job_context(current.job_id):  # its tasks inherit the job id
+                            self._next = await self._process(current)
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                     log.warning("redis unavailable (%s); retrying in 1s", exc)
                     await asyncio.sleep(1)

@@ -44,9 +44,9 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from mend.v1 import jobs_pb2 as pb
+from mend_devkit.redis_server import RedisServer
 from mend_server.stream_tokens import StreamTokens
 from tests.conftest import API_KEY, OTHER_KEY
-from tests.services import RedisServer
 from tests.test_gateway_support import SEED_BODY, StackThread, Worker
 from tests.test_stream_tokens import forged
 

@@ -14,9 +14,9 @@ import pytest
 
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.results import ImageMetadata, JobResult
+from mend_devkit.ports import free_port
 from mend_server.server import MendServer
 from tests.conftest import API_KEY
-from tests.services import free_port
 from tests.test_gateway_support import gateway_settings, start_gateway
 
 MEND = str(Path(sys.executable).with_name("mend"))

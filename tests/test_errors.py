@@ -23,12 +23,13 @@ import mend_client
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core import errors
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
 from mend_server import status
 from mend_server.auth import STREAM_TOKEN_METADATA
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, AUTH, OTHER_AUTH, OTHER_KEY, make_settings
 from tests.helpers import resize_request
-from tests.services import RedisServer, free_port
 from tests.test_gateway_support import SEED_BODY, gateway_settings, start_gateway
 
 Stub = jobs_pb2_grpc.JobServiceStub

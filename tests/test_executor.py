@@ -10,7 +10,7 @@ import pytest
 
 from mend_core.job import JobSpec
 from mend_core.operations.image_resize import ResizeParams
-from mend_core.sample import photo
+from mend_devkit.sample import photo
 from mend_worker.executor import ChildExecutor, ChildSettings, Completed
 from mend_worker.main import self_command
 from tests.conftest import make_settings

@@ -18,11 +18,13 @@ import grpc
 import httpx
 import pytest
 
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
+from mend_devkit.s3 import MotoS3
 from mend_server.gateway.errors import http_status
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY, make_settings
 from tests.helpers import PUBLIC_WEBHOOK_URL
-from tests.services import RedisServer, free_port
 from tests.test_gateway_support import (
     SEED_BODY,
     SEED_RESULT,
@@ -740,28 +742,9 @@ async def test_curl_d_without_a_content_type_is_read_as_json(gateway: RunningGat
     assert "form-encoded" in json.loads(out)["error"]
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # Dummy credentials; no real AWS configuration can leak in.
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-
-
 async def test_s3_storage_health(mend_server: MendServer, tmp_path: Path, aws_env: None) -> None:
-    from moto.server import ThreadedMotoServer
-
-    moto_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
-    up_url = f"http://127.0.0.1:{moto_port}"
+    moto = MotoS3()
+    up_url = moto.endpoint
     down_url = f"http://127.0.0.1:{free_port()}"
     # moto loads its S3 backend on the first request: take that time outside the probe.
     boto3.client("s3", endpoint_url=up_url, region_name="us-east-1").list_buckets()

@@ -20,10 +20,10 @@ from mend_core.jobstate.keys import Keys
 from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.results import ImageMetadata, JobResult
 from mend_core.settings import Settings
+from mend_devkit.ports import free_port
 from mend_server.gateway import Gateway
 from mend_server.server import MendServer
 from tests.conftest import make_settings
-from tests.services import free_port
 
 SEED_BODY = {
     "source_bucket": "my-bucket",

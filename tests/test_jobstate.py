@@ -20,7 +20,7 @@ from mend_core.jobstate.scripts import TRANSITIONS
 from mend_core.jobstate.store import BatchCounts, JobStore
 from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.redis_client import connect
-from tests.services import RedisServer
+from mend_devkit.redis_server import RedisServer
 from tests.test_work_queue import RESULT
 from tests.test_work_queue import SPEC as JOB
 

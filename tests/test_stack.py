@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mend_devkit.ports import free_port
 from tests.images import decode
-from tests.services import free_port
 from tests.test_cli import env_for, mend
 from tests.test_gateway_support import SEED_BODY
 from tests.workers import cmdline, eventually, processes_with_env

@@ -31,6 +31,7 @@ from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.results import ImageMetadata, JobResult
 from mend_core.settings import Settings
 from mend_core.validation import JobDraft, Limits, validate
+from mend_devkit.redis_server import env_for
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, AUTH, make_settings
 from tests.helpers import (
@@ -40,7 +41,6 @@ from tests.helpers import (
     submit_request,
     violated_fields,
 )
-from tests.services import env_for
 from tests.test_gateway_support import SEED_BODY, gateway_settings, start_gateway
 from tests.test_server_lifecycle import ServerProcess
 from tests.workers import eventually

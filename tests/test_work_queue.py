@@ -13,7 +13,7 @@ from mend_core.jobstate.store import JobStore
 from mend_core.operations.image_resize import ResizeParams
 from mend_core.redis_client import connect
 from mend_core.results import ImageMetadata, JobResult
-from tests.services import RedisServer
+from mend_devkit.redis_server import RedisServer
 
 RESULT = JobResult("file:///out.jpg", 10, 0.01, ImageMetadata(8, 8, "jpeg"))
 SPEC = JobSpec(
