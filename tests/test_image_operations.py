@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from PIL import Image, ImageChops, ImageDraw
+from pillow_heif import register_heif_opener
 
 from mend_core.errors import ImageTooLarge, PermanentError, UnsupportedImage
 from mend_core.operations import OperationLimits, Output, operation
 from mend_core.sample import photo
 from tests.images import decode, encode, exif_bytes, marked, noise, red_blue_swapped_icc
 
+register_heif_opener()  # for the tests to write HEIC (Mend's imaging registers it too)
 LIMITS = OperationLimits(max_dimension=10_000, max_pixels=50_000_000, max_source_bytes=1 << 26)
 
 
