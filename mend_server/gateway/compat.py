@@ -36,6 +36,7 @@ _OPERATION = _PARAMETERS.oneofs_by_name["operation"]
 OPERATIONS = tuple(f.name for f in _OPERATION.fields)  # ("image_resize",)
 _SUBMIT = pb.SubmitJobRequest.DESCRIPTOR
 _OPTIONS = pb.SubmitOptions.DESCRIPTOR
+_RESULT = pb.JobResult.DESCRIPTOR
 _LOCATION_FIELDS = ("source_bucket", "source_key", "dest_bucket", "dest_key")
 OPTION_FIELDS = tuple(f.name for f in _OPTIONS.fields)
 # Every operation's parameters message shows only what was set, as Mend's REST API does.
@@ -93,6 +94,10 @@ class MendJson(JsonStyle):
             # {"image_resize": {...}} -> {...}: the job's type names the operation.
             op = message.WhichOneof("operation")  # type: ignore[attr-defined]
             return data.get(op, {}) if op else {}
+        if desc is _RESULT:
+            # An operation's own repeated results show for its jobs only (no resize has
+            # "colors": []); its message results are absent when unset already.
+            return {k: v for k, v in data.items() if v != []}
         if desc is _JOB:
             status = data.get("status")
             for key, states in _ONLY_WHEN.items():
