@@ -22,6 +22,7 @@ from mend_server.server import MendServer
 from tests.conftest import API_KEY, AUTH, make_settings
 from tests.helpers import bad_request, violated_fields
 from tests.images import decode, encode
+from tests.test_cli import env_for, mend
 from tests.test_gateway_support import RunningGateway, gateway_settings, start_gateway
 from tests.test_image_operations import BLUE, RED, YELLOW, delta_e, three_colours
 from tests.workers import wait_terminal, worker_pool
@@ -347,3 +348,35 @@ async def test_a_bad_watermark_image_fails_the_job_and_the_worker_lives_on(
     assert missing_job.status == pb.JOB_STATUS_FAILED and "nowhere.png" in missing_job.error
     assert good_job.status == pb.JOB_STATUS_COMPLETED, good_job.error
     assert decode((root / "my-bucket" / "ok.jpg").read_bytes()).size == (640, 480)
+
+
+async def test_the_cli_submits_each_operation(server: MendServer, jobs) -> None:
+    env, src = env_for(server), "my-bucket/in/photo.jpg"
+    commands = [
+        [
+            "optimize",
+            "my-bucket/in/photo.jpg",
+            "my-bucket/o.webp",
+            "--format",
+            "webp",
+            "--lossless",
+        ],
+        [
+            "watermark",
+            "my-bucket/in/photo.jpg",
+            "my-bucket/o.jpg",
+            "--text",
+            "hi",
+            "--opacity",
+            "0.3",
+        ],
+        ["colors", "my-bucket/in/photo.jpg", "--count", "4"],  # no destination
+    ]
+    for command in commands:
+        run = await mend("submit", *command, env=env)
+        assert run.code == 0, run.err
+        job = await jobs.GetJob(pb.GetJobRequest(id=run.out.strip()), metadata=AUTH)
+        assert pb.JobType.Name(job.type) == f"JOB_TYPE_IMAGE_{command[0].upper()}"
+    assert job.parameters.image_colors.count == 4 and job.dest_bucket == ""
+    run = await mend("submit", "watermark", src, "my-bucket/o.jpg", env=env)
+    assert run.code != 0 and "text" in run.err
