@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from mend_core.operations import operation
 from mend_core.results import JobResult
 
 
@@ -49,7 +50,10 @@ class JobSpec:
 
     def buckets(self) -> list[tuple[str, str]]:
         """Every (field, bucket) the job reads or writes: what the tenant must be granted."""
-        return [("source_bucket", self.source_bucket), ("dest_bucket", self.dest_bucket)]
+        pairs = [("source_bucket", self.source_bucket)]
+        if self.dest_bucket:  # optional for some operations
+            pairs.append(("dest_bucket", self.dest_bucket))
+        return pairs + [(i.field, i.bucket) for i in operation(self.type).inputs(self.params)]
 
 
 @dataclass(frozen=True)

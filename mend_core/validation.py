@@ -166,10 +166,12 @@ def validate(draft: JobDraft, limits: Limits) -> JobSpec:
     op = OPERATIONS.get(draft.type)
     if op is None:
         check("type", "is required" if not draft.type else f"unknown job type {draft.type!r}")
-    for name in ("source_bucket", "dest_bucket"):
-        check(name, bucket_problem(getattr(draft, name)))
-    for name in ("source_key", "dest_key"):
-        check(name, key_problem(getattr(draft, name)))
+    locations = ["source"]
+    if not (op is not None and op.dest_optional and not draft.dest_bucket and not draft.dest_key):
+        locations.append("dest")
+    for name in locations:
+        check(f"{name}_bucket", bucket_problem(getattr(draft, f"{name}_bucket")))
+        check(f"{name}_key", key_problem(getattr(draft, f"{name}_key")))
     params = None
     if op is not None:
         params = op.params_from_dict(draft.params)

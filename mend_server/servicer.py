@@ -106,6 +106,10 @@ def _nested(draft: JobDraft) -> FieldPath:
     return lambda name: convert.submit_field_path(draft.type, name)
 
 
+def _in_batch(index: int, job_type: str) -> FieldPath:
+    return lambda name: f"jobs[{index}]." + convert.submit_field_path(job_type, name)
+
+
 def _draft_spec(draft: JobDraft, limits: Limits, path: FieldPath, prefix: str = ""):
     """Validates a draft, naming bad fields by their path in the request."""
     try:
@@ -148,14 +152,15 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             [Violation(largest, f"request is {size} bytes; the limit is {self._max_request_bytes}")]
         )
 
-    def _check_access(self, tenant: str, specs: list[JobSpec], prefixes: list[str]) -> None:
-        """AccessDenied, naming every field whose bucket the tenant is not granted."""
+    def _check_access(self, tenant: str, specs: list[JobSpec], paths: list[FieldPath]) -> None:
+        """AccessDenied, naming every field whose bucket the tenant is not granted (by its
+        path in the request: a watermark's bucket is an operation parameter)."""
         refused = []
-        for spec, prefix in zip(specs, prefixes, strict=True):
+        for spec, path in zip(specs, paths, strict=True):
             try:
                 self._grants.check(tenant, spec.buckets())
             except AccessDenied as exc:
-                refused += [Refusal(prefix + r.field, r.bucket) for r in exc.refusals]
+                refused += [Refusal(path(r.field), r.bucket) for r in exc.refusals]
         if refused:
             raise AccessDenied(tenant, refused)
 
@@ -180,7 +185,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if refused:
             raise ValidationError(refused)
         tenant = _tenant()
-        self._check_access(tenant, [spec], [""])
+        self._check_access(tenant, [spec], [path])
         if validate_only:
             return pb.SubmitJobResponse(message=VALID_MESSAGE)
         try:
@@ -250,7 +255,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if bad:
             raise ValidationError(bad)
         tenant = _tenant()
-        self._check_access(tenant, specs, [f"jobs[{i}]." for i in range(len(specs))])
+        self._check_access(tenant, specs, [_in_batch(i, s.type) for i, s in enumerate(specs)])
         if request.validate_only:
             return pb.SubmitBatchResponse(batch_id=batch_id, total_jobs=len(specs), status="valid")
         try:

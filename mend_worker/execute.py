@@ -18,11 +18,18 @@ def execute(
     op = operation(spec.type)
     source = storage.get(spec.source_bucket, spec.source_key, limits.max_source_bytes)
     progress(30, "Source downloaded")
-    output = op.run(source, spec.params, spec.dest_key, limits, progress)
-    url = storage.put(spec.dest_bucket, spec.dest_key, output.data, output.content_type)
+    inputs = {
+        i.field: storage.get(i.bucket, i.key, limits.max_source_bytes)
+        for i in op.inputs(spec.params)
+    }
+    extra = {"inputs": inputs} if inputs else {}
+    output = op.run(source, spec.params, spec.dest_key, limits, progress, **extra)
+    url = ""
+    if output.data is not None:
+        url = storage.put(spec.dest_bucket, spec.dest_key, output.data, output.content_type)
     return JobResult(
         output_url=url,
-        file_size=len(output.data),
+        file_size=len(output.data or b""),
         duration=round(time.perf_counter() - started, 4),
         metadata=output.metadata,
         details=output.details,

@@ -18,6 +18,7 @@ import grpc
 import httpx
 import pytest
 
+from mend.v1 import jobs_pb2 as pb
 from mend_devkit.ports import free_port
 from mend_devkit.redis_server import RedisServer
 from mend_devkit.s3 import MotoS3
@@ -642,9 +643,12 @@ async def test_openapi_document_follows_the_annotations(http: httpx.AsyncClient)
     assert listing == {"status", "type", "page_size", "page_token"}
     schemas = doc["components"]["schemas"]
     assert "pending" in schemas["Job"]["properties"]["status"]["enum"]
-    # The job's parameters are flat: the resize parameters, not a oneof wrapper.
+    # The job's parameters are flat: an operation's parameters, not a oneof wrapper.
     assert schemas["JobParameters"] == {
-        "anyOf": [{"$ref": "#/components/schemas/ImageResizeParameters"}]
+        "anyOf": [
+            {"$ref": f"#/components/schemas/{f.message_type.name}"}
+            for f in pb.JobParameters.DESCRIPTOR.oneofs_by_name["operation"].fields
+        ]
     }
 
 

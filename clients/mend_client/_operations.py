@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from mend.v1 import jobs_pb2 as pb
@@ -27,6 +28,16 @@ class OperationInfo:
     @property
     def family(self) -> str:
         return self.type.split("_", 1)[0]
+
+    @property
+    def dest_optional(self) -> bool:
+        """Whether a job may leave out its destination (image_colors): the flat request's
+        dest_bucket is not marked REQUIRED."""
+        rpc = "Submit" + "".join(part.title() for part in self.type.split("_"))
+        method = pb.DESCRIPTOR.services_by_name["JobService"].methods_by_name[rpc]
+        options = method.input_type.fields_by_name["dest_bucket"].GetOptions()
+        behaviors = options.Extensions[field_behavior_pb2.field_behavior]
+        return field_behavior_pb2.REQUIRED not in behaviors
 
 
 OPERATIONS: dict[str, OperationInfo] = {

@@ -16,7 +16,7 @@ from mend.v1 import jobs_pb2 as pb
 from mend_client.rest_json import message_to_json, short_names
 
 Fit = Literal["inside", "cover", "fill"]
-ImageFormat = Literal["jpeg", "png", "webp"]
+ImageFormat = Literal["jpeg", "png", "webp", "avif"]
 WebhookStyle = Literal["default", "discord"]
 
 

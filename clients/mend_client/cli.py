@@ -138,7 +138,12 @@ def _operation_parser(kinds: Any, info: OperationInfo) -> None:
     sub = kinds.add_parser(info.command, help=text, description=text)
     _common_options(sub, suppress=True)
     sub.add_argument("source", type=_object, metavar="SOURCE", help="BUCKET/KEY to read")
-    sub.add_argument("dest", type=_object, metavar="DEST", help="BUCKET/KEY to write")
+    if info.dest_optional:
+        sub.add_argument(
+            "dest", type=_object, metavar="DEST", nargs="?", help="BUCKET/KEY to write (optional)"
+        )
+    else:
+        sub.add_argument("dest", type=_object, metavar="DEST", help="BUCKET/KEY to write")
     params = sub.add_argument_group("parameters")
     for f in info.params.fields:
         flag = "--" + f.name.replace("_", "-")
@@ -353,7 +358,7 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
         key=args.key,
     ) as client:
         if args.command == "submit":
-            (sb, sk), (db, dk) = args.source, args.dest
+            (sb, sk), (db, dk) = args.source, args.dest or ("", "")
             params = {
                 name.removeprefix("param_"): value
                 for name, value in vars(args).items()

@@ -101,6 +101,7 @@ class JsonStyle:
 
 _JOB = pb.Job.DESCRIPTOR
 _PARAMETERS = pb.JobParameters.DESCRIPTOR
+_RESULT = pb.JobResult.DESCRIPTOR
 _OPERATION = _PARAMETERS.oneofs_by_name["operation"]
 # A job and its parameters show only the fields that were set.
 _SPARSE = {d.full_name for d in (_JOB, _PARAMETERS, *(f.message_type for f in _OPERATION.fields))}
@@ -143,6 +144,10 @@ class MendJson(JsonStyle):
             # {"image_resize": {...}} -> {...}: the job's type names the operation.
             op = message.WhichOneof("operation")
             return data.get(op, {}) if op else {}
+        if desc is _RESULT:
+            # An operation's own repeated results show for its jobs only (no resize has
+            # "colors": []); its message results are absent when unset already.
+            return {k: v for k, v in data.items() if v != []}
         if desc is _JOB:
             status = data.get("status")
             for key, states in _ONLY_WHEN.items():

@@ -85,8 +85,8 @@ def job_from_fields(
         type=f["type"],
         source_bucket=f["source_bucket"],
         source_key=f["source_key"],
-        dest_bucket=f["dest_bucket"],
-        dest_key=f["dest_key"],
+        dest_bucket=get("dest_bucket", ""),  # optional for some operations
+        dest_key=get("dest_key", ""),
         params=_params(f["type"], get("params") or "{}"),
         priority=int(get("priority", DEFAULT_PRIORITY)),
         max_attempts=int(get("max_attempts", 3)),

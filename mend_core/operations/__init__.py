@@ -38,13 +38,28 @@ class OperationLimits:
 
 @dataclass(frozen=True)
 class Output:
-    """What an operation made: the bytes to store at the destination and what they are.
+    """What an operation made: the bytes to store at the destination (None: nothing is
+    stored, for an operation whose destination is optional) and what they are.
     `details` go to the job's result as they are (see mend_core.results)."""
 
-    data: bytes
+    data: bytes | None
     content_type: str
     metadata: ImageMetadata | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Input:
+    """An object a job reads besides its source (a watermark image), named by the
+    parameter holding its bucket."""
+
+    field: str
+    bucket: str
+    key: str
+
+
+def _no_inputs(params: Any) -> list[Input]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -56,8 +71,15 @@ class Operation:
     # unset optionals); returns the violations, named by parameter.
     check: Callable[[Any, OperationLimits], list[Violation]]
     # source bytes, parameters, destination key, limits, progress -> Output;
-    # raises mend_core.errors.JobError.
-    run: Callable[[bytes, Any, str, OperationLimits, Progress], Output]
+    # raises mend_core.errors.JobError. An operation with `inputs` also gets them,
+    # downloaded, as the keyword argument inputs={field: bytes}.
+    run: Callable[..., Output]
+    # The other objects a job reads, from its (valid) parameters: their buckets need the
+    # tenant's grants like the source's, and the worker downloads them through storage.
+    inputs: Callable[[Any], list[Input]] = _no_inputs
+    # The destination may be left out (both dest_bucket and dest_key empty); the job
+    # then stores nothing and its result is all it makes.
+    dest_optional: bool = False
 
     @property
     def flat_rpc(self) -> str:
@@ -71,15 +93,32 @@ class Operation:
         return self.params(**{k: v for k, v in values.items() if k in known})
 
 
+def in_range(value: float, low: float, high: float) -> str | None:
+    """The problem with a number outside low..high (inclusive), for an operation's check."""
+    return None if low <= value <= high else f"must be between {low} and {high}, got {value}"
+
+
+def one_of(value: str | None, names: tuple[str, ...], what: str) -> str | None:
+    """The problem with an enum-like parameter that is set but not one of `names`."""
+    if not value or value in names:
+        return None
+    return f"unknown {what} {value!r}; expected one of {', '.join(names)}"
+
+
 def params_to_dict(params: Any) -> dict[str, Any]:
     """Only what is set, as Mend's REST API shows parameters (0, "" and None are unset)."""
     return {k: v for k, v in asdict(params).items() if v not in (None, 0, "")}
 
 
 def _registry() -> dict[str, Operation]:
-    from mend_core.operations import image_resize
+    from mend_core.operations import image_colors, image_optimize, image_resize, image_watermark
 
-    ops = [image_resize.OPERATION]
+    ops = [
+        image_resize.OPERATION,
+        image_optimize.OPERATION,
+        image_watermark.OPERATION,
+        image_colors.OPERATION,
+    ]
     return {op.type: op for op in ops}
 
 

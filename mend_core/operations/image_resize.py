@@ -9,7 +9,7 @@ from mend_core.operations import Operation, OperationLimits, Output, Progress
 from mend_core.results import ImageMetadata
 
 FIT_MODES = ("inside", "cover", "fill")
-IMAGE_FORMATS = ("jpeg", "png", "webp")
+IMAGE_FORMATS = ("jpeg", "png", "webp", "avif")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ _OPERATION = _PARAMETERS.oneofs_by_name["operation"]
 OPERATIONS = tuple(f.name for f in _OPERATION.fields)  # ("image_resize",)
 _SUBMIT = pb.SubmitJobRequest.DESCRIPTOR
 _OPTIONS = pb.SubmitOptions.DESCRIPTOR
+_RESULT = pb.JobResult.DESCRIPTOR
 _LOCATION_FIELDS = ("source_bucket", "source_key", "dest_bucket", "dest_key")
 OPTION_FIELDS = tuple(f.name for f in _OPTIONS.fields)
 # Queueing RPCs answer 202: SubmitJob, SubmitBatch and each operation's flat Submit RPC
