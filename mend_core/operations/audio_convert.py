@@ -83,7 +83,8 @@ def check(p: ConvertParams, limits: OperationLimits) -> list[Violation]:
         else:
             low, high = (fmt.bitrates if fmt else None) or (6000, 512_000)
             if fmt is not None and fmt.bitrates is None:
-                problems.append(("bitrate", f"does not apply to {p.format} (see the format)"))
+                why = "quality-based" if p.format == "ogg" else "lossless"
+                problems.append(("bitrate", f"does not apply to {p.format} ({why})"))
             elif not low <= bits <= high:
                 problems.append(("bitrate", f"must be between {_kbps(low)} and {_kbps(high)}"
                                             f"{f' for {p.format}' if fmt else ''},"
