@@ -40,6 +40,7 @@ __all__ = [
     "open_image",
     "output_format_for",
     "prepare_for_format",
+    "resize_frame",
     "resize_image",
     "writable_format",
 ]
@@ -169,6 +170,45 @@ def resize_image(
     the source (from its header) or the requested output exceeds ``max_pixels``, and
     UnsupportedImage for data that is not a complete image in a supported format.
     """
+    _check_arguments(width, height, fit, quality, max_pixels, output_format, dest_key)
+    img, orientation, orig_size, region = _decode(data, width, height, fit, max_pixels)
+    return _resize_decoded(
+        img, orientation, orig_size, region, width, height, fit, quality, output_format, dest_key,
+        max_pixels,
+    )
+
+
+def resize_frame(
+    img: Image.Image,
+    *,
+    width: int,
+    height: int,
+    fit: str = "inside",
+    quality: int | None = None,
+    output_format: str | None = None,
+    dest_key: str = "",
+    max_pixels: int,
+) -> ResizedImage:
+    """A decoded picture (a video frame) resized and encoded as resize_image does with an
+    encoded one; width and height both 0 keep its size."""
+    if width == 0 and height == 0:
+        width = img.width
+    _check_arguments(width, height, fit, quality, max_pixels, output_format, dest_key)
+    return _resize_decoded(
+        img, 1, img.size, img.size, width, height, fit, quality, output_format, dest_key,
+        max_pixels,
+    )
+
+
+def _check_arguments(
+    width: int,
+    height: int,
+    fit: str,
+    quality: int | None,
+    max_pixels: int,
+    output_format: str | None,
+    dest_key: str,
+) -> None:
     if width < 0 or height < 0 or (width == 0 and height == 0):
         raise ValueError("width and height must be >= 0 and not both 0")
     if fit not in FIT_MODES:
@@ -180,7 +220,20 @@ def resize_image(
     if output_format is not None:
         output_format_for(output_format, dest_key)  # reject bad names before decoding
 
-    img, orientation, orig_size, region = _decode(data, width, height, fit, max_pixels)
+
+def _resize_decoded(
+    img: Image.Image,
+    orientation: int,
+    orig_size: tuple[int, int],
+    region: tuple[float, float],
+    width: int,
+    height: int,
+    fit: str,
+    quality: int | None,
+    output_format: str | None,
+    dest_key: str,
+    max_pixels: int,
+) -> ResizedImage:
     fmt = output_format_for(output_format, dest_key, img.format)
     icc: bytes | None = img.info.get("icc_profile") or None
 

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     max_dimension: int = Field(default=10_000, ge=1)
     max_pixels: int = Field(default=100_000_000, ge=1)
     max_source_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    # The longest video or audio source (and video thumbnail timestamp) a job accepts.
+    max_media_seconds: float = Field(default=4 * 3600, gt=0)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
     max_attempts_default: int = Field(default=3, ge=1)
     max_attempts_limit: int = Field(default=10, ge=1)

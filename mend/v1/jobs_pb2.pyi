@@ -29,6 +29,8 @@ class JobType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_TYPE_IMAGE_OPTIMIZE: _ClassVar[JobType]
     JOB_TYPE_IMAGE_WATERMARK: _ClassVar[JobType]
     JOB_TYPE_IMAGE_COLORS: _ClassVar[JobType]
+    JOB_TYPE_VIDEO_THUMBNAIL: _ClassVar[JobType]
+    JOB_TYPE_AUDIO_CONVERT: _ClassVar[JobType]
 
 class FitMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -44,6 +46,17 @@ class ImageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMAGE_FORMAT_PNG: _ClassVar[ImageFormat]
     IMAGE_FORMAT_WEBP: _ClassVar[ImageFormat]
     IMAGE_FORMAT_AVIF: _ClassVar[ImageFormat]
+
+class AudioFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUDIO_FORMAT_UNSPECIFIED: _ClassVar[AudioFormat]
+    AUDIO_FORMAT_MP3: _ClassVar[AudioFormat]
+    AUDIO_FORMAT_AAC: _ClassVar[AudioFormat]
+    AUDIO_FORMAT_OPUS: _ClassVar[AudioFormat]
+    AUDIO_FORMAT_OGG: _ClassVar[AudioFormat]
+    AUDIO_FORMAT_FLAC: _ClassVar[AudioFormat]
+    AUDIO_FORMAT_WAV: _ClassVar[AudioFormat]
+    AUDIO_FORMAT_M4A: _ClassVar[AudioFormat]
 
 class WebhookStyle(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -75,6 +88,8 @@ JOB_TYPE_IMAGE_RESIZE: JobType
 JOB_TYPE_IMAGE_OPTIMIZE: JobType
 JOB_TYPE_IMAGE_WATERMARK: JobType
 JOB_TYPE_IMAGE_COLORS: JobType
+JOB_TYPE_VIDEO_THUMBNAIL: JobType
+JOB_TYPE_AUDIO_CONVERT: JobType
 FIT_MODE_UNSPECIFIED: FitMode
 FIT_MODE_INSIDE: FitMode
 FIT_MODE_COVER: FitMode
@@ -84,6 +99,14 @@ IMAGE_FORMAT_JPEG: ImageFormat
 IMAGE_FORMAT_PNG: ImageFormat
 IMAGE_FORMAT_WEBP: ImageFormat
 IMAGE_FORMAT_AVIF: ImageFormat
+AUDIO_FORMAT_UNSPECIFIED: AudioFormat
+AUDIO_FORMAT_MP3: AudioFormat
+AUDIO_FORMAT_AAC: AudioFormat
+AUDIO_FORMAT_OPUS: AudioFormat
+AUDIO_FORMAT_OGG: AudioFormat
+AUDIO_FORMAT_FLAC: AudioFormat
+AUDIO_FORMAT_WAV: AudioFormat
+AUDIO_FORMAT_M4A: AudioFormat
 WEBHOOK_STYLE_UNSPECIFIED: WebhookStyle
 WEBHOOK_STYLE_DEFAULT: WebhookStyle
 WEBHOOK_STYLE_DISCORD: WebhookStyle
@@ -155,17 +178,49 @@ class ImageColorsParameters(_message.Message):
     count: int
     def __init__(self, count: _Optional[int] = ...) -> None: ...
 
+class VideoThumbnailParameters(_message.Message):
+    __slots__ = ("timestamp", "width", "height", "fit", "format", "quality")
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    FIT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    timestamp: str
+    width: int
+    height: int
+    fit: FitMode
+    format: ImageFormat
+    quality: int
+    def __init__(self, timestamp: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fit: _Optional[_Union[FitMode, str]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ...) -> None: ...
+
+class AudioConvertParameters(_message.Message):
+    __slots__ = ("format", "bitrate", "sample_rate", "channels")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    BITRATE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    format: AudioFormat
+    bitrate: str
+    sample_rate: int
+    channels: int
+    def __init__(self, format: _Optional[_Union[AudioFormat, str]] = ..., bitrate: _Optional[str] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
+
 class JobParameters(_message.Message):
-    __slots__ = ("image_resize", "image_optimize", "image_watermark", "image_colors")
+    __slots__ = ("image_resize", "image_optimize", "image_watermark", "image_colors", "video_thumbnail", "audio_convert")
     IMAGE_RESIZE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_OPTIMIZE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_WATERMARK_FIELD_NUMBER: _ClassVar[int]
     IMAGE_COLORS_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_CONVERT_FIELD_NUMBER: _ClassVar[int]
     image_resize: ImageResizeParameters
     image_optimize: ImageOptimizeParameters
     image_watermark: ImageWatermarkParameters
     image_colors: ImageColorsParameters
-    def __init__(self, image_resize: _Optional[_Union[ImageResizeParameters, _Mapping]] = ..., image_optimize: _Optional[_Union[ImageOptimizeParameters, _Mapping]] = ..., image_watermark: _Optional[_Union[ImageWatermarkParameters, _Mapping]] = ..., image_colors: _Optional[_Union[ImageColorsParameters, _Mapping]] = ...) -> None: ...
+    video_thumbnail: VideoThumbnailParameters
+    audio_convert: AudioConvertParameters
+    def __init__(self, image_resize: _Optional[_Union[ImageResizeParameters, _Mapping]] = ..., image_optimize: _Optional[_Union[ImageOptimizeParameters, _Mapping]] = ..., image_watermark: _Optional[_Union[ImageWatermarkParameters, _Mapping]] = ..., image_colors: _Optional[_Union[ImageColorsParameters, _Mapping]] = ..., video_thumbnail: _Optional[_Union[VideoThumbnailParameters, _Mapping]] = ..., audio_convert: _Optional[_Union[AudioConvertParameters, _Mapping]] = ...) -> None: ...
 
 class ImageMetadata(_message.Message):
     __slots__ = ("width", "height", "format")
@@ -204,20 +259,52 @@ class Color(_message.Message):
     def __init__(self, hex: _Optional[str] = ..., red: _Optional[int] = ..., green: _Optional[int] = ..., blue: _Optional[int] = ..., percent: _Optional[float] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("output_url", "file_size", "duration", "metadata", "optimization", "colors")
+    __slots__ = ("output_url", "file_size", "duration", "metadata", "optimization", "colors", "video", "audio")
     OUTPUT_URL_FIELD_NUMBER: _ClassVar[int]
     FILE_SIZE_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     OPTIMIZATION_FIELD_NUMBER: _ClassVar[int]
     COLORS_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
     output_url: str
     file_size: int
     duration: float
     metadata: ImageMetadata
     optimization: ImageOptimization
     colors: _containers.RepeatedCompositeFieldContainer[Color]
-    def __init__(self, output_url: _Optional[str] = ..., file_size: _Optional[int] = ..., duration: _Optional[float] = ..., metadata: _Optional[_Union[ImageMetadata, _Mapping]] = ..., optimization: _Optional[_Union[ImageOptimization, _Mapping]] = ..., colors: _Optional[_Iterable[_Union[Color, _Mapping]]] = ...) -> None: ...
+    video: VideoInfo
+    audio: AudioInfo
+    def __init__(self, output_url: _Optional[str] = ..., file_size: _Optional[int] = ..., duration: _Optional[float] = ..., metadata: _Optional[_Union[ImageMetadata, _Mapping]] = ..., optimization: _Optional[_Union[ImageOptimization, _Mapping]] = ..., colors: _Optional[_Iterable[_Union[Color, _Mapping]]] = ..., video: _Optional[_Union[VideoInfo, _Mapping]] = ..., audio: _Optional[_Union[AudioInfo, _Mapping]] = ...) -> None: ...
+
+class VideoInfo(_message.Message):
+    __slots__ = ("duration_seconds", "codec", "width", "height")
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    duration_seconds: float
+    codec: str
+    width: int
+    height: int
+    def __init__(self, duration_seconds: _Optional[float] = ..., codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class AudioInfo(_message.Message):
+    __slots__ = ("duration_seconds", "codec", "bitrate", "sample_rate", "channels", "bytes")
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    BITRATE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    duration_seconds: float
+    codec: str
+    bitrate: int
+    sample_rate: int
+    channels: int
+    bytes: int
+    def __init__(self, duration_seconds: _Optional[float] = ..., codec: _Optional[str] = ..., bitrate: _Optional[int] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("percent", "message")
@@ -462,6 +549,78 @@ class SubmitImageColorsRequest(_message.Message):
     timeout_seconds: int
     validate_only: bool
     def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., count: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class SubmitVideoThumbnailRequest(_message.Message):
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "timestamp", "width", "height", "fit", "format", "quality", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only")
+    SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    DEST_KEY_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    FIT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_STYLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    source_bucket: str
+    source_key: str
+    dest_bucket: str
+    dest_key: str
+    timestamp: str
+    width: int
+    height: int
+    fit: FitMode
+    format: ImageFormat
+    quality: int
+    priority: int
+    request_id: str
+    webhook_url: str
+    webhook_style: WebhookStyle
+    max_attempts: int
+    timeout_seconds: int
+    validate_only: bool
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., timestamp: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fit: _Optional[_Union[FitMode, str]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class SubmitAudioConvertRequest(_message.Message):
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "format", "bitrate", "sample_rate", "channels", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only")
+    SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    DEST_KEY_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    BITRATE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_STYLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    source_bucket: str
+    source_key: str
+    dest_bucket: str
+    dest_key: str
+    format: AudioFormat
+    bitrate: str
+    sample_rate: int
+    channels: int
+    priority: int
+    request_id: str
+    webhook_url: str
+    webhook_style: WebhookStyle
+    max_attempts: int
+    timeout_seconds: int
+    validate_only: bool
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., format: _Optional[_Union[AudioFormat, str]] = ..., bitrate: _Optional[str] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job_id", "status", "message")

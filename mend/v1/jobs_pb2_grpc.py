@@ -63,6 +63,16 @@ class JobServiceStub:
                 request_serializer=mend_dot_v1_dot_jobs__pb2.SubmitImageColorsRequest.SerializeToString,
                 response_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
                 _registered_method=True)
+        self.SubmitVideoThumbnail = channel.unary_unary(
+                '/mend.v1.JobService/SubmitVideoThumbnail',
+                request_serializer=mend_dot_v1_dot_jobs__pb2.SubmitVideoThumbnailRequest.SerializeToString,
+                response_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
+                _registered_method=True)
+        self.SubmitAudioConvert = channel.unary_unary(
+                '/mend.v1.JobService/SubmitAudioConvert',
+                request_serializer=mend_dot_v1_dot_jobs__pb2.SubmitAudioConvertRequest.SerializeToString,
+                response_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
+                _registered_method=True)
         self.SubmitBatch = channel.unary_unary(
                 '/mend.v1.JobService/SubmitBatch',
                 request_serializer=mend_dot_v1_dot_jobs__pb2.SubmitBatchRequest.SerializeToString,
@@ -139,6 +149,20 @@ class JobServiceServicer:
 
     def SubmitImageColors(self, request, context):
         """Queues an image_colors job from a flat request (see ImageColorsParameters).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitVideoThumbnail(self, request, context):
+        """Queues a video_thumbnail job from a flat request, the shape of Mend's REST API.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitAudioConvert(self, request, context):
+        """Queues an audio_convert job from a flat request, the shape of Mend's REST API.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -232,6 +256,16 @@ def add_JobServiceServicer_to_server(servicer, server):
             'SubmitImageColors': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitImageColors,
                     request_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitImageColorsRequest.FromString,
+                    response_serializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.SerializeToString,
+            ),
+            'SubmitVideoThumbnail': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitVideoThumbnail,
+                    request_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitVideoThumbnailRequest.FromString,
+                    response_serializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.SerializeToString,
+            ),
+            'SubmitAudioConvert': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitAudioConvert,
+                    request_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitAudioConvertRequest.FromString,
                     response_serializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.SerializeToString,
             ),
             'SubmitBatch': grpc.unary_unary_rpc_method_handler(
@@ -408,6 +442,60 @@ class JobService:
             target,
             '/mend.v1.JobService/SubmitImageColors',
             mend_dot_v1_dot_jobs__pb2.SubmitImageColorsRequest.SerializeToString,
+            mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitVideoThumbnail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.v1.JobService/SubmitVideoThumbnail',
+            mend_dot_v1_dot_jobs__pb2.SubmitVideoThumbnailRequest.SerializeToString,
+            mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitAudioConvert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.v1.JobService/SubmitAudioConvert',
+            mend_dot_v1_dot_jobs__pb2.SubmitAudioConvertRequest.SerializeToString,
             mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
             options,
             channel_credentials,

@@ -30,10 +30,11 @@ class OperationLimits:
     max_dimension: int
     max_pixels: int
     max_source_bytes: int
+    max_media_seconds: float = 4 * 3600  # video and audio duration
 
     @classmethod
     def from_settings(cls, s: Settings) -> OperationLimits:
-        return cls(s.max_dimension, s.max_pixels, s.max_source_bytes)
+        return cls(s.max_dimension, s.max_pixels, s.max_source_bytes, s.max_media_seconds)
 
 
 @dataclass(frozen=True)
@@ -111,13 +112,22 @@ def params_to_dict(params: Any) -> dict[str, Any]:
 
 
 def _registry() -> dict[str, Operation]:
-    from mend_core.operations import image_colors, image_optimize, image_resize, image_watermark
+    from mend_core.operations import (
+        audio_convert,
+        image_colors,
+        image_optimize,
+        image_resize,
+        image_watermark,
+        video_thumbnail,
+    )
 
     ops = [
         image_resize.OPERATION,
         image_optimize.OPERATION,
         image_watermark.OPERATION,
         image_colors.OPERATION,
+        video_thumbnail.OPERATION,
+        audio_convert.OPERATION,
     ]
     return {op.type: op for op in ops}
 
