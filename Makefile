@@ -5,14 +5,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_SRC := protos/mend/v1/jobs.proto
-GEN := mend/v1
+GEN := clients/mend/v1
 
 .PHONY: run test lint lint-ci proto proto-check bench redis test-tools dev-certs clean
 
-$(STAMP): pyproject.toml
+# Two distributions: mend-client (clients/: library, CLI, stubs) and mend-server (the rest),
+# which requires the first; one pip call, so it takes mend-client from ./clients. A venv
+# made before the split holds the old `mend` distribution, which would shadow them.
+$(STAMP): pyproject.toml clients/pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@$(BIN)/pip uninstall --quiet --yes mend 2>/dev/null || true
+	$(BIN)/pip install --quiet -e ./clients -e '.[dev]'
 	@touch $@
 
 # What is not on PATH comes from Debian's packages: redis-server to run the stack, jq

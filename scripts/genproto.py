@@ -1,4 +1,4 @@
-"""Generate the Python stubs of protos/ into a package directory (default mend/v1)."""
+"""Generate the Python stubs of protos/ into a package directory (default clients/mend/v1)."""
 
 import pathlib
 import shutil
@@ -42,4 +42,4 @@ def generate(out_package: pathlib.Path) -> None:
 
 
 if __name__ == "__main__":
-    generate(pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "mend/v1"))
+    generate(pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "clients/mend/v1"))
