@@ -20,13 +20,21 @@ $(STAMP): pyproject.toml clients/pyproject.toml
 	@touch $@
 
 # What is not on PATH comes from Debian's packages: redis-server to run the stack, jq
-# and curl for the tests that run the docs' shell walkthrough, and chromium for the
-# tests a browser runs (EventSource; Playwright drives it and never downloads one).
+# and curl for the tests that run the docs' shell walkthrough, chromium for the tests a
+# browser runs (EventSource; Playwright drives it and never downloads one), and Node for
+# the test of a Node client built from protos/ (its npm packages: tests/node).
 redis:
 	@scripts/ensure-packages.sh redis-server
 
-test-tools:
+NODE_MODULES := tests/node/node_modules/.installed
+
+test-tools: $(NODE_MODULES)
 	@scripts/ensure-packages.sh redis-server jq curl chromium
+
+$(NODE_MODULES): tests/node/package-lock.json
+	@scripts/ensure-packages.sh nodejs npm
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+	@touch $@
 
 run: $(STAMP) redis
 	$(BIN)/mend-stack
