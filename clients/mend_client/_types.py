@@ -62,7 +62,8 @@ _FORMAT_NAME = {v: k for k, v in FORMAT_TO_PB.items()}
 def message_to_dict(message: Message) -> dict[str, Any]:
     """The JSON form of a message with the .proto field names (source_bucket, not
     sourceBucket), as the REST API spells them."""
-    return MessageToDict(message, preserving_proto_field_name=True)
+    out: dict[str, Any] = MessageToDict(message, preserving_proto_field_name=True)
+    return out
 
 
 def _time(ts: Timestamp) -> datetime | None:
