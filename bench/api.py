@@ -25,10 +25,8 @@ from bench import report
 from bench.services import (
     API_KEY,
     Process,
-    RedisServer,
     connections_by_process,
     cpu_seconds,
-    free_port,
     machine_busy_seconds,
     process_tree,
     python_module,
@@ -37,6 +35,8 @@ from bench.services import (
     wait_for_listeners,
     wait_for_port,
 )
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
 
 NAME = "api"
 MAX_CALLS_PER_RUN = 500_000  # a bound besides --seconds

@@ -43,7 +43,8 @@ from PIL import Image
 
 from bench import report
 from bench.profile import busy_stacks, record
-from bench.services import BIN, ROOT, Process, RedisServer, cpu_seconds
+from bench.services import BIN, ROOT, Process, cpu_seconds
+from mend_devkit.redis_server import RedisServer
 
 NAME = "drain"  # bench/results/drain.md; drain-disk.md when the storage is not on tmpfs
 PEERS_VENV = ROOT / "bench" / ".venv-peers"
@@ -176,10 +177,11 @@ class System:
 
 
 def mend_enqueue(ctx: Context, bucket: str) -> None:
-    from mend_core.job import JobSpec, JobType, ResizeParams
-    from mend_core.keys import Keys
+    from mend_core.job import JobSpec
+    from mend_core.jobstate.keys import Keys
+    from mend_core.jobstate.store import JobStore
+    from mend_core.operations.image_resize import ResizeParams
     from mend_core.redis_client import connect
-    from mend_core.store import JobStore
 
     async def submit() -> None:
         client = connect(ctx.redis.url)
@@ -194,7 +196,7 @@ def mend_enqueue(ctx: Context, bucket: str) -> None:
             for start in range(0, ctx.jobs, SUBMIT_BATCH):
                 specs = [
                     JobSpec(
-                        type=JobType.IMAGE_RESIZE,
+                        type="image_resize",
                         source_bucket=SOURCE[0],
                         source_key=SOURCE[1],
                         dest_bucket=bucket,
@@ -309,7 +311,7 @@ def drain(ctx: Context, system: System, run: int, profile: Path | None = None) -
     t0 = time.monotonic()
     system.enqueue(ctx, bucket)
     enqueue_s = time.monotonic() - t0
-    redis_cpu0 = ctx.redis.cpu_seconds()
+    redis_cpu0 = cpu_seconds(ctx.redis.pid)
     process = system.start(ctx)
     spawned = time.monotonic()
     spy = None
@@ -320,7 +322,7 @@ def drain(ctx: Context, system: System, run: int, profile: Path | None = None) -
             time.sleep(SAMPLE_SECONDS)
             now, done = time.monotonic(), system.finished(ctx, bucket)
             if done and first is None:
-                first = (now, done, tree_cpu_seconds(process.pid), ctx.redis.cpu_seconds())
+                first = (now, done, tree_cpu_seconds(process.pid), cpu_seconds(ctx.redis.pid))
                 if profile is not None:  # from here on: start-up is not of interest
                     spy = record(
                         process.pid, profile, rate=100, native=False, subprocesses=True
@@ -337,7 +339,7 @@ def drain(ctx: Context, system: System, run: int, profile: Path | None = None) -
                 )
             process.check_alive()
         workers_cpu = tree_cpu_seconds(process.pid)
-        redis_cpu = ctx.redis.cpu_seconds()
+        redis_cpu = cpu_seconds(ctx.redis.pid)
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
@@ -370,7 +372,7 @@ def drain(ctx: Context, system: System, run: int, profile: Path | None = None) -
 
 
 def make_source(root: Path) -> None:
-    from mend_core.sample import photo
+    from mend_devkit.sample import photo
 
     path = root.joinpath(*SOURCE)
     path.parent.mkdir(parents=True, exist_ok=True)

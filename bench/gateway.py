@@ -43,14 +43,14 @@ from bench.services import (
     BIN,
     ROOT,
     Process,
-    RedisServer,
     cpu_seconds,
-    free_port,
     machine_busy_seconds,
     python_module,
     start_mend_server,
     wait_for_port,
 )
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
 
 NAME = "gateway"
 MAX_CALLS_PER_RUN = 500_000  # a bound besides --seconds
@@ -338,7 +338,7 @@ async def settle(pids: list[int]) -> None:
 
 async def updated_at(redis: Any, job_ids: list[str]) -> dict[tuple[str, int], int]:
     """(job id, version) -> updated_at ms, from each job's event log."""
-    from mend_core.keys import Keys
+    from mend_core.jobstate.keys import Keys
 
     keys = Keys()
     out: dict[tuple[str, int], int] = {}
@@ -438,8 +438,8 @@ def summarise_sse(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def run_sse(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     from mend.v1 import jobs_pb2_grpc
-    from mend_core.keys import Keys
-    from mend_core.queue import WorkQueue
+    from mend_core.jobstate.keys import Keys
+    from mend_core.jobstate.queue import WorkQueue
     from mend_core.redis_client import connect
 
     scenarios = sse_scenarios(args.streams, args.spread_rate, args.fanout_rate)

@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
     if args.processes == 1:
         uvloop.run(serve(args.port, args.reuse_port))
         return 0
-    from mend_core.supervisor import Program, Supervisor
+    from mend_worker.supervisor import Program, Supervisor
 
     logging.basicConfig(level=logging.INFO)
     child = [sys.executable, "-m", "bench.noop_server", str(args.port), "--reuse-port"]

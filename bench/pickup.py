@@ -36,7 +36,8 @@ from typing import Any
 from PIL import Image
 
 from bench import report
-from bench.services import BIN, Process, RedisServer
+from bench.services import BIN, Process
+from mend_devkit.redis_server import RedisServer
 
 NAME = "pickup"
 TENANT = "bench"
@@ -47,10 +48,11 @@ KEYS_PREFIX = "mend:{jobs}:"
 
 
 def spec(source: tuple[str, str], dest_key: str, width: int, height: int) -> Any:
-    from mend_core.job import JobSpec, JobType, ResizeParams
+    from mend_core.job import JobSpec
+    from mend_core.operations.image_resize import ResizeParams
 
     return JobSpec(
-        type=JobType.IMAGE_RESIZE,
+        type="image_resize",
         source_bucket=source[0],
         source_key=source[1],
         dest_bucket="out",
@@ -235,9 +237,9 @@ async def wait_idle(redis: Any, count: int, timeout: float = 30.0) -> None:
 async def measure(
     args: argparse.Namespace, redis_server: RedisServer, root: Path
 ) -> dict[str, Any]:
-    from mend_core.keys import Keys
+    from mend_core.jobstate.keys import Keys
+    from mend_core.jobstate.store import JobStore
     from mend_core.redis_client import connect
-    from mend_core.store import JobStore
 
     redis = connect(redis_server.url)
     store = JobStore(
@@ -295,7 +297,7 @@ async def measure(
 
 def make_sources(root: Path) -> None:
     from bench.resize import source
-    from mend_core.sample import photo
+    from mend_devkit.sample import photo
 
     small = root.joinpath(*SMALL)
     small.parent.mkdir(parents=True, exist_ok=True)

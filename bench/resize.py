@@ -1,6 +1,6 @@
 """`python -m bench resize`: resize throughput per core, Mend's resize_image vs libvips.
 
-Generated photographic JPEGs (mend_core.sample.photo, 12 MP and 24 MP, quality 90,
+Generated photographic JPEGs (mend_devkit.sample.photo, 12 MP and 24 MP, quality 90,
 cached in bench/.data/) are resized to fit 800x600 and written as JPEG quality 85 by
 Mend's `resize_image` (Pillow) and by pyvips' `Image.thumbnail_buffer(data, 800,
 height=600).write_to_buffer('.jpg', Q=85)`, in the same process, alternating, one
@@ -43,7 +43,7 @@ def source(label: str) -> bytes:
     w, h = SIZES[label]
     path = DATA / f"photo-{w}x{h}-q90.jpg"
     if not path.exists():
-        from mend_core.sample import photo
+        from mend_devkit.sample import photo
 
         print(f"  generating {path.name} (once) ...", flush=True)
         DATA.mkdir(exist_ok=True)

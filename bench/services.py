@@ -1,5 +1,5 @@
-"""Real processes for benchmarks: a redis-server with AOF, the Mend gRPC server, and
-helpers to start, wait for, measure (CPU time) and stop a process.
+"""Real processes for benchmarks: the Mend gRPC server, and helpers to start, wait for,
+measure (CPU time) and stop a process (redis-server and free ports: mend_devkit).
 
 Everything listens on loopback on a free port; logs go to a temporary directory that is
 removed on stop unless the process failed."""
@@ -10,7 +10,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import redis
+from mend_devkit import ports
+from mend_devkit.ports import free_port
 
 # The interpreter running the benchmark is the project's (.venv/bin/python), so its
 # directory holds the project's console scripts (mend-server, mend-worker).
@@ -28,12 +28,6 @@ BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 API_KEY = "bench-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -169,62 +163,10 @@ class Process:
 
 
 def wait_for_port(process: Process, port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        process.check_alive()
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"{process.name} did not listen on port {port}:\n{process.tail()}"
-                ) from None
-            time.sleep(0.05)
-
-
-class RedisServer(Process):
-    """redis-server as production runs it: AOF on with fsync every second (Redis' default
-    for appendonly), no RDB snapshots (their fork would be noise in the figures)."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed: run `make redis`")
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        super().__init__(
-            "redis",
-            [
-                binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", ".",
-                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-                "--protected-mode", "no",
-            ],
-        )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    self.check_alive()
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"redis-server did not start:\n{self.tail()}") from None
-                    time.sleep(0.02)
-        finally:
-            client.close()
-
-    def info(self, section: str) -> dict:
-        client = redis.Redis(port=self.port, decode_responses=True)
-        try:
-            return dict(client.info(section))
-        finally:
-            client.close()
+    try:
+        ports.wait_for_port(port, process.popen, process.name, timeout=timeout)
+    except (RuntimeError, TimeoutError) as exc:
+        raise RuntimeError(f"{exc}:\n{process.tail()}") from None
 
 
 def python_module(module: str, *args: str, uvloop: bool = False) -> list[str]:

@@ -36,12 +36,12 @@ import grpc
 from bench import report
 from bench.services import (
     API_KEY,
-    RedisServer,
     cpu_seconds,
     machine_busy_seconds,
     python_module,
     start_mend_server,
 )
+from mend_devkit.redis_server import RedisServer
 
 NAME = "watch"
 GOAL_P99_MS = 50.0
@@ -255,7 +255,7 @@ async def submit_jobs(stub: Any, count: int) -> list[str]:
 async def drive(queue: Any, scenario: Scenario) -> dict[tuple[str, int], int]:
     """Moves every pending job through claim, progress and complete at the scenario's pace;
     returns the time just before each transition's call, by (job id, version)."""
-    from mend_core.job import ImageMetadata, JobResult
+    from mend_core.results import ImageMetadata, JobResult
 
     result = JobResult(output_url="file://bench/out.jpg", file_size=1, duration=0.01,
                        metadata=ImageMetadata(width=100, height=100, format="JPEG"))
@@ -449,8 +449,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from mend.v1 import jobs_pb2_grpc
-    from mend_core.keys import Keys
-    from mend_core.queue import WorkQueue
+    from mend_core.jobstate.keys import Keys
+    from mend_core.jobstate.queue import WorkQueue
     from mend_core.redis_client import connect
 
     redis_server = RedisServer()

@@ -22,20 +22,34 @@ from functools import cache
 from typing import TypeVar, cast
 
 from PIL import ExifTags, Image, ImageCms, PngImagePlugin, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from mend_core.errors import ImageTooLarge, PermanentError, UnsupportedImage
+from mend_core.operations.image_resize import FIT_MODES
+
+# HEIC/HEIF through libheif (pillow-heif); AVIF is Pillow's own (libavif, in its wheels).
+register_heif_opener()
 
 __all__ = [
     "CONTENT_TYPES",
     "ICC_EMBED_MAX_BYTES",
     "PNG_MAX_CHUNK_BYTES",
     "ResizedImage",
+    "encode_image",
+    "format_for_image",
+    "open_image",
     "output_format_for",
+    "prepare_for_format",
     "resize_image",
+    "writable_format",
 ]
 
-CONTENT_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-FITS = ("inside", "cover", "fill")
+CONTENT_TYPES: dict[str, str] = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "avif": "image/avif",
+}
 DEFAULT_QUALITY = 85
 
 # A colour profile up to this size is embedded in the output as it came: every common
@@ -54,10 +68,13 @@ PNG_MAX_CHUNK_BYTES = 16 * 1024 * 1024
 # Decoders Mend accepts. Pillow knows dozens more (EPS even runs Ghostscript); each one is
 # attack surface, so anything else is rejected as unsupported. (Multi-picture JPEGs open
 # through the JPEG entry, as format "MPO".)
-_INPUT_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
-_SOURCE_TO_OUTPUT = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp"}
-_EXTENSIONS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
-_FORMAT_ALIASES = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "webp": "webp"}
+_INPUT_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF")
+_SOURCE_TO_OUTPUT = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "AVIF": "avif"}
+_EXTENSIONS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp", ".avif": "avif"}
+_FORMAT_ALIASES = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "webp": "webp", "avif": "avif"}
+# libavif's encoder speed (0 slowest/smallest - 10): 6 is Pillow's default, about as fast
+# as libwebp's method 4 for a few percent more bytes than the slowest setting.
+AVIF_SPEED = 6
 
 # The same table as ImageOps.exif_transpose; applied by hand so it can run on the small
 # output (exif_transpose would load and copy the full-size source).
@@ -100,7 +117,7 @@ class ResizedImage:
     data: bytes
     width: int
     height: int
-    format: str  # "jpeg" | "png" | "webp"
+    format: str  # "jpeg" | "png" | "webp" | "avif"
     content_type: str
 
 
@@ -154,8 +171,8 @@ def resize_image(
     """
     if width < 0 or height < 0 or (width == 0 and height == 0):
         raise ValueError("width and height must be >= 0 and not both 0")
-    if fit not in FITS:
-        raise ValueError(f"fit must be one of {', '.join(FITS)}, not {fit!r}")
+    if fit not in FIT_MODES:
+        raise ValueError(f"fit must be one of {', '.join(FIT_MODES)}, not {fit!r}")
     if quality is not None and not 1 <= quality <= 100:
         raise ValueError("quality must be between 1 and 100")
     if max_pixels <= 0:
@@ -239,7 +256,8 @@ def _decode(
             img = Image.open(io.BytesIO(data), formats=_INPUT_FORMATS)
     except UnidentifiedImageError:
         raise UnsupportedImage(
-            "not a supported image: unrecognised data (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"
+            "not a supported image: unrecognised data"
+            " (expected JPEG, PNG, WebP, AVIF, HEIC/HEIF, GIF, BMP or TIFF)"
         ) from None
     except _DECODE_ERRORS as e:
         raise _corrupt("corrupt header", e) from e
@@ -255,7 +273,9 @@ def _decode(
             # JPEG keeps EXIF in a header segment: the orientation is known before decoding,
             # which the draft size needs.
             orientation = _orientation(img)
-            target = _decode_target((src_w, src_h), orientation, width, height, fit)
+            target = None
+            if width or height:  # else the full size is wanted
+                target = _decode_target((src_w, src_h), orientation, width, height, fit)
             if target is not None:
                 # libjpeg decodes at 1/2, 1/4 or 1/8 scale, never below `target`.
                 drafted = img.draft(None, target)
@@ -423,7 +443,7 @@ def _to_output_mode(
 
     if fmt == "jpeg" and img.mode in ("LA", "RGBA"):
         img = _flatten_on_white(img)
-    elif fmt == "webp" and img.mode in ("L", "LA"):
+    elif fmt in ("webp", "avif") and img.mode in ("L", "LA"):
         img = img.convert("RGBA" if img.mode == "LA" else "RGB")
 
     if icc is not None:
@@ -484,7 +504,9 @@ def _flatten_on_white(img: Image.Image) -> Image.Image:
 # ------------------------------------------------------------------------------ encode
 
 
-def _encode(img: Image.Image, fmt: str, quality: int, icc: bytes | None) -> bytes:
+def _encode(
+    img: Image.Image, fmt: str, quality: int, icc: bytes | None, **options: object
+) -> bytes:
     # Drop everything the decoder attached (EXIF, XMP, text chunks, ...): some encoders
     # fall back to img.info. Only what is passed explicitly below is written.
     img.info = {}
@@ -497,8 +519,11 @@ def _encode(img: Image.Image, fmt: str, quality: int, icc: bytes | None) -> byte
     elif fmt == "webp":
         # method 4 is libwebp's default speed/size balance (6 is ~2x slower).
         params.update(quality=quality, method=4)
+    elif fmt == "avif":
+        params.update(quality=quality, speed=AVIF_SPEED)
     else:
         params.update(compress_level=6, optimize=False)
+    params.update(options)
     buf = io.BytesIO()
     try:
         img.save(buf, format=fmt.upper(), **params)
@@ -506,3 +531,50 @@ def _encode(img: Image.Image, fmt: str, quality: int, icc: bytes | None) -> byte
         # E.g. WebP's 16383-pixel side limit.
         raise PermanentError(f"cannot encode the result as {fmt}: {e}") from e
     return buf.getvalue()
+
+
+# ------------------------------------------------------- for the other image operations
+
+
+def open_image(data: bytes, max_pixels: int, box: tuple[int, int] = (0, 0)) -> Image.Image:
+    """The source decoded, checked against ``max_pixels`` as in resize_image, upright
+    (EXIF orientation applied), in sRGB (through its ICC profile, which is dropped) and
+    in mode L, LA, RGB or RGBA; ``img.format`` is the source's format. With a ``box``, a
+    JPEG may be decoded at a reduced scale that still covers it (the caller resamples)."""
+    img, orientation, _, _ = _decode(data, box[0], box[1], "inside", max_pixels)
+    source_format = img.format
+    icc: bytes | None = img.info.get("icc_profile") or None
+    img = _prepare_for_resampling(img)
+    if orientation in _TRANSPOSE:
+        img = img.transpose(_TRANSPOSE[orientation])
+    if img.mode == "CMYK":
+        img = (_to_srgb(img, icc) if icc else None) or img.convert("RGB")
+    elif icc is not None:
+        img = _to_srgb(img, icc) or img  # a profile that does not fit is ignored
+    if img.mode not in ("L", "LA", "RGB", "RGBA"):
+        img, _ = _to_output_mode(img, "png", None)
+    img.format = source_format
+    return img
+
+
+def writable_format(img: Image.Image) -> str | None:
+    """The output format matching the source's (from open_image), if Mend writes it."""
+    return _SOURCE_TO_OUTPUT.get(img.format or "")
+
+
+def format_for_image(img: Image.Image, output_format: str | None, dest_key: str) -> str:
+    """output_format_for an image from open_image; a source Mend cannot write (HEIC, GIF,
+    ...) defaults to PNG when it has alpha, else JPEG."""
+    source = img.format if writable_format(img) else "PNG" if img.mode in ("LA", "RGBA") else "JPEG"
+    return output_format_for(output_format, dest_key, source)
+
+
+def prepare_for_format(img: Image.Image, fmt: str) -> Image.Image:
+    """``img`` (from open_image) in a mode ``fmt`` stores: JPEG flattens alpha on white."""
+    return _to_output_mode(img, fmt, None)[0]
+
+
+def encode_image(img: Image.Image, fmt: str, quality: int, **options: object) -> bytes:
+    """``img`` (from prepare_for_format) encoded without metadata or profile (sRGB);
+    ``options`` are the encoder's own (progressive=True, lossless=True, ...)."""
+    return _encode(img, fmt, quality, None, **options)

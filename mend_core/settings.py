@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mend_core.tenancy import ANONYMOUS_TENANT, ApiKey, BucketGrants, parse_api_keys
@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # `tenant=bucket|bucket`, comma separated (`*`: any bucket). Empty with one tenant:
     # every bucket; otherwise a tenant uses only the buckets granted to it.
     tenant_buckets: Annotated[str, NoDecode] = ""
+
+    # Logging (mend_core.logs): the lowest level written, and text or JSON lines.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     # Storage
     storage: Literal["file", "s3"] = "file"
@@ -111,6 +115,14 @@ class Settings(BaseSettings):
     def _empty_path_is_unset(cls, value: object) -> object:
         # `MEND_TLS_CERT= make run` turns TLS off rather than naming the current directory.
         return None if value == "" else value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        # `MEND_LOG_LEVEL=debug` and `MEND_LOG_FORMAT=JSON` mean DEBUG and json.
+        if isinstance(value, str):
+            return value.upper() if info.field_name == "log_level" else value.lower()
+        return value
 
     @field_validator("webhook_retry_seconds", mode="before")
     @classmethod

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from mend_core.errors import AccessDenied, Refusal
+
 ANY_BUCKET = "*"
 # With auth disabled every caller is this tenant.
 ANONYMOUS_TENANT = "anonymous"
@@ -59,22 +61,6 @@ def parse_bucket_grants(raw: str) -> dict[str, frozenset[str]]:
         tenant = tenant.strip()
         grants[tenant] = grants.get(tenant, frozenset()) | names
     return grants
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A bucket the tenant may not use, and the field that named it."""
-
-    field: str
-    bucket: str
-
-
-class AccessDenied(Exception):
-    def __init__(self, tenant: str, refusals: list[Refusal]) -> None:
-        names = ", ".join(f"{r.field} {r.bucket!r}" for r in refusals)
-        super().__init__(f"tenant {tenant!r} may not use {names}")
-        self.tenant = tenant
-        self.refusals = refusals
 
 
 class BucketGrants:

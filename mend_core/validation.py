@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
-from mend_core.job import (
-    DEFAULT_PRIORITY,
-    FIT_MODES,
-    IMAGE_FORMATS,
-    WEBHOOK_STYLES,
-    Batch,
-    JobSpec,
-    JobType,
-    ResizeParams,
-)
+from mend_core.errors import ValidationError, Violation
+from mend_core.job import DEFAULT_PRIORITY, WEBHOOK_STYLES, Batch, JobSpec
+from mend_core.operations import OPERATIONS, OperationLimits
 from mend_core.settings import Settings
 
 # Patterns are applied with fullmatch: `$` would also match before a trailing newline.
@@ -32,51 +27,36 @@ MAX_BATCH = 100
 
 
 @dataclass(frozen=True)
-class Violation:
-    field: str
-    description: str
-
-
-class ValidationError(Exception):
-    def __init__(self, violations: list[Violation]) -> None:
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
-        self.violations = violations
-
-
-@dataclass(frozen=True)
 class Limits:
-    max_dimension: int
     max_attempts_default: int
     max_attempts_limit: int
     timeout_default_seconds: int
     timeout_limit_seconds: int
+    operation: OperationLimits
 
     @classmethod
     def from_settings(cls, s: Settings) -> Limits:
         return cls(
-            max_dimension=s.max_dimension,
             max_attempts_default=s.max_attempts_default,
             max_attempts_limit=s.max_attempts_limit,
             timeout_default_seconds=s.timeout_default_seconds,
             timeout_limit_seconds=s.timeout_limit_seconds,
+            operation=OperationLimits.from_settings(s),
         )
 
 
 @dataclass(frozen=True)
 class JobDraft:
     """A job as the client sent it. Enum-like fields hold a known name, "" when unset,
-    or any other string for a value the API layer did not recognise."""
+    or any other string for a value the API layer did not recognise; `params` holds the
+    operation's parameters by name (None for an unset optional one)."""
 
     type: str
     source_bucket: str
     source_key: str
     dest_bucket: str
     dest_key: str
-    width: int = 0
-    height: int = 0
-    quality: int | None = None
-    fit: str = ""
-    format: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
     priority: int | None = None
     request_id: str = ""
     webhook_url: str = ""
@@ -175,33 +155,27 @@ def _range(value: int, low: int, high: int) -> str | None:
 
 
 def validate(draft: JobDraft, limits: Limits) -> JobSpec:
+    """The JobSpec, or ValidationError naming every bad field: the draft's own names for
+    the common fields, the parameter's name for an operation's (`width`)."""
     bad: list[Violation] = []
 
     def check(name: str, problem: str | None) -> None:
         if problem:
             bad.append(Violation(name, problem))
 
-    if draft.type != JobType.IMAGE_RESIZE.value:
+    op = OPERATIONS.get(draft.type)
+    if op is None:
         check("type", "is required" if not draft.type else f"unknown job type {draft.type!r}")
-    for name in ("source_bucket", "dest_bucket"):
-        check(name, bucket_problem(getattr(draft, name)))
-    for name in ("source_key", "dest_key"):
-        check(name, key_problem(getattr(draft, name)))
-
-    for name in ("width", "height"):
-        value = getattr(draft, name)
-        if value != 0:
-            check(name, _range(value, 1, limits.max_dimension))
-    if draft.width == 0 and draft.height == 0:
-        check("width", "width or height is required")
-    if draft.fit in ("cover", "fill") and (draft.width == 0 or draft.height == 0):
-        check("fit", f"fit {draft.fit!r} needs both width and height")
-    if draft.quality is not None:
-        check("quality", _range(draft.quality, 1, 100))
-    if draft.fit and draft.fit not in FIT_MODES:
-        check("fit", f"unknown fit mode {draft.fit!r}; expected one of {', '.join(FIT_MODES)}")
-    if draft.format and draft.format not in IMAGE_FORMATS:
-        check("format", f"unknown format {draft.format!r}; expected {', '.join(IMAGE_FORMATS)}")
+    locations = ["source"]
+    if not (op is not None and op.dest_optional and not draft.dest_bucket and not draft.dest_key):
+        locations.append("dest")
+    for name in locations:
+        check(f"{name}_bucket", bucket_problem(getattr(draft, f"{name}_bucket")))
+        check(f"{name}_key", key_problem(getattr(draft, f"{name}_key")))
+    params = None
+    if op is not None:
+        params = op.params_from_dict(draft.params)
+        bad += op.check(params, limits.operation)
     if draft.priority is not None:
         check("priority", _range(draft.priority, 0, 9))
     if draft.request_id and not _REQUEST_ID.fullmatch(draft.request_id):
@@ -216,18 +190,12 @@ def validate(draft: JobDraft, limits: Limits) -> JobSpec:
         raise ValidationError(bad)
 
     return JobSpec(
-        type=JobType(draft.type),
+        type=draft.type,
         source_bucket=draft.source_bucket,
         source_key=draft.source_key,
         dest_bucket=draft.dest_bucket,
         dest_key=draft.dest_key,
-        params=ResizeParams(
-            width=draft.width,
-            height=draft.height,
-            quality=draft.quality,
-            fit=draft.fit or None,
-            format=draft.format or None,
-        ),
+        params=params,
         priority=DEFAULT_PRIORITY if draft.priority is None else draft.priority,
         max_attempts=draft.max_attempts or limits.max_attempts_default,
         timeout_seconds=draft.timeout_seconds or limits.timeout_default_seconds,

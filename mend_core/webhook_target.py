@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from mend_core.errors import TargetRefused, UnresolvedHost
 from mend_core.validation import webhook_url_problem
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -20,14 +21,6 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-class TargetRefused(Exception):
-    """The target may not be sent to; str() says why, for the user."""
-
-
-class UnresolvedHost(TargetRefused):
-    """The host did not resolve (perhaps for now: a delivery retries it)."""
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -45,7 +38,8 @@ def _not_public(address: Address) -> str | None:
             return _not_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
         if getattr(address, f"is_{kind}"):
-            return f"a {kind.replace('_', '-')} address"
+            article = "an" if kind[0] in "aeiou" else "a"
+            return f"{article} {kind.replace('_', '-')} address"
     if not address.is_global:
         return "not a public address"
     return None

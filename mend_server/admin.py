@@ -16,10 +16,10 @@ import sys
 
 import redis.exceptions
 
-from mend_core.keys import Keys
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
-from mend_core.webhook_queue import WebhookQueue
 
 COLUMNS = ("id", "failed_at", "attempts", "event", "url", "delivery_id", "error")
 

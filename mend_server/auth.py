@@ -16,9 +16,11 @@ from typing import Any
 
 import grpc
 
+from mend_core.errors import InvalidStreamToken, NotAuthenticated
 from mend_core.tenancy import ANONYMOUS_TENANT, ApiKey
+from mend_server import status
 from mend_server.decoding import Undecodable, lenient, refuse
-from mend_server.stream_tokens import InvalidStreamToken, StreamTokens
+from mend_server.stream_tokens import StreamTokens
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,9 @@ OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 STREAM_TOKEN_METADATA = "x-mend-stream-token"
 # The only calls a stream token authenticates; elsewhere the metadata is ignored.
 STREAM_TOKEN_METHODS = frozenset({"/mend.v1.JobService/WatchJob"})
-_KEY_DENIAL = "missing or invalid API key: send 'x-api-key: KEY' or 'authorization: Bearer KEY'"
+_KEY_DENIAL = NotAuthenticated(
+    "missing or invalid API key: send 'x-api-key: KEY' or 'authorization: Bearer KEY'"
+)
 # With auth disabled every caller is the one anonymous tenant, with no admin rights.
 _ANONYMOUS = Caller(ANONYMOUS_TENANT)
 
@@ -109,7 +113,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             try:
                 grant = self._tokens.verify(token)
             except InvalidStreamToken as exc:
-                return _with_caller(handler, None, str(exc))
+                return _with_caller(handler, None, exc)
             return _with_caller(handler, Caller(grant.tenant, stream_job=grant.job_id))
         caller = self._auth.caller_for(self._auth.key_from_headers(metadata.get))
         wrapped = self._wrapped.get((details.method, caller))
@@ -122,14 +126,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _with_caller(
-    handler: grpc.RpcMethodHandler, caller: Caller | None, denial: str = _KEY_DENIAL
+    handler: grpc.RpcMethodHandler,
+    caller: Caller | None,
+    denial: NotAuthenticated = _KEY_DENIAL,
 ) -> grpc.RpcMethodHandler:
     """Wraps a unary or server-streaming handler so it runs with current_caller set, or
     fails with UNAUTHENTICATED (saying `denial`) before running at all, and with
     INVALID_ARGUMENT for bytes that are not a request message (see decoding.py)."""
 
     async def deny(context: grpc.aio.ServicerContext) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, denial)
+        await status.abort(context, denial)
 
     if handler.unary_unary:
         inner = handler.unary_unary

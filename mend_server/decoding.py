@@ -13,6 +13,9 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from mend_core.errors import MalformedRequest
+from mend_server import status
+
 
 @dataclass(frozen=True)
 class Undecodable:
@@ -33,7 +36,4 @@ def lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any
 
 
 async def refuse(request: Undecodable, context: grpc.aio.ServicerContext) -> None:
-    await context.abort(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        f"malformed request message: {request.reason}",
-    )
+    await status.abort(context, MalformedRequest(f"malformed request message: {request.reason}"))

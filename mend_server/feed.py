@@ -86,7 +86,6 @@ class ChangeFeed:
         self._jobs: dict[str, _Watched] = {}
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self.connected = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="change-feed")
@@ -145,7 +144,6 @@ class ChangeFeed:
                         # reconnected by itself): every later change reaches us, and those
                         # made while we were not subscribed are in the logs, so every
                         # watcher re-reads. Waking before the confirmation could miss one.
-                        self.connected.set()
                         self._wake_all()
                     elif message["type"] == "message":
                         data = message["data"]
@@ -155,7 +153,6 @@ class ChangeFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection lost: resubscribe after a pause
-                self.connected.clear()
                 log.warning("change feed lost its Redis subscription (%s); reconnecting", exc)
                 await asyncio.sleep(0.2)
             finally:

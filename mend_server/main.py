@@ -4,23 +4,23 @@ With MEND_SERVER_PROCESSES=N (or --processes N) it runs N processes sharing the 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
 import uvloop
 
+from mend_core.logs import configure_logging
 from mend_core.settings import Settings
-from mend_core.supervisor import Program, Supervisor
 from mend_server.server import serve
+from mend_worker.supervisor import Program, Supervisor
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mend-server", description=__doc__)
     parser.add_argument("--processes", type=int, help="server processes (MEND_SERVER_PROCESSES)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
+    configure_logging(settings)
     processes = args.processes or settings.server_processes
     if processes == 1:
         uvloop.run(serve(settings))

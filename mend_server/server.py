@@ -13,19 +13,19 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from mend.v1 import jobs_pb2, jobs_pb2_grpc
+from mend_client.rest_json import message_to_json
 from mend_core.job import Job
-from mend_core.keys import Keys
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.store import JobStore
+from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
-from mend_core.store import JobStore
 from mend_core.tasks import cancel_and_wait
 from mend_core.validation import Limits
 from mend_core.webhook_target import WebhookTargets
 from mend_server import convert
 from mend_server.auth import Authenticator, AuthInterceptor
 from mend_server.feed import ChangeFeed
-from mend_server.gateway.compat import STYLE
-from mend_server.gateway.protojson import message_to_json
 from mend_server.reflection import enable_reflection
 from mend_server.servicer import JobService
 from mend_server.stream_tokens import StreamTokens, derive_secret
@@ -56,7 +56,7 @@ def grpc_options(*, reuse_port: bool) -> list[tuple[str, int]]:
 
 def rest_job_json(job: Job) -> dict[str, Any]:
     """A job as GET /api/v1/jobs/{id} shows it (webhook payloads use the same shape)."""
-    return message_to_json(convert.job_to_pb(job), STYLE)
+    return message_to_json(convert.job_to_pb(job))
 
 
 class MendServer:
@@ -120,8 +120,10 @@ class MendServer:
             else self.server.add_insecure_port(address)
         )
         self.webhooks = WebhookDispatcher(
-            self.redis,
-            keys,
+            self.store,
+            WebhookQueue(
+                self.redis, keys, dead_retention_seconds=settings.retention_failed_seconds
+            ),
             settings,
             render_job=rest_job_json,
             consumer=f"server-{os.getpid()}",

@@ -1,4 +1,5 @@
-"""JobService: translates each RPC into JobStore calls and domain errors into gRPC status."""
+"""JobService: translates each RPC into JobStore calls, and domain errors into gRPC status
+through the one table in status.py."""
 
 from __future__ import annotations
 
@@ -14,27 +15,26 @@ from typing import Any, TypeVar, cast
 import grpc
 from google.protobuf import empty_pb2, timestamp_pb2
 from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
-from mend_core.job import JobSpec
-from mend_core.store import BatchExists, JobFinished, JobNotFound, JobStore, RequestConflict
-from mend_core.tenancy import AccessDenied, BucketGrants
-from mend_core.validation import (
-    MAX_BATCH,
-    JobDraft,
-    Limits,
+from mend_core.errors import (
+    AccessDenied,
+    BatchExists,
+    Refusal,
+    RequestConflict,
+    TokenForAnotherJob,
     ValidationError,
+    VersionOutOfRange,
     Violation,
-    validate,
-    validate_batch,
 )
+from mend_core.job import JobSpec
+from mend_core.jobstate.store import JobStore
+from mend_core.operations import OPERATIONS
+from mend_core.tenancy import BucketGrants
+from mend_core.validation import MAX_BATCH, JobDraft, Limits, validate, validate_batch
 from mend_core.webhook_target import WebhookTargets
-from mend_server import convert
+from mend_server import convert, status
 from mend_server.auth import current_caller
 from mend_server.feed import ChangeFeed
 from mend_server.stream_tokens import StreamTokens
@@ -57,53 +57,6 @@ def _field_size(value: object) -> int:
     return sum(map(_field_size, cast(Iterable[object], value)))  # a repeated field
 
 
-class FieldErrors(Exception):
-    """A refusal that names the request's fields: its status carries a google.rpc.BadRequest
-    with one violation per field, whatever the code."""
-
-    code = code_pb2.INVALID_ARGUMENT
-    summary = "invalid request"
-
-    def __init__(self, violations: list[Violation]) -> None:
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
-        self.violations = violations
-
-
-class BadRequest(FieldErrors):
-    pass
-
-
-class Forbidden(FieldErrors):
-    code = code_pb2.PERMISSION_DENIED
-    summary = "permission denied"
-
-
-class Conflict(FieldErrors):
-    code = code_pb2.ALREADY_EXISTS
-    summary = "already exists"
-
-
-class OutOfRange(FieldErrors):
-    code = code_pb2.OUT_OF_RANGE
-    summary = "out of range"
-
-
-async def _abort_fields(context: grpc.aio.ServicerContext, error: FieldErrors) -> None:
-    detail = error_details_pb2.BadRequest(
-        field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in error.violations
-        ]
-    )
-    status = status_pb2.Status(
-        code=error.code,
-        message=f"{error.summary}: "
-        + "; ".join(f"{v.field} {v.description}" for v in error.violations),
-    )
-    status.details.add().Pack(detail)
-    await context.abort_with_status(rpc_status.to_status(status))
-
-
 # A UUID v4 in its canonical hyphenated form, any case: version nibble 4, RFC 4122
 # variant (8, 9, a or b). ASCII only, so that no other character folds into [a-f].
 _UUID4 = re.compile(
@@ -112,9 +65,9 @@ _UUID4 = re.compile(
 
 
 def _job_id(raw: str) -> str:
-    """The id as jobs are stored (lower case, as uuid4 writes it), or BadRequest."""
+    """The id as jobs are stored (lower case, as uuid4 writes it), or ValidationError."""
     if not _UUID4.fullmatch(raw):
-        raise BadRequest(
+        raise ValidationError(
             [Violation("id", "must be a job id (a UUID v4)" if raw else "is required")]
         )
     return raw.lower()
@@ -135,30 +88,37 @@ def _guarded(handler: _Handler) -> _Handler:
     async def guarded(self: JobService, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await handler(self, request, context)
-        except FieldErrors as exc:
-            await _abort_fields(context, exc)
-        except JobNotFound as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {exc} not found")
-        except JobFinished as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        except BatchExists as exc:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"batch {exc} already exists")
-        except (RedisConnectionError, RedisTimeoutError):  # retryable: UNAVAILABLE, not UNKNOWN
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
+        except status.HANDLED as exc:
+            await status.abort(context, exc)
         raise AssertionError("unreachable")
 
     return cast(_Handler, guarded)
 
 
+FieldPath = Callable[[str], str]  # a draft's field name -> its path in the request
+
+
+def _as_is(name: str) -> str:
+    return name  # the flat requests name every field as the draft does
+
+
+def _nested(draft: JobDraft) -> FieldPath:
+    return lambda name: convert.submit_field_path(draft.type, name)
+
+
+def _in_batch(index: int, job_type: str) -> FieldPath:
+    return lambda name: f"jobs[{index}]." + convert.submit_field_path(job_type, name)
+
+
 def _draft_spec(
-    draft: JobDraft, limits: Limits, paths: Mapping[str, str], prefix: str = ""
+    draft: JobDraft, limits: Limits, path: FieldPath, prefix: str = ""
 ) -> JobSpec:
     """Validates a draft, naming bad fields by their path in the request."""
     try:
         return validate(draft, limits)
     except ValidationError as exc:
-        raise BadRequest(
-            [Violation(prefix + paths.get(v.field, v.field), v.description) for v in exc.violations]
+        raise ValidationError(
+            [Violation(prefix + path(v.field), v.description) for v in exc.violations]
         ) from None
 
 
@@ -190,23 +150,21 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if size <= self._max_request_bytes:
             return
         largest = max(request.ListFields(), key=lambda f: _field_size(f[1]))[0].name
-        raise BadRequest(
+        raise ValidationError(
             [Violation(largest, f"request is {size} bytes; the limit is {self._max_request_bytes}")]
         )
 
-    def _check_access(self, tenant: str, specs: list[JobSpec], prefixes: list[str]) -> None:
-        """Forbidden, naming every field whose bucket the tenant is not granted."""
+    def _check_access(self, tenant: str, specs: list[JobSpec], paths: list[FieldPath]) -> None:
+        """AccessDenied, naming every field whose bucket the tenant is not granted (by its
+        path in the request: a watermark's bucket is an operation parameter)."""
         refused = []
-        for spec, prefix in zip(specs, prefixes, strict=True):
+        for spec, path in zip(specs, paths, strict=True):
             try:
                 self._grants.check(tenant, spec.buckets())
             except AccessDenied as exc:
-                refused += [
-                    Violation(prefix + r.field, f"bucket {r.bucket!r} is not granted to {tenant!r}")
-                    for r in exc.refusals
-                ]
+                refused += [Refusal(path(r.field), r.bucket) for r in exc.refusals]
         if refused:
-            raise Forbidden(refused)
+            raise AccessDenied(tenant, refused)
 
     async def _refused_webhooks(self, urls: Mapping[str, str]) -> list[Violation]:
         """A violation for each field (path -> URL) whose webhook target is refused; each
@@ -219,19 +177,17 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         return [Violation(path, why) for path, url in urls.items() if (why := refusals.get(url))]
 
     async def _submit_one(
-        self, draft: JobDraft, paths: Mapping[str, str], validate_only: bool
+        self, draft: JobDraft, path: FieldPath, validate_only: bool
     ) -> pb.SubmitJobResponse:
-        refused = await self._refused_webhooks(
-            {paths.get("webhook_url", "webhook_url"): draft.webhook_url}
-        )
+        refused = await self._refused_webhooks({path("webhook_url"): draft.webhook_url})
         try:
-            spec = _draft_spec(draft, self._limits, paths)
-        except BadRequest as exc:
-            raise BadRequest([*exc.violations, *refused]) from None
+            spec = _draft_spec(draft, self._limits, path)
+        except ValidationError as exc:
+            raise ValidationError([*exc.violations, *refused]) from None
         if refused:
-            raise BadRequest(refused)
+            raise ValidationError(refused)
         tenant = _tenant()
-        self._check_access(tenant, [spec], [""])
+        self._check_access(tenant, [spec], [path])
         if validate_only:
             return pb.SubmitJobResponse(message=VALID_MESSAGE)
         try:
@@ -239,7 +195,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         except RequestConflict as exc:
             [(_, job_id)] = exc.conflicts
             problem = f"was used for job {job_id}, a different request; use a new request_id"
-            raise Conflict([Violation(paths.get("request_id", "request_id"), problem)]) from None
+            raise RequestConflict(exc.conflicts, [Violation(path("request_id"), problem)]) from None
         return pb.SubmitJobResponse(
             job_id=submitted.job_id, status=pb.JOB_STATUS_PENDING, message=QUEUED_MESSAGE
         )
@@ -249,18 +205,14 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitJobResponse:
         self._check_size(request)
-        return await self._submit_one(
-            convert.draft_from_submit(request), convert.SUBMIT_FIELD_PATHS, request.validate_only
-        )
+        draft = convert.draft_from_submit(request)
+        return await self._submit_one(draft, _nested(draft), request.validate_only)
 
-    @_guarded
-    async def SubmitImageResize(
-        self, request: pb.SubmitImageResizeRequest, context: grpc.aio.ServicerContext
-    ) -> pb.SubmitJobResponse:
+    async def submit_flat(self, job_type: str, request: Message) -> pb.SubmitJobResponse:
+        """A flat Submit RPC (SubmitImageResize, ...), one per registered operation."""
         self._check_size(request)
-        return await self._submit_one(
-            convert.draft_from_resize(request), {}, request.validate_only
-        )
+        draft = convert.draft_from_flat(job_type, request)
+        return await self._submit_one(draft, _as_is, request.validate_only)  # type: ignore[attr-defined]
 
     @_guarded
     async def SubmitBatch(
@@ -268,7 +220,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     ) -> pb.SubmitBatchResponse:
         self._check_size(request)
         if not 1 <= len(request.jobs) <= MAX_BATCH:
-            raise BadRequest(
+            raise ValidationError(
                 [Violation("jobs", f"a batch holds 1 to {MAX_BATCH} jobs, got {len(request.jobs)}")]
             )
         batch_id = request.batch_id or str(uuid.uuid4())
@@ -300,25 +252,24 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 bad.append(Violation(f"jobs[{i}].validate_only", problem))
             draft = convert.draft_from_submit(item, batch_id=batch_id)
             try:
-                specs.append(
-                    _draft_spec(draft, self._limits, convert.SUBMIT_FIELD_PATHS, f"jobs[{i}].")
-                )
-            except BadRequest as exc:
+                specs.append(_draft_spec(draft, self._limits, _nested(draft), f"jobs[{i}]."))
+            except ValidationError as exc:
                 bad.extend(exc.violations)
         webhooks = {"options.webhook_url": opts.webhook_url}
         for i, item in enumerate(request.jobs):
             webhooks[f"jobs[{i}].options.webhook_url"] = item.options.webhook_url
         bad.extend(await self._refused_webhooks(webhooks))
         if bad:
-            raise BadRequest(bad)
+            raise ValidationError(bad)
         tenant = _tenant()
-        self._check_access(tenant, specs, [f"jobs[{i}]." for i in range(len(specs))])
+        self._check_access(tenant, specs, [_in_batch(i, s.type) for i, s in enumerate(specs)])
         if request.validate_only:
             return pb.SubmitBatchResponse(batch_id=batch_id, total_jobs=len(specs), status="valid")
         try:
             submitted = await self._store.submit(tenant, specs, batch)
         except RequestConflict as exc:
-            raise Conflict(
+            raise RequestConflict(
+                exc.conflicts,
                 [
                     Violation(
                         f"jobs[{i}].options.request_id",
@@ -327,6 +278,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                     for i, job_id in exc.conflicts
                 ]
             ) from None
+        except BatchExists as exc:
+            problem = f"{batch_id!r} was used by an earlier batch; use a new batch_id"
+            raise BatchExists(exc.batch_id, [Violation("batch_id", problem)]) from None
         return pb.SubmitBatchResponse(
             batch_id=batch_id,
             total_jobs=len(submitted),
@@ -363,8 +317,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJobsResponse:
         bad = []
-        status = convert.STATUS_FROM_PB.get(request.status)
-        if request.status and status is None:
+        wanted = convert.STATUS_FROM_PB.get(request.status)
+        if request.status and wanted is None:
             bad.append(Violation("status", f"unknown status {request.status}"))
         job_type = convert.TYPE_FROM_PB.get(request.type)
         if request.type and job_type is None:
@@ -378,10 +332,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             except (ValueError, binascii.Error, UnicodeDecodeError):
                 bad.append(Violation("page_token", "is not a token from a previous page"))
         if bad:
-            raise BadRequest(bad)
+            raise ValidationError(bad)
         page = await self._store.list_jobs(
             _tenant(),
-            status=status,
+            status=wanted,
             job_type=job_type,
             page_size=request.page_size or DEFAULT_PAGE_SIZE,
             cursor=cursor,
@@ -404,24 +358,18 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchJobResponse]:
-        if request.HasField("from_version") and request.from_version < 0:
-            await _abort_fields(context, BadRequest([Violation("from_version", "must be >= 0")]))
-        from_version = request.from_version if request.HasField("from_version") else None
         try:
+            if request.HasField("from_version") and request.from_version < 0:
+                raise ValidationError([Violation("from_version", "must be >= 0")])
+            from_version = request.from_version if request.HasField("from_version") else None
             job_id = _job_id(request.id)
             granted = current_caller.get().stream_job
             if granted is not None and granted != job_id:
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED, "this stream token is for another job"
-                )
+                raise TokenForAnotherJob("this stream token is for another job")
             async for message in self._watch(job_id, from_version):
                 yield message
-        except FieldErrors as exc:
-            await _abort_fields(context, exc)
-        except JobNotFound:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {request.id} not found")
-        except (RedisConnectionError, RedisTimeoutError):
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "job store unavailable; retry later")
+        except status.HANDLED as exc:
+            await status.abort(context, exc)
 
     async def _watch(
         self, job_id: str, from_version: int | None
@@ -433,7 +381,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             if from_version is not None:
                 if from_version > job.version:
                     # A version the job never had: waiting for it would wait forever.
-                    raise OutOfRange(
+                    raise VersionOutOfRange(
                         [
                             Violation(
                                 "from_version",
@@ -485,3 +433,15 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             (s.version, s.status.terminal, pb.WatchJobResponse(job=convert.job_to_pb(s)))
             for s in states
         ]
+
+
+def _flat_handler(job_type: str) -> Callable[..., Awaitable[Any]]:
+    async def submit(self: JobService, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self.submit_flat(job_type, request)
+
+    return _guarded(submit)
+
+
+# The flat Submit RPC of each operation (image_resize -> SubmitImageResize), from the registry.
+for _op in OPERATIONS.values():
+    setattr(JobService, _op.flat_rpc, _flat_handler(_op.type))

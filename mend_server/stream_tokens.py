@@ -24,15 +24,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mend_core.errors import InvalidStreamToken
 from mend_core.tenancy import ApiKey
 
 _DOMAIN = b"mend-stream-token.v1."
 _DERIVE = b"mend stream-token secret from API keys\x00"
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
-
-
-class InvalidStreamToken(Exception):
-    """The token is malformed, tampered with or expired (the message says which)."""
 
 
 @dataclass(frozen=True)

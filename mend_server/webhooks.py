@@ -1,5 +1,5 @@
 """Webhook delivery. Each server process runs a WebhookDispatcher that takes deliveries
-from the queue in Redis (mend_core.webhook_queue: the job scripts add one when a job
+from the queue in Redis (mend_core.jobstate.webhook_queue: the job scripts add one when a job
 completes or fails and when a batch finishes), shared with the other processes through one
 consumer group, so deliveries never block job processing and survive a process that dies.
 
@@ -30,13 +30,13 @@ from typing import Any
 
 import httpx
 import redis.exceptions
-from redis.asyncio import Redis
 
+from mend_core.errors import TargetRefused, UnresolvedHost
 from mend_core.job import Job
-from mend_core.keys import Keys
+from mend_core.jobstate.store import JobStore
+from mend_core.jobstate.webhook_queue import Delivery, WebhookQueue
 from mend_core.settings import Settings
-from mend_core.webhook_queue import Delivery, WebhookQueue
-from mend_core.webhook_target import Target, TargetRefused, UnresolvedHost, WebhookTargets
+from mend_core.webhook_target import Target, WebhookTargets
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +94,15 @@ async def post_pinned(
 class WebhookDispatcher:
     def __init__(
         self,
-        redis: Redis,
-        keys: Keys,
+        store: JobStore,
+        queue: WebhookQueue,
         settings: Settings,
         render_job: JobRenderer,
         consumer: str,
         targets: WebhookTargets,
     ) -> None:
-        self._redis = redis
-        self._keys = keys
-        self._queue = WebhookQueue(
-            redis, keys, dead_retention_seconds=settings.retention_failed_seconds
-        )
+        self._store = store
+        self._queue = queue
         self._render_job = render_job
         self._consumer = consumer
         self._targets = targets
@@ -258,29 +255,24 @@ class WebhookDispatcher:
     async def _payload(self, event: str, fields: Mapping[str, str]) -> dict[str, Any] | None:
         now = _utc()
         if event == "batch.completed":
-            batch = await self._redis.hgetall(  # type: ignore[misc]
-                self._keys.batch(fields["tenant"], fields["batch_id"])
-            )
-            if not batch:
+            batch = await self._store.batch(fields["tenant"], fields["batch_id"])
+            if batch is None:
                 return None
-            counts = {k: int(batch.get(k, 0)) for k in ("completed", "failed", "cancelled")}
             return {
                 "event": event,
                 "timestamp": now,
                 "batch": {
                     "batch_id": fields["batch_id"],
-                    "total_jobs": int(batch["total"]),
-                    **counts,
+                    "total_jobs": batch.total,
+                    "completed": batch.completed,
+                    "failed": batch.failed,
+                    "cancelled": batch.cancelled,
                 },
             }
-        job_fields = await self._redis.hgetall(self._keys.job(fields["job_id"]))  # type: ignore[misc]
-        if not job_fields:
+        job = await self._store.find(fields["job_id"])
+        if job is None:
             return None
-        return {
-            "event": event,
-            "timestamp": now,
-            "job": self._render_job(Job.from_fields(job_fields)),
-        }
+        return {"event": event, "timestamp": now, "job": self._render_job(job)}
 
     async def close(self) -> None:
         self._closed = True

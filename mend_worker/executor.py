@@ -3,25 +3,33 @@
 Pillow cannot be interrupted from another thread, so a job over its timeout, or one
 cancelled while running, is stopped by killing the child; the worker process lives on and
 starts a fresh child for the next job. The child is `mend-worker --executor-fd N`, talking
-over a socketpair with multiprocessing's framing."""
+over a socketpair with multiprocessing's framing: the parent sends the child its
+`ChildSettings` once, then a job's id and `JobSpec`; the child answers with `Progress`
+messages and one `Completed` or `Failed`."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from mend_core.errors import PermanentError, TransientError
+from mend_core.job import JobSpec
+from mend_core.logs import configure_logging, current_job_id
+from mend_core.operations import OperationLimits
+from mend_core.results import JobResult
 from mend_core.settings import Settings
 from mend_core.storage import open_storage
-from mend_core.supervisor import die_with_parent
-from mend_worker.operations import Task, run
+from mend_worker.execute import execute
+from mend_worker.supervisor import die_with_parent
+
+log = logging.getLogger(__name__)
 
 OnProgress = Callable[[int, str], Awaitable[None]]
 # Short jobs finish before anyone could watch their progress: progress is relayed only for
@@ -31,18 +39,60 @@ PROGRESS_AFTER_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """How a task ended: "ok" (result set), "permanent" or "transient" (error set)."""
+class ChildSettings:
+    """The only settings the child gets: where objects are, and the operations' limits."""
 
-    kind: str
-    result: dict | None = None
-    error: str = ""
+    storage: str
+    storage_root: str
+    s3_endpoint_url: str | None
+    s3_region: str | None
+    limits: OperationLimits
+    log_level: str
+    log_format: str
+    progress_after_seconds: float = PROGRESS_AFTER_SECONDS
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> ChildSettings:
+        return cls(
+            s.storage,
+            str(s.storage_root),
+            s.s3_endpoint_url,
+            s.s3_region,
+            OperationLimits.from_settings(s),
+            s.log_level,
+            s.log_format,
+        )
+
+
+@dataclass(frozen=True)
+class Progress:
+    percent: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Completed:
+    result: JobResult
+
+
+@dataclass(frozen=True)
+class Failed:
+    """permanent: retrying cannot help; else the job may be retried."""
+
+    error: str
+    permanent: bool
+
+
+Outcome = Completed | Failed
 
 
 class ChildExecutor:
-    def __init__(self, settings: Settings, command: list[str]) -> None:
-        """command: how to start `mend-worker` (the child gets --executor-fd appended)."""
-        self._settings_json = settings.model_dump_json()
+    def __init__(
+        self, settings: Settings, command: list[str], *, child: ChildSettings | None = None
+    ) -> None:
+        """command: how to start `mend-worker` (the child gets --executor-fd appended);
+        child: the child's settings, when not derived from `settings`."""
+        self._child_settings = child or ChildSettings.from_settings(settings)
         self._command = command
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
@@ -58,7 +108,7 @@ class ChildExecutor:
         )
         child.close()
         conn = Connection(parent.detach())
-        conn.send_bytes(self._settings_json.encode())
+        conn.send(self._child_settings)
         self._conn = conn
         return conn
 
@@ -67,26 +117,38 @@ class ChildExecutor:
         if self._conn is None:
             self._start()
 
-    async def run(self, task: Task, on_progress: OnProgress) -> Outcome:
+    async def run(self, job_id: str, spec: JobSpec, on_progress: OnProgress) -> Outcome:
+        """Runs the job in the child. Whatever interrupts the conversation before the
+        outcome arrives (a cancellation, on_progress raising) kills the child: a reply
+        left unread would otherwise be taken for the next job's."""
         conn = self._conn or self._start()
-        conn.send(asdict(task))
+        conn.send((job_id, spec))
+        try:
+            return await self._conversation(conn, job_id, on_progress)
+        except BaseException:
+            self.kill()
+            raise
+
+    async def _conversation(
+        self, conn: Connection, job_id: str, on_progress: OnProgress
+    ) -> Outcome:
         while True:
             try:
                 message = await self._recv(conn)
             except (EOFError, OSError):
                 code = self._reap()
-                return Outcome(
-                    "transient", error=f"worker process crashed while processing (exit {code})"
-                )
+                return Failed(f"worker process crashed while processing (exit {code})", False)
             match message:
-                case ("progress", int(percent), str(text)):
+                case (str(about), reply) if about != job_id:
+                    self.kill()
+                    return Failed(f"internal error: a reply for job {about} ({reply!r})", False)
+                case (_, Progress(percent, text)):
                     await on_progress(percent, text)
-                case ("ok", dict(result)):
-                    return Outcome("ok", result=result)
-                case (str(kind), str(error)):
-                    return Outcome(kind, error=error)
+                case (_, Completed() | Failed() as outcome):
+                    return outcome
                 case _:
-                    return Outcome("permanent", error=f"internal error: bad reply {message!r}")
+                    self.kill()
+                    return Failed(f"internal error: bad reply {message!r}", False)
 
     @staticmethod
     async def _recv(conn: Connection) -> object:
@@ -133,36 +195,42 @@ class ChildExecutor:
 
 
 def child_main(fd: int) -> None:
-    """The executor child: run tasks from the parent until it closes the pipe."""
+    """The executor child: run jobs from the parent until it closes the pipe."""
     conn = Connection(fd)
-    settings = Settings.model_validate_json(conn.recv_bytes())
+    settings: ChildSettings = conn.recv()
+    configure_logging(settings)
     storage = open_storage(
-        settings.storage,
+        settings.storage,  # type: ignore[arg-type]
         root=Path(settings.storage_root),
         s3_endpoint_url=settings.s3_endpoint_url,
         s3_region=settings.s3_region,
     )
 
-    started = 0.0
+    started, job_id = 0.0, ""
 
     def progress(percent: int, message: str) -> None:
-        if time.monotonic() - started >= PROGRESS_AFTER_SECONDS:
-            conn.send(("progress", percent, message))
+        # The one place progress is throttled: short jobs finish before anyone could
+        # watch, so their updates would only cost messages and Redis writes.
+        if time.monotonic() - started >= settings.progress_after_seconds:
+            conn.send((job_id, Progress(percent, message)))
 
     while True:
         try:
-            task = Task(**conn.recv())
+            job_id, spec = conn.recv()
         except (EOFError, OSError):
             return
         started = time.monotonic()
+        outcome: Outcome
+        current_job_id.set(job_id)  # until the next job: the child works on nothing else
         try:
-            conn.send(("ok", run(task, storage, settings, progress)))
+            outcome = Completed(execute(spec, storage, settings.limits, progress))
         except PermanentError as exc:
-            conn.send(("permanent", str(exc)))
+            outcome = Failed(str(exc), True)
         except TransientError as exc:
-            conn.send(("transient", str(exc)))
+            outcome = Failed(str(exc), False)
         except MemoryError:
-            conn.send(("permanent", "out of memory while processing the image"))
+            outcome = Failed("out of memory while processing the image", True)
         except Exception as exc:  # a bug, not bad input: say what it was
-            print(f"mend executor: job {task.job_id} raised {exc!r}", file=sys.stderr)
-            conn.send(("permanent", f"internal error: {type(exc).__name__}: {exc}"))
+            log.exception("job %s raised %r", job_id, exc)
+            outcome = Failed(f"internal error: {type(exc).__name__}: {exc}", True)
+        conn.send((job_id, outcome))

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import uvloop
 
-from mend_core.keys import Keys
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import WorkQueue
+from mend_core.logs import configure_logging
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
-from mend_core.supervisor import Program, Supervisor
 from mend_worker.executor import ChildExecutor, child_main
+from mend_worker.supervisor import Program, Supervisor
 from mend_worker.worker import Worker
 
 
@@ -60,8 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent worker decides when to stop
         child_main(args.executor_fd)
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
+    configure_logging(settings)
     if args.single:
         uvloop.run(run_worker(settings))
         return

@@ -7,18 +7,16 @@ import contextlib
 import logging
 import random
 import socket
-import time
 import uuid
 
 import redis.exceptions
 
-from mend_core.job import ImageMetadata, JobResult
-from mend_core.queue import Lease, WorkQueue
+from mend_core.errors import AccessDenied
+from mend_core.jobstate.queue import Lease, WorkQueue
+from mend_core.logs import job_context
 from mend_core.settings import Settings
 from mend_core.tasks import cancel_and_wait
-from mend_core.tenancy import AccessDenied
-from mend_worker.executor import PROGRESS_AFTER_SECONDS, ChildExecutor, Outcome
-from mend_worker.operations import Task
+from mend_worker.executor import ChildExecutor, Completed, Failed, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +68,8 @@ class Worker:
                     if current is None:
                         await self._wait_for_work()
                     else:
-                        self._next = await self._process(current)
+                        with job_context(current.job_id):  # its tasks inherit the job id
+                            self._next = await self._process(current)
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                     log.warning("redis unavailable (%s); retrying in 1s", exc)
                     await asyncio.sleep(1)
@@ -115,23 +114,15 @@ class Worker:
         try:
             self._grants.check(job.tenant, spec.buckets())
         except AccessDenied as exc:
-            return await self._report(lease, Outcome("permanent", error=str(exc)))
-        task = Task(
-            job_id=job.id,
-            type=spec.type.value,
-            source_bucket=spec.source_bucket,
-            source_key=spec.source_key,
-            dest_bucket=spec.dest_bucket,
-            dest_key=spec.dest_key,
-            params=spec.params.to_dict(),
-        )
-        started = time.monotonic()
+            return await self._report(lease, Failed(str(exc), permanent=True))
 
         async def on_progress(percent: int, message: str) -> None:
-            if time.monotonic() - started >= PROGRESS_AFTER_SECONDS:
+            try:
                 await self._queue.progress(lease, percent, message)
+            except redis.exceptions.RedisError as exc:  # progress is best effort
+                log.warning("job %s: progress not recorded: %s", job.id, exc)
 
-        running = asyncio.create_task(self._executor.run(task, on_progress))
+        running = asyncio.create_task(self._executor.run(job.id, spec, on_progress))
         lost = asyncio.create_task(self._until_lease_lost(lease))
         stopped = asyncio.create_task(self._until_grace_expired())
         done, _ = await asyncio.wait(
@@ -154,9 +145,8 @@ class Worker:
             log.info("job %s: shutting down; releasing it to another worker", job.id)
             await self._queue.release(lease)
         else:
-            return await self._report(
-                lease, Outcome("transient", error=f"timed out after {spec.timeout_seconds}s")
-            )
+            timed_out = Failed(f"timed out after {spec.timeout_seconds}s", permanent=False)
+            return await self._report(lease, timed_out)
         return None
 
     async def _until_lease_lost(self, lease: Lease) -> None:
@@ -178,15 +168,8 @@ class Worker:
         trip for both) unless the worker is stopping."""
         job = lease.job
         following = None
-        if outcome.kind == "ok":
-            assert outcome.result is not None
-            r = outcome.result
-            result = JobResult(
-                output_url=r["output_url"],
-                file_size=r["file_size"],
-                duration=r["duration"],
-                metadata=ImageMetadata(**r["metadata"]),
-            )
+        if isinstance(outcome, Completed):
+            result = outcome.result
             if self._stopping.is_set():
                 committed = await self._queue.complete(lease, result)
             else:
@@ -194,7 +177,7 @@ class Worker:
                     lease, result, self.worker_id
                 )
             log.info("job %s: completed in %.3fs", job.id, result.duration)
-        elif outcome.kind == "transient" and job.attempt < job.spec.max_attempts:
+        elif not outcome.permanent and job.attempt < job.spec.max_attempts:
             delay = backoff_seconds(
                 job.attempt,
                 self._settings.retry_backoff_base_seconds,
@@ -204,7 +187,7 @@ class Worker:
             log.info("job %s: %s; retrying in %.1fs", job.id, outcome.error, delay)
         else:
             error = outcome.error
-            if outcome.kind == "transient":
+            if not outcome.permanent:
                 error += f" (gave up after {job.attempt} attempts)"
             committed = await self._queue.fail(lease, error)
             log.info("job %s: failed: %s", job.id, error)

@@ -8,16 +8,18 @@ import grpc
 import pytest
 
 from mend.v1 import jobs_pb2_grpc
-from mend_core.keys import Keys
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import WorkQueue
 from mend_core.redis_client import connect
-from mend_core.sample import photo
 from mend_core.settings import Settings
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
+from mend_devkit.s3 import AWS_ENV, AWS_UNSET
+from mend_devkit.sample import photo
 from mend_server.server import MendServer
 from tests.faulty_s3 import S3Service, s3_service
 from tests.images import encode
 from tests.pki import Pki, make_pki
-from tests.services import RedisServer, free_port
 
 API_KEY = "test-key"
 OTHER_KEY = "other-key"
@@ -58,6 +60,15 @@ def make_settings(redis_url: str, **overrides: object) -> Settings:
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """A CA with server and client certificates, as PEM files (see tests/pki.py)."""
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy AWS credentials for this process (boto3 in the test, or a server it runs)."""
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in AWS_UNSET:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -27,9 +27,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import boto3.session
-from moto.server import ThreadedMotoServer
 
-from tests.services import free_port
+from mend_devkit.s3 import AWS_ENV, MotoS3
 
 # A held read that nobody releases gives up after this long, so a failed test cannot
 # leave proxy threads (and the workers behind them) stuck forever.
@@ -47,15 +46,6 @@ _NOT_FORWARDED = frozenset(
         "content-length",
     }
 )
-
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    # No real AWS configuration or profile may leak into the tests.
-    "AWS_CONFIG_FILE": "/nonexistent/mend-tests/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/mend-tests/aws-credentials",
-}
 
 
 @dataclass
@@ -298,10 +288,8 @@ class S3Service:
     """moto's S3 server with a FaultyS3 proxy in front, and a direct client for the test."""
 
     def __init__(self) -> None:
-        port = free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self._moto.start()
-        self.moto_endpoint = f"http://127.0.0.1:{port}"
+        self._moto = MotoS3()
+        self.moto_endpoint = self._moto.endpoint
         self.proxy = FaultyS3(self.moto_endpoint)
         # The test's own client talks to moto directly: its calls never meet the faults.
         self.client: Any = boto3.session.Session(

@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
 from mend_server.server import MendServer
 from tests.conftest import API_KEY
-from tests.services import RedisServer, free_port
 from tests.test_gateway_support import (
     SEED_BODY,
     SEED_RESULT,

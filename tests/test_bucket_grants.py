@@ -12,7 +12,7 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
-from mend_core.sample import photo
+from mend_devkit.sample import photo
 from mend_server.gateway.app import Gateway
 from mend_server.server import MendServer
 from tests.conftest import make_settings

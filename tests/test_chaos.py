@@ -29,11 +29,11 @@ import redis
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.job import JobStatus
-from mend_core.keys import Keys
-from mend_core.sample import photo
+from mend_core.jobstate.keys import Keys
+from mend_devkit.redis_server import RedisServer
+from mend_devkit.sample import photo
 from tests.conftest import AUTH
 from tests.images import decode, encode
-from tests.services import RedisServer
 from tests.test_server_lifecycle import ServerProcess
 from tests.workers import FAST_ENV, WorkerProcess, Workers, get_job, worker_pool
 

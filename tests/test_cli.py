@@ -9,13 +9,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
-from mend_core.job import ImageMetadata, JobResult
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.queue import WorkQueue
+from mend_core.results import ImageMetadata, JobResult
+from mend_devkit.ports import free_port
 from mend_server.server import MendServer
 from tests.conftest import API_KEY
-from tests.services import free_port
+from tests.test_gateway_support import gateway_settings, start_gateway
 
 MEND = str(Path(sys.executable).with_name("mend"))
 PATIENCE = 30.0
@@ -73,9 +75,11 @@ async def test_submit_get_list_cancel_stats(env: dict[str, str]) -> None:
     assert "parameters:  width=800 height=600 quality=90" in got.out
 
     [doc] = (await mend("get", job_id, "--json", env=env)).json_lines()
-    assert doc["id"] == job_id and doc["status"] == "JOB_STATUS_PENDING"
+    # What curl prints for GET /api/v1/jobs/{id}: the REST API's JSON.
+    assert doc["id"] == job_id and doc["status"] == "pending"
     assert doc["dest_key"] == "images/output.jpg"  # .proto field names
-    assert doc["parameters"]["image_resize"] == {"width": 800, "height": 600, "quality": 90}
+    assert doc["parameters"] == {"width": 800, "height": 600, "quality": 90}
+    assert doc["queue_position"] == 1 and "result" not in doc
 
     second = await submit(env)
     listed = await mend("list", "--json", "--page-size", "1", env=env)
@@ -91,9 +95,41 @@ async def test_submit_get_list_cancel_stats(env: dict[str, str]) -> None:
 
     stats = await mend("stats", "--json", env=env)
     [totals] = stats.json_lines()
-    assert totals["totals"]["pending"] == "1" and totals["totals"]["cancelled"] == "1"
+    assert totals["totals"]["pending"] == 1 and totals["totals"]["cancelled"] == 1
     human_stats = await mend("stats", env=env)
     assert human_stats.out.splitlines()[1].split() == ["total", "1", "0", "0", "0", "1"]
+
+
+async def test_json_is_what_curl_prints(
+    env: dict[str, str], mend_server: MendServer, work: WorkQueue, tmp_path: Path
+) -> None:
+    """`mend --json` and the REST gateway print the same JSON for the same job, in every
+    state: enum names, flat parameters, numbers and the fields each state shows."""
+    settings = gateway_settings(mend_server.settings, mend_server.port, tmp_path)
+    gateway = await start_gateway(settings)
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url, headers={"X-API-Key": API_KEY}) as http:
+
+            async def same(job_id: str) -> dict:
+                [cli] = (await mend("get", job_id, "--json", env=env)).json_lines()
+                rest = (await http.get(f"/api/v1/jobs/{job_id}")).json()
+                assert cli == rest
+                return cli
+
+            pending = await submit(env, "--height", "600", "--fit", "cover", "--format", "webp")
+            assert (await same(pending))["parameters"]["fit"] == "cover"
+            lease = await work.claim("test-worker")
+            assert lease is not None and await work.progress(lease, 40, "resizing")
+            assert (await same(pending))["status"] == "processing"
+            result = JobResult("file:///out.webp", 10, 0.5, ImageMetadata(800, 600, "webp"))
+            assert await work.complete(lease, result)
+            assert (await same(pending))["result"]["file_size"] == 10
+
+            [cli_stats] = (await mend("stats", "--json", env=env)).json_lines()
+            rest_stats = (await http.get("/api/v1/queue/stats")).json()
+            assert cli_stats == rest_stats and cli_stats["totals"]["completed"] == 1
+    finally:
+        await gateway.stop()
 
 
 async def test_flags_override_the_environment(mend_server: MendServer) -> None:
@@ -112,7 +148,7 @@ async def test_watch_until_completed_exits_0(env: dict[str, str], work: WorkQueu
     )
     assert proc.stdout is not None
     first = json.loads(await asyncio.wait_for(proc.stdout.readline(), PATIENCE))
-    assert first["status"] == "JOB_STATUS_PENDING"
+    assert first["status"] == "pending"
 
     lease = await work.claim("test-worker")
     assert lease is not None
@@ -122,11 +158,7 @@ async def test_watch_until_completed_exits_0(env: dict[str, str], work: WorkQueu
 
     rest, _ = await asyncio.wait_for(proc.communicate(), PATIENCE)
     states = [json.loads(line) for line in rest.decode().splitlines()]
-    assert [s["status"] for s in states] == [
-        "JOB_STATUS_PROCESSING",
-        "JOB_STATUS_PROCESSING",
-        "JOB_STATUS_COMPLETED",
-    ]
+    assert [s["status"] for s in states] == ["processing", "processing", "completed"]
     assert states[1]["progress"] == {"percent": 50, "message": "resizing"}
     assert states[2]["result"]["metadata"]["format"] == "jpeg"
     assert proc.returncode == 0

@@ -26,12 +26,13 @@ from mend_client import (
     Unauthenticated,
     Unavailable,
 )
-from mend_core.job import ImageMetadata, JobResult
-from mend_core.queue import Lease, WorkQueue
+from mend_core.jobstate.queue import Lease, WorkQueue
+from mend_core.results import ImageMetadata, JobResult
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY, make_settings
 from tests.helpers import RESIZE_FIELDS
-from tests.services import RedisServer, free_port
 
 # Upper bound for waiting on something that should happen promptly; never asserted on.
 PATIENCE = 20.0

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from mend_client import AsyncClient
-from mend_core.job import ImageMetadata, JobResult
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.queue import WorkQueue
+from mend_core.results import ImageMetadata, JobResult
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
 from mend_server.server import MendServer
 from tests.conftest import API_KEY
-from tests.services import RedisServer, free_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "clients" / "examples"
 VENV_BIN = str(Path(sys.executable).parent)

@@ -18,11 +18,14 @@ import grpc
 import httpx
 import pytest
 
+from mend.v1 import jobs_pb2 as pb
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
+from mend_devkit.s3 import MotoS3
 from mend_server.gateway.errors import http_status
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY, make_settings
 from tests.helpers import PUBLIC_WEBHOOK_URL
-from tests.services import RedisServer, free_port
 from tests.test_gateway_support import (
     SEED_BODY,
     SEED_RESULT,
@@ -501,6 +504,11 @@ async def test_grpc_server_down_is_503_and_unhealthy(
         await running.stop()
     assert submit_response.status_code == 503
     assert submit_response.json()["code"] == "UNAVAILABLE"
+    # The channel's own message names the upstream (ipv4:127.0.0.1:PORT): not for clients.
+    for leak in ("127.0.0.1", "ipv4", str(settings.grpc_port)):
+        assert leak not in submit_response.text, submit_response.text
+    assert "unavailable" in submit_response.json()["error"]
+    assert submit_response.headers["Retry-After"].isdigit(), submit_response.headers
     assert health.status_code == 503
     assert health.json()["status"] == "unhealthy"
     assert health.json()["dependencies"]["grpc"]["status"] == "unhealthy"
@@ -635,9 +643,12 @@ async def test_openapi_document_follows_the_annotations(http: httpx.AsyncClient)
     assert listing == {"status", "type", "page_size", "page_token"}
     schemas = doc["components"]["schemas"]
     assert "pending" in schemas["Job"]["properties"]["status"]["enum"]
-    # The job's parameters are flat: the resize parameters, not a oneof wrapper.
+    # The job's parameters are flat: an operation's parameters, not a oneof wrapper.
     assert schemas["JobParameters"] == {
-        "anyOf": [{"$ref": "#/components/schemas/ImageResizeParameters"}]
+        "anyOf": [
+            {"$ref": f"#/components/schemas/{f.message_type.name}"}
+            for f in pb.JobParameters.DESCRIPTOR.oneofs_by_name["operation"].fields
+        ]
     }
 
 
@@ -703,28 +714,41 @@ async def test_seed_shell_walkthrough_runs_verbatim(
     assert final["result"] == SEED_COMPLETED["result"]
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # Dummy credentials; no real AWS configuration can leak in.
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
+async def run_curl(*args: str) -> tuple[int, str, str]:
+    """curl (no ~/.curlrc, no proxy) -> its exit status, stdout and its -v trace."""
+    curl = await asyncio.create_subprocess_exec(
+        *("curl", "-q", "--noproxy", "*", "-s", "-v", *args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(curl.communicate(), 30)
+    assert curl.returncode is not None
+    return curl.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+async def test_curl_d_without_a_content_type_is_read_as_json(gateway: RunningGateway) -> None:
+    # `curl -d` with no -H Content-Type sends application/x-www-form-urlencoded (issue 8,
+    # item 11): a JSON body is taken as JSON, a real form body is 415.
+    url = f"{gateway.url}/api/v1/jobs/image/resize"
+    key = f"X-API-Key: {API_KEY}"
+    status, out, trace = await run_curl("-d", json.dumps(SEED_BODY), "-H", key, url)
+    assert status == 0, trace
+    assert "> Content-Type: application/x-www-form-urlencoded" in trace, trace
+    assert "< HTTP/1.1 202" in trace, out
+    answer = json.loads(out)
+    assert answer["status"] == "pending" and uuid.UUID(answer["job_id"]).version == 4
+
+    form = "source_bucket=my-bucket&source_key=input.jpg&width=100"
+    status, out, trace = await run_curl("-d", form, "-H", key, url)
+    assert status == 0, trace
+    assert "< HTTP/1.1 415" in trace, out
+    assert "form-encoded" in json.loads(out)["error"]
 
 
 async def test_s3_storage_health(mend_server: MendServer, tmp_path: Path, aws_env: None) -> None:
-    from moto.server import ThreadedMotoServer
-
-    moto_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
-    up_url = f"http://127.0.0.1:{moto_port}"
+    moto = MotoS3()
+    up_url = moto.endpoint
     down_url = f"http://127.0.0.1:{free_port()}"
     # moto loads its S3 backend on the first request: take that time outside the probe.
     boto3.client("s3", endpoint_url=up_url, region_name="us-east-1").list_buckets()

@@ -18,9 +18,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from mend_core.settings import Settings
+from mend_devkit.redis_server import RedisServer
 from mend_server.gateway import Gateway
 from tests.conftest import API_KEY
-from tests.services import RedisServer
 from tests.test_gateway_support import StackThread
 
 CHECKS = [

@@ -5,6 +5,7 @@ disconnects; stream tokens (`?token=`, POST /api/v1/jobs/{id}/stream-token) and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -16,9 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer, env_for
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY
-from tests.services import RedisServer, env_for, free_port
 from tests.test_gateway_support import (
     SEED_BODY,
     SEED_RESULT,
@@ -229,21 +231,26 @@ async def test_stream_errors_are_json(gateway: RunningGateway, http: httpx.Async
     assert denied.status_code == 401
 
 
-async def test_mend_gateway_command_ends_streams_and_exits_on_sigterm(
-    mend_server: MendServer, redis_server: RedisServer, tmp_path: Path
-) -> None:
+@contextlib.asynccontextmanager
+async def gateway_command(
+    mend_server: MendServer, redis_server: RedisServer, tmp_path: Path, **env: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, httpx.AsyncClient]]:
+    """The `mend-gateway` command in front of mend_server, its stderr piped, and a client
+    for it, once /health/live answers; killed after, if it still runs."""
     port = free_port()
-    env = env_for(
-        redis_server.url,
-        MEND_API_KEYS=mend_server.settings.api_keys,
-        MEND_GRPC_PORT=str(mend_server.port),
-        MEND_HTTP_PORT=str(port),
-        MEND_STORAGE_ROOT=str(tmp_path),
-        MEND_SHUTDOWN_GRACE_SECONDS_SERVER="1",
-    )
     command = Path(sys.executable).with_name("mend-gateway")
     process = await asyncio.create_subprocess_exec(
-        str(command), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        str(command),
+        env=env_for(
+            redis_server.url,
+            MEND_API_KEYS=mend_server.settings.api_keys,
+            MEND_GRPC_PORT=str(mend_server.port),
+            MEND_HTTP_PORT=str(port),
+            MEND_STORAGE_ROOT=str(tmp_path),
+            **env,
+        ),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         async with httpx.AsyncClient(
@@ -255,17 +262,26 @@ async def test_mend_gateway_command_ends_streams_and_exits_on_sigterm(
                         break
                 except httpx.TransportError:
                     await asyncio.sleep(0.02)
-            job_id = await submit(http)
-            async with http.stream("GET", f"/api/v1/jobs/{job_id}/stream") as response:
-                events = sse_events(response)
-                assert (await anext(events)).data["status"] == "pending"
-                process.send_signal(signal.SIGTERM)
-                assert await rest(events) == []  # ended by the gateway, not by the job
-        assert await asyncio.wait_for(process.wait(), 30) == 0
+            yield process, http
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_mend_gateway_command_ends_streams_and_exits_on_sigterm(
+    mend_server: MendServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    async with gateway_command(
+        mend_server, redis_server, tmp_path, MEND_SHUTDOWN_GRACE_SECONDS_SERVER="1"
+    ) as (process, http):
+        job_id = await submit(http)
+        async with http.stream("GET", f"/api/v1/jobs/{job_id}/stream") as response:
+            events = sse_events(response)
+            assert (await anext(events)).data["status"] == "pending"
+            process.send_signal(signal.SIGTERM)
+            assert await rest(events) == []  # ended by the gateway, not by the job
+        assert await asyncio.wait_for(process.wait(), 30) == 0
 
 
 async def test_resuming_beyond_the_jobs_version_is_400_at_once(

@@ -16,14 +16,14 @@ import httpx
 import uvicorn
 from redis.asyncio import Redis
 
-from mend_core.job import ImageMetadata, JobResult
-from mend_core.keys import Keys
-from mend_core.queue import Lease, WorkQueue
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import Lease, WorkQueue
+from mend_core.results import ImageMetadata, JobResult
 from mend_core.settings import Settings
+from mend_devkit.ports import free_port
 from mend_server.gateway import Gateway
 from mend_server.server import MendServer
 from tests.conftest import make_settings
-from tests.services import free_port
 
 SEED_BODY = {
     "source_bucket": "my-bucket",
@@ -133,11 +133,14 @@ async def sse_events(
 
 class StackThread:
     """A gRPC server and a gateway on their own event loop in a thread, so that
-    synchronous clients (schemathesis uses requests) can call them."""
+    synchronous clients (schemathesis uses requests) can call them. `overrides` are
+    server settings (see conftest.make_settings)."""
 
-    def __init__(self, redis_url: str, storage_root: Path) -> None:
+    def __init__(self, redis_url: str, storage_root: Path, **overrides: Any) -> None:
         self._redis_url = redis_url
         self._storage_root = storage_root
+        self._overrides = overrides
+        self.grpc_port = 0
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -168,8 +171,9 @@ class StackThread:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        server = MendServer(make_settings(self._redis_url))
+        server = MendServer(make_settings(self._redis_url, **self._overrides))
         await server.start()
+        self.grpc_port = server.port
         try:
             settings = gateway_settings(server.settings, server.port, self._storage_root)
             gateway = await start_gateway(settings)

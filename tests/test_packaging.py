@@ -27,9 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ROOT / "clients"
 STUBS = CLIENTS / "mend" / "v1"
 
-# What `pip install ./clients` may bring besides itself: the three named by the design, and
-# their own requirements (grpcio needs typing-extensions). pip and setuptools come with venv.
-ALLOWED = {"grpcio", "protobuf", "googleapis-common-protos", "typing-extensions"}
+# What `pip install ./clients` may bring besides itself: the three named by the design, their
+# own requirements (grpcio needs typing-extensions) and grpcio-status (gRPC's own decoder of
+# error details, which requires only those three). pip and setuptools come with venv.
+ALLOWED = {"grpcio", "grpcio-status", "protobuf", "googleapis-common-protos", "typing-extensions"}
 FROM_VENV = {"pip", "setuptools", "wheel"}
 # pip's words when it cannot reach the package index: then the test cannot tell anything.
 OFFLINE = re.compile(
@@ -85,7 +86,7 @@ def test_the_server_requires_the_client_distribution_it_ships_with() -> None:
 def installed(python: Path) -> set[str]:
     out = subprocess.run(
         [str(python), "-m", "pip", "list", "--format=json"],
-        check=True, capture_output=True, text=True, timeout=60,
+        check=True, capture_output=True, text=True, timeout=60, env=clean_env(),
     ).stdout
     return {canonicalize_name(p["name"]) for p in json.loads(out)}
 

@@ -16,9 +16,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer, env_for
 from tests.conftest import API_KEY, AUTH
 from tests.helpers import resize_request
-from tests.services import RedisServer, env_for, free_port
 
 SERVER_BIN = Path(sys.executable).with_name("mend-server")
 # Generous bounds for a loaded 2-core machine: these catch hangs, they time nothing.

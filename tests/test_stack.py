@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mend_devkit.ports import free_port
 from tests.images import decode
-from tests.services import free_port
 from tests.test_cli import env_for, mend
 from tests.test_gateway_support import SEED_BODY
 from tests.workers import cmdline, eventually, processes_with_env
@@ -183,7 +183,7 @@ async def test_make_run_with_mutual_tls(tmp_path: Path) -> None:
         address = ["--address", f"127.0.0.1:{stack.grpc_port}", "--api-key", "dev-key"]
         got = await mend(*identity, *address, "get", job["id"], "--json", env=env_for(None))
         assert got.code == 0, got.err
-        assert got.json_lines()[0]["status"] == "JOB_STATUS_COMPLETED"
+        assert got.json_lines()[0]["status"] == "completed"
 
         assert stack.stop("ctrl-c") == 0, stack.output()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import pathlib
-import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +12,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from mend_core import storage as storage_mod
 from mend_core.errors import (
@@ -23,6 +21,8 @@ from mend_core.errors import (
     TransientError,
 )
 from mend_core.storage import FileStorage, S3Storage, open_storage
+from mend_devkit.ports import free_port
+from mend_devkit.s3 import MotoS3
 
 # ------------------------------------------------------------------------------ files
 
@@ -158,34 +158,10 @@ def test_open_storage(tmp_path: pathlib.Path) -> None:
 # --------------------------------------------------------------------------------- S3
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
-    # Dummy credentials, and no real AWS config or profile can leak into the tests.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(var, raising=False)
+    with MotoS3() as moto:
+        yield moto.endpoint
 
 
 @pytest.fixture
@@ -240,7 +216,7 @@ def test_s3_size_cap(s3: S3Storage, bucket: str) -> None:
 
 
 def test_s3_unreachable_endpoint_is_transient(aws_env: None) -> None:
-    port = _free_port()  # nothing listens there: connection refused at once
+    port = free_port()  # nothing listens there: connection refused at once
     st = S3Storage(f"http://127.0.0.1:{port}", "us-east-1", connect_timeout=1, max_attempts=1)
     try:
         with pytest.raises(TransientError):

@@ -16,13 +16,14 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
+from mend_core.errors import InvalidStreamToken
 from mend_core.tenancy import parse_api_keys
+from mend_devkit.redis_server import RedisServer
 from mend_server.auth import STREAM_TOKEN_METADATA
 from mend_server.server import MendServer
-from mend_server.stream_tokens import InvalidStreamToken, StreamTokens, derive_secret
+from mend_server.stream_tokens import StreamTokens, derive_secret
 from tests.conftest import AUTH, OTHER_AUTH, make_settings
 from tests.helpers import resize_request
-from tests.services import RedisServer
 
 Stub = jobs_pb2_grpc.JobServiceStub
 

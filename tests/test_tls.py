@@ -18,12 +18,12 @@ import pytest
 
 from mend_client import AsyncClient, Client, Unavailable
 from mend_core.settings import Settings
+from mend_devkit.redis_server import RedisServer
 from mend_server.gateway import Gateway
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, make_settings
 from tests.helpers import RESIZE_FIELDS
 from tests.pki import Pki
-from tests.services import RedisServer
 from tests.test_cli import DEST, SOURCE, env_for, mend
 from tests.test_gateway_support import SEED_BODY, gateway_settings, start_gateway
 from tests.test_grpcurl import RESIZE_BODY, flags, grpcurl

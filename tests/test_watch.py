@@ -16,12 +16,12 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
-from mend_core.job import ImageMetadata, JobResult
-from mend_core.queue import Lease, WorkQueue
+from mend_core.jobstate.queue import Lease, WorkQueue
+from mend_core.results import ImageMetadata, JobResult
+from mend_devkit.redis_server import RedisServer
 from mend_server.server import MendServer
 from tests.conftest import AUTH, OTHER_AUTH, make_settings
 from tests.helpers import bad_request, resize_request, violated_fields
-from tests.services import RedisServer
 
 # Bounds that only catch hangs (a watcher that never hears of a change); they time nothing.
 # Below the default heartbeat (15 s), whose re-read of the log would hide a missed wake-up.

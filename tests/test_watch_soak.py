@@ -23,9 +23,10 @@ import redis
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.redis_client import MAX_CONNECTIONS
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer, env_for
 from tests.conftest import API_KEY, AUTH
 from tests.helpers import resize_request
-from tests.services import RedisServer, env_for, free_port
 
 SERVER_BIN = Path(sys.executable).with_name("mend-server")
 STREAMS = 2_000

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mend_core.webhook_target import Resolver, TargetRefused, UnresolvedHost, WebhookTargets
+from mend_core.errors import TargetRefused, UnresolvedHost
+from mend_core.webhook_target import Resolver, WebhookTargets
 from mend_server.webhooks import post_pinned
 
 

@@ -25,12 +25,13 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
-from mend_core.job import ImageMetadata, JobResult
-from mend_core.keys import Keys
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import WorkQueue
+from mend_core.jobstate.webhook_queue import WebhookQueue
+from mend_core.results import ImageMetadata, JobResult
 from mend_core.settings import Settings
 from mend_core.validation import JobDraft, Limits, validate
-from mend_core.webhook_queue import WebhookQueue
+from mend_devkit.redis_server import env_for
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, AUTH, make_settings
 from tests.helpers import (
@@ -40,7 +41,6 @@ from tests.helpers import (
     submit_request,
     violated_fields,
 )
-from tests.services import env_for
 from tests.test_gateway_support import SEED_BODY, gateway_settings, start_gateway
 from tests.test_server_lifecycle import ServerProcess
 from tests.workers import eventually
@@ -374,7 +374,7 @@ async def test_delivery_stream_is_not_trimmed_by_count(redis_server, redis_clien
                 type="image_resize",
                 **{k: SEED_BODY[k] for k in ("source_bucket", "source_key", "dest_bucket")},
                 dest_key="o.jpg",
-                width=10,
+                params={"width": 10},
                 webhook_url=PUBLIC_WEBHOOK_URL,
             ),
             Limits.from_settings(server.settings),
@@ -502,7 +502,7 @@ async def test_target_refused_at_delivery_is_dead_lettered(
             type="image_resize",
             **{k: SEED_BODY[k] for k in ("source_bucket", "source_key", "dest_bucket")},
             dest_key="o.jpg",
-            width=10,
+            params={"width": 10},
             webhook_url=receiver.url,
         ),
         Limits.from_settings(mend_server.settings),

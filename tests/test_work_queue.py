@@ -6,16 +6,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mend_core.job import ImageMetadata, JobResult, JobSpec, JobStatus, JobType, ResizeParams
-from mend_core.keys import Keys
-from mend_core.queue import WorkQueue
+from mend_core.job import JobSpec, JobStatus
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import WorkQueue
+from mend_core.jobstate.store import JobStore
+from mend_core.operations.image_resize import ResizeParams
 from mend_core.redis_client import connect
-from mend_core.store import JobStore
-from tests.services import RedisServer
+from mend_core.results import ImageMetadata, JobResult
+from mend_devkit.redis_server import RedisServer
 
 RESULT = JobResult("file:///out.jpg", 10, 0.01, ImageMetadata(8, 8, "jpeg"))
 SPEC = JobSpec(
-    type=JobType.IMAGE_RESIZE,
+    type="image_resize",
     source_bucket="my-bucket",
     source_key="in.jpg",
     dest_bucket="my-bucket",

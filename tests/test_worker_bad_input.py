@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from mend.v1 import jobs_pb2 as pb
-from mend_core.sample import photo
+from mend_devkit.redis_server import RedisServer
+from mend_devkit.sample import photo
 from tests.faulty_s3 import S3Service
 from tests.helpers import resize_request
 from tests.images import decode, encode, png_with_header_size
-from tests.services import RedisServer
 from tests.workers import history, statuses, submit, wait_terminal, worker_pool
 
 MAX_SOURCE_BYTES = 200_000

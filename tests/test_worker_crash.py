@@ -10,15 +10,15 @@ import signal
 from pathlib import Path
 
 from mend.v1 import jobs_pb2 as pb
-from mend_core.job import ImageMetadata, JobResult
-from mend_core.keys import Keys
-from mend_core.queue import WorkQueue
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.queue import WorkQueue
 from mend_core.redis_client import connect
-from mend_core.sample import photo
+from mend_core.results import ImageMetadata, JobResult
+from mend_devkit.redis_server import RedisServer
+from mend_devkit.sample import photo
 from tests.faulty_s3 import S3Service
 from tests.helpers import job_key, resize_request
 from tests.images import decode, encode
-from tests.services import RedisServer
 from tests.workers import (
     children,
     cmdline,

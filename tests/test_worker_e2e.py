@@ -10,12 +10,12 @@ from pathlib import Path
 from PIL import Image
 
 from mend.v1 import jobs_pb2 as pb
-from mend_core.sample import photo
+from mend_devkit.redis_server import RedisServer
+from mend_devkit.sample import photo
 from mend_worker.worker import WAIT_TIMEOUT_SECONDS
 from tests.faulty_s3 import S3Service
 from tests.helpers import job_key, resize_request
 from tests.images import encode, padded_icc, px, red_blue_swapped_icc
-from tests.services import RedisServer
 from tests.workers import (
     eventually,
     get_job,

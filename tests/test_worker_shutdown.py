@@ -8,11 +8,11 @@ import asyncio
 import signal
 
 from mend.v1 import jobs_pb2 as pb
+from mend_devkit.redis_server import RedisServer
 from tests.conftest import SOURCE_KEY
 from tests.faulty_s3 import S3Service
 from tests.helpers import resize_request
 from tests.images import decode
-from tests.services import RedisServer
 from tests.workers import (
     eventually,
     get_job,

@@ -20,8 +20,8 @@ from typing import Any
 import grpc
 
 from mend.v1 import jobs_pb2 as pb
+from mend_devkit.redis_server import env_for
 from tests.conftest import AUTH
-from tests.services import env_for
 
 Metadata = tuple[tuple[str, str], ...]
 WORKER_BIN = Path(sys.executable).with_name("mend-worker")

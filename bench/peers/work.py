@@ -1,5 +1,5 @@
 """The work of one drain job, shared by every peer: exactly what a Mend worker's executor
-does per job (mend_worker/operations.py): read the source from file storage, resize it
+does per job (mend_worker/execute.py): read the source from file storage, resize it
 with Mend's resize_image (Pillow), write the output atomically (temp file, fsync, rename).
 
 Configured from the environment: BENCH_STORAGE_ROOT, BENCH_WIDTH, BENCH_HEIGHT."""

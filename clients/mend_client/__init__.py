@@ -21,11 +21,14 @@ from mend_client._errors import (
     InvalidArgument,
     MendError,
     NotFound,
+    OutOfRange,
     PermissionDenied,
     Unauthenticated,
     Unavailable,
+    from_rpc_error,
 )
-from mend_client._requests import ResizeJob
+from mend_client._operations import OPERATIONS
+from mend_client._requests import JobRequest, ResizeJob
 from mend_client._sync import Client
 from mend_client._types import (
     Batch,
@@ -56,9 +59,13 @@ __all__ = [
     "JobStatus",
     "MendError",
     "NotFound",
+    "OutOfRange",
     "Progress",
     "QueueStats",
+    "JobRequest",
+    "OPERATIONS",
     "ResizeJob",
     "Unauthenticated",
     "Unavailable",
+    "from_rpc_error",
 ]

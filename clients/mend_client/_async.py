@@ -25,7 +25,7 @@ from mend_client._connection import (
     channel_credentials,
 )
 from mend_client._errors import from_rpc_error
-from mend_client._requests import ResizeJob, batch_request, list_request
+from mend_client._requests import JobRequest, ResizeJob, batch_request, list_request
 from mend_client._types import (
     Batch,
     Fit,
@@ -141,7 +141,7 @@ class AsyncClient:
         )
         return await self.submit(job, timeout=timeout)
 
-    async def submit(self, job: ResizeJob, *, timeout: float | None = None) -> str:
+    async def submit(self, job: ResizeJob | JobRequest, *, timeout: float | None = None) -> str:
         """Queues one job described by a job object; returns its id."""
         response: pb.SubmitJobResponse = await self._unary(
             self._stub.SubmitJob, job.to_proto(), timeout
@@ -150,7 +150,7 @@ class AsyncClient:
 
     async def submit_batch(
         self,
-        jobs: Sequence[ResizeJob],
+        jobs: Sequence[ResizeJob | JobRequest],
         *,
         batch_id: str | None = None,
         webhook_url: str | None = None,

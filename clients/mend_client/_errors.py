@@ -1,18 +1,24 @@
-"""Typed exceptions for gRPC status codes, carrying the server's google.rpc.BadRequest."""
+"""Typed exceptions for gRPC status codes, carrying the google.rpc details the server
+sent: BadRequest's field violations, ErrorInfo's reason, RetryInfo's delay."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
-# The trailer in which gRPC servers send the full google.rpc.Status with its details.
-_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# ErrorInfo.domain of Mend's own errors (the API's proto package).
+ERROR_DOMAIN = "mend.v1"
 
 
 class MendError(Exception):
-    """A call failed. `code` is the gRPC status code, `message` the server's words."""
+    """A call failed. `code` is the gRPC status code, `message` the server's words,
+    `reason` why, as a stable name to test (`JOB_NOT_FOUND`; "" when the server gave
+    none), `metadata` what goes with it (`{"job_id": ...}`), and `retry_after` the
+    seconds the server asks a retry to wait (None: it did not say a retry helps)."""
 
     default_code = grpc.StatusCode.UNKNOWN
 
@@ -22,12 +28,18 @@ class MendError(Exception):
         *,
         code: grpc.StatusCode | None = None,
         violations: Sequence[tuple[str, str]] = (),
+        reason: str = "",
+        metadata: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
         # (field, description) pairs, from google.rpc.BadRequest; empty for most codes.
         self.violations: list[tuple[str, str]] = list(violations)
+        self.reason = reason
+        self.metadata: dict[str, str] = dict(metadata or {})
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return self.message
@@ -69,6 +81,12 @@ class FailedPrecondition(MendError):
     default_code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class OutOfRange(MendError):
+    """A watch asked to resume after a version the job has not reached."""
+
+    default_code = grpc.StatusCode.OUT_OF_RANGE
+
+
 class Unavailable(MendError):
     """The server cannot be reached (down, restarting, or the network failed)."""
 
@@ -90,24 +108,31 @@ _BY_CODE: dict[grpc.StatusCode, type[MendError]] = {
         PermissionDenied,
         AlreadyExists,
         FailedPrecondition,
+        OutOfRange,
         Unavailable,
         DeadlineExceeded,
     )
 }
 
 
-def _violations(trailers: Sequence[tuple[str, str | bytes]] | None) -> list[tuple[str, str]]:
-    for key, value in trailers or ():
-        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status.FromString(value)
-        out: list[tuple[str, str]] = []
-        for detail in status.details:
-            bad = error_details_pb2.BadRequest()
-            if detail.Unpack(bad):
-                out.extend((v.field, v.description) for v in bad.field_violations)
-        return out
-    return []
+def _details(error: grpc.RpcError) -> dict[str, Any]:
+    """MendError's keyword arguments from the call's google.rpc.Status details."""
+    try:
+        status = rpc_status.from_call(error)
+    except ValueError:  # a rich status that disagrees with the call's code and message
+        return {}
+    out: dict[str, Any] = {}
+    for detail in status.details if status is not None else ():
+        bad = error_details_pb2.BadRequest()
+        info = error_details_pb2.ErrorInfo()
+        retry = error_details_pb2.RetryInfo()
+        if detail.Unpack(bad):
+            out["violations"] = [(v.field, v.description) for v in bad.field_violations]
+        elif detail.Unpack(info):
+            out.update(reason=info.reason, metadata=dict(info.metadata))
+        elif detail.Unpack(retry):
+            out["retry_after"] = retry.retry_delay.ToTimedelta().total_seconds()
+    return out
 
 
 def from_rpc_error(error: grpc.RpcError) -> MendError:
@@ -115,6 +140,5 @@ def from_rpc_error(error: grpc.RpcError) -> MendError:
     # Both grpc.Call (sync) and AioRpcError expose code(), details(), trailing_metadata().
     code: grpc.StatusCode = error.code()
     message: str = error.details() or code.name
-    trailers = error.trailing_metadata()
     cls = _BY_CODE.get(code, MendError)
-    return cls(message, code=code, violations=_violations(trailers))
+    return cls(message, code=code, **_details(error))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from mend.v1 import jobs_pb2 as pb
+from mend_client._operations import parameters
 from mend_client._types import (
     FIT_TO_PB,
     FORMAT_TO_PB,
@@ -75,8 +77,46 @@ class ResizeJob:
         )
 
 
+@dataclass(frozen=True)
+class JobRequest:
+    """A job of any operation the proto declares (see `mend_client.OPERATIONS`), with its
+    parameters by name: `JobRequest("image_resize", "b", "in.jpg", "b", "out.jpg",
+    {"width": 800, "fit": "cover"})`. Unset (None) options take the server's defaults."""
+
+    type: str
+    source_bucket: str
+    source_key: str
+    dest_bucket: str
+    dest_key: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    priority: int | None = None
+    request_id: str | None = None
+    webhook_url: str | None = None
+    webhook_style: WebhookStyle | None = None
+    max_attempts: int | None = None
+    timeout_seconds: int | None = None
+
+    def to_proto(self) -> pb.SubmitJobRequest:
+        options = pb.SubmitOptions(
+            priority=self.priority,
+            request_id=self.request_id or "",
+            webhook_url=self.webhook_url or "",
+            webhook_style=_enum(STYLE_TO_PB, self.webhook_style, "webhook style"),  # type: ignore[arg-type]
+            max_attempts=self.max_attempts,
+            timeout_seconds=self.timeout_seconds,
+        )
+        return pb.SubmitJobRequest(
+            source_bucket=self.source_bucket,
+            source_key=self.source_key,
+            dest_bucket=self.dest_bucket,
+            dest_key=self.dest_key,
+            parameters=parameters(self.type, self.params),
+            options=options,
+        )
+
+
 def batch_request(
-    jobs: Sequence[ResizeJob],
+    jobs: Sequence[ResizeJob | JobRequest],
     *,
     batch_id: str | None,
     webhook_url: str | None,

@@ -21,7 +21,7 @@ from mend_client._connection import (
     channel_credentials,
 )
 from mend_client._errors import from_rpc_error
-from mend_client._requests import ResizeJob, batch_request, list_request
+from mend_client._requests import JobRequest, ResizeJob, batch_request, list_request
 from mend_client._types import (
     Batch,
     Fit,
@@ -137,14 +137,14 @@ class Client:
         )
         return self.submit(job, timeout=timeout)
 
-    def submit(self, job: ResizeJob, *, timeout: float | None = None) -> str:
+    def submit(self, job: ResizeJob | JobRequest, *, timeout: float | None = None) -> str:
         """Queues one job described by a job object; returns its id."""
         response: pb.SubmitJobResponse = self._unary(self._stub.SubmitJob, job.to_proto(), timeout)
         return response.job_id
 
     def submit_batch(
         self,
-        jobs: Sequence[ResizeJob],
+        jobs: Sequence[ResizeJob | JobRequest],
         *,
         batch_id: str | None = None,
         webhook_url: str | None = None,

@@ -1,5 +1,6 @@
 """Small typed views of the API's messages. Each keeps its protobuf message in `.proto`
-for fields this view leaves out, and `to_dict()` gives the JSON shape of the message."""
+for fields this view leaves out, and `to_dict()` gives the message as the REST API shows
+it (mend_client.rest_json)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.v1 import jobs_pb2 as pb
+from mend_client.rest_json import message_to_json, short_names
 
 Fit = Literal["inside", "cover", "fill"]
-ImageFormat = Literal["jpeg", "png", "webp"]
+ImageFormat = Literal["jpeg", "png", "webp", "avif"]
 WebhookStyle = Literal["default", "discord"]
 
 
@@ -31,39 +32,23 @@ class JobStatus(StrEnum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-STATUS_FROM_PB: dict[int, JobStatus] = {
-    pb.JOB_STATUS_PENDING: JobStatus.PENDING,
-    pb.JOB_STATUS_PROCESSING: JobStatus.PROCESSING,
-    pb.JOB_STATUS_COMPLETED: JobStatus.COMPLETED,
-    pb.JOB_STATUS_FAILED: JobStatus.FAILED,
-    pb.JOB_STATUS_CANCELLED: JobStatus.CANCELLED,
-}
+# Number <-> name tables, from the descriptors (FIT_MODE_COVER <-> "cover", as the REST
+# API spells them).
+STATUS_FROM_PB = {n: JobStatus(name) for n, name in short_names(pb.JobStatus.DESCRIPTOR).items()}
 STATUS_TO_PB = {v: k for k, v in STATUS_FROM_PB.items()}
-TYPE_FROM_PB: dict[int, str] = {pb.JOB_TYPE_IMAGE_RESIZE: "image_resize"}
+TYPE_FROM_PB = short_names(pb.JobType.DESCRIPTOR)
 TYPE_TO_PB = {v: k for k, v in TYPE_FROM_PB.items()}
-FIT_TO_PB: dict[str, int] = {
-    "inside": pb.FIT_MODE_INSIDE,
-    "cover": pb.FIT_MODE_COVER,
-    "fill": pb.FIT_MODE_FILL,
-}
-FORMAT_TO_PB: dict[str, int] = {
-    "jpeg": pb.IMAGE_FORMAT_JPEG,
-    "png": pb.IMAGE_FORMAT_PNG,
-    "webp": pb.IMAGE_FORMAT_WEBP,
-}
-STYLE_TO_PB: dict[str, int] = {
-    "default": pb.WEBHOOK_STYLE_DEFAULT,
-    "discord": pb.WEBHOOK_STYLE_DISCORD,
-}
-_FIT_NAME = {v: k for k, v in FIT_TO_PB.items()}
-_FORMAT_NAME = {v: k for k, v in FORMAT_TO_PB.items()}
+_FIT_NAME = short_names(pb.FitMode.DESCRIPTOR)
+_FORMAT_NAME = short_names(pb.ImageFormat.DESCRIPTOR)
+FIT_TO_PB = {v: k for k, v in _FIT_NAME.items()}
+FORMAT_TO_PB = {v: k for k, v in _FORMAT_NAME.items()}
+STYLE_TO_PB = {v: k for k, v in short_names(pb.WebhookStyle.DESCRIPTOR).items()}
 
 
 def message_to_dict(message: Message) -> dict[str, Any]:
-    """The JSON form of a message with the .proto field names (source_bucket, not
-    sourceBucket), as the REST API spells them."""
-    out: dict[str, Any] = MessageToDict(message, preserving_proto_field_name=True)
-    return out
+    """The message as the REST API shows it (mend_client.rest_json)."""
+    data: dict[str, Any] = message_to_json(message)
+    return data
 
 
 def _time(ts: Timestamp) -> datetime | None:

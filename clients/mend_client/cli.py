@@ -6,7 +6,7 @@
 
 The address and API key come from --address/--api-key or MEND_ADDRESS/MEND_API_KEY;
 --tls (with --ca FILE, and --cert FILE --key FILE for mutual TLS) connects with TLS.
---json prints one JSON object per line (the gRPC JSON form, .proto field names).
+--json prints one JSON object per line, each as the REST API shows it (what curl prints).
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NoReturn, TextIO
 
+from google.protobuf.descriptor import FieldDescriptor
+
 from mend_client._connection import DEFAULT_ADDRESS, DEFAULT_TIMEOUT_SECONDS
 from mend_client._errors import DeadlineExceeded, MendError
+from mend_client._operations import OPERATIONS, OperationInfo, enum_names
+from mend_client._requests import JobRequest
 from mend_client._sync import Client
 from mend_client._types import Job, JobStatus, QueueStats
 
@@ -116,6 +120,52 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
 
 
+# Python types of the proto's scalar fields, for the options of `submit`.
+_SCALARS = {
+    FieldDescriptor.TYPE_INT32: int,
+    FieldDescriptor.TYPE_INT64: int,
+    FieldDescriptor.TYPE_UINT32: int,
+    FieldDescriptor.TYPE_DOUBLE: float,
+    FieldDescriptor.TYPE_FLOAT: float,
+    FieldDescriptor.TYPE_STRING: str,
+}
+
+
+def _operation_parser(kinds: Any, info: OperationInfo) -> None:
+    """`mend submit <command>`: one option per field of the operation's parameters
+    message, as the proto declares them (enums by their short names)."""
+    text = info.type.replace("_", " ")
+    sub = kinds.add_parser(info.command, help=text, description=text)
+    _common_options(sub, suppress=True)
+    sub.add_argument("source", type=_object, metavar="SOURCE", help="BUCKET/KEY to read")
+    if info.dest_optional:
+        sub.add_argument(
+            "dest", type=_object, metavar="DEST", nargs="?", help="BUCKET/KEY to write (optional)"
+        )
+    else:
+        sub.add_argument("dest", type=_object, metavar="DEST", help="BUCKET/KEY to write")
+    params = sub.add_argument_group("parameters")
+    for f in info.params.fields:
+        flag = "--" + f.name.replace("_", "-")
+        if f.enum_type is not None:
+            params.add_argument(flag, dest=f"param_{f.name}", choices=enum_names(f.enum_type))
+        elif f.type == FieldDescriptor.TYPE_BOOL:
+            params.add_argument(flag, dest=f"param_{f.name}", action="store_true", default=None)
+        else:
+            params.add_argument(
+                flag, dest=f"param_{f.name}", type=_SCALARS.get(f.type, str), metavar="N"
+                if _SCALARS.get(f.type) in (int, float) else "TEXT"
+            )
+    sub.add_argument("--priority", type=int, help="0-9, higher runs first (default 5)")
+    sub.add_argument("--request-id", help="idempotency key: resubmitting returns the job")
+    sub.add_argument("--webhook-url")
+    sub.add_argument("--webhook-style", choices=("default", "discord"))
+    sub.add_argument("--max-attempts", type=int)
+    sub.add_argument("--timeout-seconds", type=int, help="how long the job may run on a worker")
+    sub.set_defaults(job_type=info.type)
+    _watch_options(sub, flag=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mend",
@@ -133,22 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = command("submit", "queue a job")
     kinds = submit.add_subparsers(dest="kind", required=True, metavar="TYPE")
-    resize = kinds.add_parser("resize", help="resize an image", description="Resize an image.")
-    _common_options(resize, suppress=True)
-    resize.add_argument("source", type=_object, metavar="SOURCE", help="BUCKET/KEY to read")
-    resize.add_argument("dest", type=_object, metavar="DEST", help="BUCKET/KEY to write")
-    resize.add_argument("--width", type=int, default=0)
-    resize.add_argument("--height", type=int, default=0)
-    resize.add_argument("--quality", type=int, help="1-100, JPEG and WebP (default 85)")
-    resize.add_argument("--fit", choices=("inside", "cover", "fill"))
-    resize.add_argument("--format", choices=("jpeg", "png", "webp"))
-    resize.add_argument("--priority", type=int, help="0-9, higher runs first (default 5)")
-    resize.add_argument("--request-id", help="idempotency key: resubmitting returns the job")
-    resize.add_argument("--webhook-url")
-    resize.add_argument("--webhook-style", choices=("default", "discord"))
-    resize.add_argument("--max-attempts", type=int)
-    resize.add_argument("--timeout-seconds", type=int, help="how long the job may run on a worker")
-    _watch_options(resize, flag=True)
+    for info in OPERATIONS.values():
+        _operation_parser(kinds, info)
 
     get = command("get", "show a job")
     get.add_argument("id")
@@ -159,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = command("list", "list your jobs, newest first")
     ls.add_argument("--status", choices=[s.value for s in JobStatus])
-    ls.add_argument("--type", choices=("image_resize",))
+    ls.add_argument("--type", choices=tuple(OPERATIONS))
     ls.add_argument("--limit", type=int, default=20, help="at most this many; 0: all (default 20)")
     ls.add_argument("--page-size", type=int, help="jobs per request (1-100)")
 
@@ -322,17 +358,19 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
         key=args.key,
     ) as client:
         if args.command == "submit":
-            (sb, sk), (db, dk) = args.source, args.dest
-            job_id = client.resize(
+            (sb, sk), (db, dk) = args.source, args.dest or ("", "")
+            params = {
+                name.removeprefix("param_"): value
+                for name, value in vars(args).items()
+                if name.startswith("param_")
+            }
+            request = JobRequest(
+                type=args.job_type,
                 source_bucket=sb,
                 source_key=sk,
                 dest_bucket=db,
                 dest_key=dk,
-                width=args.width,
-                height=args.height,
-                quality=args.quality,
-                fit=args.fit,
-                format=args.format,
+                params=params,
                 priority=args.priority,
                 request_id=args.request_id,
                 webhook_url=args.webhook_url,
@@ -340,6 +378,7 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
                 max_attempts=args.max_attempts,
                 timeout_seconds=args.timeout_seconds,
             )
+            job_id = client.submit(request)
             out.emit({"job_id": job_id}, job_id)
             if args.watch:
                 return _watch(client, job_id, out, args.max_wait)
@@ -378,6 +417,8 @@ def _report(error: MendError, as_json: bool) -> None:
             "code": error.code.name,
             "violations": [{"field": f, "description": d} for f, d in error.violations],
         }
+        if error.reason:
+            body["reason"] = error.reason
         print(json.dumps(body, separators=(",", ":")), file=err)
         return
     print(f"mend: error: {error.message}", file=err)

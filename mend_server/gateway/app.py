@@ -215,7 +215,3 @@ class Gateway:
     @staticmethod
     async def _crash(request: Request, exc: Exception) -> Response:
         return error_response(GatewayError(500, "internal server error", "INTERNAL"))
-
-
-def create_app(settings: Settings, **options: Any) -> Starlette:
-    return Gateway(settings, **options).app

@@ -25,6 +25,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose names are unique. Python keeps the last of a repeated name; other
+    parsers (a proxy's, a WAF's) may read the first, so a repeat is refused, as
+    proto3 JSON parsers do."""
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise ValueError(f"the name {name!r} is given more than once in an object")
+        out[name] = value
+    return out
+
+
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
@@ -69,7 +81,7 @@ async def read_json(request: Request, limit: int) -> Any:
             code="UNSUPPORTED_MEDIA_TYPE",
         )
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_unique_names)
     except UnicodeDecodeError:
         raise GatewayError(400, "malformed JSON body: not UTF-8 text") from None
     except RecursionError:

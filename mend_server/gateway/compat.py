@@ -1,32 +1,26 @@
-"""Mend compatibility: the one place that knows how Mend's REST API differs from plain
-proto3 JSON. Everything else in the gateway is generic.
+"""Mend compatibility: how Mend's REST API differs from plain proto3 JSON, beyond the JSON
+form of its messages (enum names, flat parameters, state-dependent fields), which is
+`mend_client.rest_json`'s, shared with webhooks and the CLI. Everything else in the
+gateway is generic.
 
-- Enums are lowercase names without their prefix: JOB_STATUS_PENDING <-> "pending",
-  JOB_TYPE_IMAGE_RESIZE <-> "image_resize", FIT_MODE_COVER <-> "cover". Requests may also
-  use the full proto names or numbers.
-- A job's `parameters` is flat ({"width": 800, "height": 600, "quality": 85}): the oneof
-  member (`image_resize`) is named by the job's `type` instead.
-- Jobs show only what applies to their state: `result` once completed, `error` once
-  failed or cancelled, `queue_position` and `estimated_wait_seconds` while pending.
 - Jobs may be submitted in Mend's batch-item shape, `{type, source_bucket, ...,
   parameters{width, ...}, priority, webhook_url, ...}`, to POST /api/v1/jobs and as the
   items of POST /api/v1/jobs/batch; the proto shape (`parameters.image_resize`,
-  `options{}`) is accepted too.
+  `options{}`) is accepted too. OpenAPI documents both (`schema_override`).
 - Submissions answer 202 Accepted.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
-from google.protobuf.descriptor import Descriptor, EnumDescriptor, MethodDescriptor
-from google.protobuf.message import Message
+from google.protobuf.descriptor import Descriptor, MethodDescriptor
 
 from mend.v1 import jobs_pb2 as pb
-from mend_server.gateway.errors import Violation
-from mend_server.gateway.protojson import JsonStyle, SchemaRefs, enum_value_named
+from mend_client import rest_json
+from mend_core.errors import Violation
+from mend_server.gateway.protojson import JsonStyle, SchemaRefs
 
 Renamer = Callable[[str], str]
 
@@ -36,63 +30,16 @@ _OPERATION = _PARAMETERS.oneofs_by_name["operation"]
 OPERATIONS = tuple(f.name for f in _OPERATION.fields)  # ("image_resize",)
 _SUBMIT = pb.SubmitJobRequest.DESCRIPTOR
 _OPTIONS = pb.SubmitOptions.DESCRIPTOR
+_RESULT = pb.JobResult.DESCRIPTOR
 _LOCATION_FIELDS = ("source_bucket", "source_key", "dest_bucket", "dest_key")
 OPTION_FIELDS = tuple(f.name for f in _OPTIONS.fields)
-_SPARSE = {d.full_name for d in (_JOB, _PARAMETERS, pb.ImageResizeParameters.DESCRIPTOR)}
-_ACCEPTED = {"SubmitJob", "SubmitImageResize", "SubmitBatch"}
-# Jobs whose state is terminal or pending carry these only in that state.
-_ONLY_WHEN = {
-    "result": ("completed",),
-    "error": ("failed", "cancelled"),
-    "queue_position": ("pending",),
-    "estimated_wait_seconds": ("pending",),
-    "progress": ("processing",),
-}
+# Queueing RPCs answer 202: SubmitJob, SubmitBatch and each operation's flat Submit RPC
+# (its request is flat: it has the locations itself).
+_QUEUEING = {"SubmitJob", "SubmitBatch"}
 
 
-def enum_prefix(enum: EnumDescriptor) -> str:
-    """JobStatus -> "JOB_STATUS_" (AIP-126: values are prefixed with the enum's name)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
-
-
-def short_name(enum: EnumDescriptor, name: str) -> str:
-    return name.removeprefix(enum_prefix(enum)).lower()
-
-
-class MendJson(JsonStyle):
-    def enum_to_json(self, enum: EnumDescriptor, number: int) -> str:
-        value = enum.values_by_number.get(number)
-        return short_name(enum, value.name) if value is not None else str(number)
-
-    def enum_from_json(self, enum: EnumDescriptor, value: str | int) -> int | None:
-        if isinstance(value, str) and value.isascii() and value.isdigit():
-            value = int(value)  # a number in a query string (`?status=3`)
-        if isinstance(value, int):
-            return value if value in enum.values_by_number else None
-        found = enum_value_named(enum, value) or enum_value_named(
-            enum, enum_prefix(enum) + value.upper()
-        )
-        return found.number if found is not None else None
-
-    def enum_names(self, enum: EnumDescriptor) -> list[str]:
-        return [short_name(enum, v.name) for v in enum.values if v.number != 0]
-
-    def is_sparse(self, desc: Descriptor) -> bool:
-        return desc.full_name in _SPARSE
-
-    def reshape(self, message: Message, data: dict[str, Any]) -> Any:
-        desc = message.DESCRIPTOR
-        if desc is _PARAMETERS:
-            # {"image_resize": {...}} -> {...}: the job's type names the operation.
-            op = message.WhichOneof("operation")  # type: ignore[attr-defined]
-            return data.get(op, {}) if op else {}
-        if desc is _JOB:
-            status = data.get("status")
-            for key, states in _ONLY_WHEN.items():
-                if status not in states:
-                    data.pop(key, None)
-        return data
-
+class MendRest(rest_json.MendJson, JsonStyle):
+    """Mend's JSON, and the OpenAPI schemas of the shapes it reshapes."""
 
     def schema_override(self, desc: Descriptor, schemas: SchemaRefs) -> dict[str, Any] | None:
         if desc is _PARAMETERS:
@@ -119,11 +66,14 @@ def _submission_schema(schemas: SchemaRefs) -> dict[str, Any]:
     }
 
 
-STYLE = MendJson()
+STYLE = MendRest()
 
 
 def success_status(method: MethodDescriptor) -> int:
-    return 202 if method.name in _ACCEPTED else 200
+    queues = method.name in _QUEUEING or (
+        method.name.startswith("Submit") and "source_bucket" in method.input_type.fields_by_name
+    )
+    return 202 if queues else 200
 
 
 # ------------------------------------------------------------- Mend-shaped submissions

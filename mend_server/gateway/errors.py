@@ -1,4 +1,5 @@
-"""Errors as JSON: `{"error": message, "code": NAME, "details": [{"field", "description"}]}`.
+"""Errors as JSON: `{"error": message, "code": NAME, "details": [{"field", "description"}]}`,
+plus `"reason"` when the server said why in a google.rpc.ErrorInfo (`JOB_NOT_FOUND`).
 
 gRPC status codes map to HTTP statuses here, and only here. Choices worth knowing:
 - FAILED_PRECONDITION -> 409: the only one the server raises is "the job is already
@@ -7,20 +8,23 @@ gRPC status codes map to HTTP statuses here, and only here. Choices worth knowin
 - CANCELLED -> 499 (the client went away; nginx's convention, as grpc-gateway's).
 - UNKNOWN, INTERNAL, DATA_LOSS -> 500 with a generic message: the details are logged, not
   shown, since they may describe the server's internals.
-- UNAVAILABLE -> 503 (with Retry-After), DEADLINE_EXCEEDED -> 504, each with a fixed
-  message: the channel's own names the server's address.
+- UNAVAILABLE -> 503 (with Retry-After: the server's google.rpc.RetryInfo, else 1 s),
+  DEADLINE_EXCEEDED -> 504, each with a fixed message: the channel's own names the
+  server's address.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from starlette.responses import JSONResponse
+
+from mend_client import from_rpc_error as decode_rpc_error
+from mend_core.errors import Violation
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +60,6 @@ def http_status(code: grpc.StatusCode, message: str = "") -> int:
     return HTTP_STATUS.get(code, 500)
 
 
-@dataclass(frozen=True)
-class Violation:
-    field: str
-    description: str
-
-
 @dataclass
 class GatewayError(Exception):
     """An error answered by the gateway itself, before or instead of calling gRPC."""
@@ -71,6 +69,7 @@ class GatewayError(Exception):
     code: str = "INVALID_ARGUMENT"
     details: list[Violation] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    reason: str = ""
 
     def __str__(self) -> str:
         return self.message
@@ -87,22 +86,9 @@ def error_response(err: GatewayError) -> JSONResponse:
         "code": err.code,
         "details": [{"field": v.field, "description": v.description} for v in err.details],
     }
+    if err.reason:
+        body["reason"] = err.reason
     return JSONResponse(body, status_code=err.status, headers=err.headers)
-
-
-def _field_violations(err: grpc.aio.AioRpcError) -> Iterable[Violation]:
-    try:
-        status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    except ValueError:  # a rich status that disagrees with the call's code and message
-        return
-    if status is None:
-        return
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            for v in bad.field_violations:
-                yield Violation(v.field, v.description)
 
 
 def from_rpc_error(
@@ -119,7 +105,9 @@ def from_rpc_error(
         # The channel's own message names the server's address: log it, do not show it.
         log.warning("gRPC call failed with %s: %s", code.name, message)
         message = _UNREACHABLE[code]
-    details = [Violation(rename(v.field), v.description) for v in _field_violations(err)]
+    # The client library's decoding of the status details (BadRequest, ErrorInfo, RetryInfo).
+    rich = decode_rpc_error(err)
+    details = [Violation(rename(f), description) for f, description in rich.violations]
     if details:
         # The server's message names the fields in gRPC terms; say it again in ours.
         summary = code.name.lower().replace("_", " ")
@@ -130,5 +118,7 @@ def from_rpc_error(
     if code is grpc.StatusCode.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = 'Bearer realm="mend"'
     elif code is grpc.StatusCode.UNAVAILABLE:
-        headers["Retry-After"] = "1"
-    return GatewayError(http_status(code, message), message, code.name, details, headers)
+        # Whole seconds, at least 1 (RFC 9110's delay-seconds).
+        headers["Retry-After"] = str(max(1, math.ceil(rich.retry_after or 1)))
+    status = http_status(code, message)
+    return GatewayError(status, message, code.name, details, headers, rich.reason)

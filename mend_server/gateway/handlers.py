@@ -10,15 +10,11 @@ from google.protobuf.descriptor import MethodDescriptor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mend_server.gateway.errors import (
-    GatewayError,
-    Violation,
-    error_response,
-    from_rpc_error,
-    invalid,
-)
+from mend_client.rest_json import message_to_json
+from mend_core.errors import Violation
+from mend_server.gateway.errors import GatewayError, error_response, from_rpc_error, invalid
 from mend_server.gateway.metrics import Metrics
-from mend_server.gateway.protojson import JsonStyle, message_to_json
+from mend_server.gateway.protojson import JsonStyle
 from mend_server.gateway.routes import HttpRoute
 from mend_server.gateway.transcode import Adapter, Transcoded, request_message
 from mend_server.gateway.upstream import Metadata, Upstream, forwarded_metadata

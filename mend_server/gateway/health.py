@@ -160,9 +160,6 @@ class Health:
         }
         return JSONResponse(body, status_code=code)
 
-    async def live(self, request: Request) -> JSONResponse:
-        return JSONResponse({"status": "alive"})
-
     async def ready(self, request: Request) -> JSONResponse:
         checks = await self._checks(CRITICAL)
         down = {n: c for n, c in checks.items() if not c.ok}

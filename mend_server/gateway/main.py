@@ -12,6 +12,7 @@ from types import FrameType
 
 import uvicorn
 
+from mend_core.logs import configure_logging
 from mend_core.settings import Settings
 from mend_server.gateway.app import Gateway
 
@@ -35,7 +36,8 @@ def build_server(settings: Settings, **options: object) -> GatewayServer:
         host=settings.http_host,
         port=settings.http_port,
         lifespan="on",
-        log_level="info",
+        # uvicorn's lines go through the process's own logging setup (mend_core.logs).
+        log_config=None,
         access_log=False,
         server_header=False,
         proxy_headers=False,
@@ -45,8 +47,8 @@ def build_server(settings: Settings, **options: object) -> GatewayServer:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
+    configure_logging(settings)
     server = build_server(settings)
     upstream = server.gateway.upstream
     log.info(

@@ -1,29 +1,24 @@
-"""Generic proto3 JSON for the gateway, on top of `google.protobuf.json_format`.
+"""Generic proto3 JSON requests for the gateway, on top of `google.protobuf.json_format`.
 
-Requests: a JSON value is checked against the message descriptor first, so that every
-problem (unknown field, wrong type, out-of-range number, unknown enum name) is reported
-with its field path instead of as one opaque parse error; json_format then builds the
-message. Responses: json_format renders the message (proto field names), then a walk over
-the descriptor writes 64-bit integers as JSON numbers and lets a `JsonStyle` choose enum
-names, which fields to omit, and the final shape of each message.
+A JSON value is checked against the message descriptor first, so that every problem
+(unknown field, wrong type, out-of-range number, unknown enum name) is reported with its
+field path instead of as one opaque parse error; json_format then builds the message.
+Responses are rendered by `mend_client.rest_json`, whose `JsonStyle` names enums for both.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Protocol
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import (
-    Descriptor,
-    EnumDescriptor,
-    EnumValueDescriptor,
-    FieldDescriptor,
-)
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from mend_server.gateway.errors import Violation, invalid
+from mend_client import rest_json
+from mend_client.rest_json import is_map, is_repeated, is_well_known
+from mend_core.errors import Violation
+from mend_server.gateway.errors import invalid
 
 F = FieldDescriptor
 _INT_RANGES = {
@@ -33,20 +28,6 @@ _INT_RANGES = {
     F.CPPTYPE_UINT64: (0, 2**64 - 1),
 }
 _INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits only (\d would take "١٢" as 12)
-# Doubles this close to an integer print as one (30.0 -> 30), as Go's encoder does.
-_EXACT_INT = 2**53
-
-
-def is_map(field: FieldDescriptor) -> bool:
-    return field.message_type is not None and field.message_type.GetOptions().map_entry
-
-
-def is_repeated(field: FieldDescriptor) -> bool:
-    return bool(field.is_repeated)
-
-
-def is_well_known(desc: Descriptor) -> bool:
-    return desc.full_name.startswith("google.protobuf.")
 
 
 def field_named(desc: Descriptor, name: str) -> FieldDescriptor | None:
@@ -58,40 +39,12 @@ def field_named(desc: Descriptor, name: str) -> FieldDescriptor | None:
     return next((f for f in desc.fields if f.json_name == name), None)
 
 
-def enum_value_named(enum: EnumDescriptor, name: str) -> EnumValueDescriptor | None:
-    """The value named exactly `name` (the same NUL caveat as field_named)."""
-    value = enum.values_by_name.get(name)
-    return value if value is not None and value.name == name else None
-
-
 def join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-class JsonStyle:
-    """Plain proto3 JSON. Subclasses adapt it to an existing REST API's conventions."""
-
-    def enum_to_json(self, enum: EnumDescriptor, number: int) -> str:
-        value = enum.values_by_number.get(number)
-        return value.name if value is not None else str(number)
-
-    def enum_from_json(self, enum: EnumDescriptor, value: str | int) -> int | None:
-        if isinstance(value, int):
-            return value
-        found = enum_value_named(enum, value)
-        return found.number if found is not None else None
-
-    def enum_names(self, enum: EnumDescriptor) -> list[str]:
-        """The names a client may send (and will receive), for documentation."""
-        return [v.name for v in enum.values if v.number != 0]
-
-    def is_sparse(self, desc: Descriptor) -> bool:
-        """Sparse messages omit fields at their default value; the others print them."""
-        return False
-
-    def reshape(self, message: Message, data: dict[str, Any]) -> Any:
-        """A last change to a message's JSON once its fields are rendered."""
-        return data
+class JsonStyle(rest_json.JsonStyle):
+    """A JSON style (mend_client.rest_json) as the gateway uses it: also for OpenAPI."""
 
     def schema_override(self, desc: Descriptor, schemas: SchemaRefs) -> dict[str, Any] | None:
         """The OpenAPI schema of a message whose JSON `reshape` (or a request adapter)
@@ -287,62 +240,3 @@ def query_to_json(
     if bad:
         raise invalid(bad)
     return out
-
-
-# ---------------------------------------------------------------------------- responses
-
-
-def message_to_json(message: Message, style: JsonStyle) -> Any:
-    data = json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    return _shape(message, data, style)
-
-
-def _shape(message: Message, data: Any, style: JsonStyle) -> Any:
-    desc = message.DESCRIPTOR
-    if is_well_known(desc):
-        return data
-    present = {f.name for f, _ in message.ListFields()}
-    sparse = style.is_sparse(desc)
-    for field in desc.fields:
-        key = field.name
-        if key not in data:
-            continue
-        value = getattr(message, key)
-        if sparse and key not in present:
-            del data[key]
-        elif is_map(field):
-            value_field = field.message_type.fields_by_name["value"]
-            data[key] = {
-                _map_key(k): _value(value_field, v, data[key][_map_key(k)], style)
-                for k, v in value.items()
-            }
-        elif is_repeated(field):
-            data[key] = [_value(field, v, j, style) for v, j in zip(value, data[key], strict=True)]
-        elif field.cpp_type == F.CPPTYPE_ENUM and value == 0:
-            del data[key]  # "unspecified" is the absence of a value
-        else:
-            data[key] = _value(field, value, data[key], style)
-    return style.reshape(message, data)
-
-
-def _map_key(key: object) -> str:
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    return str(key)
-
-
-def _value(field: FieldDescriptor, value: Any, data: Any, style: JsonStyle) -> Any:
-    cpp = field.cpp_type
-    if cpp == F.CPPTYPE_MESSAGE:
-        return _shape(value, data, style)
-    if cpp == F.CPPTYPE_ENUM:
-        return style.enum_to_json(field.enum_type, value)
-    if cpp in (F.CPPTYPE_INT64, F.CPPTYPE_UINT64):
-        return int(value)
-    is_float = cpp in (F.CPPTYPE_DOUBLE, F.CPPTYPE_FLOAT) and isinstance(data, float)
-    if is_float and math.isfinite(data) and data.is_integer() and abs(data) < _EXACT_INT:
-        return int(data)
-    return data
-

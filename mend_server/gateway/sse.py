@@ -33,15 +33,11 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from mend.v1 import jobs_pb2 as pb
-from mend_server.gateway.errors import (
-    GatewayError,
-    Violation,
-    error_response,
-    from_rpc_error,
-    invalid,
-)
+from mend_client.rest_json import message_to_json
+from mend_core.errors import Violation
+from mend_server.gateway.errors import GatewayError, error_response, from_rpc_error, invalid
 from mend_server.gateway.metrics import Metrics
-from mend_server.gateway.protojson import JsonStyle, message_to_json
+from mend_server.gateway.protojson import JsonStyle
 from mend_server.gateway.routes import HttpRoute
 from mend_server.gateway.transcode import request_message, unchanged
 from mend_server.gateway.upstream import Upstream, forwarded_metadata

@@ -13,8 +13,9 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from starlette.requests import Request
 
+from mend_core.errors import Violation
 from mend_server.gateway.body import read_json
-from mend_server.gateway.errors import GatewayError, Violation, invalid
+from mend_server.gateway.errors import GatewayError, invalid
 from mend_server.gateway.protojson import (
     JsonStyle,
     message_from_json,

@@ -26,6 +26,9 @@ class JobType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_TYPE_UNSPECIFIED: _ClassVar[JobType]
     JOB_TYPE_IMAGE_RESIZE: _ClassVar[JobType]
+    JOB_TYPE_IMAGE_OPTIMIZE: _ClassVar[JobType]
+    JOB_TYPE_IMAGE_WATERMARK: _ClassVar[JobType]
+    JOB_TYPE_IMAGE_COLORS: _ClassVar[JobType]
 
 class FitMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -40,12 +43,27 @@ class ImageFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMAGE_FORMAT_JPEG: _ClassVar[ImageFormat]
     IMAGE_FORMAT_PNG: _ClassVar[ImageFormat]
     IMAGE_FORMAT_WEBP: _ClassVar[ImageFormat]
+    IMAGE_FORMAT_AVIF: _ClassVar[ImageFormat]
 
 class WebhookStyle(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     WEBHOOK_STYLE_UNSPECIFIED: _ClassVar[WebhookStyle]
     WEBHOOK_STYLE_DEFAULT: _ClassVar[WebhookStyle]
     WEBHOOK_STYLE_DISCORD: _ClassVar[WebhookStyle]
+
+class WatermarkPosition(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WATERMARK_POSITION_UNSPECIFIED: _ClassVar[WatermarkPosition]
+    WATERMARK_POSITION_CENTER: _ClassVar[WatermarkPosition]
+    WATERMARK_POSITION_NORTH: _ClassVar[WatermarkPosition]
+    WATERMARK_POSITION_NORTH_EAST: _ClassVar[WatermarkPosition]
+    WATERMARK_POSITION_EAST: _ClassVar[WatermarkPosition]
+    WATERMARK_POSITION_SOUTH_EAST: _ClassVar[WatermarkPosition]
+    WATERMARK_POSITION_SOUTH: _ClassVar[WatermarkPosition]
+    WATERMARK_POSITION_SOUTH_WEST: _ClassVar[WatermarkPosition]
+    WATERMARK_POSITION_WEST: _ClassVar[WatermarkPosition]
+    WATERMARK_POSITION_NORTH_WEST: _ClassVar[WatermarkPosition]
+    WATERMARK_POSITION_TILE: _ClassVar[WatermarkPosition]
 JOB_STATUS_UNSPECIFIED: JobStatus
 JOB_STATUS_PENDING: JobStatus
 JOB_STATUS_PROCESSING: JobStatus
@@ -54,6 +72,9 @@ JOB_STATUS_FAILED: JobStatus
 JOB_STATUS_CANCELLED: JobStatus
 JOB_TYPE_UNSPECIFIED: JobType
 JOB_TYPE_IMAGE_RESIZE: JobType
+JOB_TYPE_IMAGE_OPTIMIZE: JobType
+JOB_TYPE_IMAGE_WATERMARK: JobType
+JOB_TYPE_IMAGE_COLORS: JobType
 FIT_MODE_UNSPECIFIED: FitMode
 FIT_MODE_INSIDE: FitMode
 FIT_MODE_COVER: FitMode
@@ -62,9 +83,21 @@ IMAGE_FORMAT_UNSPECIFIED: ImageFormat
 IMAGE_FORMAT_JPEG: ImageFormat
 IMAGE_FORMAT_PNG: ImageFormat
 IMAGE_FORMAT_WEBP: ImageFormat
+IMAGE_FORMAT_AVIF: ImageFormat
 WEBHOOK_STYLE_UNSPECIFIED: WebhookStyle
 WEBHOOK_STYLE_DEFAULT: WebhookStyle
 WEBHOOK_STYLE_DISCORD: WebhookStyle
+WATERMARK_POSITION_UNSPECIFIED: WatermarkPosition
+WATERMARK_POSITION_CENTER: WatermarkPosition
+WATERMARK_POSITION_NORTH: WatermarkPosition
+WATERMARK_POSITION_NORTH_EAST: WatermarkPosition
+WATERMARK_POSITION_EAST: WatermarkPosition
+WATERMARK_POSITION_SOUTH_EAST: WatermarkPosition
+WATERMARK_POSITION_SOUTH: WatermarkPosition
+WATERMARK_POSITION_SOUTH_WEST: WatermarkPosition
+WATERMARK_POSITION_WEST: WatermarkPosition
+WATERMARK_POSITION_NORTH_WEST: WatermarkPosition
+WATERMARK_POSITION_TILE: WatermarkPosition
 
 class ImageResizeParameters(_message.Message):
     __slots__ = ("width", "height", "quality", "fit", "format")
@@ -80,11 +113,59 @@ class ImageResizeParameters(_message.Message):
     format: ImageFormat
     def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., quality: _Optional[int] = ..., fit: _Optional[_Union[FitMode, str]] = ..., format: _Optional[_Union[ImageFormat, str]] = ...) -> None: ...
 
+class ImageOptimizeParameters(_message.Message):
+    __slots__ = ("format", "quality", "lossless", "max_width", "max_height")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    LOSSLESS_FIELD_NUMBER: _ClassVar[int]
+    MAX_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    format: ImageFormat
+    quality: int
+    lossless: bool
+    max_width: int
+    max_height: int
+    def __init__(self, format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., lossless: _Optional[bool] = ..., max_width: _Optional[int] = ..., max_height: _Optional[int] = ...) -> None: ...
+
+class ImageWatermarkParameters(_message.Message):
+    __slots__ = ("text", "watermark_bucket", "watermark_key", "position", "opacity", "scale", "margin", "font_size", "color")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_KEY_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    OPACITY_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
+    FONT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    COLOR_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    watermark_bucket: str
+    watermark_key: str
+    position: WatermarkPosition
+    opacity: float
+    scale: float
+    margin: int
+    font_size: int
+    color: str
+    def __init__(self, text: _Optional[str] = ..., watermark_bucket: _Optional[str] = ..., watermark_key: _Optional[str] = ..., position: _Optional[_Union[WatermarkPosition, str]] = ..., opacity: _Optional[float] = ..., scale: _Optional[float] = ..., margin: _Optional[int] = ..., font_size: _Optional[int] = ..., color: _Optional[str] = ...) -> None: ...
+
+class ImageColorsParameters(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
 class JobParameters(_message.Message):
-    __slots__ = ("image_resize",)
+    __slots__ = ("image_resize", "image_optimize", "image_watermark", "image_colors")
     IMAGE_RESIZE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_OPTIMIZE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_COLORS_FIELD_NUMBER: _ClassVar[int]
     image_resize: ImageResizeParameters
-    def __init__(self, image_resize: _Optional[_Union[ImageResizeParameters, _Mapping]] = ...) -> None: ...
+    image_optimize: ImageOptimizeParameters
+    image_watermark: ImageWatermarkParameters
+    image_colors: ImageColorsParameters
+    def __init__(self, image_resize: _Optional[_Union[ImageResizeParameters, _Mapping]] = ..., image_optimize: _Optional[_Union[ImageOptimizeParameters, _Mapping]] = ..., image_watermark: _Optional[_Union[ImageWatermarkParameters, _Mapping]] = ..., image_colors: _Optional[_Union[ImageColorsParameters, _Mapping]] = ...) -> None: ...
 
 class ImageMetadata(_message.Message):
     __slots__ = ("width", "height", "format")
@@ -96,17 +177,47 @@ class ImageMetadata(_message.Message):
     format: str
     def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., format: _Optional[str] = ...) -> None: ...
 
+class ImageOptimization(_message.Message):
+    __slots__ = ("input_bytes", "output_bytes", "saving_percent", "kept_source")
+    INPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SAVING_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    KEPT_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    input_bytes: int
+    output_bytes: int
+    saving_percent: float
+    kept_source: bool
+    def __init__(self, input_bytes: _Optional[int] = ..., output_bytes: _Optional[int] = ..., saving_percent: _Optional[float] = ..., kept_source: _Optional[bool] = ...) -> None: ...
+
+class Color(_message.Message):
+    __slots__ = ("hex", "red", "green", "blue", "percent")
+    HEX_FIELD_NUMBER: _ClassVar[int]
+    RED_FIELD_NUMBER: _ClassVar[int]
+    GREEN_FIELD_NUMBER: _ClassVar[int]
+    BLUE_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    hex: str
+    red: int
+    green: int
+    blue: int
+    percent: float
+    def __init__(self, hex: _Optional[str] = ..., red: _Optional[int] = ..., green: _Optional[int] = ..., blue: _Optional[int] = ..., percent: _Optional[float] = ...) -> None: ...
+
 class JobResult(_message.Message):
-    __slots__ = ("output_url", "file_size", "duration", "metadata")
+    __slots__ = ("output_url", "file_size", "duration", "metadata", "optimization", "colors")
     OUTPUT_URL_FIELD_NUMBER: _ClassVar[int]
     FILE_SIZE_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZATION_FIELD_NUMBER: _ClassVar[int]
+    COLORS_FIELD_NUMBER: _ClassVar[int]
     output_url: str
     file_size: int
     duration: float
     metadata: ImageMetadata
-    def __init__(self, output_url: _Optional[str] = ..., file_size: _Optional[int] = ..., duration: _Optional[float] = ..., metadata: _Optional[_Union[ImageMetadata, _Mapping]] = ...) -> None: ...
+    optimization: ImageOptimization
+    colors: _containers.RepeatedCompositeFieldContainer[Color]
+    def __init__(self, output_url: _Optional[str] = ..., file_size: _Optional[int] = ..., duration: _Optional[float] = ..., metadata: _Optional[_Union[ImageMetadata, _Mapping]] = ..., optimization: _Optional[_Union[ImageOptimization, _Mapping]] = ..., colors: _Optional[_Iterable[_Union[Color, _Mapping]]] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("percent", "message")
@@ -243,6 +354,114 @@ class SubmitImageResizeRequest(_message.Message):
     timeout_seconds: int
     validate_only: bool
     def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., quality: _Optional[int] = ..., fit: _Optional[_Union[FitMode, str]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class SubmitImageOptimizeRequest(_message.Message):
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "format", "quality", "lossless", "max_width", "max_height", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only")
+    SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    DEST_KEY_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    LOSSLESS_FIELD_NUMBER: _ClassVar[int]
+    MAX_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_STYLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    source_bucket: str
+    source_key: str
+    dest_bucket: str
+    dest_key: str
+    format: ImageFormat
+    quality: int
+    lossless: bool
+    max_width: int
+    max_height: int
+    priority: int
+    request_id: str
+    webhook_url: str
+    webhook_style: WebhookStyle
+    max_attempts: int
+    timeout_seconds: int
+    validate_only: bool
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., lossless: _Optional[bool] = ..., max_width: _Optional[int] = ..., max_height: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class SubmitImageWatermarkRequest(_message.Message):
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "text", "watermark_bucket", "watermark_key", "position", "opacity", "scale", "margin", "font_size", "color", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only")
+    SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    DEST_KEY_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_KEY_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    OPACITY_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
+    FONT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    COLOR_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_STYLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    source_bucket: str
+    source_key: str
+    dest_bucket: str
+    dest_key: str
+    text: str
+    watermark_bucket: str
+    watermark_key: str
+    position: WatermarkPosition
+    opacity: float
+    scale: float
+    margin: int
+    font_size: int
+    color: str
+    priority: int
+    request_id: str
+    webhook_url: str
+    webhook_style: WebhookStyle
+    max_attempts: int
+    timeout_seconds: int
+    validate_only: bool
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., text: _Optional[str] = ..., watermark_bucket: _Optional[str] = ..., watermark_key: _Optional[str] = ..., position: _Optional[_Union[WatermarkPosition, str]] = ..., opacity: _Optional[float] = ..., scale: _Optional[float] = ..., margin: _Optional[int] = ..., font_size: _Optional[int] = ..., color: _Optional[str] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class SubmitImageColorsRequest(_message.Message):
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "count", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only")
+    SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    DEST_KEY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_STYLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    source_bucket: str
+    source_key: str
+    dest_bucket: str
+    dest_key: str
+    count: int
+    priority: int
+    request_id: str
+    webhook_url: str
+    webhook_style: WebhookStyle
+    max_attempts: int
+    timeout_seconds: int
+    validate_only: bool
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., count: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job_id", "status", "message")

@@ -48,6 +48,21 @@ class JobServiceStub:
                 request_serializer=mend_dot_v1_dot_jobs__pb2.SubmitImageResizeRequest.SerializeToString,
                 response_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
                 _registered_method=True)
+        self.SubmitImageOptimize = channel.unary_unary(
+                '/mend.v1.JobService/SubmitImageOptimize',
+                request_serializer=mend_dot_v1_dot_jobs__pb2.SubmitImageOptimizeRequest.SerializeToString,
+                response_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
+                _registered_method=True)
+        self.SubmitImageWatermark = channel.unary_unary(
+                '/mend.v1.JobService/SubmitImageWatermark',
+                request_serializer=mend_dot_v1_dot_jobs__pb2.SubmitImageWatermarkRequest.SerializeToString,
+                response_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
+                _registered_method=True)
+        self.SubmitImageColors = channel.unary_unary(
+                '/mend.v1.JobService/SubmitImageColors',
+                request_serializer=mend_dot_v1_dot_jobs__pb2.SubmitImageColorsRequest.SerializeToString,
+                response_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
+                _registered_method=True)
         self.SubmitBatch = channel.unary_unary(
                 '/mend.v1.JobService/SubmitBatch',
                 request_serializer=mend_dot_v1_dot_jobs__pb2.SubmitBatchRequest.SerializeToString,
@@ -94,7 +109,8 @@ class JobServiceServicer:
 
     def SubmitJob(self, request, context):
         """Queues a job. Answers once the job is durably stored in Redis and enqueued.
-        The same request_id (per tenant) returns the original job instead of a new one.
+        The same request_id (per tenant) with the same request returns the original job
+        instead of a new one; with a different request it is ALREADY_EXISTS (AIP-155).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,6 +118,27 @@ class JobServiceServicer:
 
     def SubmitImageResize(self, request, context):
         """Queues an image_resize job from a flat request, the shape of Mend's REST API.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitImageOptimize(self, request, context):
+        """Queues an image_optimize job from a flat request (see ImageOptimizeParameters).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitImageWatermark(self, request, context):
+        """Queues an image_watermark job from a flat request (see ImageWatermarkParameters).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitImageColors(self, request, context):
+        """Queues an image_colors job from a flat request (see ImageColorsParameters).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -180,6 +217,21 @@ def add_JobServiceServicer_to_server(servicer, server):
             'SubmitImageResize': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitImageResize,
                     request_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitImageResizeRequest.FromString,
+                    response_serializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.SerializeToString,
+            ),
+            'SubmitImageOptimize': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitImageOptimize,
+                    request_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitImageOptimizeRequest.FromString,
+                    response_serializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.SerializeToString,
+            ),
+            'SubmitImageWatermark': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitImageWatermark,
+                    request_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitImageWatermarkRequest.FromString,
+                    response_serializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.SerializeToString,
+            ),
+            'SubmitImageColors': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitImageColors,
+                    request_deserializer=mend_dot_v1_dot_jobs__pb2.SubmitImageColorsRequest.FromString,
                     response_serializer=mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.SerializeToString,
             ),
             'SubmitBatch': grpc.unary_unary_rpc_method_handler(
@@ -275,6 +327,87 @@ class JobService:
             target,
             '/mend.v1.JobService/SubmitImageResize',
             mend_dot_v1_dot_jobs__pb2.SubmitImageResizeRequest.SerializeToString,
+            mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitImageOptimize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.v1.JobService/SubmitImageOptimize',
+            mend_dot_v1_dot_jobs__pb2.SubmitImageOptimizeRequest.SerializeToString,
+            mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitImageWatermark(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.v1.JobService/SubmitImageWatermark',
+            mend_dot_v1_dot_jobs__pb2.SubmitImageWatermarkRequest.SerializeToString,
+            mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitImageColors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.v1.JobService/SubmitImageColors',
+            mend_dot_v1_dot_jobs__pb2.SubmitImageColorsRequest.SerializeToString,
             mend_dot_v1_dot_jobs__pb2.SubmitJobResponse.FromString,
             options,
             channel_credentials,

@@ -11,8 +11,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from mend_core.job import Job, JobResult
-from mend_core.keys import Keys
-from mend_core.scripts import Scripts
+from mend_core.jobstate.encoding import job_from_fields, pairs, result_json
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.scripts import Scripts
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Reaped:
 def _lease(flat: list[str] | None) -> Lease | None:
     if not flat:
         return None
-    job = Job.from_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+    job = job_from_fields(pairs(flat))
     return Lease(job=job, fence=job.fence)
 
 
@@ -51,14 +52,14 @@ class WorkQueue:
     ) -> None:
         self._redis = redis
         self._keys = keys
-        self._scripts = Scripts(redis, keys.prefix)
+        self._scripts = Scripts(redis, keys)
         self._lease_ms = int(lease_seconds * 1000)
         self._completed_ttl_ms = retention_completed_seconds * 1000
         self._failed_ttl_ms = retention_failed_seconds * 1000
 
     async def claim(self, worker_id: str) -> Lease | None:
         """Leases the first pending job (highest priority, then oldest), or None."""
-        return _lease(await self._scripts("claim", self._keys.queue, worker_id, self._lease_ms))
+        return _lease(await self._scripts("claim", worker_id, self._lease_ms))
 
     async def wait_for_work(self, block_seconds: float) -> None:
         """Blocks until a job may have been enqueued (or block_seconds elapse): idle workers
@@ -74,7 +75,7 @@ class WorkQueue:
 
     async def complete(self, lease: Lease, result: JobResult) -> bool:
         out = await self._call(
-            "complete", lease, result.to_json(), result.duration, self._completed_ttl_ms
+            "complete", lease, result_json(result), result.duration, self._completed_ttl_ms
         )
         return out[0] == 1
 
@@ -85,7 +86,7 @@ class WorkQueue:
         out = await self._call(
             "complete",
             lease,
-            result.to_json(),
+            result_json(result),
             result.duration,
             self._completed_ttl_ms,
             worker_id,
@@ -104,7 +105,7 @@ class WorkQueue:
         return bool(await self._call("release", lease))
 
     async def reap(self, limit: int = 100) -> Reaped:
-        out = await self._scripts("reap", self._keys.queue, self._failed_ttl_ms, limit)
+        out = await self._scripts("reap", self._failed_ttl_ms, limit)
         return Reaped(*(int(n) for n in out))
 
     async def register_worker(self, worker_id: str) -> None:
@@ -114,4 +115,4 @@ class WorkQueue:
         await self._redis.zrem(self._keys.workers, worker_id)
 
     async def _call(self, script: str, lease: Lease, *args: object) -> Any:
-        return await self._scripts(script, self._keys.queue, lease.job_id, lease.fence, *args)
+        return await self._scripts(script, lease.job_id, lease.fence, *args)

@@ -1,5 +1,6 @@
 """A small process supervisor: starts programs, replaces the ones that die, and stops
-them all, in reverse order, on SIGINT/SIGTERM. Used by `make run` and `mend-worker`."""
+them all, in reverse order, on SIGINT/SIGTERM. Used by `mend-worker`, `mend-server
+--processes N` and `make run`."""
 
 from __future__ import annotations
 

@@ -10,35 +10,14 @@ from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
 
-from mend_core.job import Batch, Job, JobSpec, JobStatus, JobType, new_job_id
-from mend_core.keys import Keys
-from mend_core.scripts import Scripts
+from mend_core.errors import BatchExists, JobFinished, JobNotFound, RequestConflict
+from mend_core.job import Batch, Job, JobSpec, JobStatus, new_job_id
+from mend_core.jobstate.encoding import fingerprint, job_from_fields, pairs, spec_fields
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.scripts import Scripts
+from mend_core.operations import job_types
 
 _STATUSES = tuple(s.value for s in JobStatus)
-
-
-class JobNotFound(Exception):
-    pass
-
-
-class BatchExists(Exception):
-    pass
-
-
-class RequestConflict(Exception):
-    """request_ids already used by other requests: (index of the spec, the job it made)."""
-
-    def __init__(self, conflicts: list[tuple[int, str]]) -> None:
-        super().__init__(", ".join(f"#{i}: job {job_id}" for i, job_id in conflicts))
-        self.conflicts = conflicts
-
-
-class JobFinished(Exception):
-    """The job is already in a terminal state."""
-
-    def __init__(self, job: Job) -> None:
-        super().__init__(f"job {job.id} is already {job.status.value}")
-        self.job = job
 
 
 @dataclass(frozen=True)
@@ -86,10 +65,14 @@ class Page:
     next_cursor: int | None
 
 
-def _decode(flat: list[str] | dict[str, str]) -> dict[str, str]:
-    if isinstance(flat, dict):
-        return flat
-    return dict(zip(flat[::2], flat[1::2], strict=True))
+@dataclass(frozen=True)
+class BatchCounts:
+    """A batch's jobs, and how many of them ended in each terminal state so far."""
+
+    total: int
+    completed: int
+    failed: int
+    cancelled: int
 
 
 class JobStore:
@@ -104,7 +87,7 @@ class JobStore:
     ) -> None:
         self._redis = redis
         self._keys = keys
-        self._scripts = Scripts(redis, keys.prefix)
+        self._scripts = Scripts(redis, keys)
         # A request_id keeps answering with its job for as long as the job may live.
         self._request_ttl_ms = max(retention_completed_seconds, retention_failed_seconds) * 1000
         # Cancelled jobs are kept like failed ones.
@@ -123,16 +106,14 @@ class JobStore:
             doc = {
                 "id": job_id,
                 "request_id": spec.request_id,
-                "fingerprint": spec.fingerprint() if spec.request_id else "",
+                "fingerprint": fingerprint(spec) if spec.request_id else "",
                 "priority": spec.priority,
-                "type": spec.type.value,
-                "fields": spec.to_fields(job_id, tenant),
+                "type": spec.type,
+                "fields": spec_fields(spec, job_id, tenant),
             }
             docs.append(json.dumps(doc))
         batch_doc = json.dumps(asdict(batch)) if batch else ""
-        out = await self._scripts(
-            "submit", self._keys.queue, tenant, self._request_ttl_ms, batch_doc, *docs
-        )
+        out = await self._scripts("submit", tenant, self._request_ttl_ms, batch_doc, *docs)
         if out == ["batch_exists"]:
             raise BatchExists(batch.id if batch else "")
         if out and out[0] == "request_conflict":
@@ -143,11 +124,11 @@ class JobStore:
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
 
     async def get(self, tenant: str, job_id: str) -> Job:
-        out = await self._scripts("get", self._keys.queue, job_id, tenant, self._liveness_ms)
+        out = await self._scripts("get", job_id, tenant, self._liveness_ms)
         if not out:
             raise JobNotFound(job_id)
         if len(out) == 1:
-            return Job.from_fields(_decode(out[0]))
+            return job_from_fields(pairs(out[0]))
         rank, queued, due_ms, workers, avg_ms = out[1:]
         # A job waiting for a retry backoff joins the end of the queue when it is due.
         position = int(rank) + 1 if int(rank) >= 0 else int(queued) + 1
@@ -155,8 +136,8 @@ class JobStore:
         wait = math.ceil(position / max(int(workers), 1)) * avg
         if due_ms:
             wait += max(0.0, (float(due_ms) - time.time() * 1000) / 1000)
-        return Job.from_fields(
-            _decode(out[0]), queue_position=position, estimated_wait_seconds=round(wait, 3)
+        return job_from_fields(
+            pairs(out[0]), queue_position=position, estimated_wait_seconds=round(wait, 3)
         )
 
     async def list_jobs(
@@ -164,7 +145,7 @@ class JobStore:
         tenant: str,
         *,
         status: JobStatus | None,
-        job_type: JobType | None,
+        job_type: str | None,
         page_size: int,
         cursor: int | None,
     ) -> Page:
@@ -173,7 +154,7 @@ class JobStore:
         if status is not None:
             index, other = self._keys.index(tenant, f"status:{status.value}"), job_type
         elif job_type is not None:
-            index, other = self._keys.index(tenant, f"type:{job_type.value}"), None
+            index, other = self._keys.index(tenant, f"type:{job_type}"), None
         else:
             index, other = self._keys.index(tenant, "all"), None
         jobs: list[Job] = []
@@ -194,8 +175,8 @@ class JobStore:
                 if not fields:
                     await self._forget(tenant, job_id)  # expired by retention
                     continue
-                job = Job.from_fields(fields)
-                if other is not None and job.spec.type is not other:
+                job = job_from_fields(fields)
+                if other is not None and job.spec.type != other:
                     continue
                 jobs.append(job)
                 if len(jobs) == page_size:
@@ -207,20 +188,18 @@ class JobStore:
 
     async def _forget(self, tenant: str, job_id: str) -> None:
         names = ["all", *(f"status:{s.value}" for s in JobStatus)]
-        names += [f"type:{t.value}" for t in JobType]
+        names += [f"type:{t}" for t in job_types()]
         async with self._redis.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.zrem(self._keys.index(tenant, name), job_id)
             await pipe.execute()
 
     async def cancel(self, tenant: str, job_id: str) -> Job:
-        out = await self._scripts(
-            "cancel", self._keys.queue, job_id, tenant, self._cancelled_ttl_ms
-        )
-        code, fields = out[0], _decode(out[1:])
+        out = await self._scripts("cancel", job_id, tenant, self._cancelled_ttl_ms)
+        code, fields = out[0], pairs(out[1:])
         if code == "not_found":
             raise JobNotFound(job_id)
-        job = Job.from_fields(fields)
+        job = job_from_fields(fields)
         if code == "finished":
             raise JobFinished(job)
         return job
@@ -230,7 +209,21 @@ class JobStore:
         entries = await self._redis.xrange(
             self._keys.events(job_id), min=f"(0-{after_version}", max="+", count=count
         )
-        return [Job.from_fields(fields) for _, fields in entries]
+        return [job_from_fields(fields) for _, fields in entries]
+
+    async def find(self, job_id: str) -> Job | None:
+        """Any tenant's job, or None once it has expired: for Mend's own use (webhook
+        payloads), never to answer a caller, whose reads go through get()."""
+        fields = await self._redis.hgetall(self._keys.job(job_id))  # type: ignore[misc]
+        return job_from_fields(fields) if fields else None
+
+    async def batch(self, tenant: str, batch_id: str) -> BatchCounts | None:
+        """The batch's counts, or None when there is no such batch (or it expired)."""
+        fields = await self._redis.hgetall(self._keys.batch(tenant, batch_id))  # type: ignore[misc]
+        if not fields:
+            return None
+        counts = {k: int(fields.get(k, 0)) for k in ("completed", "failed", "cancelled")}
+        return BatchCounts(total=int(fields["total"]), **counts)
 
     async def stats(self, tenant: str, *, all_tenants: bool = False) -> Stats:
         """The tenant's own counts; with all_tenants, every tenant's totals and each

@@ -30,8 +30,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from mend_core.keys import Keys
-from mend_core.scripts import Scripts
+from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.scripts import Scripts
 
 GROUP = "webhooks"
 # Delivery ids are UUIDs derived from the stream entry that queued the delivery.
@@ -106,7 +106,7 @@ class WebhookQueue:
         self._keys = keys
         self._stream = keys.webhooks
         self._dead = keys.dead_webhooks
-        self._scripts = Scripts(redis, keys.prefix)
+        self._scripts = Scripts(redis, keys)
         self._dead_retention_ms = dead_retention_seconds * 1000
 
     async def create_group(self) -> None:
@@ -133,10 +133,7 @@ class WebhookQueue:
         return [Delivery.from_entry(entry_id, fields) for entry_id, fields in entries]
 
     async def delivered(self, delivery: Delivery) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self._stream, GROUP, delivery.entry_id)
-            pipe.xdel(self._stream, delivery.entry_id)
-            await pipe.execute()
+        await self._scripts("webhook_delivered", GROUP, delivery.entry_id)
 
     async def retry_later(self, delivery: Delivery, delay_seconds: float, body: str) -> bool:
         """Schedules the next attempt; False if the entry was settled elsewhere already."""
@@ -144,7 +141,6 @@ class WebhookQueue:
         flat = json.dumps([item for pair in fields.items() for item in pair])
         out = await self._scripts(
             "webhook_retry",
-            self._stream,
             GROUP,
             delivery.entry_id,
             int(delay_seconds * 1000),
@@ -160,7 +156,6 @@ class WebhookQueue:
             fields["body"] = body
         out = await self._scripts(
             "webhook_dead",
-            self._stream,
             GROUP,
             delivery.entry_id,
             self._dead_retention_ms,
@@ -171,7 +166,7 @@ class WebhookQueue:
     async def promote(self, limit: int) -> tuple[int, float | None]:
         """Moves due retries into the stream: how many, and the seconds until the next
         one is due (None when none waits)."""
-        moved, next_ms = await self._scripts("webhook_promote", self._stream, limit)
+        moved, next_ms = await self._scripts("webhook_promote", limit)
         return int(moved), None if int(next_ms) < 0 else int(next_ms) / 1000
 
     async def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
@@ -196,7 +191,7 @@ class WebhookQueue:
             raise ValueError(f"not a dead-letter id: {', '.join(bad)} (expected <ms>-<seq>)")
         if not ids:
             return []
-        return list(await self._scripts("webhook_replay", self._stream, *ids))
+        return list(await self._scripts("webhook_replay", *ids))
 
     async def replay_all(self) -> int:
         """Replays every dead letter there is now (not those that fail again meanwhile)."""

@@ -9,6 +9,7 @@
 local tenant, request_ttl = ARGV[2], tonumber(ARGV[3])
 local batch = ARGV[4] ~= '' and cjson.decode(ARGV[4]) or nil
 local bkey = batch and batch_key(tenant, batch.id)
+local bjobs = batch and batch_jobs_key(tenant, batch.id)
 if bkey and redis.call('EXISTS', bkey) == 1 then return {'batch_exists'} end
 
 -- Every check comes before the first write: a script's writes are not undone by a return.
@@ -17,7 +18,7 @@ for i = 5, #ARGV do
   local doc = cjson.decode(ARGV[i])
   docs[#docs + 1] = doc
   if doc.request_id and doc.request_id ~= '' then
-    doc.request_key = PREFIX .. 'request:' .. tenant .. ':' .. doc.request_id
+    doc.request_key = request_key(tenant, doc.request_id)
     -- "<job id> <fingerprint>"; keys written before fingerprints hold only the id.
     local stored = redis.call('GET', doc.request_key)
     if stored then
@@ -49,7 +50,7 @@ for i, doc in ipairs(docs) do
     out[#out + 1] = 0
   else
     local id = doc.id
-    local seq = redis.call('INCR', PREFIX .. 'seq')
+    local seq = redis.call('INCR', SEQ)
     local fields = {'status', 'pending', 'created_at', now, 'seq', seq, 'attempt', 0, 'fence', 0}
     for k, v in pairs(doc.fields) do
       fields[#fields + 1] = k
@@ -63,7 +64,7 @@ for i, doc in ipairs(docs) do
     if doc.request_key then
       redis.call('SET', doc.request_key, id .. ' ' .. doc.fingerprint, 'PX', request_ttl)
     end
-    if bkey then redis.call('ZADD', bkey .. ':jobs', seq, id) end
+    if bjobs then redis.call('ZADD', bjobs, seq, id) end
     commit(id, now, {})
     enqueue(id, doc.priority, seq)
     out[#out + 1] = id

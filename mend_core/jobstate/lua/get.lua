@@ -13,6 +13,6 @@ return {
   redis.call('ZRANK', QUEUE, id) or -1,
   redis.call('ZCARD', QUEUE),
   redis.call('ZSCORE', SCHEDULED, id) or '',
-  redis.call('ZCOUNT', PREFIX .. 'workers', now - liveness, '+inf'),
+  redis.call('ZCOUNT', WORKERS, now - liveness, '+inf'),
   redis.call('HGET', STATS, 'avg_duration_ms') or '',
 }

@@ -4,72 +4,35 @@ Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from mend_core.logs import configure_logging
 from mend_core.settings import Settings
-from mend_core.supervisor import Program, Supervisor
+from mend_devkit.ports import free_port, wait_for_port
+from mend_devkit.redis_server import redis_argv, redis_binary
 from mend_server.tls import ServerTLS, server_tls, upstream_credentials
+from mend_worker.supervisor import Program, Supervisor
 
 DEV_KEY = "dev-key"
 VAR = Path("var")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode} while starting")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not open {host}:{port} within 30s")
-
-
 def _redis_program(env: dict[str, str]) -> Program:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit(
-            "redis-server is not installed. `make run` installs it from Debian's packages; "
-            "install it yourself (apt-get install redis-server) or set MEND_REDIS_URL."
-        )
-    port = _free_port()
+    try:
+        binary = redis_binary()
+    except RuntimeError as exc:
+        sys.exit(str(exc))
+    port = free_port()
     data = VAR / "redis"
     data.mkdir(parents=True, exist_ok=True)
     env["MEND_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-    # Flags as pairs, one per line, so each setting reads at a glance.
-    settings = {
-        "bind": "127.0.0.1",
-        "port": str(port),
-        "dir": str(data.resolve()),
-        "appendonly": "yes",  # accepted means durable
-        "appendfsync": "everysec",
-        "save": "",
-        "protected-mode": "yes",
-        "loglevel": "warning",
-        "logfile": str((data / "redis.log").resolve()),
-    }
-    argv = [binary, *(arg for name, value in settings.items() for arg in (f"--{name}", value))]
     return Program(
         "redis",
-        argv,
+        redis_argv(binary, port, data),
         env=dict(env),
-        ready=lambda p: _wait_for_port("127.0.0.1", port, p, "redis-server"),
+        ready=lambda p: wait_for_port(port, p, "redis-server"),
     )
 
 
@@ -77,7 +40,7 @@ def _seed_sample(root: Path) -> Path:
     """The docs' walkthrough resizes my-bucket/input.jpg: make sure it exists."""
     sample = root / "my-bucket" / "input.jpg"
     if not sample.exists():
-        from mend_core.sample import photo  # Pillow import only when needed
+        from mend_devkit.sample import photo  # Pillow import only when needed
 
         sample.parent.mkdir(parents=True, exist_ok=True)
         photo(1600, 1200).save(sample, quality=90)
@@ -85,53 +48,42 @@ def _seed_sample(root: Path) -> Path:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     env = dict(os.environ)
     env.setdefault("MEND_API_KEYS", DEV_KEY)
     env.setdefault("MEND_STORAGE_ROOT", str((VAR / "storage").resolve()))
-    programs = []
+    programs: list[Program] = []
     own_redis = "MEND_REDIS_URL" not in env
     if own_redis:
         programs.append(_redis_program(env))  # sets MEND_REDIS_URL in env
     os.environ.update(env)
     settings = Settings()
+    configure_logging(settings)
     # A wrong TLS setting stops here, with its message, before anything is started.
     tls = server_tls(settings)
-    has_gateway = importlib.util.find_spec("mend_server.gateway") is not None
-    if has_gateway:
-        upstream_credentials(settings)
+    upstream_credentials(settings)
     bin_dir = Path(sys.executable).parent
-    programs.append(
-        Program(
-            "grpc-server",
-            [str(bin_dir / "mend-server")],
+
+    def listening(name: str, command: str, host: str, port: int) -> Program:
+        """A server program, ready once it accepts connections."""
+        return Program(
+            name,
+            [str(bin_dir / command)],
             env=env,
-            ready=lambda p: _wait_for_port(
-                settings.grpc_host, settings.grpc_port, p, "mend-server"
-            ),
+            ready=lambda p: wait_for_port(port, p, command, host=host),
         )
-    )
-    if has_gateway:
-        programs.append(
-            Program(
-                "gateway",
-                [str(bin_dir / "mend-gateway")],
-                env=env,
-                ready=lambda p: _wait_for_port(
-                    settings.http_host, settings.http_port, p, "gateway"
-                ),
-            )
-        )
-    programs.append(
+
+    programs += [
+        listening("grpc-server", "mend-server", settings.grpc_host, settings.grpc_port),
+        listening("gateway", "mend-gateway", settings.http_host, settings.http_port),
         Program(
             "workers",
             [str(bin_dir / "mend-worker")],
             env=env,
             stop_grace=settings.shutdown_grace_seconds + 10,
-        )
-    )
+        ),
+    ]
     sample = _seed_sample(Path(settings.storage_root)) if settings.storage == "file" else None
-    lines = _banner(settings, tls, has_gateway, own_redis, sample)
+    lines = _banner(settings, tls, own_redis, sample)
     supervisor = Supervisor(programs, on_started=lambda: print(lines, flush=True))
     sys.exit(supervisor.run())
 
@@ -153,7 +105,6 @@ def _grpcurl_list(settings: Settings, tls: ServerTLS | None, address: str) -> st
 def _banner(
     settings: Settings,
     tls: ServerTLS | None,
-    gateway: bool,
     own_redis: bool,
     sample: Path | None,
 ) -> str:
@@ -173,8 +124,7 @@ def _banner(
         if tls.mutual:
             line += f"; clients must present a certificate signed by {settings.tls_client_ca}"
         lines.append(line)
-    if gateway:
-        lines.append(f"  REST      http://{settings.http_host}:{settings.http_port}/api/v1")
+    lines.append(f"  REST      http://{settings.http_host}:{settings.http_port}/api/v1")
     redis_note = "  (its own redis-server; data and AOF in var/redis)" if own_redis else ""
     lines += [
         f"  Redis     {settings.redis_url}{redis_note}",

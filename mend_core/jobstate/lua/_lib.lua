@@ -1,19 +1,7 @@
--- Prepended to every Mend script. ARGV[1] is the key prefix, e.g. "mend:{jobs}:"; its
--- hash tag puts every key a script touches in one Redis Cluster slot. KEYS[1] is always
--- a key of that slot, so cluster clients route the call correctly.
-local PREFIX = ARGV[1]
-local QUEUE = PREFIX .. 'queue'          -- zset: pending job ids, by priority then arrival
-local SCHEDULED = PREFIX .. 'scheduled'  -- zset: pending job ids waiting for a retry, by due time
-local INFLIGHT = PREFIX .. 'inflight'    -- zset: processing job ids, by lease deadline (ms)
-local WAKE = PREFIX .. 'wake'            -- list: one token per enqueue; idle workers BLPOP it
-local STATS = PREFIX .. 'stats'          -- hash: "<type>:<status>" counters, avg duration
-local TENANTS = PREFIX .. 'tenants'      -- set: every tenant that submitted a job
-local CHANNEL = PREFIX .. 'changes'      -- pub/sub: "<id>:<version>" after every change
--- Webhook deliveries are never trimmed by count: an entry leaves the stream only once it
--- was delivered, scheduled for a retry or dead-lettered (see mend_core/webhook_queue.py).
-local WEBHOOKS = PREFIX .. 'webhooks'    -- stream: webhook deliveries to make now
-local WEBHOOK_RETRIES = PREFIX .. 'webhooks:retry'  -- zset: deliveries waiting to retry, by due ms
-local DEAD_WEBHOOKS = PREFIX .. 'webhooks:dead'     -- stream: deliveries that failed for good
+-- Shared by every Mend script; runs after the key names generated from
+-- mend_core/jobstate/keys.py (QUEUE, job_key(id), ..., on the key prefix in ARGV[1]).
+-- Webhook deliveries are never trimmed by count: an entry leaves WEBHOOKS only once it was
+-- delivered, scheduled for a retry or dead-lettered (see mend_core/jobstate/webhook_queue.py).
 local EVENTS_MAXLEN = 512
 local WAKE_MAXLEN = 10000
 
@@ -21,13 +9,6 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-
-local function job_key(id) return PREFIX .. 'job:' .. id end
-local function events_key(id) return PREFIX .. 'events:' .. id end
-local function index_key(tenant, name) return PREFIX .. 'tenant:' .. tenant .. ':' .. name end
-local function batch_key(tenant, batch_id) return PREFIX .. 'batch:' .. tenant .. ':' .. batch_id end
--- A tenant's own "<type>:<status>" counters and its count of scheduled retries.
-local function tenant_stats_key(tenant) return PREFIX .. 'tenant:' .. tenant .. ':stats' end
 
 -- Counts a job into (or, with -1, out of) a status, overall and for its tenant.
 local function count(job, status, delta)
@@ -81,7 +62,7 @@ local function commit(id, now, changes, removed)
   redis.call('HSET', key, unpack(changes))
   redis.call('XADD', events_key(id), 'MAXLEN', '~', EVENTS_MAXLEN, '0-' .. version,
     unpack(redis.call('HGETALL', key)))
-  redis.call('PUBLISH', CHANNEL, id .. ':' .. version)
+  redis.call('PUBLISH', CHANGES, id .. ':' .. version)
   return version
 end
 
@@ -122,13 +103,14 @@ settle = function(job, status, now, ttl_ms)
   end
   if (job.batch_id or '') == '' then return end
   local bkey = batch_key(job.tenant, job.batch_id)
+  local bjobs = batch_jobs_key(job.tenant, job.batch_id)
   if redis.call('EXISTS', bkey) == 0 then return end
   local remaining = redis.call('HINCRBY', bkey, 'remaining', -1)
   redis.call('HINCRBY', bkey, status, 1)
   if status == 'failed' and redis.call('HGET', bkey, 'fail_fast') == '1' then
     local reason = 'cancelled: job ' .. job.id .. ' of batch ' .. job.batch_id .. ' failed (fail_fast)'
     local cancelled_any = false
-    for _, sibling_id in ipairs(redis.call('ZRANGE', bkey .. ':jobs', 0, -1)) do
+    for _, sibling_id in ipairs(redis.call('ZRANGE', bjobs, 0, -1)) do
       local sibling = load(sibling_id)
       if sibling and sibling.status == 'pending' then
         cancel(sibling, now, reason, ttl_ms)
@@ -145,7 +127,7 @@ settle = function(job, status, now, ttl_ms)
         {'batch_id', job.batch_id, 'tenant', job.tenant})
     end
     redis.call('PEXPIRE', bkey, ttl_ms)
-    redis.call('PEXPIRE', bkey .. ':jobs', ttl_ms)
+    redis.call('PEXPIRE', bjobs, ttl_ms)
   end
 end
 

@@ -1,0 +1,133 @@
+"""The job hash: a job in Redis is a flat hash of strings. These functions are the only
+Python that knows its fields; the Lua scripts add the state fields (status, version,
+seq, attempt, fence, timestamps, result, error, progress, worker) as jobs move."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import asdict
+from typing import Any
+
+from mend_core.job import DEFAULT_PRIORITY, Job, JobSpec, JobStatus
+from mend_core.operations import operation, params_to_dict
+from mend_core.results import ImageMetadata, JobResult
+
+
+def spec_fields(spec: JobSpec, job_id: str, tenant: str) -> dict[str, str]:
+    """The fields a submit stores; empty ones are left out."""
+    fields = {
+        "id": job_id,
+        "tenant": tenant,
+        "type": spec.type,
+        "source_bucket": spec.source_bucket,
+        "source_key": spec.source_key,
+        "dest_bucket": spec.dest_bucket,
+        "dest_key": spec.dest_key,
+        "params": _params_json(spec.params),
+        "priority": str(spec.priority),
+        "max_attempts": str(spec.max_attempts),
+        "timeout_seconds": str(spec.timeout_seconds),
+        "request_id": spec.request_id,
+        "webhook_url": spec.webhook_url,
+        "webhook_style": spec.webhook_style,
+        "batch_id": spec.batch_id,
+    }
+    return {k: v for k, v in fields.items() if v != ""}
+
+
+def fingerprint(spec: JobSpec) -> str:
+    """What makes a resubmission with the same request_id "the same request" (AIP-155):
+    every setting of the job, defaults applied."""
+    fields = spec_fields(spec, "", "")
+    fields.pop("batch_id", None)
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def result_json(result: JobResult) -> str:
+    data = asdict(result)
+    if not result.details:
+        del data["details"]
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _result(raw: str) -> JobResult:
+    data = json.loads(raw)
+    metadata = data.get("metadata")
+    return JobResult(
+        output_url=data["output_url"],
+        file_size=int(data["file_size"]),
+        duration=float(data["duration"]),
+        metadata=ImageMetadata(**metadata) if metadata else None,
+        details=data.get("details") or {},
+    )
+
+
+def pairs(flat: list[str] | dict[str, str]) -> dict[str, str]:
+    """A hash as a script returns it (HGETALL's flat list) or as redis-py does (a dict)."""
+    if isinstance(flat, dict):
+        return flat
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def job_from_fields(
+    f: dict[str, str],
+    *,
+    queue_position: int | None = None,
+    estimated_wait_seconds: float | None = None,
+) -> Job:
+    get = f.get
+    started, completed = get("started_at"), get("completed_at")
+    duration, result = get("duration_seconds"), get("result")
+    spec = JobSpec(
+        type=f["type"],
+        source_bucket=f["source_bucket"],
+        source_key=f["source_key"],
+        dest_bucket=get("dest_bucket", ""),  # optional for some operations
+        dest_key=get("dest_key", ""),
+        params=_params(f["type"], get("params") or "{}"),
+        priority=int(get("priority", DEFAULT_PRIORITY)),
+        max_attempts=int(get("max_attempts", 3)),
+        timeout_seconds=int(get("timeout_seconds", 300)),
+        request_id=get("request_id", ""),
+        webhook_url=get("webhook_url", ""),
+        webhook_style=get("webhook_style", ""),
+        batch_id=get("batch_id", ""),
+    )
+    return Job(
+        id=f["id"],
+        tenant=f["tenant"],
+        spec=spec,
+        status=_JOB_STATUSES.get(f["status"]) or JobStatus(f["status"]),
+        version=int(get("version", 0)),
+        attempt=int(get("attempt", 0)),
+        created_at_ms=int(f["created_at"]),
+        updated_at_ms=int(get("updated_at") or f["created_at"]),
+        started_at_ms=int(started) if started else None,
+        completed_at_ms=int(completed) if completed else None,
+        duration_seconds=float(duration) if duration else None,
+        result=_result(result) if result else None,
+        error=get("error", ""),
+        progress_percent=int(get("progress_percent", 0)),
+        progress_message=get("progress_message", ""),
+        fence=int(get("fence", 0)),
+        queue_position=queue_position,
+        estimated_wait_seconds=estimated_wait_seconds,
+    )
+
+
+# Read on every GetJob: a dict lookup costs less than an Enum's constructor, and jobs
+# share a handful of parameter sets, each parsed once (parameters are immutable).
+_JOB_STATUSES = {s.value: s for s in JobStatus}
+
+
+@functools.lru_cache(maxsize=1024)
+def _params(job_type: str, raw: str) -> Any:
+    return operation(job_type).params_from_dict(json.loads(raw))
+
+
+@functools.lru_cache(maxsize=1024)
+def _params_json(params: Any) -> str:
+    return json.dumps(params_to_dict(params), separators=(",", ":"))

@@ -1,0 +1,114 @@
+"""Domain errors -> gRPC status, in one table. Every refusal carries a google.rpc.ErrorInfo
+(a stable `reason`, the domain "mend.v1", and metadata such as the job id); those that
+name fields, a google.rpc.BadRequest with one violation per field, whatever the code;
+those a retry may cure, a google.rpc.RetryInfo with the delay to wait.
+
+ErrorInfo's domain is the API's proto package, "mend.v1": a name Mend owns wherever it
+is deployed (no DNS name is), and the reasons are part of that API version's contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from mend_core.errors import (
+    AccessDenied,
+    BatchExists,
+    InvalidStreamToken,
+    JobFinished,
+    JobNotFound,
+    MalformedRequest,
+    NotAuthenticated,
+    RequestConflict,
+    RequestError,
+    TokenForAnotherJob,
+    ValidationError,
+    VersionOutOfRange,
+)
+
+ERROR_DOMAIN = "mend.v1"
+Code = grpc.StatusCode
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: grpc.StatusCode
+    reason: str
+    # Errors that name fields say "<summary>: <field> <description>; ..." (the gRPC
+    # code in words); the others say their own message.
+    summary: str = ""
+    # A fixed message instead of the error's own (which may describe the server).
+    message: str = ""
+    # Seconds to wait before retrying, for errors a retry may cure.
+    retry_after: float | None = None
+
+
+STORE_UNAVAILABLE = Rule(
+    Code.UNAVAILABLE,
+    "STORE_UNAVAILABLE",
+    message="job store unavailable; retry later",
+    retry_after=1,
+)
+RULES: dict[type[Exception], Rule] = {
+    ValidationError: Rule(Code.INVALID_ARGUMENT, "INVALID_FIELDS", "invalid request"),
+    MalformedRequest: Rule(Code.INVALID_ARGUMENT, "MALFORMED_REQUEST"),
+    AccessDenied: Rule(Code.PERMISSION_DENIED, "BUCKET_NOT_GRANTED", "permission denied"),
+    RequestConflict: Rule(Code.ALREADY_EXISTS, "REQUEST_ID_REUSED", "already exists"),
+    VersionOutOfRange: Rule(Code.OUT_OF_RANGE, "VERSION_NOT_REACHED", "out of range"),
+    JobNotFound: Rule(Code.NOT_FOUND, "JOB_NOT_FOUND"),
+    JobFinished: Rule(Code.FAILED_PRECONDITION, "JOB_FINISHED"),
+    BatchExists: Rule(Code.ALREADY_EXISTS, "BATCH_EXISTS"),
+    NotAuthenticated: Rule(Code.UNAUTHENTICATED, "API_KEY_INVALID"),
+    InvalidStreamToken: Rule(Code.UNAUTHENTICATED, "STREAM_TOKEN_INVALID"),
+    TokenForAnotherJob: Rule(Code.PERMISSION_DENIED, "STREAM_TOKEN_FOR_ANOTHER_JOB"),
+    RedisConnectionError: STORE_UNAVAILABLE,
+    RedisTimeoutError: STORE_UNAVAILABLE,
+}
+# What the servicer turns into a status; anything else is a bug (UNKNOWN, logged by gRPC).
+HANDLED = tuple(RULES)
+
+
+def rule_for(error: Exception) -> Rule:
+    for cls in type(error).__mro__:
+        if (rule := RULES.get(cls)) is not None:  # type: ignore[call-overload]
+            return rule
+    raise LookupError(f"no status for {type(error).__name__}")
+
+
+def to_status(error: Exception) -> status_pb2.Status:
+    """The google.rpc.Status, with its details, that answers `error`."""
+    rule = rule_for(error)
+    violations = error.violations if isinstance(error, RequestError) else []
+    message = rule.message or str(error)
+    if violations and rule.summary:
+        message = f"{rule.summary}: " + "; ".join(f"{v.field} {v.description}" for v in violations)
+    status = status_pb2.Status(code=rule.code.value[0], message=message)
+    metadata = error.metadata if isinstance(error, RequestError) else {}
+    info = error_details_pb2.ErrorInfo(reason=rule.reason, domain=ERROR_DOMAIN, metadata=metadata)
+    status.details.add().Pack(info)
+    if violations:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in violations
+            ]
+        )
+        status.details.add().Pack(bad)
+    if rule.retry_after is not None:
+        delay = Duration()
+        delay.FromNanoseconds(int(rule.retry_after * 1e9))
+        status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    return status
+
+
+async def abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
+    """Ends the call with the status for `error` (raises, as context.abort does)."""
+    await context.abort_with_status(rpc_status.to_status(to_status(error)))

@@ -1,0 +1,166 @@
+"""The job state machine's own promises against a real Redis: every key its scripts and
+classes write is named in the one key table (keys.KEYS), every Lua script is a named
+transition, and the reads Mend makes for itself (webhook payloads) go through JobStore."""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import mend_core.jobstate
+from mend_core.job import Batch, JobStatus
+from mend_core.jobstate.keys import KEYS, Keys
+from mend_core.jobstate.queue import WorkQueue
+from mend_core.jobstate.scripts import TRANSITIONS
+from mend_core.jobstate.store import BatchCounts, JobStore
+from mend_core.jobstate.webhook_queue import WebhookQueue
+from mend_core.redis_client import connect
+from mend_devkit.redis_server import RedisServer
+from tests.test_work_queue import RESULT
+from tests.test_work_queue import SPEC as JOB
+
+SPEC = replace(JOB, webhook_url="http://hooks.example/")
+LUA = Path(mend_core.jobstate.__file__).with_name("lua")
+SENTINEL = "test:end"
+
+
+class Parts:
+    def __init__(self, redis_server: RedisServer) -> None:
+        self.redis = connect(redis_server.url, shared=False)
+        keys = Keys()
+        self.store = JobStore(
+            self.redis,
+            keys,
+            retention_completed_seconds=3600,
+            retention_failed_seconds=3600,
+            worker_liveness_seconds=30,
+        )
+        self.queue = WorkQueue(
+            self.redis,
+            keys,
+            lease_seconds=30,
+            retention_completed_seconds=3600,
+            retention_failed_seconds=3600,
+        )
+        self.webhooks = WebhookQueue(self.redis, keys, dead_retention_seconds=3600)
+
+
+@pytest.fixture
+async def parts(redis_server: RedisServer, redis_client) -> AsyncIterator[Parts]:
+    parts = Parts(redis_server)
+    yield parts
+    await parts.redis.aclose()
+
+
+async def workout(p: Parts) -> None:
+    """Every transition at least once: submit (with a request_id, and a fail_fast batch),
+    claim, heartbeat, progress, complete, retry, reap, release, fail, cancel; the worker
+    registry; and a webhook delivered, retried, promoted and dead-lettered."""
+    store, queue, hooks = p.store, p.queue, p.webhooks
+    await queue.register_worker("w1")
+    await store.submit("acme", [replace(SPEC, request_id="r1")])
+    lease = await queue.claim("w1")
+    assert lease is not None
+    assert await queue.heartbeat(lease) and await queue.progress(lease, 50, "half")
+    assert await queue.complete(lease, RESULT)
+    batch = Batch("b1", fail_fast=True, webhook_url="http://hooks.example/batch")
+    await store.submit("acme", [replace(SPEC, batch_id="b1")] * 2, batch)
+    lease = await queue.claim("w1")
+    assert lease is not None and await queue.retry(lease, "transient", 0)
+    assert (await queue.reap()).promoted == 1
+    lease = await queue.claim("w1")
+    assert lease is not None and await queue.release(lease)
+    lease = await queue.claim("w1")
+    assert lease is not None and await queue.fail(lease, "bad")  # cancels its sibling
+    (pending,) = await store.submit("acme", [SPEC])
+    await store.cancel("acme", pending.job_id)
+    await store.get("acme", pending.job_id)
+    await store.stats("acme", all_tenants=True)
+    await queue.unregister_worker("w1")
+
+    await hooks.create_group()
+    first, *rest = await hooks.take("c1", 10, block_ms=0, claim_idle_ms=60_000)
+    assert len(rest) == 2  # job.completed, job.failed, batch.completed
+    await hooks.delivered(first)
+    assert await hooks.retry_later(rest[0], 0, "{}")
+    assert (await hooks.promote(10))[0] == 1
+    assert await hooks.bury(rest[1], "gone", None)
+    assert await hooks.replay([letter.id for letter in await hooks.dead_letters()])
+
+
+def _pattern(template: str) -> str:
+    parts = string.Formatter().parse(template)
+    return "".join(re.escape(lit) + (".+" if field else "") for lit, field, _, _ in parts)
+
+
+async def test_every_key_written_is_in_the_key_table(parts: Parts, redis_client) -> None:
+    # Keyspace notifications name every key a command writes, transient ones included
+    # (an emptied queue or a wake list no longer exists by the end).
+    redis_client.config_set("notify-keyspace-events", "KA")
+    pubsub = redis_client.pubsub()
+    try:
+        pubsub.psubscribe("__keyspace@*__:*")
+        pubsub.get_message(timeout=5)  # the subscription's confirmation
+        await workout(parts)
+        redis_client.set(SENTINEL, "1")
+        written: set[str] = set()
+        while (message := pubsub.get_message(timeout=5)) is not None:
+            key = message["channel"].split(":", 1)[1]
+            if key == SENTINEL:
+                break
+            written.add(key)
+        else:
+            pytest.fail("the keyspace notifications stopped before the sentinel")
+    finally:
+        pubsub.close()
+        redis_client.config_set("notify-keyspace-events", "")
+
+    prefix = Keys().prefix
+    patterns = {
+        name: re.compile(re.escape(prefix) + _pattern(template))
+        for name, (template, kind, _) in KEYS.items()
+        if kind != "pub/sub channel"
+    }
+    unnamed = sorted(k for k in written if not any(p.fullmatch(k) for p in patterns.values()))
+    assert unnamed == []
+    unused = sorted(n for n, p in patterns.items() if not any(p.fullmatch(k) for k in written))
+    assert unused == []
+
+
+def test_lua_builds_no_key_name_of_its_own() -> None:
+    # Scripts reach keys only through the generated names (QUEUE, job_key(id), ...); the
+    # prefix is theirs only through those.
+    for path in LUA.glob("*.lua"):
+        assert "PREFIX" not in path.read_text(), path.name
+
+
+def test_every_script_is_a_named_transition() -> None:
+    scripts = {path.stem for path in LUA.glob("*.lua") if not path.stem.startswith("_")}
+    assert scripts == set(TRANSITIONS)
+
+
+async def test_reads_for_webhook_payloads(parts: Parts) -> None:
+    store, queue = parts.store, parts.queue
+    ids = await store.submit("acme", [replace(SPEC, batch_id="b1")] * 2, Batch("b1", True))
+    lease = await queue.claim("w1")
+    assert lease is not None and await queue.fail(lease, "bad")
+
+    job = await store.find(ids[0].job_id)  # any tenant's: no tenant given
+    assert job is not None and job.status is JobStatus.FAILED and job.error == "bad"
+    assert await store.batch("acme", "b1") == BatchCounts(2, 0, 1, 1)
+    assert await store.batch("globex", "b1") is None
+    assert await store.find("no-such-job") is None
+
+
+def test_the_readme_lists_the_key_table() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("### Redis keys", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| ([^|]+) \|", section, re.MULTILINE)
+    listed = {key: kind.strip() for key, kind in rows}
+    table = {re.sub(r"\{(\w+)\}", r"<\1>", t): kind for t, kind, _ in KEYS.values()}
+    assert listed == table
