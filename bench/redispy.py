@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.services import RedisServer
+from mend_devkit.redis_server import RedisServer
 
 NAME = "redispy"
 HERE = Path(__file__).resolve().parent
