@@ -7,7 +7,8 @@ relative or not, at any depth, and `importlib.import_module("literal")`):
 - clients/ (the mend-client distribution) imports the standard library, its own packages
   (the library and the stubs) and what its pyproject.toml requires, nothing else of the
   project;
-- the gRPC server (mend_server outside mend_server/gateway) does not import the gateway."""
+- the gRPC server (mend_server outside mend_server/gateway) does not import the gateway;
+- none of Mend's packages imports mend_devkit (clients/ is covered by its own rule)."""
 
 from __future__ import annotations
 
@@ -121,13 +122,19 @@ CLIENT = Rule(
     "clients/ imports only the stdlib, its own packages (library, stubs) and its requirements",
     CLIENTS, ("mend_client", "mend"), _not_a_client_import,
 )  # fmt: skip
+DEVKIT = Rule(
+    "Mend's packages do not import mend_devkit (tooling for development, tests, benchmarks)",
+    ROOT, ("mend_core", "mend_server", "mend_worker"), under("mend_devkit"),
+)  # fmt: skip
 SERVER = Rule(
     "the gRPC server does not import the REST gateway",
     ROOT, ("mend_server",), under("mend_server.gateway"), exempt=("mend_server/gateway",),
 )  # fmt: skip
 
 
-@pytest.mark.parametrize("rule", [CORE, WORKER, CLIENT, SERVER], ids=lambda r: r.name)
+@pytest.mark.parametrize(
+    "rule", [CORE, WORKER, CLIENT, SERVER, DEVKIT], ids=lambda r: r.name
+)
 def test_layering(rule: Rule) -> None:
     assert list(rule.files()), f"{rule.name}: no file read"
     assert rule.violations() == [], rule.name
