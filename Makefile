@@ -5,24 +5,36 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_SRC := protos/mend/v1/jobs.proto
-GEN := mend/v1
+GEN := clients/mend/v1
 
 .PHONY: run test lint lint-ci proto proto-check bench redis test-tools dev-certs clean
 
-$(STAMP): pyproject.toml
+# Two distributions: mend-client (clients/: library, CLI, stubs) and mend-server (the rest),
+# which requires the first; one pip call, so it takes mend-client from ./clients. A venv
+# made before the split holds the old `mend` distribution, which would shadow them.
+$(STAMP): pyproject.toml clients/pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@$(BIN)/pip uninstall --quiet --yes mend 2>/dev/null || true
+	$(BIN)/pip install --quiet -e ./clients -e '.[dev]'
 	@touch $@
 
 # What is not on PATH comes from Debian's packages: redis-server to run the stack, jq
-# and curl for the tests that run the docs' shell walkthrough, and chromium for the
-# tests a browser runs (EventSource; Playwright drives it and never downloads one).
+# and curl for the tests that run the docs' shell walkthrough, chromium for the tests a
+# browser runs (EventSource; Playwright drives it and never downloads one), and Node for
+# the test of a Node client built from protos/ (its npm packages: tests/node).
 redis:
 	@scripts/ensure-packages.sh redis-server
 
-test-tools:
+NODE_MODULES := tests/node/node_modules/.installed
+
+test-tools: $(NODE_MODULES)
 	@scripts/ensure-packages.sh redis-server jq curl chromium
+
+$(NODE_MODULES): tests/node/package-lock.json
+	@scripts/ensure-packages.sh nodejs npm
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+	@touch $@
 
 run: $(STAMP) redis
 	$(BIN)/mend-stack
@@ -38,10 +50,10 @@ test: $(STAMP) test-tools
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy mend_core mend_server mend_worker clients/mend_client
+	$(BIN)/mypy --strict clients/mend_client
 
-# What CI enforces on every change.
-lint-ci: $(STAMP)
-	$(BIN)/ruff check .
+# What CI enforces on every change: all of `make lint`.
+lint-ci: lint
 
 # Stubs are committed; `make proto-check` (run by CI) fails when they are stale.
 proto: $(STAMP)

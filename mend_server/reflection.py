@@ -5,11 +5,17 @@ speak only v1 would find no reflection at all).
 v1 is the same protocol: the same messages and method under another package, hence the
 same bytes on the wire. So one reflection servicer answers on both method paths, and the
 v1 file descriptor is derived at start from v1alpha's (package and file renamed), so that
-reflection can describe the v1 service too."""
+reflection can describe the v1 service too.
+
+The files it serves carry each field's `json_name`, as protoc's own descriptor sets do when
+asked: the descriptors compiled into `_pb2` modules leave it out, and then a client that
+reads descriptors from reflection (grpcurl) prints `job_id` where one that reads the .proto
+files prints `jobId`, the proto3 JSON name. With it, both print `jobId`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -65,10 +71,44 @@ def v1_file_descriptor() -> FileDescriptor:
     return pool.AddSerializedFile(proto.SerializeToString())
 
 
+def _fill_json_names(
+    messages: Iterable[descriptor_pb2.DescriptorProto],
+    scope: str,
+    pool: descriptor_pool.DescriptorPool,
+) -> None:
+    for message in messages:
+        name = f"{scope}.{message.name}" if scope else message.name
+        fields = pool.FindMessageTypeByName(name).fields_by_name
+        for field in message.field:
+            field.json_name = fields[field.name].json_name
+        _fill_json_names(message.nested_type, name, pool)
+
+
+@functools.cache
+def with_json_names(serialized: bytes) -> bytes:
+    """A serialized FileDescriptorProto of the default pool, with every field's json_name."""
+    proto = descriptor_pb2.FileDescriptorProto.FromString(serialized)
+    _fill_json_names(proto.message_type, proto.package, descriptor_pool.Default())
+    return proto.SerializeToString()
+
+
+class _Reflection(reflection.aio.ReflectionServicer):
+    async def ServerReflectionInfo(
+        self,
+        request_iterator: AsyncIterable[v1alpha_pb2.ServerReflectionRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[v1alpha_pb2.ServerReflectionResponse]:
+        async for response in super().ServerReflectionInfo(request_iterator, context):
+            if response.HasField("file_descriptor_response"):
+                files = response.file_descriptor_response.file_descriptor_proto
+                files[:] = [with_json_names(raw) for raw in files]
+            yield response
+
+
 def enable_reflection(service_names: Iterable[str], server: grpc.aio.Server) -> None:
     """Serves reflection for `service_names` and for itself, under v1alpha and v1."""
     v1_file_descriptor()
-    servicer = reflection.aio.ReflectionServicer((*service_names, *SERVICE_NAMES))
+    servicer = _Reflection((*service_names, *SERVICE_NAMES))
     handler = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
         request_deserializer=v1alpha_pb2.ServerReflectionRequest.FromString,

@@ -110,7 +110,9 @@ def _in_batch(index: int, job_type: str) -> FieldPath:
     return lambda name: f"jobs[{index}]." + convert.submit_field_path(job_type, name)
 
 
-def _draft_spec(draft: JobDraft, limits: Limits, path: FieldPath, prefix: str = ""):
+def _draft_spec(
+    draft: JobDraft, limits: Limits, path: FieldPath, prefix: str = ""
+) -> JobSpec:
     """Validates a draft, naming bad fields by their path in the request."""
     try:
         return validate(draft, limits)
@@ -199,7 +201,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         )
 
     @_guarded
-    async def SubmitJob(self, request, context):
+    async def SubmitJob(
+        self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitJobResponse:
         self._check_size(request)
         draft = convert.draft_from_submit(request)
         return await self._submit_one(draft, _nested(draft), request.validate_only)
@@ -211,7 +215,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         return await self._submit_one(draft, _as_is, request.validate_only)  # type: ignore[attr-defined]
 
     @_guarded
-    async def SubmitBatch(self, request, context):
+    async def SubmitBatch(
+        self, request: pb.SubmitBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitBatchResponse:
         self._check_size(request)
         if not 1 <= len(request.jobs) <= MAX_BATCH:
             raise ValidationError(
@@ -219,7 +225,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             )
         batch_id = request.batch_id or str(uuid.uuid4())
         opts = request.options
-        specs, bad = [], []
+        specs: list[JobSpec] = []
+        bad: list[Violation] = []
         batch = None
         try:
             batch = validate_batch(
@@ -282,12 +289,16 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         )
 
     @_guarded
-    async def GetJob(self, request, context):
+    async def GetJob(
+        self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Job:
         job_id = _job_id(request.id)
         return convert.job_to_pb(await self._store.get(_tenant(), job_id))
 
     @_guarded
-    async def CreateStreamToken(self, request, context):
+    async def CreateStreamToken(
+        self, request: pb.CreateStreamTokenRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StreamToken:
         job_id = _job_id(request.id)
         tenant = _tenant()
         await self._store.get(tenant, job_id)  # only the job's own tenant gets a token
@@ -295,12 +306,16 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         return pb.StreamToken(token=token, expires_at=timestamp_pb2.Timestamp(seconds=expires_at))
 
     @_guarded
-    async def CancelJob(self, request, context):
+    async def CancelJob(
+        self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Job:
         job_id = _job_id(request.id)
         return convert.job_to_pb(await self._store.cancel(_tenant(), job_id))
 
     @_guarded
-    async def ListJobs(self, request, context):
+    async def ListJobs(
+        self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListJobsResponse:
         bad = []
         wanted = convert.STATUS_FROM_PB.get(request.status)
         if request.status and wanted is None:
@@ -333,7 +348,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         )
 
     @_guarded
-    async def GetQueueStats(self, request, context):
+    async def GetQueueStats(
+        self, request: pb.GetQueueStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.QueueStats:
         caller = current_caller.get()
         stats = await self._store.stats(caller.tenant, all_tenants=caller.admin)
         return convert.stats_to_pb(stats)

@@ -1,4 +1,4 @@
-"""Generate the Python stubs of protos/ into a package directory (default mend/v1)."""
+"""Generate the Python stubs of protos/ into a package directory (default clients/mend/v1)."""
 
 import pathlib
 import shutil
@@ -13,19 +13,15 @@ PROTOS = ROOT / "protos"
 
 
 def _include_dirs() -> list[str]:
-    # google/protobuf/*.proto ship with grpc_tools; google/api/*.proto with
-    # googleapis-common-protos.
-    from google.api import annotations_pb2
-
-    return [
-        str(PROTOS),
-        str(pathlib.Path(grpc_tools.__file__).parent / "_proto"),
-        str(pathlib.Path(annotations_pb2.__file__).parent.parent.parent),
-    ]
+    # google/api and google/rpc are vendored in protos/google; google/protobuf/*.proto ship
+    # with grpc_tools (as with protoc, grpcurl and protobuf.js).
+    return [str(PROTOS), str(pathlib.Path(grpc_tools.__file__).parent / "_proto")]
 
 
 def generate(out_package: pathlib.Path) -> None:
-    sources = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    # Mend's own protos only: the vendored google ones have their stubs in
+    # googleapis-common-protos.
+    sources = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / "mend").rglob("*.proto"))
     with tempfile.TemporaryDirectory() as tmp:
         args = ["protoc", *(f"-I{d}" for d in _include_dirs())]
         args += [f"--python_out={tmp}", f"--pyi_out={tmp}", f"--grpc_python_out={tmp}", *sources]
@@ -42,4 +38,4 @@ def generate(out_package: pathlib.Path) -> None:
 
 
 if __name__ == "__main__":
-    generate(pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "mend/v1"))
+    generate(pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "clients/mend/v1"))

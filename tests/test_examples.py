@@ -82,11 +82,11 @@ async def test_grpcurl_list_and_describe(env: dict[str, str]) -> None:
 async def test_grpcurl_submit_get_watch(env: dict[str, str], mend_server: MendServer) -> None:
     [submitted] = json_stream(await run("grpcurl/submit_job.sh", env=env))
     assert submitted["status"] == "JOB_STATUS_PENDING"
-    job_id = submitted["job_id"]
+    job_id = submitted["jobId"]
 
     [job] = json_stream(await run("grpcurl/get_job.sh", job_id, env=env))
     assert job["id"] == job_id and job["status"] == "JOB_STATUS_PENDING"
-    assert job["parameters"]["image_resize"] == {"width": 800, "height": 600, "quality": 85}
+    assert job["parameters"]["imageResize"] == {"width": 800, "height": 600, "quality": 85}
 
     # WatchJob streams until the job finishes: cancel the job once the script shows it.
     watch = await asyncio.create_subprocess_exec(

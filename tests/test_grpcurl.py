@@ -98,7 +98,7 @@ async def test_submit_and_get_with_api_key(mend_server, stub, redis_client) -> N
         flags=flags(f"x-api-key: {API_KEY}", data=RESIZE_BODY),
     )
     submitted = json.loads(out)
-    job_id = submitted["job_id"]  # grpcurl prints proto field names
+    job_id = submitted["jobId"]  # grpcurl prints the proto3 JSON names
     assert is_uuid4(job_id)
     assert submitted["status"] == "JOB_STATUS_PENDING"
     assert submitted["message"] == "Job queued for processing"
@@ -112,8 +112,8 @@ async def test_submit_and_get_with_api_key(mend_server, stub, redis_client) -> N
     job = json.loads(out)
     assert job["id"] == job_id
     assert job["status"] == "JOB_STATUS_PENDING"
-    assert job["parameters"]["image_resize"] == {"width": 800, "height": 600, "quality": 85}
-    assert job["queue_position"] == "1"  # int64 is a string in proto3 JSON
+    assert job["parameters"]["imageResize"] == {"width": 800, "height": 600, "quality": 85}
+    assert job["queuePosition"] == "1"  # int64 is a string in proto3 JSON
 
     # The same job through the Python stub, to be sure grpcurl talked to this server.
     same = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
@@ -151,3 +151,69 @@ async def test_read_rpcs_with_empty_body(mend_server, rpc) -> None:
         flags=flags(f"x-api-key: {API_KEY}", data={}),
     )
     assert isinstance(json.loads(out), dict)
+
+
+# grpcurl from the repository alone: Mend's protos and the google/api and google/rpc ones
+# they import or the errors use, vendored in protos/ (google/protobuf ships with grpcurl).
+PROTOS = Path(__file__).resolve().parent.parent / "protos"
+FROM_PROTOS = ("-import-path", str(PROTOS), "-proto", "mend/v1/jobs.proto")
+ERROR_PROTOS = ("-proto", "google/rpc/error_details.proto")
+
+
+def field_names(value: object) -> set[str]:
+    """Every key of a JSON document, at any depth."""
+    if isinstance(value, dict):
+        return set(value) | {n for v in value.values() for n in field_names(v)}
+    if isinstance(value, list):
+        return {n for v in value for n in field_names(v)}
+    return set()
+
+
+async def test_protos_in_the_repo_describe_and_call_the_service(mend_server) -> None:
+    _, out, _ = await grpcurl(mend_server, "describe", "mend.v1.JobService", flags=FROM_PROTOS)
+    assert "rpc SubmitImageResize ( .mend.v1.SubmitImageResizeRequest )" in out
+    _, out, _ = await grpcurl(
+        mend_server,
+        "mend.v1.JobService/SubmitImageResize",
+        flags=(*FROM_PROTOS, *flags(f"x-api-key: {API_KEY}", data=RESIZE_BODY)),
+    )
+    assert is_uuid4(json.loads(out)["jobId"])
+
+
+async def test_protos_in_the_repo_decode_the_bad_request_detail(mend_server) -> None:
+    code, _, err = await grpcurl(
+        mend_server,
+        "mend.v1.JobService/SubmitImageResize",
+        flags=(
+            *FROM_PROTOS, *ERROR_PROTOS, "-format-error",
+            *flags(f"x-api-key: {API_KEY}", data={**RESIZE_BODY, "width": -1}),
+        ),
+        check=False,
+    )
+    assert code != 0
+    details = {d["@type"].rpartition("/")[2]: d for d in json.loads(err)["details"]}
+    assert [v["field"] for v in details["google.rpc.BadRequest"]["fieldViolations"]] == ["width"]
+
+
+async def test_reflection_and_protos_print_the_same_field_names(mend_server) -> None:
+    """The README's `jq -r .jobId` works whichever way grpcurl learns the types."""
+    auth = f"x-api-key: {API_KEY}"
+    printed: dict[str, list[dict]] = {}
+    for mode, source in (("reflection", ()), ("protos", FROM_PROTOS)):
+        _, out, _ = await grpcurl(
+            mend_server,
+            "mend.v1.JobService/SubmitImageResize",
+            flags=(*source, *flags(auth, data=RESIZE_BODY)),
+        )
+        submitted = json.loads(out)
+        _, out, _ = await grpcurl(
+            mend_server,
+            "mend.v1.JobService/GetJob",
+            flags=(*source, *flags(auth, data={"id": submitted["jobId"]})),
+        )
+        printed[mode] = [submitted, json.loads(out)]
+    for from_reflection, from_protos in zip(printed["reflection"], printed["protos"], strict=True):
+        assert field_names(from_reflection) == field_names(from_protos)
+    names = field_names(printed["reflection"])
+    assert {"jobId", "sourceBucket", "queuePosition", "imageResize"} <= names
+    assert not {n for n in names if "_" in n}, names

@@ -93,3 +93,25 @@ async def test_v1_describes_itself_as_v1(mend_server: MendServer) -> None:
     }
     assert fields["list_services_response"] == ".grpc.reflection.v1.ListServiceResponse"
     assert not proto.options.deprecated  # v1alpha's file is marked deprecated; v1 is not
+
+
+async def test_served_descriptors_carry_json_names(mend_server: MendServer) -> None:
+    """As protoc's descriptor sets do: a client reading them prints the proto3 JSON names,
+    as it does from the .proto files."""
+    [response] = await reflect_v1(
+        mend_server, wire.ServerReflectionRequest(file_containing_symbol="mend.v1.JobService")
+    )
+    jobs = files(response)["mend/v1/jobs.proto"]
+
+    def json_names(messages) -> dict[str, str]:
+        out = {}
+        for message in messages:
+            out |= {f"{message.name}.{f.name}": f.json_name for f in message.field}
+            out |= {f"{message.name}.{k}": v for k, v in json_names(message.nested_type).items()}
+        return out
+
+    names = json_names(jobs.message_type)
+    assert names["SubmitJobResponse.job_id"] == "jobId"
+    assert names["Job.estimated_wait_seconds"] == "estimatedWaitSeconds"
+    assert names["QueueStats.ByTypeEntry.value"] == "value"
+    assert all(names.values()), [k for k, v in names.items() if not v]

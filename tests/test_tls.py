@@ -231,7 +231,7 @@ async def test_grpcurl_with_cacert(
         security=cacert,
         flags=flags(f"x-api-key: {API_KEY}", data=RESIZE_BODY),
     )
-    job_id = json.loads(out)["job_id"]
+    job_id = json.loads(out)["jobId"]
     async with AsyncClient(address(tls_server), api_key=API_KEY, ca=pki.ca) as c:
         assert (await c.get(job_id)).id == job_id
 

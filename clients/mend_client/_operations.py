@@ -56,7 +56,8 @@ def enum_number(enum: EnumDescriptor, name: str, what: str) -> int:
     if value is None:
         expected = ", ".join(enum_names(enum))
         raise ValueError(f"unknown {what} {name!r}: expected one of {expected}")
-    return value.number
+    number: int = value.number
+    return number
 
 
 def parameters(job_type: str, values: Mapping[str, Any]) -> pb.JobParameters:

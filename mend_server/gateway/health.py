@@ -36,7 +36,7 @@ def utc_now() -> str:
 
 def _version() -> str:
     try:
-        return metadata.version("mend")
+        return metadata.version("mend-server")
     except metadata.PackageNotFoundError:
         return "unknown"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Queues an image resize: my-bucket/input.jpg -> my-bucket/output.jpg at 800x600.
-# Prints {"job_id": "...", "status": "JOB_STATUS_PENDING", "message": "Job queued for processing"}.
+# Prints {"jobId": "...", "status": "JOB_STATUS_PENDING", "message": "Job queued for processing"}.
 set -euo pipefail
 . "$(dirname "$0")/_env.sh"
 
