@@ -27,6 +27,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -299,8 +300,17 @@ def test_probe_role_follows_the_entry_point() -> None:
 
 @dataclass(frozen=True)
 class Installed:
-    site: Path  # the wheels installed with --target: the image's site-packages
+    """A virtualenv holding Mend's wheels and nothing else of the project: the image's
+    Python. Their dependencies come from this venv's site-packages, added as a plain path
+    (its .pth files, the editable installs of the checkout among them, are not read)."""
+
+    bin: Path
+    site: Path
     scripts: dict[str, str]  # console script -> module:function
+
+    @property
+    def python(self) -> str:
+        return str(self.bin / "python")
 
 
 @pytest.fixture(scope="module")
@@ -322,13 +332,24 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         PIP_NO_BUILD_ISOLATION="0",
     )
     subprocess.run(["sh", "-c", command], cwd=context, env=env, check=True)
-    site = tmp / "site"
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index"]
-    subprocess.run([*pip, "--target", str(site), *map(str, wheels.glob("*.whl"))], check=True)
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
+    subprocess.run([*pip, "--no-deps", "--no-index", *map(str, wheels.glob("*.whl"))], check=True)
     scripts = {}
     for dist in metadata.distributions(path=[str(site)]):
         scripts |= {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
-    return Installed(site, scripts)
+    return Installed(venv / "bin", site, scripts)
 
 
 def test_the_image_commands_are_console_scripts_of_the_wheels(installed: Installed) -> None:
@@ -337,7 +358,7 @@ def test_the_image_commands_are_console_scripts_of_the_wheels(installed: Install
     assert set(commands) == {"mend-server", "mend-gateway", "mend-worker"}
     for command in [*commands, "mend-admin"]:
         assert command in installed.scripts, f"{command}: no such console script"
-        assert (installed.site / "bin" / command).exists()
+        assert (installed.bin / command).exists()
 
 
 def health_commands() -> list[list[str]]:
@@ -351,8 +372,8 @@ def test_the_health_check_modules_come_from_the_wheels(installed: Installed) -> 
     for command in health_commands():
         assert command[:2] == ["python", "-m"], command
         found = subprocess.run(
-            [sys.executable, "-c", f"import {command[2]}; print({command[2]}.__file__)"],
-            env=dict(os.environ, PYTHONPATH=str(installed.site)),
+            [installed.python, "-c", f"import {command[2]}; print({command[2]}.__file__)"],
+            env=clean_environment(),
             cwd=installed.site,
             capture_output=True,
             text=True,
@@ -377,11 +398,12 @@ def runtime_distributions(name: str) -> Iterator[metadata.Distribution]:
         yield dist
         todo += [Requirement(r) for r in dist.requires or ()]
         for extra in requirement.extras:  # redis[hiredis]
-            todo += [
-                Requirement(r.split(";")[0])
-                for r in dist.requires or ()
-                if f'extra == "{extra}"' in r
-            ]
+            for line in dist.requires or ():
+                extra_requirement = Requirement(line)
+                marker = extra_requirement.marker
+                if marker is not None and marker.evaluate({"extra": extra}):
+                    extra_requirement.marker = None
+                    todo.append(extra_requirement)
 
 
 def test_native_libraries_need_nothing_beyond_the_base_image() -> None:
@@ -404,6 +426,12 @@ def test_native_libraries_need_nothing_beyond_the_base_image() -> None:
 
 
 # ---------------------------------------------------------------------------- end to end
+
+
+def clean_environment() -> dict[str, str]:
+    """This environment without Mend's and AWS's settings, nor the checkout on the path."""
+    drop = ("MEND_", "AWS_", "PYTHONPATH", "VIRTUAL_ENV")
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
 class Stack:
@@ -453,14 +481,14 @@ class Stack:
             "MEND_S3_ENDPOINT_URL": self.s3.endpoint,
             **AWS_ENV,
         }
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("MEND_", "AWS_"))}
-        return clean | settings | local | {"PYTHONPATH": str(self.installed.site)}
+        return clean_environment() | settings | local
 
     def start(self, service: str, env: dict[str, str]) -> None:
         command = compose()["services"][service]["command"]
-        script = self.installed.site / "bin" / command[0]
         self.processes[service] = subprocess.Popen(
-            [sys.executable, str(script), *command[1:]], env=env, cwd=self.tmp
+            [self.installed.python, str(self.installed.bin / command[0]), *command[1:]],
+            env=env,
+            cwd=self.tmp,
         )
 
     def stop(self, name: str) -> None:
@@ -477,14 +505,16 @@ class Stack:
         self.s3.stop()
 
 
-def health(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, *command[1:]] if command[0] == "python" else command
+def health(
+    installed: Installed, command: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    argv = [installed.python, *command[1:]] if command[0] == "python" else command
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=WAIT_SECONDS)
 
 
-def wait_healthy(command: list[str], env: dict[str, str]) -> None:
+def wait_healthy(installed: Installed, command: list[str], env: dict[str, str]) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
-    while (out := health(command, env)).returncode != 0:
+    while (out := health(installed, command, env)).returncode != 0:
         assert time.monotonic() < deadline, f"{command}: {out.stderr}"
         time.sleep(0.3)
 
@@ -515,9 +545,9 @@ def test_health_checks_pass_against_the_running_services_and_fail_without_them(
         }
         for name in MEND_SERVICES:
             # Fails before its service runs: the probe can tell.
-            assert health(checks[name], envs[name]).returncode == 1
+            assert health(installed, checks[name], envs[name]).returncode == 1
             stack.start(name, envs[name])
-            wait_healthy(checks[name], envs[name])
+            wait_healthy(installed, checks[name], envs[name])
             # The image's HEALTHCHECK, without a role, probes what this process is.
             argv = Path(f"/proc/{stack.processes[name].pid}/cmdline").read_bytes()
             assert role_of(argv.decode().split("\0")) == checks[name][-1]
@@ -550,6 +580,6 @@ def test_health_checks_pass_against_the_running_services_and_fail_without_them(
 
         for name in reversed(MEND_SERVICES):
             stack.stop(name)
-            assert health(checks[name], envs[name]).returncode == 1, name
+            assert health(installed, checks[name], envs[name]).returncode == 1, name
     finally:
         stack.close()
