@@ -15,11 +15,12 @@ README's "Running Mend in production", checked without Docker (none on these mac
 - end to end: redis-server with compose's flags, then mend-server, mend-gateway and
   mend-worker from the installed wheels with compose's and .env.example's settings (S3 in
   moto) run a job; each service's health check command passes against them, and fails
-  once its process is stopped.
+  once its process is stopped; the gRPC probe also reaches a mutual-TLS server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -44,12 +45,15 @@ from packaging.requirements import Requirement
 
 from mend_core.settings import Settings
 from mend_devkit.ports import free_port
-from mend_devkit.redis_server import redis_binary
+from mend_devkit.redis_server import RedisServer, redis_binary
 from mend_devkit.s3 import AWS_ENV, MotoS3
 from mend_devkit.sample import photo
 from mend_server.addresses import dial_address
 from mend_server.probe import role_of
+from mend_server.server import MendServer
+from tests.conftest import make_settings
 from tests.images import encode
+from tests.pki import Pki
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -583,3 +587,45 @@ def test_health_checks_pass_against_the_running_services_and_fail_without_them(
             assert health(installed, checks[name], envs[name]).returncode == 1, name
     finally:
         stack.close()
+
+
+async def test_grpc_probe_dials_mutual_tls_as_the_gateway_does(
+    redis_server: RedisServer, pki: Pki
+) -> None:
+    """A server whose certificate names only `localhost`, requiring client certificates:
+    with the gateway's TLS settings and MEND_TLS_SERVER_NAME the probe passes; without
+    the name (it dials 127.0.0.1) it fails, as the README says."""
+    tls = {
+        "tls_cert": pki.localhost_cert,
+        "tls_key": pki.localhost_key,
+        "tls_client_ca": pki.ca,
+        "tls_ca": pki.ca,
+        "gateway_tls_cert": pki.client_cert,
+        "gateway_tls_key": pki.client_key,
+    }
+    settings = make_settings(redis_server.url, **tls)
+    server = MendServer(settings)
+    await server.start()
+    env = clean_environment() | {
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'clients'}",
+        "MEND_REDIS_URL": redis_server.url,
+        "MEND_GRPC_PORT": str(server.port),
+        **{f"MEND_{name.upper()}": str(path) for name, path in tls.items()},
+    }
+
+    async def probe(**extra: str) -> int:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mend_server.probe",
+            "grpc",
+            env=env | extra,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        return await process.wait()
+
+    try:
+        assert await probe(MEND_TLS_SERVER_NAME="localhost") == 0
+        assert await probe() == 1
+    finally:
+        await server.stop(grace=0)
