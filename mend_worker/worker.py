@@ -30,6 +30,11 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
 
 
+def worker_host(worker_id: str) -> str:
+    """The host name a worker id was made on (new_worker_id)."""
+    return worker_id.rpartition(":")[0]
+
+
 def backoff_seconds(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with jitter: base * 2^(attempt-1), capped, scaled by 0.5-1.5."""
     return min(cap, base * 2 ** max(attempt - 1, 0)) * random.uniform(0.5, 1.5)

@@ -114,5 +114,10 @@ class WorkQueue:
     async def unregister_worker(self, worker_id: str) -> None:
         await self._redis.zrem(self._keys.workers, worker_id)
 
+    async def live_workers(self, within_seconds: float) -> list[str]:
+        """The workers that registered within the last `within_seconds`."""
+        since = int((time.time() - within_seconds) * 1000)
+        return list(await self._redis.zrangebyscore(self._keys.workers, since, "+inf"))
+
     async def _call(self, script: str, lease: Lease, *args: object) -> Any:
         return await self._scripts(script, lease.job_id, lease.fence, *args)

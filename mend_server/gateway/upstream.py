@@ -10,6 +10,7 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 
+from mend_server.addresses import dial_address
 from mend_server.auth import STREAM_TOKEN_METADATA
 
 # Headers that carry the caller's credentials; passed through unchanged as metadata, so
@@ -19,7 +20,6 @@ FORWARDED_HEADERS = ("x-api-key", "authorization")
 # not a request field: on every route it goes to the server as metadata, and the server
 # accepts it for WatchJob only, so that a token opens the stream and nothing else.
 TOKEN_QUERY = "token"
-_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 _CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     # WatchJob streams may sit idle for a long time: keep the connection warm.
     ("grpc.keepalive_time_ms", 30_000),
@@ -31,8 +31,7 @@ _CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 
 def grpc_target(host: str, port: int) -> str:
     """Where to reach a server bound to host:port (a wildcard bind is reached locally)."""
-    host = _WILDCARD_HOSTS.get(host, host)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return dial_address(host, port)
 
 
 Metadata = tuple[tuple[str, str], ...]
