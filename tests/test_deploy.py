@@ -349,7 +349,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     )
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
-    subprocess.run([*pip, "--no-deps", "--no-index", *map(str, wheels.glob("*.whl"))], check=True)
+    # --ignore-installed: the .pth above shows the checkout's editable installs of the same
+    # distributions, which pip would otherwise take as already satisfied.
+    wheel_files = map(str, wheels.glob("*.whl"))
+    install = [*pip, "--no-deps", "--no-index", "--ignore-installed", *wheel_files]
+    subprocess.run(install, check=True)
     scripts = {}
     for dist in metadata.distributions(path=[str(site)]):
         scripts |= {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
