@@ -241,15 +241,15 @@ class JobStore:
         return job
 
     async def retry(self, tenant: str, job_id: str) -> Job:
-        """A failed or cancelled job back to pending with a fresh attempt budget (RetryJob):
+        """A failed or cancelled job back to pending with a fresh attempt budget (RetryJob);
         JobNotRetryable in any other state."""
         out = await self._scripts("requeue", job_id, tenant)
         if out[0] == "not_found":
             raise JobNotFound(job_id)
-        job = job_from_fields(pairs(out[1:]))
         if out[0] == "state":
-            raise JobNotRetryable(job)
-        return job
+            raise JobNotRetryable(job_from_fields(pairs(out[1:])))
+        # Read again for its place in the queue, as GetJob shows it.
+        return await self.get(tenant, job_id)
 
     async def delete(self, tenant: str, job_id: str) -> None:
         """Deletes a finished job and all trace of it; JobNotFinished when it is not."""
