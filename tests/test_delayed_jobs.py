@@ -32,7 +32,7 @@ from tests.workers import eventually, get_job, statuses, submit, watch_until, wo
 DAY = 24 * 3600
 # How late a due job may start here. Mend queues it on time (the housekeeping sleeps
 # until it is due); what remains is a claim and a process on a shared 2-core machine.
-LATENESS_BOUND = 0.5
+LATENESS_BOUND = 0.3
 
 
 def ms(ts: Timestamp) -> int:
@@ -66,19 +66,20 @@ async def test_delayed_jobs_wait_then_run_on_time(
     async with worker_pool(redis_server.url, **storage_env(root)) as workers:
         workers.start()
         await idle_worker(redis_client)
-        later = await submit(stub, resize_request(delay_seconds=1.5, dest_key="a.jpg"))
+        later = await submit(stub, resize_request(delay_seconds=1.6, dest_key="a.jpg"))
         # Due before `later`, and sooner than the housekeeping's usual interval (1 s): the
-        # schedule's wake-up has to re-time the sleep for it to start on time.
+        # schedule's wake-up has to re-time the sleep for them to start on time.
         soon = await submit(stub, resize_request(run_at=timestamp_in(0.4), dest_key="b.jpg"))
+        between = await submit(stub, resize_request(delay_seconds=1.0, dest_key="c.jpg"))
 
         waiting = await get_job(stub, later)
         assert waiting.status == pb.JOB_STATUS_PENDING
-        assert abs(ms(waiting.scheduled_at) - ms(waiting.created_at) - 1500) < 50
+        assert abs(ms(waiting.scheduled_at) - ms(waiting.created_at) - 1600) < 50
         assert waiting.queue_position >= 1 and waiting.estimated_wait_seconds >= 1.0
         stats = await stub.GetQueueStats(pb.GetQueueStatsRequest(), metadata=AUTH)
-        assert stats.scheduled == 2 and stats.totals.pending == 2
+        assert stats.scheduled == 3 and stats.totals.pending == 3
 
-        for job_id in (soon, later):
+        for job_id in (soon, between, later):
             seen = await watch_until(
                 stub, job_id, lambda j: j.status == pb.JOB_STATUS_COMPLETED, from_version=0
             )
@@ -89,9 +90,11 @@ async def test_delayed_jobs_wait_then_run_on_time(
             due, started = ms(seen[0].scheduled_at), ms(seen[-1].started_at)
             print(f"job due at {due}, started {started - due} ms later")
             assert started >= due, "started before its time"
+            # Housekeeping at its usual 1 s interval alone would pass this for all three
+            # jobs only by luck (about 3%).
             assert started - due < LATENESS_BOUND * 1000, workers.outputs()
         stats = await stub.GetQueueStats(pb.GetQueueStatsRequest(), metadata=AUTH)
-        assert stats.scheduled == 0 and stats.totals.completed == 2
+        assert stats.scheduled == 0 and stats.totals.completed == 3
 
 
 async def test_cancel_while_waiting(
