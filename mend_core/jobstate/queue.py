@@ -70,11 +70,15 @@ class WorkQueue:
 
     async def wait_for_schedule(self, block_seconds: float) -> bool:
         """Blocks until a job was scheduled (or block_seconds elapse); True when one was.
-        Housekeeping then reaps again, to learn the new earliest due time."""
-        woken = await self._redis.blpop(  # type: ignore[misc]
-            [self._keys.schedule_wake], timeout=block_seconds
-        )
-        return woken is not None
+        Housekeeping then reaps again, which learns the earliest due time of every job
+        scheduled so far: the tokens left are spent with this one (a worker starting after
+        a burst of delayed submits wakes once, not once per job)."""
+        key = self._keys.schedule_wake
+        woken = await self._redis.blpop([key], timeout=block_seconds)  # type: ignore[misc]
+        if woken is None:
+            return False
+        await self._redis.delete(key)
+        return True
 
     async def heartbeat(self, lease: Lease) -> bool:
         """Extends the lease; False means it is lost (cancelled, reaped, timed out)."""
