@@ -101,6 +101,43 @@ class JobFinished(RequestError):
         return {"job_id": self.job.id, "status": self.job.status.value}
 
 
+class JobNotRetryable(RequestError):
+    """RetryJob of a job that is neither failed nor cancelled."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(
+            f"job {job.id} is {job.status.value}; only a failed or cancelled job can be retried"
+        )
+        self.job = job
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {"job_id": self.job.id, "status": self.job.status.value}
+
+
+class JobNotFinished(RequestError):
+    """DeleteJob of a job that has not finished."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(
+            f"job {job.id} is {job.status.value}; only a finished job can be deleted "
+            "(cancel it first)"
+        )
+        self.job = job
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {"job_id": self.job.id, "status": self.job.status.value}
+
+
+class AdminOnly(RequestError):
+    """A request field only admin keys may use."""
+
+    def __init__(self, field: str) -> None:
+        why = "needs an admin key (MEND_ADMIN_KEYS)"
+        super().__init__(f"{field} {why}", [Violation(field, why)])
+
+
 class BatchExists(RequestError):
     def __init__(self, batch_id: str, violations: Sequence[Violation] = ()) -> None:
         super().__init__(f"batch {batch_id} already exists", violations)

@@ -47,6 +47,10 @@ class JobSpec:
     webhook_url: str = ""
     webhook_style: str = ""
     batch_id: str = ""
+    # When to run (at most one is set): at run_at_ms (epoch ms; a past time is now), or
+    # delay_ms after the job is stored. Neither: queued at once.
+    run_at_ms: int | None = None
+    delay_ms: int | None = None
 
     def buckets(self) -> list[tuple[str, str]]:
         """Every (field, bucket) the job reads or writes: what the tenant must be granted."""
@@ -89,6 +93,8 @@ class Job:
     progress_percent: int = 0
     progress_message: str = ""
     fence: int = 0
+    # While a delayed job waits: when it is due (epoch ms).
+    scheduled_at_ms: int | None = None
     # Only for pending jobs, computed when read.
     queue_position: int | None = None
     estimated_wait_seconds: float | None = None

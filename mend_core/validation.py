@@ -6,7 +6,9 @@ maps them to its request's field paths."""
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 MAX_KEY_BYTES = 1024
 MAX_BATCH = 100
+# How far ahead a job may be scheduled (run_at, delay_seconds), as Cloud Tasks allows.
+MAX_DELAY_SECONDS = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class JobDraft:
     max_attempts: int | None = None
     timeout_seconds: int | None = None
     batch_id: str = ""
+    run_at_ms: int | None = None  # epoch ms
+    delay_seconds: float | None = None
 
 
 def bucket_problem(name: str) -> str | None:
@@ -154,7 +160,22 @@ def _range(value: int, low: int, high: int) -> str | None:
     return None if low <= value <= high else f"must be between {low} and {high}, got {value}"
 
 
-def validate(draft: JobDraft, limits: Limits) -> JobSpec:
+def _schedule_problems(draft: JobDraft, now_ms: int) -> list[Violation]:
+    """run_at in the past is accepted (the job runs now, as Cloud Tasks does with a past
+    schedule_time); both, or a time beyond MAX_DELAY_SECONDS, are refused."""
+    days = MAX_DELAY_SECONDS // 86400
+    if draft.run_at_ms is not None and draft.delay_seconds is not None:
+        return [Violation("run_at", "must not be set together with delay_seconds; give one")]
+    if draft.run_at_ms is not None and draft.run_at_ms > now_ms + MAX_DELAY_SECONDS * 1000:
+        return [Violation("run_at", f"must be at most {days} days ahead")]
+    delay = draft.delay_seconds
+    if delay is not None and not (math.isfinite(delay) and 0 <= delay <= MAX_DELAY_SECONDS):
+        problem = f"must be between 0 and {MAX_DELAY_SECONDS} ({days} days), got {delay}"
+        return [Violation("delay_seconds", problem)]
+    return []
+
+
+def validate(draft: JobDraft, limits: Limits, now_ms: int | None = None) -> JobSpec:
     """The JobSpec, or ValidationError naming every bad field: the draft's own names for
     the common fields, the parameter's name for an operation's (`width`)."""
     bad: list[Violation] = []
@@ -186,6 +207,7 @@ def validate(draft: JobDraft, limits: Limits) -> JobSpec:
         check("max_attempts", _range(draft.max_attempts, 1, limits.max_attempts_limit))
     if draft.timeout_seconds is not None:
         check("timeout_seconds", _range(draft.timeout_seconds, 1, limits.timeout_limit_seconds))
+    bad += _schedule_problems(draft, int(time.time() * 1000) if now_ms is None else now_ms)
     if bad:
         raise ValidationError(bad)
 
@@ -203,4 +225,6 @@ def validate(draft: JobDraft, limits: Limits) -> JobSpec:
         webhook_url=draft.webhook_url,
         webhook_style=draft.webhook_style,
         batch_id=draft.batch_id,
+        run_at_ms=draft.run_at_ms,
+        delay_ms=None if draft.delay_seconds is None else round(draft.delay_seconds * 1000),
     )

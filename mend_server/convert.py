@@ -95,6 +95,8 @@ def _draft(
         max_attempts=o["max_attempts"],
         timeout_seconds=o["timeout_seconds"],
         batch_id=batch_id,
+        run_at_ms=None if o["run_at"] is None else o["run_at"].ToMilliseconds(),
+        delay_seconds=o["delay_seconds"],
     )
 
 
@@ -155,6 +157,8 @@ def job_to_pb(job: Job) -> pb.Job:
         _set_time(msg.started_at, job.started_at_ms)
     if job.completed_at_ms is not None:
         _set_time(msg.completed_at, job.completed_at_ms)
+    if job.scheduled_at_ms is not None:
+        _set_time(msg.scheduled_at, job.scheduled_at_ms)
     if job.progress_percent or job.progress_message:
         msg.progress.percent = job.progress_percent
         msg.progress.message = job.progress_message

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import binascii
 import functools
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -20,6 +21,7 @@ from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.errors import (
     AccessDenied,
+    AdminOnly,
     BatchExists,
     Refusal,
     RequestConflict,
@@ -28,8 +30,8 @@ from mend_core.errors import (
     VersionOutOfRange,
     Violation,
 )
-from mend_core.job import JobSpec
-from mend_core.jobstate.store import JobStore
+from mend_core.job import JobSpec, JobStatus
+from mend_core.jobstate.store import JobStore, PurgeCursor, PurgeFilter
 from mend_core.operations import OPERATIONS
 from mend_core.tenancy import BucketGrants
 from mend_core.validation import MAX_BATCH, JobDraft, Limits, validate, validate_batch
@@ -41,6 +43,9 @@ from mend_server.stream_tokens import StreamTokens
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# PurgeJobs: jobs looked at per call, which bounds the work (and time) of one call.
+DEFAULT_PURGE_PAGE_SIZE = 100
+MAX_PURGE_PAGE_SIZE = 1000
 QUEUED_MESSAGE = "Job queued for processing"
 VALID_MESSAGE = "The request is valid; nothing was queued (validate_only)"
 # States read from a job's event log at a time by WatchJob.
@@ -311,6 +316,68 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     ) -> pb.Job:
         job_id = _job_id(request.id)
         return convert.job_to_pb(await self._store.cancel(_tenant(), job_id))
+
+    @_guarded
+    async def RetryJob(
+        self, request: pb.RetryJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Job:
+        job_id = _job_id(request.id)
+        return convert.job_to_pb(await self._store.retry(_tenant(), job_id))
+
+    @_guarded
+    async def DeleteJob(
+        self, request: pb.DeleteJobRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        job_id = _job_id(request.id)
+        await self._store.delete(_tenant(), job_id)
+        return empty_pb2.Empty()
+
+    @_guarded
+    async def PurgeJobs(
+        self, request: pb.PurgeJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PurgeJobsResponse:
+        bad: list[Violation] = []
+        statuses = tuple(s for s in JobStatus if s.terminal)
+        if request.status:
+            wanted = convert.STATUS_FROM_PB.get(request.status)
+            if wanted is None or not wanted.terminal:
+                bad.append(Violation("status", "must be completed, failed or cancelled"))
+            else:
+                statuses = (wanted,)
+        job_type = convert.TYPE_FROM_PB.get(request.type)
+        if request.type and job_type is None:
+            bad.append(Violation("type", f"unknown job type {request.type}"))
+        if not 0 <= request.page_size <= MAX_PURGE_PAGE_SIZE:
+            bad.append(Violation("page_size", f"must be between 1 and {MAX_PURGE_PAGE_SIZE}"))
+        cursor = None
+        if request.page_token:
+            try:
+                raw = json.loads(base64.urlsafe_b64decode(request.page_token.encode()))
+                cursor = PurgeCursor(tenant=str(raw["tenant"]), seq=int(raw["seq"]))
+            except (ValueError, TypeError, KeyError, binascii.Error):
+                bad.append(Violation("page_token", "is not a token from a previous call"))
+        if bad:
+            raise ValidationError(bad)
+        caller = current_caller.get()
+        if request.all_tenants and not caller.admin:
+            raise AdminOnly("all_tenants")
+        before = None
+        if request.HasField("finished_before"):
+            before = request.finished_before.ToMilliseconds()
+        purged = await self._store.purge(
+            None if request.all_tenants else [caller.tenant],
+            PurgeFilter(statuses, job_type, before),
+            dry_run=request.dry_run,
+            page_size=request.page_size or DEFAULT_PURGE_PAGE_SIZE,
+            cursor=cursor,
+        )
+        token = ""
+        if (c := purged.next_cursor) is not None:
+            raw_token = json.dumps({"tenant": c.tenant, "seq": c.seq}).encode()
+            token = base64.urlsafe_b64encode(raw_token).decode()
+        return pb.PurgeJobsResponse(
+            deleted=len(purged.job_ids), next_page_token=token, job_ids=purged.job_ids
+        )
 
     @_guarded
     async def ListJobs(

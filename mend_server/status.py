@@ -19,10 +19,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mend_core.errors import (
     AccessDenied,
+    AdminOnly,
     BatchExists,
     InvalidStreamToken,
     JobFinished,
+    JobNotFinished,
     JobNotFound,
+    JobNotRetryable,
     MalformedRequest,
     NotAuthenticated,
     RequestConflict,
@@ -63,6 +66,9 @@ RULES: dict[type[Exception], Rule] = {
     VersionOutOfRange: Rule(Code.OUT_OF_RANGE, "VERSION_NOT_REACHED", "out of range"),
     JobNotFound: Rule(Code.NOT_FOUND, "JOB_NOT_FOUND"),
     JobFinished: Rule(Code.FAILED_PRECONDITION, "JOB_FINISHED"),
+    JobNotRetryable: Rule(Code.FAILED_PRECONDITION, "JOB_NOT_RETRYABLE"),
+    JobNotFinished: Rule(Code.FAILED_PRECONDITION, "JOB_NOT_FINISHED"),
+    AdminOnly: Rule(Code.PERMISSION_DENIED, "ADMIN_KEY_REQUIRED"),
     BatchExists: Rule(Code.ALREADY_EXISTS, "BATCH_EXISTS"),
     NotAuthenticated: Rule(Code.UNAUTHENTICATED, "API_KEY_INVALID"),
     InvalidStreamToken: Rule(Code.UNAUTHENTICATED, "STREAM_TOKEN_INVALID"),

@@ -96,20 +96,46 @@ class Worker:
             raise waiting.exception()  # type: ignore[misc]
 
     async def _housekeeping(self) -> None:
-        """Announce this worker, requeue jobs of dead workers, promote due retries."""
+        """Announce this worker, requeue jobs of dead workers, and queue scheduled jobs
+        (retries, delayed jobs) when due: it sleeps until the earliest due time when that
+        comes before its usual interval, and a newly scheduled job wakes it to look again,
+        so a due job is queued on time without polling Redis."""
+        scheduled = asyncio.Event()
+        watcher = asyncio.create_task(self._watch_schedule(scheduled))
+        try:
+            while True:
+                pause = HOUSEKEEPING_SECONDS
+                scheduled.clear()  # before reaping: a job scheduled meanwhile wakes us
+                try:
+                    await self._queue.register_worker(self.worker_id)
+                    reaped = await self._queue.reap()
+                    if reaped.requeued or reaped.failed:
+                        log.warning(
+                            "leases expired: %d jobs requeued, %d failed",
+                            reaped.requeued,
+                            reaped.failed,
+                        )
+                    if reaped.next_due_seconds is not None:
+                        # A millisecond late rather than early: Redis's clock decides.
+                        pause = min(pause, reaped.next_due_seconds + 0.001)
+                except redis.exceptions.RedisError as exc:
+                    log.warning("housekeeping failed: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await scheduled.wait()
+        finally:
+            await cancel_and_wait(watcher)
+
+    async def _watch_schedule(self, scheduled: asyncio.Event) -> None:
+        """Sets `scheduled` whenever a job is scheduled (one worker's housekeeping takes
+        each wake-up token; the others keep their interval)."""
         while True:
             try:
-                await self._queue.register_worker(self.worker_id)
-                reaped = await self._queue.reap()
-                if reaped.requeued or reaped.failed:
-                    log.warning(
-                        "leases expired: %d jobs requeued, %d failed",
-                        reaped.requeued,
-                        reaped.failed,
-                    )
+                if await self._queue.wait_for_schedule(WAIT_TIMEOUT_SECONDS):
+                    scheduled.set()
             except redis.exceptions.RedisError as exc:
-                log.warning("housekeeping failed: %s", exc)
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+                log.warning("schedule watch failed: %s", exc)
+                await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     async def _process(self, lease: Lease) -> Lease | None:
         """Runs a leased job to its end; returns the next job when it was leased at once."""

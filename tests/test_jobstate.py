@@ -17,7 +17,7 @@ from mend_core.job import Batch, JobStatus
 from mend_core.jobstate.keys import KEYS, Keys
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.jobstate.scripts import TRANSITIONS
-from mend_core.jobstate.store import BatchCounts, JobStore
+from mend_core.jobstate.store import BatchCounts, JobStore, PurgeFilter
 from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.redis_client import connect
 from mend_devkit.redis_server import RedisServer
@@ -60,7 +60,8 @@ async def parts(redis_server: RedisServer, redis_client) -> AsyncIterator[Parts]
 async def workout(p: Parts) -> None:
     """Every transition at least once: submit (with a request_id, and a fail_fast batch),
     claim, heartbeat, progress, complete, retry, reap, release, fail, cancel; the worker
-    registry; and a webhook delivered, retried, promoted and dead-lettered."""
+    registry; a webhook delivered, retried, promoted and dead-lettered; and a delayed job
+    cancelled, requeued (RetryJob), deleted and purged."""
     store, queue, hooks = p.store, p.queue, p.webhooks
     await queue.register_worker("w1")
     await store.submit("acme", [replace(SPEC, request_id="r1")])
@@ -91,6 +92,15 @@ async def workout(p: Parts) -> None:
     assert (await hooks.promote(10))[0] == 1
     assert await hooks.bury(rest[1], "gone", None)
     assert await hooks.replay([letter.id for letter in await hooks.dead_letters()])
+
+    (later,) = await store.submit("acme", [replace(JOB, delay_ms=60_000)])
+    await store.cancel("acme", later.job_id)
+    await store.retry("acme", later.job_id)
+    await store.cancel("acme", later.job_id)
+    await store.delete("acme", later.job_id)
+    finished = PurgeFilter(tuple(s for s in JobStatus if s.terminal))
+    purged = await store.purge(["acme"], finished, dry_run=False, page_size=100, cursor=None)
+    assert purged.job_ids and purged.next_cursor is None
 
 
 def _pattern(template: str) -> str:

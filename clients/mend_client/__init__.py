@@ -38,6 +38,7 @@ from mend_client._types import (
     JobResult,
     JobStatus,
     Progress,
+    Purged,
     QueueStats,
 )
 
@@ -61,6 +62,7 @@ __all__ = [
     "NotFound",
     "OutOfRange",
     "Progress",
+    "Purged",
     "QueueStats",
     "JobRequest",
     "OPERATIONS",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.v1 import jobs_pb2 as pb
 from mend_client._operations import parameters
@@ -30,6 +33,26 @@ def _enum(table: dict[str, int], name: str | None, what: str) -> int:
         raise ValueError(f"unknown {what} {name!r}: expected one of {', '.join(table)}") from None
 
 
+def timestamp(when: datetime) -> Timestamp:
+    """A datetime as a Timestamp; a naive one is taken as UTC."""
+    ts = Timestamp()
+    ts.FromDatetime(when)
+    return ts
+
+
+def _options(job: ResizeJob | JobRequest) -> pb.SubmitOptions:
+    return pb.SubmitOptions(
+        priority=job.priority,
+        request_id=job.request_id or "",
+        webhook_url=job.webhook_url or "",
+        webhook_style=_enum(STYLE_TO_PB, job.webhook_style, "webhook style"),  # type: ignore[arg-type]
+        max_attempts=job.max_attempts,
+        timeout_seconds=job.timeout_seconds,
+        run_at=None if job.run_at is None else timestamp(job.run_at),
+        delay_seconds=job.delay_seconds,
+    )
+
+
 @dataclass(frozen=True)
 class ResizeJob:
     """An image_resize job to submit; `Client.resize` takes the same keyword arguments.
@@ -50,6 +73,9 @@ class ResizeJob:
     webhook_style: WebhookStyle | None = None
     max_attempts: int | None = None
     timeout_seconds: int | None = None
+    # Run no earlier than run_at (naive: UTC), or delay_seconds after submission.
+    run_at: datetime | None = None
+    delay_seconds: float | None = None
 
     def to_proto(self) -> pb.SubmitJobRequest:
         resize = pb.ImageResizeParameters(
@@ -59,21 +85,13 @@ class ResizeJob:
             fit=_enum(FIT_TO_PB, self.fit, "fit"),  # type: ignore[arg-type]
             format=_enum(FORMAT_TO_PB, self.format, "format"),  # type: ignore[arg-type]
         )
-        options = pb.SubmitOptions(
-            priority=self.priority,
-            request_id=self.request_id or "",
-            webhook_url=self.webhook_url or "",
-            webhook_style=_enum(STYLE_TO_PB, self.webhook_style, "webhook style"),  # type: ignore[arg-type]
-            max_attempts=self.max_attempts,
-            timeout_seconds=self.timeout_seconds,
-        )
         return pb.SubmitJobRequest(
             source_bucket=self.source_bucket,
             source_key=self.source_key,
             dest_bucket=self.dest_bucket,
             dest_key=self.dest_key,
             parameters=pb.JobParameters(image_resize=resize),
-            options=options,
+            options=_options(self),
         )
 
 
@@ -95,23 +113,18 @@ class JobRequest:
     webhook_style: WebhookStyle | None = None
     max_attempts: int | None = None
     timeout_seconds: int | None = None
+    # Run no earlier than run_at (naive: UTC), or delay_seconds after submission.
+    run_at: datetime | None = None
+    delay_seconds: float | None = None
 
     def to_proto(self) -> pb.SubmitJobRequest:
-        options = pb.SubmitOptions(
-            priority=self.priority,
-            request_id=self.request_id or "",
-            webhook_url=self.webhook_url or "",
-            webhook_style=_enum(STYLE_TO_PB, self.webhook_style, "webhook style"),  # type: ignore[arg-type]
-            max_attempts=self.max_attempts,
-            timeout_seconds=self.timeout_seconds,
-        )
         return pb.SubmitJobRequest(
             source_bucket=self.source_bucket,
             source_key=self.source_key,
             dest_bucket=self.dest_bucket,
             dest_key=self.dest_key,
             parameters=parameters(self.type, self.params),
-            options=options,
+            options=_options(self),
         )
 
 
@@ -144,6 +157,27 @@ def list_request(
     return pb.ListJobsRequest(
         status=_enum(STATUS_TO_PB, status, "status"),  # type: ignore[arg-type]
         type=_enum(TYPE_TO_PB, type, "job type"),  # type: ignore[arg-type]
+        page_size=page_size or 0,
+        page_token=page_token,
+    )
+
+
+def purge_request(
+    *,
+    status: JobStatus | str | None,
+    type: str | None,
+    finished_before: datetime | None,
+    dry_run: bool,
+    all_tenants: bool,
+    page_size: int | None,
+    page_token: str,
+) -> pb.PurgeJobsRequest:
+    return pb.PurgeJobsRequest(
+        status=_enum(STATUS_TO_PB, status, "status"),  # type: ignore[arg-type]
+        type=_enum(TYPE_TO_PB, type, "job type"),  # type: ignore[arg-type]
+        finished_before=None if finished_before is None else timestamp(finished_before),
+        dry_run=dry_run,
+        all_tenants=all_tenants,
         page_size=page_size or 0,
         page_token=page_token,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -21,7 +22,13 @@ from mend_client._connection import (
     channel_credentials,
 )
 from mend_client._errors import from_rpc_error
-from mend_client._requests import JobRequest, ResizeJob, batch_request, list_request
+from mend_client._requests import (
+    JobRequest,
+    ResizeJob,
+    batch_request,
+    list_request,
+    purge_request,
+)
 from mend_client._types import (
     Batch,
     Fit,
@@ -29,6 +36,7 @@ from mend_client._types import (
     Job,
     JobPage,
     JobStatus,
+    Purged,
     QueueStats,
     WebhookStyle,
 )
@@ -114,10 +122,13 @@ class Client:
         webhook_style: WebhookStyle | None = None,
         max_attempts: int | None = None,
         timeout_seconds: int | None = None,
+        run_at: datetime | None = None,
+        delay_seconds: float | None = None,
         timeout: float | None = None,
     ) -> str:
         """Queues an image_resize job and returns its id. `timeout_seconds` limits the
-        job's run on a worker; `timeout` is this call's deadline."""
+        job's run on a worker; `timeout` is this call's deadline. `run_at` (naive: UTC) or
+        `delay_seconds` run it later."""
         job = ResizeJob(
             source_bucket=source_bucket,
             source_key=source_key,
@@ -134,6 +145,8 @@ class Client:
             webhook_style=webhook_style,
             max_attempts=max_attempts,
             timeout_seconds=timeout_seconds,
+            run_at=run_at,
+            delay_seconds=delay_seconds,
         )
         return self.submit(job, timeout=timeout)
 
@@ -171,6 +184,51 @@ class Client:
         return Job.from_proto(
             self._unary(self._stub.CancelJob, pb.CancelJobRequest(id=job_id), timeout)
         )
+
+    def retry(self, job_id: str, *, timeout: float | None = None) -> Job:
+        """Runs a failed or cancelled job again (same id, a fresh attempt budget); returns
+        it pending. FailedPrecondition in any other state."""
+        return Job.from_proto(
+            self._unary(self._stub.RetryJob, pb.RetryJobRequest(id=job_id), timeout)
+        )
+
+    def delete(self, job_id: str, *, timeout: float | None = None) -> None:
+        """Deletes a finished job; FailedPrecondition when it has not finished."""
+        self._unary(self._stub.DeleteJob, pb.DeleteJobRequest(id=job_id), timeout)
+
+    def purge(
+        self,
+        *,
+        status: JobStatus | str | None = None,
+        type: str | None = None,
+        finished_before: datetime | None = None,
+        dry_run: bool = False,
+        all_tenants: bool = False,
+        page_size: int | None = None,
+        timeout: float | None = None,
+    ) -> Purged:
+        """Deletes the caller's finished jobs that match (status: completed, failed or
+        cancelled; None: all three), page after page of page_size jobs looked at per call
+        (`timeout` is each call's deadline). dry_run deletes nothing and says what would
+        go; all_tenants (admin keys) purges every tenant's."""
+        token, job_ids = "", []
+        while True:
+            request = purge_request(
+                status=status,
+                type=type,
+                finished_before=finished_before,
+                dry_run=dry_run,
+                all_tenants=all_tenants,
+                page_size=page_size,
+                page_token=token,
+            )
+            response: pb.PurgeJobsResponse = self._unary(
+                self._stub.PurgeJobs, request, timeout
+            )
+            job_ids += response.job_ids
+            token = response.next_page_token
+            if not token:
+                return Purged(deleted=len(job_ids), job_ids=job_ids)
 
     def stats(self, *, timeout: float | None = None) -> QueueStats:
         return QueueStats.from_proto(

@@ -102,6 +102,8 @@ class Job:
     estimated_wait_seconds: float | None = None
     request_id: str = ""
     batch_id: str = ""
+    # While a delayed job waits: when it is due.
+    scheduled_at: datetime | None = None
     proto: pb.Job = field(default_factory=pb.Job, repr=False, compare=False)
 
     @classmethod
@@ -158,6 +160,7 @@ class Job:
             ),
             request_id=msg.request_id,
             batch_id=msg.batch_id,
+            scheduled_at=_time(msg.scheduled_at),
             proto=msg,
         )
 
@@ -170,6 +173,14 @@ class JobPage:
     jobs: list[Job]
     # Pass to list_page(page_token=...) for the next page; "" on the last page.
     next_page_token: str
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What purge() deleted (with dry_run: would delete)."""
+
+    deleted: int
+    job_ids: list[str]
 
 
 @dataclass(frozen=True)
@@ -198,7 +209,7 @@ class QueueStats:
     by_type: dict[str, JobCounts]
     # Workers that heartbeated recently.
     workers: int
-    # Pending jobs waiting for a retry backoff (included in totals.pending).
+    # Pending jobs waiting for a retry backoff or their run_at (included in totals.pending).
     scheduled: int
     proto: pb.QueueStats = field(default_factory=pb.QueueStats, repr=False, compare=False)
 

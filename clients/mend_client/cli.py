@@ -2,7 +2,9 @@
 
     mend submit resize my-bucket/input.jpg my-bucket/output.jpg --width 800 --height 600
     mend watch JOB_ID
+    mend submit resize my-bucket/in.jpg my-bucket/out.jpg --width 800 --delay 30
     mend get JOB_ID | list | cancel JOB_ID | stats
+    mend retry JOB_ID | delete JOB_ID | purge --status failed --before 2025-01-01
 
 The address and API key come from --address/--api-key or MEND_ADDRESS/MEND_API_KEY;
 --tls (with --ca FILE, and --cert FILE --key FILE for mutual TLS) connects with TLS.
@@ -73,6 +75,16 @@ def _object(value: str) -> tuple[str, str]:
     if not sep or not bucket or not key:
         raise argparse.ArgumentTypeError(f"expected BUCKET/KEY, got {value!r}")
     return bucket, key
+
+
+def _when_arg(value: str) -> datetime:
+    """An ISO 8601 time ("2025-06-01T12:00:00Z", "2025-06-01"); without an offset, in the
+    local time zone, as `date` reads one."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time, got {value!r}") from None
+    return when if when.tzinfo is not None else when.astimezone()
 
 
 def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -162,6 +174,13 @@ def _operation_parser(kinds: Any, info: OperationInfo) -> None:
     sub.add_argument("--webhook-style", choices=("default", "discord"))
     sub.add_argument("--max-attempts", type=int)
     sub.add_argument("--timeout-seconds", type=int, help="how long the job may run on a worker")
+    later = sub.add_mutually_exclusive_group()
+    later.add_argument(
+        "--delay", type=float, metavar="SECONDS", help="run it this many seconds from now"
+    )
+    later.add_argument(
+        "--run-at", type=_when_arg, metavar="TIME", help="run it at this ISO 8601 time"
+    )
     sub.set_defaults(job_type=info.type)
     _watch_options(sub, flag=True)
 
@@ -201,6 +220,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     cancel = command("cancel", "cancel a job that has not finished")
     cancel.add_argument("id")
+
+    retry = command("retry", "run a failed or cancelled job again (same id, fresh attempts)")
+    retry.add_argument("id")
+    _watch_options(retry, flag=True)
+
+    delete = command("delete", "delete a finished job")
+    delete.add_argument("id")
+
+    purge = command("purge", "delete your finished jobs that match (all three states if unset)")
+    purge.add_argument("--status", choices=[s.value for s in JobStatus if s.terminal])
+    purge.add_argument("--type", choices=tuple(OPERATIONS))
+    purge.add_argument(
+        "--before", type=_when_arg, metavar="TIME", help="only jobs that finished before then"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="delete nothing; list what would go")
+    purge.add_argument(
+        "--all-tenants", action="store_true", help="every tenant's jobs (admin keys only)"
+    )
+    purge.add_argument("--page-size", type=int, help="jobs looked at per request (1-1000)")
 
     command("stats", "queue statistics")
     return parser
@@ -269,6 +307,8 @@ def _state_line(job: Job) -> str:
     status = f"{job.status.value:<10}"
     if job.status is JobStatus.PENDING:
         detail = []
+        if job.scheduled_at is not None:
+            detail.append(f"scheduled for {_when(job.scheduled_at)}")
         if job.queue_position is not None:
             detail.append(f"queue position {job.queue_position}")
         if job.estimated_wait_seconds is not None:
@@ -327,7 +367,7 @@ def _stats_text(stats: QueueStats) -> str:
             f"{name:<14}{c.pending:>9}{c.processing:>11}{c.completed:>10}"
             f"{c.failed:>8}{c.cancelled:>10}"
         )
-    lines.append(f"workers: {stats.workers}   waiting for a retry: {stats.scheduled}")
+    lines.append(f"workers: {stats.workers}   scheduled (retries, delayed jobs): {stats.scheduled}")
     return "\n".join(lines)
 
 
@@ -377,6 +417,8 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
                 webhook_style=args.webhook_style,
                 max_attempts=args.max_attempts,
                 timeout_seconds=args.timeout_seconds,
+                run_at=args.run_at,
+                delay_seconds=args.delay,
             )
             job_id = client.submit(request)
             out.emit({"job_id": job_id}, job_id)
@@ -403,6 +445,26 @@ def _run(args: argparse.Namespace, out: _Output) -> int:
         elif args.command == "cancel":
             job = client.cancel(args.id)
             out.emit(job.to_dict(), f"{job.id}  {job.status.value}")
+        elif args.command == "retry":
+            job = client.retry(args.id)
+            out.emit(job.to_dict(), f"{job.id}  {job.status.value}")
+            if args.watch:
+                return _watch(client, job.id, out, args.max_wait)
+        elif args.command == "delete":
+            client.delete(args.id)
+            out.emit({"job_id": args.id, "deleted": True}, f"{args.id}  deleted")
+        elif args.command == "purge":
+            purged = client.purge(
+                status=args.status,
+                type=args.type,
+                finished_before=args.before,
+                dry_run=args.dry_run,
+                all_tenants=args.all_tenants,
+                page_size=args.page_size,
+            )
+            verb = "would delete" if args.dry_run else "deleted"
+            text = "\n".join([*purged.job_ids, f"{verb} {purged.deleted} jobs"])
+            out.emit({"deleted": purged.deleted, "job_ids": purged.job_ids}, text)
         elif args.command == "stats":
             stats = client.stats()
             out.emit(stats.to_dict(), _stats_text(stats))

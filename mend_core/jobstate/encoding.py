@@ -42,6 +42,11 @@ def fingerprint(spec: JobSpec) -> str:
     every setting of the job, defaults applied."""
     fields = spec_fields(spec, "", "")
     fields.pop("batch_id", None)
+    # When to run, as the request said it (a delay, not the time it works out to).
+    if spec.run_at_ms is not None:
+        fields["run_at_ms"] = str(spec.run_at_ms)
+    if spec.delay_ms is not None:
+        fields["delay_ms"] = str(spec.delay_ms)
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
@@ -79,7 +84,7 @@ def job_from_fields(
     estimated_wait_seconds: float | None = None,
 ) -> Job:
     get = f.get
-    started, completed = get("started_at"), get("completed_at")
+    started, completed, scheduled = get("started_at"), get("completed_at"), get("scheduled_at")
     duration, result = get("duration_seconds"), get("result")
     spec = JobSpec(
         type=f["type"],
@@ -113,6 +118,7 @@ def job_from_fields(
         progress_percent=int(get("progress_percent", 0)),
         progress_message=get("progress_message", ""),
         fence=int(get("fence", 0)),
+        scheduled_at_ms=int(scheduled) if scheduled else None,
         queue_position=queue_position,
         estimated_wait_seconds=estimated_wait_seconds,
     )

@@ -19,9 +19,10 @@ KEYS: dict[str, tuple[str, str, str]] = {
     "job": ("job:{id}", "hash", "the job"),
     "events": ("events:{id}", "stream", "the job's states, entry id `0-<version>`"),
     "queue": ("queue", "zset", "pending job ids by priority, then arrival"),
-    "scheduled": ("scheduled", "zset", "pending jobs waiting for a retry backoff, by due ms"),
+    "scheduled": ("scheduled", "zset", "pending jobs waiting for a retry or run_at, by due ms"),
     "inflight": ("inflight", "zset", "processing job ids by lease deadline (ms)"),
     "wake": ("wake", "list", "one token per enqueue; idle workers BLPOP it"),
+    "schedule_wake": ("schedule:wake", "list", "a token per scheduled job; housekeeping BLPOPs it"),
     "seq": ("seq", "string", "the arrival sequence"),
     "request": ("request:{tenant}:{request_id}", "string", "idempotency: job id, fingerprint"),
     "index": ("tenant:{tenant}:{name}", "zset", "ListJobs: all, status:<s>, type:<t>, by seq"),
@@ -82,6 +83,10 @@ class Keys:
     @cached_property
     def scheduled(self) -> str:
         return self._key("scheduled")
+
+    @cached_property
+    def schedule_wake(self) -> str:
+        return self._key("schedule_wake")
 
     @cached_property
     def inflight(self) -> str:

@@ -31,6 +31,8 @@ class Reaped:
     requeued: int
     failed: int
     promoted: int
+    # Until the next scheduled job (a retry or a delayed job) is due; None: none is.
+    next_due_seconds: float | None = None
 
 
 def _lease(flat: list[str] | None) -> Lease | None:
@@ -65,6 +67,18 @@ class WorkQueue:
         """Blocks until a job may have been enqueued (or block_seconds elapse): idle workers
         sleep in Redis, not in a polling loop."""
         await self._redis.blpop([self._keys.wake], timeout=block_seconds)  # type: ignore[misc]
+
+    async def wait_for_schedule(self, block_seconds: float) -> bool:
+        """Blocks until a job was scheduled (or block_seconds elapse); True when one was.
+        Housekeeping then reaps again, which learns the earliest due time of every job
+        scheduled so far: the tokens left are spent with this one (a worker starting after
+        a burst of delayed submits wakes once, not once per job)."""
+        key = self._keys.schedule_wake
+        woken = await self._redis.blpop([key], timeout=block_seconds)  # type: ignore[misc]
+        if woken is None:
+            return False
+        await self._redis.delete(key)
+        return True
 
     async def heartbeat(self, lease: Lease) -> bool:
         """Extends the lease; False means it is lost (cancelled, reaped, timed out)."""
@@ -105,8 +119,11 @@ class WorkQueue:
         return bool(await self._call("release", lease))
 
     async def reap(self, limit: int = 100) -> Reaped:
-        out = await self._scripts("reap", self._failed_ttl_ms, limit)
-        return Reaped(*(int(n) for n in out))
+        requeued, failed, promoted, next_due_ms = (
+            int(n) for n in await self._scripts("reap", self._failed_ttl_ms, limit)
+        )
+        next_due = next_due_ms / 1000 if next_due_ms >= 0 else None
+        return Reaped(requeued, failed, promoted, next_due)
 
     async def register_worker(self, worker_id: str) -> None:
         await self._redis.zadd(self._keys.workers, {worker_id: int(time.time() * 1000)})

@@ -17,8 +17,9 @@ _DIR = Path(__file__).with_name("lua")
 # Every change the state machine makes, by script (lua/<name>.lua; its header names its
 # ARGV after the key prefix). Each runs after the key names (keys.lua_prelude) and
 # lua/_lib.lua, whose named functions the scripts share: commit (version, event log,
-# change feed), settle (webhook, batch, fail_fast), cancel and claim_next. Only the worker
-# registry (WorkQueue.register_worker) and index cleanup (JobStore) write outside them.
+# change feed), settle (webhook, batch, fail_fast), cancel, schedule, promote_due, remove
+# and claim_next. Only the worker registry (WorkQueue.register_worker) and index cleanup
+# (JobStore) write outside them.
 TRANSITIONS: dict[str, str] = {
     "submit": "new -> pending: store, index, enqueue jobs (all or none); idempotent by request_id",
     "claim": "pending -> processing: lease the first queued job (fence token + 1)",
@@ -29,6 +30,9 @@ TRANSITIONS: dict[str, str] = {
     "retry": "processing -> pending, in the retry schedule until its backoff elapses",
     "release": "processing -> pending, queued at once with the attempt given back",
     "cancel": "pending | processing -> cancelled",
+    "requeue": "failed | cancelled -> pending with a fresh attempt budget (RetryJob)",
+    "delete": "completed | failed | cancelled -> gone (DeleteJob)",
+    "purge": "completed | failed | cancelled -> gone, for those matching a filter (PurgeJobs)",
     "reap": "processing -> pending or failed (lease expired); scheduled -> queued (due)",
     "get": "reads a job, and for a pending one its queue estimate (changes nothing)",
     "webhook_delivered": "delivery -> gone (acknowledged and deleted)",

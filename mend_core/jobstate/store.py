@@ -10,7 +10,14 @@ from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
 
-from mend_core.errors import BatchExists, JobFinished, JobNotFound, RequestConflict
+from mend_core.errors import (
+    BatchExists,
+    JobFinished,
+    JobNotFinished,
+    JobNotFound,
+    JobNotRetryable,
+    RequestConflict,
+)
 from mend_core.job import Batch, Job, JobSpec, JobStatus, new_job_id
 from mend_core.jobstate.encoding import fingerprint, job_from_fields, pairs, spec_fields
 from mend_core.jobstate.keys import Keys
@@ -66,6 +73,30 @@ class Page:
 
 
 @dataclass(frozen=True)
+class PurgeFilter:
+    """Which finished jobs a purge deletes: in one of `statuses` (terminal ones), of
+    `job_type` (None: any) and finished before `finished_before_ms` (None: any time)."""
+
+    statuses: tuple[JobStatus, ...]
+    job_type: str | None = None
+    finished_before_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class PurgeCursor:
+    """Where a purge goes on: the tenant, and the submission sequence it had reached."""
+
+    tenant: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class Purged:
+    job_ids: list[str]  # deleted (dry run: would be)
+    next_cursor: PurgeCursor | None  # None: every matching job was looked at
+
+
+@dataclass(frozen=True)
 class BatchCounts:
     """A batch's jobs, and how many of them ended in each terminal state so far."""
 
@@ -111,6 +142,11 @@ class JobStore:
                 "type": spec.type,
                 "fields": spec_fields(spec, job_id, tenant),
             }
+            # When to run: the script works the delay out on Redis's clock.
+            if spec.run_at_ms is not None:
+                doc["run_at_ms"] = spec.run_at_ms
+            if spec.delay_ms is not None:
+                doc["delay_ms"] = spec.delay_ms
             docs.append(json.dumps(doc))
         batch_doc = json.dumps(asdict(batch)) if batch else ""
         out = await self._scripts("submit", tenant, self._request_ttl_ms, batch_doc, *docs)
@@ -203,6 +239,68 @@ class JobStore:
         if code == "finished":
             raise JobFinished(job)
         return job
+
+    async def retry(self, tenant: str, job_id: str) -> Job:
+        """A failed or cancelled job back to pending with a fresh attempt budget (RetryJob);
+        JobNotRetryable in any other state."""
+        out = await self._scripts("requeue", job_id, tenant)
+        if out[0] == "not_found":
+            raise JobNotFound(job_id)
+        if out[0] == "state":
+            raise JobNotRetryable(job_from_fields(pairs(out[1:])))
+        # Read again for its place in the queue, as GetJob shows it.
+        return await self.get(tenant, job_id)
+
+    async def delete(self, tenant: str, job_id: str) -> None:
+        """Deletes a finished job and all trace of it; JobNotFinished when it is not."""
+        out = await self._scripts("delete", job_id, tenant)
+        if out[0] == "not_found":
+            raise JobNotFound(job_id)
+        if out[0] == "unfinished":
+            raise JobNotFinished(job_from_fields(pairs(out[1:])))
+
+    async def purge(
+        self,
+        tenants: list[str] | None,
+        match: PurgeFilter,
+        *,
+        dry_run: bool,
+        page_size: int,
+        cursor: PurgeCursor | None,
+    ) -> Purged:
+        """Deletes the finished jobs that match, oldest first, looking at no more than
+        page_size jobs per call; go on from next_cursor. tenants=None: every tenant's."""
+        if tenants is None:
+            tenants = sorted(await self._redis.smembers(self._keys.tenants))  # type: ignore[misc]
+        if cursor is not None:
+            tenants = [t for t in tenants if t >= cursor.tenant]
+        index = "all"
+        if len(match.statuses) == 1:
+            index = f"status:{match.statuses[0].value}"
+        elif match.job_type is not None:
+            index = f"type:{match.job_type}"
+        statuses = " ".join(s.value for s in match.statuses)
+        before = "" if match.finished_before_ms is None else match.finished_before_ms
+        budget, deleted = page_size, []
+        for tenant in tenants:
+            after = cursor.seq if cursor is not None and cursor.tenant == tenant else 0
+            entries = await self._redis.zrangebyscore(
+                self._keys.index(tenant, index),
+                f"({after}",
+                "+inf",
+                start=0,
+                num=budget,
+                withscores=True,
+            )
+            if entries:
+                ids = [job_id for job_id, _ in entries]
+                deleted += await self._scripts(
+                    "purge", tenant, statuses, match.job_type or "", before, int(dry_run), *ids
+                )
+                budget -= len(entries)
+            if budget == 0:
+                return Purged(deleted, PurgeCursor(tenant, int(entries[-1][1])))
+        return Purged(deleted, None)
 
     async def events(self, job_id: str, after_version: int, count: int = 100) -> list[Job]:
         """The job's recorded states with a version above after_version, oldest first."""

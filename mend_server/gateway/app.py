@@ -158,7 +158,7 @@ class Gateway:
                 Middleware(
                     CORSMiddleware,  # type: ignore[arg-type]
                     allow_origins=origins,
-                    allow_methods=["GET", "POST", "OPTIONS"],
+                    allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                     allow_headers=["X-API-Key", "Authorization", "Content-Type", "Last-Event-ID"],
                     max_age=600,
                 )

@@ -315,7 +315,7 @@ class Progress(_message.Message):
     def __init__(self, percent: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "type", "status", "source_bucket", "source_key", "dest_bucket", "dest_key", "parameters", "result", "error", "created_at", "updated_at", "started_at", "completed_at", "duration_seconds", "priority", "attempt", "max_attempts", "version", "queue_position", "estimated_wait_seconds", "progress", "request_id", "batch_id", "timeout_seconds", "webhook_url", "webhook_style")
+    __slots__ = ("id", "type", "status", "source_bucket", "source_key", "dest_bucket", "dest_key", "parameters", "result", "error", "created_at", "updated_at", "started_at", "completed_at", "duration_seconds", "priority", "attempt", "max_attempts", "version", "queue_position", "estimated_wait_seconds", "progress", "request_id", "batch_id", "timeout_seconds", "webhook_url", "webhook_style", "scheduled_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -343,6 +343,7 @@ class Job(_message.Message):
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_STYLE_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     type: JobType
     status: JobStatus
@@ -370,23 +371,28 @@ class Job(_message.Message):
     timeout_seconds: int
     webhook_url: str
     webhook_style: WebhookStyle
-    def __init__(self, id: _Optional[str] = ..., type: _Optional[_Union[JobType, str]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., parameters: _Optional[_Union[JobParameters, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., priority: _Optional[int] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., version: _Optional[int] = ..., queue_position: _Optional[int] = ..., estimated_wait_seconds: _Optional[float] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., request_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., timeout_seconds: _Optional[int] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ...) -> None: ...
+    scheduled_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[_Union[JobType, str]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., parameters: _Optional[_Union[JobParameters, _Mapping]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., priority: _Optional[int] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., version: _Optional[int] = ..., queue_position: _Optional[int] = ..., estimated_wait_seconds: _Optional[float] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., request_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., timeout_seconds: _Optional[int] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubmitOptions(_message.Message):
-    __slots__ = ("priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds")
+    __slots__ = ("priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "run_at", "delay_seconds")
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_STYLE_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     priority: int
     request_id: str
     webhook_url: str
     webhook_style: WebhookStyle
     max_attempts: int
     timeout_seconds: int
-    def __init__(self, priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
+    run_at: _timestamp_pb2.Timestamp
+    delay_seconds: float
+    def __init__(self, priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delay_seconds: _Optional[float] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "parameters", "options", "validate_only")
@@ -407,7 +413,7 @@ class SubmitJobRequest(_message.Message):
     def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., parameters: _Optional[_Union[JobParameters, _Mapping]] = ..., options: _Optional[_Union[SubmitOptions, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class SubmitImageResizeRequest(_message.Message):
-    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "width", "height", "quality", "fit", "format", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only")
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "width", "height", "quality", "fit", "format", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only", "run_at", "delay_seconds")
     SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
     SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
     DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
@@ -424,6 +430,8 @@ class SubmitImageResizeRequest(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     source_bucket: str
     source_key: str
     dest_bucket: str
@@ -440,10 +448,12 @@ class SubmitImageResizeRequest(_message.Message):
     max_attempts: int
     timeout_seconds: int
     validate_only: bool
-    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., quality: _Optional[int] = ..., fit: _Optional[_Union[FitMode, str]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    run_at: _timestamp_pb2.Timestamp
+    delay_seconds: float
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., quality: _Optional[int] = ..., fit: _Optional[_Union[FitMode, str]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delay_seconds: _Optional[float] = ...) -> None: ...
 
 class SubmitImageOptimizeRequest(_message.Message):
-    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "format", "quality", "lossless", "max_width", "max_height", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only")
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "format", "quality", "lossless", "max_width", "max_height", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only", "run_at", "delay_seconds")
     SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
     SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
     DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
@@ -460,6 +470,8 @@ class SubmitImageOptimizeRequest(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     source_bucket: str
     source_key: str
     dest_bucket: str
@@ -476,10 +488,12 @@ class SubmitImageOptimizeRequest(_message.Message):
     max_attempts: int
     timeout_seconds: int
     validate_only: bool
-    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., lossless: _Optional[bool] = ..., max_width: _Optional[int] = ..., max_height: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    run_at: _timestamp_pb2.Timestamp
+    delay_seconds: float
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., lossless: _Optional[bool] = ..., max_width: _Optional[int] = ..., max_height: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delay_seconds: _Optional[float] = ...) -> None: ...
 
 class SubmitImageWatermarkRequest(_message.Message):
-    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "text", "watermark_bucket", "watermark_key", "position", "opacity", "scale", "margin", "font_size", "color", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only")
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "text", "watermark_bucket", "watermark_key", "position", "opacity", "scale", "margin", "font_size", "color", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only", "run_at", "delay_seconds")
     SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
     SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
     DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
@@ -500,6 +514,8 @@ class SubmitImageWatermarkRequest(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     source_bucket: str
     source_key: str
     dest_bucket: str
@@ -520,10 +536,12 @@ class SubmitImageWatermarkRequest(_message.Message):
     max_attempts: int
     timeout_seconds: int
     validate_only: bool
-    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., text: _Optional[str] = ..., watermark_bucket: _Optional[str] = ..., watermark_key: _Optional[str] = ..., position: _Optional[_Union[WatermarkPosition, str]] = ..., opacity: _Optional[float] = ..., scale: _Optional[float] = ..., margin: _Optional[int] = ..., font_size: _Optional[int] = ..., color: _Optional[str] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    run_at: _timestamp_pb2.Timestamp
+    delay_seconds: float
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., text: _Optional[str] = ..., watermark_bucket: _Optional[str] = ..., watermark_key: _Optional[str] = ..., position: _Optional[_Union[WatermarkPosition, str]] = ..., opacity: _Optional[float] = ..., scale: _Optional[float] = ..., margin: _Optional[int] = ..., font_size: _Optional[int] = ..., color: _Optional[str] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delay_seconds: _Optional[float] = ...) -> None: ...
 
 class SubmitImageColorsRequest(_message.Message):
-    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "count", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only")
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "count", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only", "run_at", "delay_seconds")
     SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
     SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
     DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
@@ -536,6 +554,8 @@ class SubmitImageColorsRequest(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     source_bucket: str
     source_key: str
     dest_bucket: str
@@ -548,10 +568,12 @@ class SubmitImageColorsRequest(_message.Message):
     max_attempts: int
     timeout_seconds: int
     validate_only: bool
-    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., count: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    run_at: _timestamp_pb2.Timestamp
+    delay_seconds: float
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., count: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delay_seconds: _Optional[float] = ...) -> None: ...
 
 class SubmitVideoThumbnailRequest(_message.Message):
-    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "timestamp", "width", "height", "fit", "format", "quality", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only")
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "timestamp", "width", "height", "fit", "format", "quality", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only", "run_at", "delay_seconds")
     SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
     SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
     DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
@@ -569,6 +591,8 @@ class SubmitVideoThumbnailRequest(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     source_bucket: str
     source_key: str
     dest_bucket: str
@@ -586,10 +610,12 @@ class SubmitVideoThumbnailRequest(_message.Message):
     max_attempts: int
     timeout_seconds: int
     validate_only: bool
-    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., timestamp: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fit: _Optional[_Union[FitMode, str]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    run_at: _timestamp_pb2.Timestamp
+    delay_seconds: float
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., timestamp: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fit: _Optional[_Union[FitMode, str]] = ..., format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delay_seconds: _Optional[float] = ...) -> None: ...
 
 class SubmitAudioConvertRequest(_message.Message):
-    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "format", "bitrate", "sample_rate", "channels", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only")
+    __slots__ = ("source_bucket", "source_key", "dest_bucket", "dest_key", "format", "bitrate", "sample_rate", "channels", "priority", "request_id", "webhook_url", "webhook_style", "max_attempts", "timeout_seconds", "validate_only", "run_at", "delay_seconds")
     SOURCE_BUCKET_FIELD_NUMBER: _ClassVar[int]
     SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
     DEST_BUCKET_FIELD_NUMBER: _ClassVar[int]
@@ -605,6 +631,8 @@ class SubmitAudioConvertRequest(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    DELAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     source_bucket: str
     source_key: str
     dest_bucket: str
@@ -620,7 +648,9 @@ class SubmitAudioConvertRequest(_message.Message):
     max_attempts: int
     timeout_seconds: int
     validate_only: bool
-    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., format: _Optional[_Union[AudioFormat, str]] = ..., bitrate: _Optional[str] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    run_at: _timestamp_pb2.Timestamp
+    delay_seconds: float
+    def __init__(self, source_bucket: _Optional[str] = ..., source_key: _Optional[str] = ..., dest_bucket: _Optional[str] = ..., dest_key: _Optional[str] = ..., format: _Optional[_Union[AudioFormat, str]] = ..., bitrate: _Optional[str] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., webhook_url: _Optional[str] = ..., webhook_style: _Optional[_Union[WebhookStyle, str]] = ..., max_attempts: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., validate_only: _Optional[bool] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delay_seconds: _Optional[float] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job_id", "status", "message")
@@ -727,6 +757,46 @@ class CancelJobRequest(_message.Message):
     ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class RetryJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class PurgeJobsRequest(_message.Message):
+    __slots__ = ("status", "type", "finished_before", "dry_run", "page_size", "page_token", "all_tenants")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ALL_TENANTS_FIELD_NUMBER: _ClassVar[int]
+    status: JobStatus
+    type: JobType
+    finished_before: _timestamp_pb2.Timestamp
+    dry_run: bool
+    page_size: int
+    page_token: str
+    all_tenants: bool
+    def __init__(self, status: _Optional[_Union[JobStatus, str]] = ..., type: _Optional[_Union[JobType, str]] = ..., finished_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dry_run: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., all_tenants: _Optional[bool] = ...) -> None: ...
+
+class PurgeJobsResponse(_message.Message):
+    __slots__ = ("deleted", "next_page_token", "job_ids")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    next_page_token: str
+    job_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deleted: _Optional[int] = ..., next_page_token: _Optional[str] = ..., job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetQueueStatsRequest(_message.Message):
     __slots__ = ()

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from mend.v1 import jobs_pb2 as mend_dot_v1_dot_jobs__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -102,6 +103,21 @@ class JobServiceStub:
                 '/mend.v1.JobService/CancelJob',
                 request_serializer=mend_dot_v1_dot_jobs__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=mend_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
+        self.RetryJob = channel.unary_unary(
+                '/mend.v1.JobService/RetryJob',
+                request_serializer=mend_dot_v1_dot_jobs__pb2.RetryJobRequest.SerializeToString,
+                response_deserializer=mend_dot_v1_dot_jobs__pb2.Job.FromString,
+                _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/mend.v1.JobService/DeleteJob',
+                request_serializer=mend_dot_v1_dot_jobs__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.PurgeJobs = channel.unary_unary(
+                '/mend.v1.JobService/PurgeJobs',
+                request_serializer=mend_dot_v1_dot_jobs__pb2.PurgeJobsRequest.SerializeToString,
+                response_deserializer=mend_dot_v1_dot_jobs__pb2.PurgeJobsResponse.FromString,
                 _registered_method=True)
         self.GetQueueStats = channel.unary_unary(
                 '/mend.v1.JobService/GetQueueStats',
@@ -221,6 +237,39 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryJob(self, request, context):
+        """Runs a failed or cancelled job again (a dead letter back into the queue): the same
+        id, status pending with a fresh attempt budget (attempt 0), a new version; error,
+        result and timestamps of the last run are cleared. It keeps its priority and its
+        place among jobs of that priority (by submission). Any other state is
+        FAILED_PRECONDITION; another tenant's job is NOT_FOUND. A WatchJob stream that
+        ended at the failed (or cancelled) state stays ended: watch again, or resume with
+        from_version set to the last version seen, to follow the new run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """Deletes a finished job (completed, failed or cancelled) at once, rather than when
+        its retention runs out: its record, event log, listing, request_id (which may then
+        be used again) and its place in the counts of GetQueueStats. An unfinished job is
+        FAILED_PRECONDITION (cancel it first); another tenant's job is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeJobs(self, request, context):
+        """Deletes the caller's finished jobs that match a filter, in pages: each call looks
+        at up to page_size jobs (oldest first) and deletes those that match; call again
+        with next_page_token until it is empty. With dry_run nothing is deleted: the
+        answer names the jobs that would be (AIP-165's purge preview).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetQueueStats(self, request, context):
         """Counts of the caller's jobs by state, overall and per job type, and the number of
         live workers. Admin keys (MEND_ADMIN_KEYS) see every tenant's jobs, and each
@@ -297,6 +346,21 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=mend_dot_v1_dot_jobs__pb2.CancelJobRequest.FromString,
                     response_serializer=mend_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'RetryJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryJob,
+                    request_deserializer=mend_dot_v1_dot_jobs__pb2.RetryJobRequest.FromString,
+                    response_serializer=mend_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=mend_dot_v1_dot_jobs__pb2.DeleteJobRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'PurgeJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeJobs,
+                    request_deserializer=mend_dot_v1_dot_jobs__pb2.PurgeJobsRequest.FromString,
+                    response_serializer=mend_dot_v1_dot_jobs__pb2.PurgeJobsResponse.SerializeToString,
             ),
             'GetQueueStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetQueueStats,
@@ -659,6 +723,87 @@ class JobService:
             '/mend.v1.JobService/CancelJob',
             mend_dot_v1_dot_jobs__pb2.CancelJobRequest.SerializeToString,
             mend_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.v1.JobService/RetryJob',
+            mend_dot_v1_dot_jobs__pb2.RetryJobRequest.SerializeToString,
+            mend_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.v1.JobService/DeleteJob',
+            mend_dot_v1_dot_jobs__pb2.DeleteJobRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.v1.JobService/PurgeJobs',
+            mend_dot_v1_dot_jobs__pb2.PurgeJobsRequest.SerializeToString,
+            mend_dot_v1_dot_jobs__pb2.PurgeJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,11 +16,21 @@ local function count(job, status, delta)
   redis.call('HINCRBY', tenant_stats_key(job.tenant), job.type .. ':' .. status, delta)
 end
 
--- Removes a job from the retry schedule, keeping its tenant's count of them right.
+-- Removes a job from the schedule, keeping its tenant's count of them right.
 local function unschedule(job)
   if redis.call('ZREM', SCHEDULED, job.id) == 1 then
     redis.call('HINCRBY', tenant_stats_key(job.tenant), 'scheduled', -1)
   end
+end
+
+-- Puts a pending job in the schedule until due_ms (a retry's backoff, a delayed job's
+-- run_at), and wakes one worker's housekeeping so that it sleeps until the earliest due
+-- time rather than its usual interval.
+local function schedule(id, tenant, due_ms)
+  redis.call('ZADD', SCHEDULED, due_ms, id)
+  redis.call('HINCRBY', tenant_stats_key(tenant), 'scheduled', 1)
+  redis.call('RPUSH', SCHEDULE_WAKE, '1')
+  redis.call('LTRIM', SCHEDULE_WAKE, -WAKE_MAXLEN, -1)
 end
 
 -- Priority 9 runs first; within a priority, arrival order (seq) decides.
@@ -71,6 +81,29 @@ local function expire(id, ttl_ms)
   redis.call('PEXPIRE', events_key(id), ttl_ms)
 end
 
+-- A finished job -> gone (DeleteJob, PurgeJobs): its hash, event log, index entries,
+-- request_id (if it still names this job), place in its batch's list, and its count.
+local function remove(job)
+  local id, tenant = job.id, job.tenant
+  redis.call('DEL', job_key(id), events_key(id))
+  redis.call('ZREM', index_key(tenant, 'all'), id)
+  redis.call('ZREM', index_key(tenant, 'status:' .. job.status), id)
+  redis.call('ZREM', index_key(tenant, 'type:' .. job.type), id)
+  count(job, job.status, -1)
+  if (job.request_id or '') ~= '' then
+    local rkey = request_key(tenant, job.request_id)
+    local stored = redis.call('GET', rkey)
+    if stored and string.match(stored, '^%S+') == id then redis.call('DEL', rkey) end
+  end
+  if (job.batch_id or '') ~= '' then
+    redis.call('ZREM', batch_jobs_key(tenant, job.batch_id), id)
+  end
+end
+
+local function finished(job)
+  return job.status == 'completed' or job.status == 'failed' or job.status == 'cancelled'
+end
+
 -- A worker may change a job only while it holds the lease: processing, same fence token.
 local function held(job, fence)
   return job ~= nil and job.status == 'processing' and job.fence == fence
@@ -90,7 +123,8 @@ local function cancel(job, now, reason, ttl_ms)
   -- A running job's worker sees the change on its next heartbeat and stops.
   redis.call('ZREM', INFLIGHT, job.id)
   move_status(job, job.status, 'cancelled')
-  commit(job.id, now, {'status', 'cancelled', 'error', reason, 'completed_at', now}, {'worker'})
+  commit(job.id, now, {'status', 'cancelled', 'error', reason, 'completed_at', now},
+    {'worker', 'scheduled_at'})
   expire(job.id, ttl_ms)
   settle(job, 'cancelled', now, ttl_ms)
 end
@@ -129,6 +163,25 @@ settle = function(job, status, now, ttl_ms)
     redis.call('PEXPIRE', bkey, ttl_ms)
     redis.call('PEXPIRE', bjobs, ttl_ms)
   end
+end
+
+-- Moves scheduled jobs that are due into the queue (at most `limit`); a delayed job's
+-- scheduled_at goes, with a new version, so that its watchers see it queued. Returns the
+-- number moved and the ms until the next one is due (-1: none is scheduled).
+local function promote_due(now, limit)
+  local promoted = 0
+  for _, id in ipairs(redis.call('ZRANGE', SCHEDULED, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
+    local job = load(id)
+    if job then unschedule(job) else redis.call('ZREM', SCHEDULED, id) end
+    if job and job.status == 'pending' then
+      if job.scheduled_at then commit(id, now, {}, {'scheduled_at'}) end
+      enqueue(id, job.priority, job.seq)
+      promoted = promoted + 1
+    end
+  end
+  local next_due = redis.call('ZRANGE', SCHEDULED, 0, 0, 'WITHSCORES')
+  if #next_due == 0 then return promoted, -1 end
+  return promoted, math.max(0, tonumber(next_due[2]) - now)
 end
 
 -- Leases the first pending job (pending -> processing) and returns its fields, or nil.

@@ -1,8 +1,10 @@
 -- Housekeeping, safe to run from any number of workers at once:
 --  * a job whose lease expired (its worker died or hung) goes back to pending, or fails
 --    when it has used all its attempts;
---  * retries whose backoff elapsed move from the schedule to the queue.
--- ARGV: prefix, failed ttl_ms, limit. Returns {requeued, failed, promoted}.
+--  * scheduled jobs that are due (retries after their backoff, delayed jobs at their
+--    run_at) move from the schedule to the queue.
+-- ARGV: prefix, failed ttl_ms, limit. Returns {requeued, failed, promoted, ms until the
+-- next scheduled job is due or -1}.
 local ttl, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local requeued, failed, promoted = 0, 0, 0
@@ -27,12 +29,5 @@ for _, id in ipairs(redis.call('ZRANGE', INFLIGHT, '-inf', now, 'BYSCORE', 'LIMI
     end
   end
 end
-for _, id in ipairs(redis.call('ZRANGE', SCHEDULED, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
-  local job = load(id)
-  if job then unschedule(job) else redis.call('ZREM', SCHEDULED, id) end
-  if job and job.status == 'pending' then
-    enqueue(id, job.priority, job.seq)
-    promoted = promoted + 1
-  end
-end
-return {requeued, failed, promoted}
+local promoted, next_due = promote_due(now, limit)
+return {requeued, failed, promoted, next_due}

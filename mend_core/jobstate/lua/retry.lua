@@ -5,8 +5,7 @@ local job = load(id)
 if not held(job, fence) then return 0 end
 local now = now_ms()
 redis.call('ZREM', INFLIGHT, id)
-redis.call('ZADD', SCHEDULED, now + tonumber(ARGV[5]), id)
-redis.call('HINCRBY', tenant_stats_key(job.tenant), 'scheduled', 1)
+schedule(id, job.tenant, now + tonumber(ARGV[5]))
 move_status(job, 'processing', 'pending')
 commit(id, now, {'status', 'pending', 'error', ARGV[4]}, {'worker', 'progress_percent', 'progress_message'})
 return 1

@@ -1,7 +1,8 @@
 -- Stores and enqueues jobs in one atomic step, all or none.
 -- ARGV: prefix, tenant, request_ttl_ms, batch JSON ("" for single jobs:
 --   {"id", "fail_fast", "webhook_url", "webhook_style"}), then one JSON document per job:
---   {"id", "request_id", "fingerprint", "priority", "type", "fields": {...}}
+--   {"id", "request_id", "fingerprint", "priority", "type", "fields": {...}}, and for a
+--   delayed job "run_at_ms" (epoch ms) or "delay_ms"
 -- Returns {id, created (1) or replayed (0), ...} in request order, {'batch_exists'}, or
 -- {'request_conflict', index, job id, ...} for each job (1-based) whose request_id was
 -- already used by another request: a batch job's at all, a single job's for a different
@@ -52,6 +53,13 @@ for i, doc in ipairs(docs) do
     local id = doc.id
     local seq = redis.call('INCR', SEQ)
     local fields = {'status', 'pending', 'created_at', now, 'seq', seq, 'attempt', 0, 'fence', 0}
+    -- A delayed job waits in the schedule, pending with scheduled_at, until it is due.
+    local due = doc.run_at_ms or (doc.delay_ms and now + doc.delay_ms)
+    local delayed = due ~= nil and due > now
+    if delayed then
+      fields[#fields + 1] = 'scheduled_at'
+      fields[#fields + 1] = string.format('%d', due)
+    end
     for k, v in pairs(doc.fields) do
       fields[#fields + 1] = k
       fields[#fields + 1] = v
@@ -66,7 +74,7 @@ for i, doc in ipairs(docs) do
     end
     if bjobs then redis.call('ZADD', bjobs, seq, id) end
     commit(id, now, {})
-    enqueue(id, doc.priority, seq)
+    if delayed then schedule(id, tenant, due) else enqueue(id, doc.priority, seq) end
     out[#out + 1] = id
     out[#out + 1] = 1
   end
