@@ -77,6 +77,14 @@ class AccessDenied(RequestError):
         self.refusals = refusals
 
 
+class AdminOnly(RequestError):
+    """A request only an admin key (MEND_ADMIN_KEYS) may make; the violation names the
+    field that asked for it."""
+
+    def __init__(self, violation: Violation) -> None:
+        super().__init__(_listed([violation]), [violation])
+
+
 class JobNotFound(RequestError):
     """No such job for this tenant (another tenant's job is not found either)."""
 

@@ -20,6 +20,7 @@ from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.errors import (
     AccessDenied,
+    AdminOnly,
     BatchExists,
     Refusal,
     RequestConflict,
@@ -318,8 +319,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 bad.append(Violation("page_token", "is not a token from a previous page"))
         if bad:
             raise ValidationError(bad)
+        caller = current_caller.get()
+        if request.all_tenants and not caller.admin:
+            raise AdminOnly(Violation("all_tenants", "needs an admin key (MEND_ADMIN_KEYS)"))
         page = await self._store.list_jobs(
-            _tenant(),
+            None if request.all_tenants else caller.tenant,
             status=wanted,
             job_type=job_type,
             page_size=request.page_size or DEFAULT_PAGE_SIZE,

@@ -19,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mend_core.errors import (
     AccessDenied,
+    AdminOnly,
     BatchExists,
     InvalidStreamToken,
     JobFinished,
@@ -59,6 +60,7 @@ RULES: dict[type[Exception], Rule] = {
     ValidationError: Rule(Code.INVALID_ARGUMENT, "INVALID_FIELDS", "invalid request"),
     MalformedRequest: Rule(Code.INVALID_ARGUMENT, "MALFORMED_REQUEST"),
     AccessDenied: Rule(Code.PERMISSION_DENIED, "BUCKET_NOT_GRANTED", "permission denied"),
+    AdminOnly: Rule(Code.PERMISSION_DENIED, "ADMIN_KEY_REQUIRED", "permission denied"),
     RequestConflict: Rule(Code.ALREADY_EXISTS, "REQUEST_ID_REUSED", "already exists"),
     VersionOutOfRange: Rule(Code.OUT_OF_RANGE, "VERSION_NOT_REACHED", "out of range"),
     JobNotFound: Rule(Code.NOT_FOUND, "JOB_NOT_FOUND"),
