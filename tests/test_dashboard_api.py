@@ -1,13 +1,16 @@
 """What the dashboard's overview and job list read (issue 11, item 3): the live workers
 and the job each runs, completions and failures per minute, and every tenant's jobs for
-an admin key (ListJobs all_tenants), each as a tenant and as an admin sees it."""
+an admin key (ListJobs all_tenants), each as a tenant and as an admin sees it; and the
+dashboard's files as the gateway serves them."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from mend.v1 import jobs_pb2 as pb
@@ -16,7 +19,7 @@ from mend_devkit.redis_server import RedisServer
 from mend_server.server import MendServer
 from tests.conftest import AUTH, OTHER_AUTH, make_settings
 from tests.helpers import bad_request, resize_request
-from tests.test_gateway_support import SEED_RESULT, Worker
+from tests.test_gateway_support import SEED_RESULT, Worker, gateway_settings, start_gateway
 
 ADMIN_KEY = "admin-key"
 AS_ADMIN = (("x-api-key", ADMIN_KEY),)
@@ -148,3 +151,30 @@ async def test_all_tenants_needs_an_admin_key(stub) -> None:
     [violation] = bad_request(info.value).field_violations
     assert violation.field == "all_tenants"
     assert "admin key" in violation.description
+
+
+async def test_the_dashboard_files_are_served_with_a_strict_policy(
+    mend_server: MendServer, tmp_path: Path
+) -> None:
+    settings = gateway_settings(mend_server.settings, mend_server.port, tmp_path)
+    gateway = await start_gateway(settings)
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url) as http:
+            page = await http.get("/dashboard")  # no key: the page asks for one
+            script = await http.get("/dashboard/app.js")
+            style = await http.get("/dashboard/style.css")
+            missing = await http.get("/dashboard/secrets.txt")
+            escape = await http.get("/dashboard/..%2Fapp.py")
+    finally:
+        await gateway.stop()
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script type="module" src="/dashboard/app.js">' in page.text
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert style.headers["content-type"].startswith("text/css")
+    for answer in (page, script, style):
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "default-src 'none'" in policy
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    # Only the dashboard's own files, by name.
+    assert missing.status_code == 404 and "secrets.txt" in missing.json()["error"]
+    assert escape.status_code == 404
