@@ -10,7 +10,6 @@ Each test saves a screenshot of the pages it drove under var/test-artifacts/dash
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 from mend_devkit.redis_server import RedisServer
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, OTHER_KEY, make_settings
-from tests.test_browser_stream import CHROMIUM_ARGS
+from tests.test_browser_stream import CHROMIUM, CHROMIUM_ARGS, playwright_api
 from tests.test_gateway_support import (
     SEED_BODY,
     SEED_RESULT,
@@ -31,8 +30,6 @@ from tests.test_gateway_support import (
     start_gateway,
 )
 
-CHROMIUM = shutil.which("chromium")
-playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
 # Skipped only where Chromium cannot be had: `make test` installs it (make test-tools).
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
@@ -320,7 +317,7 @@ async def test_retry_and_delete_a_failed_job(
     await screenshot(page, "jobs-failed")
 
     await row.locator("button[data-action=retry]").click()
-    await expect(page.locator("#flash")).to_have_text(f"Retry: job {job_id}", timeout=WAIT_MS)
+    await expect(page.locator("#flash")).to_have_text(f"Retry: job {job_id}")
     assert await job_status(gateway, job_id) == "pending"  # the same job, queued again
     await expect(row).to_have_count(0, timeout=WAIT_MS)
 
