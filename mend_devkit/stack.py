@@ -125,6 +125,7 @@ def _banner(
             line += f"; clients must present a certificate signed by {settings.tls_client_ca}"
         lines.append(line)
     lines.append(f"  REST      http://{settings.http_host}:{settings.http_port}/api/v1")
+    lines.append(f"  dashboard http://{settings.http_host}:{settings.http_port}/dashboard")
     redis_note = "  (its own redis-server; data and AOF in var/redis)" if own_redis else ""
     lines += [
         f"  Redis     {settings.redis_url}{redis_note}",

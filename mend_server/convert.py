@@ -214,10 +214,20 @@ def _counts(c: Counts) -> pb.JobCounts:
 
 
 def stats_to_pb(stats: Stats) -> pb.QueueStats:
-    return pb.QueueStats(
+    out = pb.QueueStats(
         totals=_counts(stats.totals),
         by_type={name: _counts(c) for name, c in stats.by_type.items()},
         workers=stats.workers,
         scheduled=stats.scheduled,
         by_tenant={name: _counts(c) for name, c in stats.by_tenant.items()},
     )
+    for w in stats.workers_detail:
+        info = out.workers_detail.add(
+            worker_id=w.worker_id, job_id=w.job_id, job_type=TYPE_TO_PB.get(w.job_type, 0)
+        )
+        if w.started_at_ms is not None:
+            _set_time(info.started_at, w.started_at_ms)
+    for m in stats.throughput:
+        bucket = out.throughput.add(completed=m.completed, failed=m.failed)
+        _set_time(bucket.start, m.start_ms)
+    return out

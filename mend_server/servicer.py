@@ -400,8 +400,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 bad.append(Violation("page_token", "is not a token from a previous page"))
         if bad:
             raise ValidationError(bad)
+        caller = current_caller.get()
+        if request.all_tenants and not caller.admin:
+            raise AdminOnly("all_tenants")
         page = await self._store.list_jobs(
-            _tenant(),
+            None if request.all_tenants else caller.tenant,
             status=wanted,
             job_type=job_type,
             page_size=request.page_size or DEFAULT_PAGE_SIZE,

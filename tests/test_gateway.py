@@ -640,7 +640,7 @@ async def test_openapi_document_follows_the_annotations(http: httpx.AsyncClient)
     assert "get" in paths["/api/v1/jobs/{id}/stream"]
     assert "post" in paths["/api/v1/jobs/{id}/cancel"]
     listing = {p["name"] for p in paths["/api/v1/jobs"]["get"]["parameters"]}
-    assert listing == {"status", "type", "page_size", "page_token"}
+    assert listing == {"status", "type", "page_size", "page_token", "all_tenants"}
     schemas = doc["components"]["schemas"]
     assert "pending" in schemas["Job"]["properties"]["status"]["enum"]
     # The job's parameters are flat: an operation's parameters, not a oneof wrapper.

@@ -115,12 +115,14 @@ async def test_make_run_serves_the_walkthrough_replaces_workers_and_stops_clean(
     await eventually(lambda: "Press Ctrl-C to stop." in stack.output(), "the banner", 60)
     banner = stack.output()
     assert f"REST      http://127.0.0.1:{stack.http_port}/api/v1" in banner
+    assert f"dashboard http://127.0.0.1:{stack.http_port}/dashboard" in banner
     assert "API key   dev-key" in banner
     assert "(its own redis-server; data and AOF in var/redis)" in banner
 
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{stack.http_port}", headers=HEADERS, timeout=10
     ) as http:
+        assert "<title>Mend dashboard</title>" in (await http.get("/dashboard")).text
         # The docs' walkthrough, on the sample photo the stack put in place.
         job = await run_seed_job(http)
         assert job["status"] == "completed", job

@@ -30,6 +30,11 @@ KEYS: dict[str, tuple[str, str, str]] = {
     "tenants": ("tenants", "set", "every tenant that submitted a job"),
     "stats": ("stats", "hash", "`<type>:<status>` counts, `avg_duration_ms`"),
     "workers": ("workers", "zset", "worker ids by last registration (ms)"),
+    "throughput": (
+        "throughput:{minute}",
+        "hash",
+        "jobs finished in a minute (Unix minute): `<status>`, `<status>:<tenant>`; 20 min TTL",
+    ),
     "batch": ("batch:{tenant}:{batch_id}", "hash", "a batch: total, remaining, counts"),
     "batch_jobs": ("batch:{tenant}:{batch_id}:jobs", "zset", "the batch's job ids, by seq"),
     "changes": ("changes", "pub/sub channel", "`<id>:<version>` after each change"),
@@ -67,6 +72,10 @@ class Keys:
 
     def tenant_stats(self, tenant: str) -> str:
         return self._key("tenant_stats", tenant=tenant)
+
+    def throughput(self, minute: int) -> str:
+        """minute: Unix time in whole minutes."""
+        return self._key("throughput", minute=str(minute))
 
     def index(self, tenant: str, name: str) -> str:
         """name: "all", "status:<status>" or "type:<type>"."""

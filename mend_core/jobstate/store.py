@@ -19,6 +19,8 @@ from mend_core.errors import (
     RequestConflict,
 )
 from mend_core.job import Batch, Job, JobSpec, JobStatus, new_job_id
+from mend_core.jobstate import activity
+from mend_core.jobstate.activity import MinuteCount, WorkerActivity
 from mend_core.jobstate.encoding import fingerprint, job_from_fields, pairs, spec_fields
 from mend_core.jobstate.keys import Keys
 from mend_core.jobstate.scripts import Scripts
@@ -50,6 +52,10 @@ class Stats:
     scheduled: int
     # Each tenant's totals; only in the all-tenants view.
     by_tenant: dict[str, Counts] = field(default_factory=dict)
+    # The live workers and their jobs (the caller's own, or any in the all-tenants view).
+    workers_detail: list[WorkerActivity] = field(default_factory=list)
+    # Completed and failed jobs per minute, oldest first (activity.THROUGHPUT_MINUTES).
+    throughput: list[MinuteCount] = field(default_factory=list)
 
 
 def _counts_by_type(counters: dict[str, str]) -> dict[str, Counts]:
@@ -178,7 +184,7 @@ class JobStore:
 
     async def list_jobs(
         self,
-        tenant: str,
+        tenant: str | None,
         *,
         status: JobStatus | None,
         job_type: str | None,
@@ -186,14 +192,41 @@ class JobStore:
         cursor: int | None,
     ) -> Page:
         """Newest first, from the per-tenant index of the narrowest filter. The cursor is
-        the index score (submission sequence) of the last job returned."""
+        the index score (submission sequence) of the last job returned. tenant None: every
+        tenant's jobs, merged by that sequence (which is global), so one page reads up to
+        a page from each tenant."""
+        tenants = [tenant] if tenant is not None else sorted(await self._tenant_names())
+        found: list[tuple[int, Job]] = []
+        more = False
+        for name in tenants:
+            scanned, left = await self._scan(name, status, job_type, page_size, cursor)
+            found += scanned
+            more = more or left
+        found.sort(key=lambda entry: entry[0], reverse=True)
+        more = more or len(found) > page_size
+        page = found[:page_size]
+        return Page([job for _, job in page], page[-1][0] if more and page else None)
+
+    async def _tenant_names(self) -> set[str]:
+        return await self._redis.smembers(self._keys.tenants)  # type: ignore[misc, no-any-return]
+
+    async def _scan(
+        self,
+        tenant: str,
+        status: JobStatus | None,
+        job_type: str | None,
+        page_size: int,
+        cursor: int | None,
+    ) -> tuple[list[tuple[int, Job]], bool]:
+        """Up to page_size of the tenant's jobs below the cursor, with their sequence, and
+        whether it has more."""
         if status is not None:
             index, other = self._keys.index(tenant, f"status:{status.value}"), job_type
         elif job_type is not None:
             index, other = self._keys.index(tenant, f"type:{job_type}"), None
         else:
             index, other = self._keys.index(tenant, "all"), None
-        jobs: list[Job] = []
+        jobs: list[tuple[int, Job]] = []
         upper = f"({cursor}" if cursor is not None else "+inf"
         batch = page_size if other is None else max(page_size * 2, 50)
         while len(jobs) < page_size:
@@ -201,7 +234,7 @@ class JobStore:
                 index, upper, "-inf", start=0, num=batch, withscores=True
             )
             if not entries:
-                return Page(jobs, None)
+                return jobs, False
             async with self._redis.pipeline(transaction=False) as pipe:
                 for job_id, _ in entries:
                     pipe.hgetall(self._keys.job(job_id))
@@ -214,13 +247,13 @@ class JobStore:
                 job = job_from_fields(fields)
                 if other is not None and job.spec.type != other:
                     continue
-                jobs.append(job)
+                jobs.append((int(score), job))
                 if len(jobs) == page_size:
                     more = await self._redis.zcount(index, "-inf", upper)
-                    return Page(jobs, int(score) if more else None)
+                    return jobs, bool(more)
             if len(entries) < batch:
-                return Page(jobs, None)
-        return Page(jobs, None)
+                return jobs, False
+        return jobs, False
 
     async def _forget(self, tenant: str, job_id: str) -> None:
         names = ["all", *(f"status:{s.value}" for s in JobStatus)]
@@ -336,10 +369,17 @@ class JobStore:
             else:
                 pipe.hgetall(self._keys.tenant_stats(tenant))
             workers, counters, *rest = await pipe.execute()
+        whose = None if all_tenants else tenant
+        detail = await activity.live_workers(
+            self._redis, self._keys, now_ms=now_ms, liveness_ms=self._liveness_ms, tenant=whose
+        )
+        minutes = await activity.throughput(self._redis, self._keys, now_ms=now_ms, tenant=whose)
         if not all_tenants:
             by_type = _counts_by_type(counters)
             scheduled = max(int(counters.get("scheduled", 0)), 0)
-            return Stats(_total(by_type), by_type, int(workers), scheduled)
+            return Stats(
+                _total(by_type), by_type, int(workers), scheduled, {}, detail, minutes
+            )
         scheduled, tenants = rest
         names = sorted(tenants)
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -350,7 +390,9 @@ class JobStore:
             name: _total(_counts_by_type(row)) for name, row in zip(names, rows, strict=True)
         }
         by_type = _counts_by_type(counters)
-        return Stats(_total(by_type), by_type, int(workers), scheduled, by_tenant)
+        return Stats(
+            _total(by_type), by_type, int(workers), scheduled, by_tenant, detail, minutes
+        )
 
     async def ping(self) -> bool:
         try:

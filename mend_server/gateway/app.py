@@ -19,6 +19,7 @@ from starlette.routing import Route
 from mend.v1 import jobs_pb2
 from mend_core.settings import Settings
 from mend_server.gateway import compat
+from mend_server.gateway.dashboard import Dashboard
 from mend_server.gateway.errors import GatewayError, error_response
 from mend_server.gateway.handlers import UnaryEndpoints
 from mend_server.gateway.health import CHECK_TIMEOUT_SECONDS, Health
@@ -150,6 +151,7 @@ class Gateway:
             Route("/health/ready", self._ready, methods=["GET"]),
             Route("/metrics", self.metrics.endpoint, methods=["GET"]),
             Route(OPENAPI_PATH, self._openapi, methods=["GET"]),
+            *Dashboard().routes(),
         ]
         middleware = [Middleware(self.metrics.middleware)]  # type: ignore[arg-type]
         origins = [o.strip() for o in self.settings.cors_origins.split(",") if o.strip()]

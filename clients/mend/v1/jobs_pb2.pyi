@@ -733,16 +733,18 @@ class StreamToken(_message.Message):
     def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("status", "type", "page_size", "page_token")
+    __slots__ = ("status", "type", "page_size", "page_token", "all_tenants")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ALL_TENANTS_FIELD_NUMBER: _ClassVar[int]
     status: JobStatus
     type: JobType
     page_size: int
     page_token: str
-    def __init__(self, status: _Optional[_Union[JobStatus, str]] = ..., type: _Optional[_Union[JobType, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    all_tenants: bool
+    def __init__(self, status: _Optional[_Union[JobStatus, str]] = ..., type: _Optional[_Union[JobType, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., all_tenants: _Optional[bool] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token")
@@ -817,7 +819,7 @@ class JobCounts(_message.Message):
     def __init__(self, pending: _Optional[int] = ..., processing: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
 
 class QueueStats(_message.Message):
-    __slots__ = ("totals", "by_type", "workers", "scheduled", "by_tenant")
+    __slots__ = ("totals", "by_type", "workers", "scheduled", "by_tenant", "workers_detail", "throughput")
     class ByTypeEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -837,9 +839,35 @@ class QueueStats(_message.Message):
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_FIELD_NUMBER: _ClassVar[int]
     BY_TENANT_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    THROUGHPUT_FIELD_NUMBER: _ClassVar[int]
     totals: JobCounts
     by_type: _containers.MessageMap[str, JobCounts]
     workers: int
     scheduled: int
     by_tenant: _containers.MessageMap[str, JobCounts]
-    def __init__(self, totals: _Optional[_Union[JobCounts, _Mapping]] = ..., by_type: _Optional[_Mapping[str, JobCounts]] = ..., workers: _Optional[int] = ..., scheduled: _Optional[int] = ..., by_tenant: _Optional[_Mapping[str, JobCounts]] = ...) -> None: ...
+    workers_detail: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
+    throughput: _containers.RepeatedCompositeFieldContainer[ThroughputBucket]
+    def __init__(self, totals: _Optional[_Union[JobCounts, _Mapping]] = ..., by_type: _Optional[_Mapping[str, JobCounts]] = ..., workers: _Optional[int] = ..., scheduled: _Optional[int] = ..., by_tenant: _Optional[_Mapping[str, JobCounts]] = ..., workers_detail: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., throughput: _Optional[_Iterable[_Union[ThroughputBucket, _Mapping]]] = ...) -> None: ...
+
+class WorkerInfo(_message.Message):
+    __slots__ = ("worker_id", "job_id", "job_type", "started_at")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    job_id: str
+    job_type: JobType
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, worker_id: _Optional[str] = ..., job_id: _Optional[str] = ..., job_type: _Optional[_Union[JobType, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ThroughputBucket(_message.Message):
+    __slots__ = ("start", "completed", "failed")
+    START_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    completed: int
+    failed: int
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...

@@ -4,6 +4,8 @@
 -- delivered, scheduled for a retry or dead-lettered (see mend_core/jobstate/webhook_queue.py).
 local EVENTS_MAXLEN = 512
 local WAKE_MAXLEN = 10000
+-- Per-minute throughput counters outlive the 15 minutes the dashboard shows by a margin.
+local THROUGHPUT_TTL_MS = 20 * 60 * 1000
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -114,6 +116,15 @@ local function queue_webhook(event, url, style, fields)
     'event', event, 'url', url, 'style', style ~= '' and style or 'default', unpack(fields))
 end
 
+-- Counts a finished job into its minute's throughput, overall and for its tenant: O(1)
+-- per job, and the counters expire by themselves.
+local function tally(job, status, now)
+  local key = throughput_key(math.floor(now / 60000))
+  redis.call('HINCRBY', key, status, 1)
+  redis.call('HINCRBY', key, status .. ':' .. job.tenant, 1)
+  redis.call('PEXPIRE', key, THROUGHPUT_TTL_MS)
+end
+
 local settle
 
 -- pending | processing -> cancelled.
@@ -129,9 +140,11 @@ local function cancel(job, now, reason, ttl_ms)
   settle(job, 'cancelled', now, ttl_ms)
 end
 
--- After every move to a terminal state: queue the job's webhook, and settle its batch
--- (fail_fast cancels the batch's unstarted jobs; the last job queues batch.completed).
+-- After every move to a terminal state: count completions and failures per minute, queue
+-- the job's webhook, and settle its batch (fail_fast cancels the batch's unstarted jobs;
+-- the last job queues batch.completed).
 settle = function(job, status, now, ttl_ms)
+  if status ~= 'cancelled' then tally(job, status, now) end
   if (job.webhook_url or '') ~= '' and status ~= 'cancelled' then
     queue_webhook('job.' .. status, job.webhook_url, job.webhook_style or '', {'job_id', job.id})
   end

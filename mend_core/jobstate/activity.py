@@ -1,0 +1,77 @@
+"""What the queue is doing right now, for the overview: the live workers and the job each
+runs, and how many jobs finished in each of the last minutes. Read-only; the per-minute
+counters are written by the Lua scripts (`tally` in lua/_lib.lua, on every completion and
+failure) and expire by themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from mend_core.jobstate.keys import Keys
+
+THROUGHPUT_MINUTES = 15
+# More jobs in flight than this are not looked at (a worker runs one job at a time).
+_MAX_INFLIGHT = 1000
+
+
+@dataclass(frozen=True)
+class WorkerActivity:
+    worker_id: str
+    # Empty while idle, or when the job is another tenant's and the caller may not see it.
+    job_id: str = ""
+    job_type: str = ""
+    started_at_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class MinuteCount:
+    start_ms: int
+    completed: int
+    failed: int
+
+
+async def live_workers(
+    redis: Redis, keys: Keys, *, now_ms: int, liveness_ms: int, tenant: str | None
+) -> list[WorkerActivity]:
+    """Workers that registered within liveness_ms, by id, with the job each runs; only the
+    jobs of `tenant` are shown (None: every tenant's)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zrangebyscore(keys.workers, now_ms - liveness_ms, "+inf")
+        pipe.zrange(keys.inflight, 0, _MAX_INFLIGHT - 1)
+        workers, inflight = await pipe.execute()
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in inflight:
+            pipe.hmget(keys.job(job_id), ["worker", "type", "started_at", "tenant", "status"])
+        rows = await pipe.execute()
+    running: dict[str, WorkerActivity] = {}
+    for job_id, (worker, job_type, started, owner, status) in zip(inflight, rows, strict=True):
+        if not worker or status != "processing":
+            continue
+        if tenant is not None and owner != tenant:
+            running[worker] = WorkerActivity(worker)
+            continue
+        started_ms = int(started) if started else None
+        running[worker] = WorkerActivity(worker, job_id, job_type or "", started_ms)
+    return [running.get(w, WorkerActivity(w)) for w in sorted(workers)]
+
+
+async def throughput(
+    redis: Redis, keys: Keys, *, now_ms: int, tenant: str | None
+) -> list[MinuteCount]:
+    """Completed and failed jobs per minute for the last THROUGHPUT_MINUTES minutes, oldest
+    first, the current minute last; `tenant`'s own (None: every tenant's)."""
+    current = now_ms // 60_000
+    minutes = range(current - THROUGHPUT_MINUTES + 1, current + 1)
+    fields = ["completed", "failed"]
+    if tenant is not None:
+        fields = [f"{name}:{tenant}" for name in fields]
+    async with redis.pipeline(transaction=False) as pipe:
+        for minute in minutes:
+            pipe.hmget(keys.throughput(minute), fields)
+        rows = await pipe.execute()
+    return [
+        MinuteCount(minute * 60_000, int(done or 0), int(failed or 0))
+        for minute, (done, failed) in zip(minutes, rows, strict=True)
+    ]
