@@ -89,6 +89,8 @@ class Job:
     progress_percent: int = 0
     progress_message: str = ""
     fence: int = 0
+    # The submitter's trace context (W3C traceparent), "" when it was not traced.
+    trace_parent: str = ""
     # Only for pending jobs, computed when read.
     queue_position: int | None = None
     estimated_wait_seconds: float | None = None

@@ -12,7 +12,13 @@ from redis.asyncio import Redis
 
 from mend_core.errors import BatchExists, JobFinished, JobNotFound, RequestConflict
 from mend_core.job import Batch, Job, JobSpec, JobStatus, new_job_id
-from mend_core.jobstate.encoding import fingerprint, job_from_fields, pairs, spec_fields
+from mend_core.jobstate.encoding import (
+    fingerprint,
+    job_from_fields,
+    pairs,
+    spec_fields,
+    trace_fields,
+)
 from mend_core.jobstate.keys import Keys
 from mend_core.jobstate.scripts import Scripts
 from mend_core.operations import job_types
@@ -95,11 +101,17 @@ class JobStore:
         self._liveness_ms = int(worker_liveness_seconds * 1000)
 
     async def submit(
-        self, tenant: str, specs: list[JobSpec], batch: Batch | None = None
+        self,
+        tenant: str,
+        specs: list[JobSpec],
+        batch: Batch | None = None,
+        *,
+        trace_parent: str = "",
     ) -> list[Submitted]:
         """Stores and enqueues every spec atomically; returns once they are in Redis.
         A spec whose request_id made a job before gives that job back when it is the same
-        request; RequestConflict when it is not, or when it is part of a batch."""
+        request; RequestConflict when it is not, or when it is part of a batch.
+        trace_parent: the submitter's trace context, which the jobs carry to the workers."""
         docs = []
         for spec in specs:
             job_id = new_job_id()
@@ -109,7 +121,7 @@ class JobStore:
                 "fingerprint": fingerprint(spec) if spec.request_id else "",
                 "priority": spec.priority,
                 "type": spec.type,
-                "fields": spec_fields(spec, job_id, tenant),
+                "fields": spec_fields(spec, job_id, tenant) | trace_fields(trace_parent),
             }
             docs.append(json.dumps(doc))
         batch_doc = json.dumps(asdict(batch)) if batch else ""
