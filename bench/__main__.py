@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, str] = {
     "pickup": "bench.pickup",  # idle-worker pickup latency, recovery after SIGKILL
     "watch": "bench.watch",  # WatchJob delivery latency with 1,000 streams on one server
     "gateway": "bench.gateway",  # REST gateway vs gRPC: submit/get throughput, SSE fan-out
+    "telemetry": "bench.telemetry",  # metrics and tracing cost: Submit, GetJob calls/s
 }
 
 
