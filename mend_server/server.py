@@ -218,11 +218,13 @@ def queue_gauges(settings: Settings) -> QueueGauges:
 
 async def serve(settings: Settings, tracing: Tracing = TRACING_OFF) -> None:
     server = MendServer(settings, tracing=tracing)
-    await server.start()
+    # Before the port opens: a stop signal that comes while starting ends the process
+    # cleanly once started, rather than killing it.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    await server.start()
     await stopping.wait()
     log.info(
         "shutting down: draining calls for up to %.0fs", settings.shutdown_grace_seconds_server
