@@ -38,6 +38,9 @@ class Span:
     def set_attribute(self, key: str, value: str | int | float | bool) -> None:
         pass
 
+    def update_name(self, name: str) -> None:
+        pass
+
     def fail(self, description: str) -> None:
         """Marks the span as failed (error status), saying why."""
 
@@ -101,6 +104,9 @@ class _OtelSpan(Span):
 
     def set_attribute(self, key: str, value: str | int | float | bool) -> None:
         self._span.set_attribute(key, value)
+
+    def update_name(self, name: str) -> None:
+        self._span.update_name(name)
 
     def fail(self, description: str) -> None:
         from opentelemetry.trace import Status, StatusCode
