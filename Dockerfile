@@ -14,8 +14,9 @@ WORKDIR /src
 # .dockerignore lets in only what the wheels are built from.
 COPY . .
 # clients/ is built too once it is a distribution of its own (mend-client).
-RUN set -- . \
-    && if [ -f clients/pyproject.toml ]; then set -- ./clients .; fi \
+# The tracing extra (OpenTelemetry) is in the image, off until OTEL_* variables ask for it.
+RUN set -- ".[tracing]" \
+    && if [ -f clients/pyproject.toml ]; then set -- ./clients ".[tracing]"; fi \
     && pip wheel --no-cache-dir --wheel-dir /wheels "$@"
 
 FROM python:${PYTHON_VERSION}-slim-bookworm

@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "watch": "bench.watch",  # WatchJob delivery latency with 1,000 streams on one server
     "gateway": "bench.gateway",  # REST gateway vs gRPC: submit/get throughput, SSE fan-out
     "redispy": "bench.redispy",  # client CPU per Redis command, by redis-py version
+    "telemetry": "bench.telemetry",  # metrics and tracing cost: Submit, GetJob calls/s
 }
 
 

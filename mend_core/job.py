@@ -95,6 +95,8 @@ class Job:
     fence: int = 0
     # While a delayed job waits: when it is due (epoch ms).
     scheduled_at_ms: int | None = None
+    # The submitter's trace context (W3C traceparent), "" when it was not traced.
+    trace_parent: str = ""
     # Only for pending jobs, computed when read.
     queue_position: int | None = None
     estimated_wait_seconds: float | None = None

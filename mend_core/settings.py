@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     shutdown_grace_seconds_server: float = Field(default=5.0, ge=0)
     watch_heartbeat_seconds: float = Field(default=15.0, gt=0)
 
+    # Prometheus endpoints (README "Metrics"): the gRPC server's (all its processes) and
+    # one per worker host (all its worker processes); unset: none. The gateway serves
+    # /metrics on its HTTP port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
     # REST gateway: browser origins allowed by CORS, comma separated ("*" for any);
     # empty sends no CORS headers.
     cors_origins: str = ""
@@ -116,6 +123,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_path_is_unset(cls, value: object) -> object:
         # `MEND_TLS_CERT= make run` turns TLS off rather than naming the current directory.
+        return None if value == "" else value
+
+    @field_validator("metrics_port", "worker_metrics_port", mode="before")
+    @classmethod
+    def _empty_port_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
     @field_validator("log_level", "log_format", mode="before")

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from mend.v1 import jobs_pb2, jobs_pb2_grpc
 from mend_client.rest_json import message_to_json
@@ -21,11 +22,18 @@ from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
 from mend_core.tasks import cancel_and_wait
+from mend_core.telemetry.exposition import MetricsEndpoint, supervised
+from mend_core.telemetry.metrics import JobMetrics
+from mend_core.telemetry.queue_gauges import QueueGauges
+from mend_core.telemetry.tracing import TRACING_OFF, Tracing
 from mend_core.validation import Limits
 from mend_core.webhook_target import WebhookTargets
 from mend_server import convert
 from mend_server.auth import Authenticator, AuthInterceptor
+from mend_server.call_observers import ObservingInterceptor
 from mend_server.feed import ChangeFeed
+from mend_server.grpc_metrics import GrpcMetrics
+from mend_server.grpc_tracing import GrpcTracing
 from mend_server.reflection import enable_reflection
 from mend_server.servicer import JobService
 from mend_server.stream_tokens import StreamTokens, derive_secret
@@ -62,7 +70,7 @@ def rest_job_json(job: Job) -> dict[str, Any]:
 class MendServer:
     """The gRPC server and what it owns (Redis client, change feed, health reporter)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, tracing: Tracing = TRACING_OFF) -> None:
         if not settings.keys and not settings.auth_disabled:
             raise SystemExit(
                 "MEND_API_KEYS is empty: set it (e.g. MEND_API_KEYS=my-key), "
@@ -90,13 +98,21 @@ class MendServer:
             derive_secret(settings.stream_token_secret, settings.keys),
             settings.stream_token_ttl_seconds,
         )
+        # Metrics are always counted (cheap); served when MEND_METRICS_PORT is set, or by
+        # the supervisor of several server processes (mend_core.telemetry.exposition).
+        self.registry = CollectorRegistry()
+        self.metrics = JobMetrics(self.registry)
+        self.tracing = tracing
+        interceptors: list[grpc.aio.ServerInterceptor] = []
+        if settings.metrics_port is not None or supervised():
+            interceptors.append(ObservingInterceptor(GrpcMetrics(self.registry)))
+        if tracing.enabled:
+            interceptors.append(ObservingInterceptor(GrpcTracing(tracing)))
+        interceptors.append(
+            AuthInterceptor(Authenticator(settings.keys, disabled=settings.auth_disabled), tokens)
+        )
         self.server = grpc.aio.server(
-            interceptors=[
-                AuthInterceptor(
-                    Authenticator(settings.keys, disabled=settings.auth_disabled), tokens
-                )
-            ],
-            options=grpc_options(reuse_port=settings.grpc_reuse_port),
+            interceptors=interceptors, options=grpc_options(reuse_port=settings.grpc_reuse_port)
         )
         jobs_pb2_grpc.add_JobServiceServicer_to_server(
             JobService(
@@ -108,6 +124,8 @@ class MendServer:
                 max_request_bytes=settings.max_request_bytes,
                 watch_heartbeat_seconds=settings.watch_heartbeat_seconds,
                 stream_tokens=tokens,
+                metrics=self.metrics,
+                tracing=tracing,
             ),
             self.server,
         )
@@ -128,12 +146,17 @@ class MendServer:
             render_job=rest_job_json,
             consumer=f"server-{os.getpid()}",
             targets=webhook_targets,
+            metrics=self.metrics,
         )
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        self._queue_gauges: QueueGauges | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.feed.start()
         await self.server.start()
+        if self.settings.metrics_port is not None and not supervised():
+            self._serve_metrics(self.settings.metrics_port)
         await self._report_health()
         self._tasks = [
             asyncio.create_task(self._probe_redis()),
@@ -143,6 +166,13 @@ class MendServer:
         log.info(
             "mend gRPC server listening on %s:%d (%s)", self.settings.grpc_host, self.port, security
         )
+
+    def _serve_metrics(self, port: int) -> None:
+        ProcessCollector(registry=self.registry)
+        self._queue_gauges = queue_gauges(self.settings)
+        self.registry.register(self._queue_gauges)
+        self.metrics_endpoint = MetricsEndpoint(self.settings.metrics_host, port, self.registry)
+        log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host, port)
 
     async def _report_health(self) -> None:
         ok = await self.store.ping()
@@ -170,21 +200,35 @@ class MendServer:
         await self.feed.close()
         await cancel_and_wait(*self._tasks)
         await self.redis.aclose()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.close()
+        if self._queue_gauges is not None:
+            self._queue_gauges.close()
 
     async def wait_for_termination(self) -> None:
         await self.server.wait_for_termination()
 
 
-async def serve(settings: Settings) -> None:
-    server = MendServer(settings)
-    await server.start()
+def queue_gauges(settings: Settings) -> QueueGauges:
+    """The cluster-wide queue figures, for whichever process serves the metrics."""
+    return QueueGauges(
+        settings.redis_url, Keys(), worker_liveness_seconds=settings.lease_seconds * 3
+    )
+
+
+async def serve(settings: Settings, tracing: Tracing = TRACING_OFF) -> None:
+    server = MendServer(settings, tracing=tracing)
+    # Before the port opens: a stop signal that comes while starting ends the process
+    # cleanly once started, rather than killing it.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    await server.start()
     await stopping.wait()
     log.info(
         "shutting down: draining calls for up to %.0fs", settings.shutdown_grace_seconds_server
     )
     with contextlib.suppress(asyncio.CancelledError):
         await server.stop()
+    tracing.shutdown()

@@ -30,9 +30,11 @@ from mend_core.errors import (
     VersionOutOfRange,
     Violation,
 )
-from mend_core.job import JobSpec, JobStatus
-from mend_core.jobstate.store import JobStore, PurgeCursor, PurgeFilter
+from mend_core.job import Batch, JobSpec, JobStatus
+from mend_core.jobstate.store import JobStore, PurgeCursor, PurgeFilter, Submitted
 from mend_core.operations import OPERATIONS
+from mend_core.telemetry.metrics import JobMetrics
+from mend_core.telemetry.tracing import TRACING_OFF, Tracing
 from mend_core.tenancy import BucketGrants
 from mend_core.validation import MAX_BATCH, JobDraft, Limits, validate, validate_batch
 from mend_core.webhook_target import WebhookTargets
@@ -139,6 +141,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         max_request_bytes: int,
         watch_heartbeat_seconds: float,
         stream_tokens: StreamTokens,
+        metrics: JobMetrics | None = None,
+        tracing: Tracing = TRACING_OFF,
     ) -> None:
         self._store = store
         self._feed = feed
@@ -148,6 +152,26 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self._webhook_targets = webhook_targets
         self._max_request_bytes = max_request_bytes
         self._heartbeat = watch_heartbeat_seconds
+        self._metrics = metrics or JobMetrics()
+        self._tracing = tracing
+
+    async def _store_submit(
+        self, tenant: str, specs: list[JobSpec], batch: Batch | None = None
+    ) -> list[Submitted]:
+        """Stores the jobs under a span whose context they carry (the workers' spans join
+        the caller's trace), and counts the new ones."""
+        with self._tracing.span(
+            "JobStore.submit", kind="client", attributes={"db.system": "redis"}
+        ) as span:
+            submitted = await self._store.submit(
+                tenant, specs, batch, trace_parent=self._tracing.traceparent()
+            )
+            if len(submitted) == 1:
+                span.set_attribute("mend.job.id", submitted[0].job_id)
+        for spec, done in zip(specs, submitted, strict=True):
+            if done.created:
+                self._metrics.submitted.labels(spec.type).inc()
+        return submitted
 
     def _check_size(self, request: Message) -> None:
         """Rejects requests over max_request_bytes, naming the field that takes the most."""
@@ -196,7 +220,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if validate_only:
             return pb.SubmitJobResponse(message=VALID_MESSAGE)
         try:
-            [submitted] = await self._store.submit(tenant, [spec])
+            [submitted] = await self._store_submit(tenant, [spec])
         except RequestConflict as exc:
             [(_, job_id)] = exc.conflicts
             problem = f"was used for job {job_id}, a different request; use a new request_id"
@@ -271,7 +295,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if request.validate_only:
             return pb.SubmitBatchResponse(batch_id=batch_id, total_jobs=len(specs), status="valid")
         try:
-            submitted = await self._store.submit(tenant, specs, batch)
+            submitted = await self._store_submit(tenant, specs, batch)
         except RequestConflict as exc:
             raise RequestConflict(
                 exc.conflicts,
@@ -315,7 +339,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.Job:
         job_id = _job_id(request.id)
-        return convert.job_to_pb(await self._store.cancel(_tenant(), job_id))
+        job = await self._store.cancel(_tenant(), job_id)
+        self._metrics.finished.labels(job.spec.type, job.status.value).inc()
+        return convert.job_to_pb(job)
 
     @_guarded
     async def RetryJob(

@@ -36,6 +36,7 @@ from mend_core.job import Job
 from mend_core.jobstate.store import JobStore
 from mend_core.jobstate.webhook_queue import Delivery, WebhookQueue
 from mend_core.settings import Settings
+from mend_core.telemetry.metrics import JobMetrics
 from mend_core.webhook_target import Target, WebhookTargets
 
 log = logging.getLogger(__name__)
@@ -100,12 +101,14 @@ class WebhookDispatcher:
         render_job: JobRenderer,
         consumer: str,
         targets: WebhookTargets,
+        metrics: JobMetrics | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._render_job = render_job
         self._consumer = consumer
         self._targets = targets
+        self._deliveries = (metrics or JobMetrics()).webhook_deliveries
         self._secret = settings.webhook_secret
         self._retry_seconds = settings.webhook_retry_seconds
         # An attempt holds its entry for at most about the HTTP timeout; entries pending
@@ -199,6 +202,7 @@ class WebhookDispatcher:
             return
         if problem is None:
             await self._queue.delivered(delivery)
+            self._deliveries.labels("delivered").inc()
             return
         log.info(
             "webhook %s %s to %s: attempt %d failed: %s",
@@ -211,6 +215,7 @@ class WebhookDispatcher:
         if delivery.attempt <= len(self._retry_seconds):
             delay = self._retry_seconds[delivery.attempt - 1]
             await self._queue.retry_later(delivery, delay, body)
+            self._deliveries.labels("retry").inc()
             self._retry_scheduled.set()
         else:
             await self._bury(delivery, f"{delivery.attempt} attempts failed; last: {problem}", body)
@@ -234,6 +239,7 @@ class WebhookDispatcher:
 
     async def _bury(self, delivery: Delivery, error: str, body: str | None) -> None:
         dead = await self._queue.bury(delivery, error, body)
+        self._deliveries.labels("dead").inc()
         log.warning(
             "webhook %s %s to %s dead-lettered as %s: %s",
             delivery.event,

@@ -4,7 +4,8 @@ Pillow cannot be interrupted from another thread, so a job over its timeout, or 
 cancelled while running, is stopped by killing the child; the worker process lives on and
 starts a fresh child for the next job. The child is `mend-worker --executor-fd N`, talking
 over a socketpair with multiprocessing's framing: the parent sends the child its
-`ChildSettings` once, then a job's id and `JobSpec`; the child answers with `Progress`
+`ChildSettings` once, then a job's id, `JobSpec` and the trace context of the worker's
+span for it (W3C traceparent, "" untraced); the child answers with `Progress`
 messages and one `Completed` or `Failed`."""
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from mend_core.operations import OperationLimits
 from mend_core.results import JobResult
 from mend_core.settings import Settings
 from mend_core.storage import open_storage
+from mend_core.telemetry.tracing import TRACEPARENT, tracing_from_env
 from mend_worker.execute import execute
 from mend_worker.supervisor import die_with_parent
+from mend_worker.traced_storage import TracedStorage
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +120,14 @@ class ChildExecutor:
         if self._conn is None:
             self._start()
 
-    async def run(self, job_id: str, spec: JobSpec, on_progress: OnProgress) -> Outcome:
+    async def run(
+        self, job_id: str, spec: JobSpec, on_progress: OnProgress, *, trace_parent: str = ""
+    ) -> Outcome:
         """Runs the job in the child. Whatever interrupts the conversation before the
         outcome arrives (a cancellation, on_progress raising) kills the child: a reply
         left unread would otherwise be taken for the next job's."""
         conn = self._conn or self._start()
-        conn.send((job_id, spec))
+        conn.send((job_id, spec, trace_parent))
         try:
             return await self._conversation(conn, job_id, on_progress)
         except BaseException:
@@ -199,12 +204,16 @@ def child_main(fd: int) -> None:
     conn = Connection(fd)
     settings: ChildSettings = conn.recv()
     configure_logging(settings)
+    # The same OTEL_* environment as the worker; spans are exported as the child exits.
+    tracing = tracing_from_env("mend-worker")
     storage = open_storage(
         settings.storage,  # type: ignore[arg-type]
         root=Path(settings.storage_root),
         s3_endpoint_url=settings.s3_endpoint_url,
         s3_region=settings.s3_region,
     )
+    if tracing.enabled:
+        storage = TracedStorage(storage, tracing)
 
     started, job_id = 0.0, ""
 
@@ -216,12 +225,17 @@ def child_main(fd: int) -> None:
 
     while True:
         try:
-            job_id, spec = conn.recv()
+            job_id, spec, trace_parent = conn.recv()
         except (EOFError, OSError):
+            tracing.shutdown()
             return
         started = time.monotonic()
         outcome: Outcome
         current_job_id.set(job_id)  # until the next job: the child works on nothing else
+        span = tracing.start(
+            f"execute {spec.type}", parent={TRACEPARENT: trace_parent},
+            attributes={"mend.job.id": job_id, "mend.job.type": spec.type},
+        )
         try:
             outcome = Completed(execute(spec, storage, settings.limits, progress))
         except PermanentError as exc:
@@ -233,4 +247,7 @@ def child_main(fd: int) -> None:
         except Exception as exc:  # a bug, not bad input: say what it was
             log.exception("job %s raised %r", job_id, exc)
             outcome = Failed(f"internal error: {type(exc).__name__}: {exc}", True)
+        if isinstance(outcome, Failed):
+            span.fail(outcome.error)
+        span.end()
         conn.send((job_id, outcome))

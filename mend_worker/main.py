@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +19,9 @@ from mend_core.jobstate.queue import WorkQueue
 from mend_core.logs import configure_logging
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
+from mend_core.telemetry.exposition import MetricsEndpoint, children_metrics, supervised
+from mend_core.telemetry.metrics import JobMetrics
+from mend_core.telemetry.tracing import tracing_from_env
 from mend_worker.executor import ChildExecutor, child_main
 from mend_worker.supervisor import Program, Supervisor
 from mend_worker.worker import Worker
@@ -40,7 +45,21 @@ async def run_worker(settings: Settings) -> None:
         retention_completed_seconds=settings.retention_completed_seconds,
         retention_failed_seconds=settings.retention_failed_seconds,
     )
-    worker = Worker(settings, queue, ChildExecutor(settings, self_command()))
+    metrics = JobMetrics()
+    endpoint = None
+    if settings.worker_metrics_port is not None and not supervised():
+        # A worker on its own (`--single`) serves its own metrics.
+        endpoint = MetricsEndpoint(
+            settings.metrics_host, settings.worker_metrics_port, metrics.registry
+        )
+    tracing = tracing_from_env("mend-worker")
+    worker = Worker(
+        settings,
+        queue,
+        ChildExecutor(settings, self_command()),
+        metrics=metrics,
+        tracing=tracing,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
@@ -49,6 +68,9 @@ async def run_worker(settings: Settings) -> None:
         await worker.run()
     finally:
         await redis.aclose()
+        tracing.shutdown()
+        if endpoint is not None:
+            endpoint.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,11 +90,21 @@ def main(argv: list[str] | None = None) -> None:
         return
     count = args.processes or settings.workers
     grace = settings.shutdown_grace_seconds + 5
-    programs = [
-        Program(f"worker-{i + 1}", [*self_command(), "--single"], stop_grace=grace)
-        for i in range(count)
-    ]
-    sys.exit(Supervisor(programs).run())
+    env = dict(os.environ)
+    with contextlib.ExitStack() as stack:
+        if settings.worker_metrics_port is not None:
+            # One endpoint for all this host's workers, served by this supervisor.
+            env.update(
+                stack.enter_context(
+                    children_metrics(settings.metrics_host, settings.worker_metrics_port)
+                )
+            )
+        programs = [
+            Program(f"worker-{i + 1}", [*self_command(), "--single"], env=env, stop_grace=grace)
+            for i in range(count)
+        ]
+        code = Supervisor(programs).run()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 import socket
+import time
 import uuid
 
 import redis.exceptions
@@ -16,6 +17,8 @@ from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.logs import job_context
 from mend_core.settings import Settings
 from mend_core.tasks import cancel_and_wait
+from mend_core.telemetry.metrics import JobMetrics
+from mend_core.telemetry.tracing import TRACEPARENT, TRACING_OFF, Tracing
 from mend_worker.executor import ChildExecutor, Completed, Failed, Outcome
 
 log = logging.getLogger(__name__)
@@ -47,8 +50,13 @@ class Worker:
         queue: WorkQueue,
         executor: ChildExecutor,
         worker_id: str | None = None,
+        *,
+        metrics: JobMetrics | None = None,
+        tracing: Tracing = TRACING_OFF,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or JobMetrics()
+        self._tracing = tracing
         self._queue = queue
         self._executor = executor
         # Checked again before each job: a grant revoked while the job waited applies.
@@ -109,6 +117,8 @@ class Worker:
                 try:
                     await self._queue.register_worker(self.worker_id)
                     reaped = await self._queue.reap()
+                    self._metrics.lease_expiries.labels("requeued").inc(reaped.requeued)
+                    self._metrics.lease_expiries.labels("failed").inc(reaped.failed)
                     if reaped.requeued or reaped.failed:
                         log.warning(
                             "leases expired: %d jobs requeued, %d failed",
@@ -138,6 +148,27 @@ class Worker:
                 await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     async def _process(self, lease: Lease) -> Lease | None:
+        """One attempt at a leased job, measured, in a span that joins the submitter's
+        trace; returns the next job when it was leased at once."""
+        job = lease.job
+        job_type = job.spec.type
+        if job.attempt == 1 and job.started_at_ms is not None:
+            wait = max(0, job.started_at_ms - job.created_at_ms) / 1000  # both Redis' clock
+            self._metrics.queue_wait.labels(job_type).observe(wait)
+        started = time.perf_counter()
+        with self._tracing.span(
+            f"job {job_type}",
+            kind="consumer",
+            parent={TRACEPARENT: job.trace_parent},
+            attributes={"mend.job.id": job.id, "mend.job.type": job_type,
+                        "mend.job.attempt": job.attempt},
+        ):
+            try:
+                return await self._attempt(lease)
+            finally:
+                self._metrics.processing.labels(job_type).observe(time.perf_counter() - started)
+
+    async def _attempt(self, lease: Lease) -> Lease | None:
         """Runs a leased job to its end; returns the next job when it was leased at once."""
         job = lease.job
         log.debug("job %s: attempt %d of %d", job.id, job.attempt, job.spec.max_attempts)
@@ -153,7 +184,9 @@ class Worker:
             except redis.exceptions.RedisError as exc:  # progress is best effort
                 log.warning("job %s: progress not recorded: %s", job.id, exc)
 
-        running = asyncio.create_task(self._executor.run(job.id, spec, on_progress))
+        running = asyncio.create_task(
+            self._executor.run(job.id, spec, on_progress, trace_parent=self._tracing.traceparent())
+        )
         lost = asyncio.create_task(self._until_lease_lost(lease))
         stopped = asyncio.create_task(self._until_grace_expired())
         done, _ = await asyncio.wait(
@@ -208,6 +241,7 @@ class Worker:
                     lease, result, self.worker_id
                 )
             log.info("job %s: completed in %.3fs", job.id, result.duration)
+            outcome_name = "completed"
         elif not outcome.permanent and job.attempt < job.spec.max_attempts:
             delay = backoff_seconds(
                 job.attempt,
@@ -216,12 +250,18 @@ class Worker:
             )
             committed = await self._queue.retry(lease, outcome.error, delay)
             log.info("job %s: %s; retrying in %.1fs", job.id, outcome.error, delay)
+            outcome_name = "retry"
         else:
             error = outcome.error
             if not outcome.permanent:
                 error += f" (gave up after {job.attempt} attempts)"
             committed = await self._queue.fail(lease, error)
             log.info("job %s: failed: %s", job.id, error)
+            outcome_name = "failed"
         if not committed:
             log.info("job %s: lease lost before reporting; result dropped", job.id)
+        elif outcome_name == "retry":
+            self._metrics.retries.labels(job.spec.type).inc()
+        else:
+            self._metrics.finished.labels(job.spec.type, outcome_name).inc()
         return following

@@ -37,6 +37,16 @@ def spec_fields(spec: JobSpec, job_id: str, tenant: str) -> dict[str, str]:
     return {k: v for k, v in fields.items() if v != ""}
 
 
+# The submitter's W3C trace context (55 characters), so that the worker's spans join its
+# trace (mend_core.telemetry.tracing). Not part of the spec: a replayed request_id with
+# another trace is still the same request.
+TRACE_FIELD = "traceparent"
+
+
+def trace_fields(trace_parent: str) -> dict[str, str]:
+    return {TRACE_FIELD: trace_parent} if trace_parent else {}
+
+
 def fingerprint(spec: JobSpec) -> str:
     """What makes a resubmission with the same request_id "the same request" (AIP-155):
     every setting of the job, defaults applied."""
@@ -119,6 +129,7 @@ def job_from_fields(
         progress_message=get("progress_message", ""),
         fence=int(get("fence", 0)),
         scheduled_at_ms=int(scheduled) if scheduled else None,
+        trace_parent=get(TRACE_FIELD, ""),
         queue_position=queue_position,
         estimated_wait_seconds=estimated_wait_seconds,
     )

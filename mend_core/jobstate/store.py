@@ -21,7 +21,13 @@ from mend_core.errors import (
 from mend_core.job import Batch, Job, JobSpec, JobStatus, new_job_id
 from mend_core.jobstate import activity
 from mend_core.jobstate.activity import MinuteCount, WorkerActivity
-from mend_core.jobstate.encoding import fingerprint, job_from_fields, pairs, spec_fields
+from mend_core.jobstate.encoding import (
+    fingerprint,
+    job_from_fields,
+    pairs,
+    spec_fields,
+    trace_fields,
+)
 from mend_core.jobstate.keys import Keys
 from mend_core.jobstate.scripts import Scripts
 from mend_core.operations import job_types
@@ -132,11 +138,17 @@ class JobStore:
         self._liveness_ms = int(worker_liveness_seconds * 1000)
 
     async def submit(
-        self, tenant: str, specs: list[JobSpec], batch: Batch | None = None
+        self,
+        tenant: str,
+        specs: list[JobSpec],
+        batch: Batch | None = None,
+        *,
+        trace_parent: str = "",
     ) -> list[Submitted]:
         """Stores and enqueues every spec atomically; returns once they are in Redis.
         A spec whose request_id made a job before gives that job back when it is the same
-        request; RequestConflict when it is not, or when it is part of a batch."""
+        request; RequestConflict when it is not, or when it is part of a batch.
+        trace_parent: the submitter's trace context, which the jobs carry to the workers."""
         docs = []
         for spec in specs:
             job_id = new_job_id()
@@ -146,7 +158,7 @@ class JobStore:
                 "fingerprint": fingerprint(spec) if spec.request_id else "",
                 "priority": spec.priority,
                 "type": spec.type,
-                "fields": spec_fields(spec, job_id, tenant),
+                "fields": spec_fields(spec, job_id, tenant) | trace_fields(trace_parent),
             }
             # When to run: the script works the delay out on Redis's clock.
             if spec.run_at_ms is not None:
@@ -281,8 +293,11 @@ class JobStore:
             raise JobNotFound(job_id)
         if out[0] == "state":
             raise JobNotRetryable(job_from_fields(pairs(out[1:])))
-        # Read again for its place in the queue, as GetJob shows it.
-        return await self.get(tenant, job_id)
+        requeued = job_from_fields(pairs(out[1:]))
+        # Read again for its place in the queue, as GetJob shows it, unless a worker took
+        # it meanwhile: the answer is the state the retry made.
+        now = await self.get(tenant, job_id)
+        return now if now.version == requeued.version else requeued
 
     async def delete(self, tenant: str, job_id: str) -> None:
         """Deletes a finished job and all trace of it; JobNotFinished when it is not."""

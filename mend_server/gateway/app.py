@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from mend.v1 import jobs_pb2
 from mend_core.settings import Settings
+from mend_core.telemetry.tracing import TRACING_OFF, Tracing
 from mend_server.gateway import compat
 from mend_server.gateway.dashboard import Dashboard
 from mend_server.gateway.errors import GatewayError, error_response
@@ -27,6 +28,7 @@ from mend_server.gateway.metrics import Metrics
 from mend_server.gateway.openapi import build_openapi
 from mend_server.gateway.routes import HttpRoute, routes_from_service
 from mend_server.gateway.sse import JobStreams
+from mend_server.gateway.tracing import TraceContextInjector, traced
 from mend_server.gateway.upstream import Upstream, grpc_target
 from mend_server.tls import upstream_credentials, upstream_options
 
@@ -77,14 +79,17 @@ class Gateway:
         *,
         sse_keepalive_seconds: float = 15.0,
         grpc_timeout_seconds: float = 30.0,
+        tracing: Tracing = TRACING_OFF,
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.tracing = tracing
         self.upstream = Upstream(
             grpc_target(settings.grpc_host, settings.grpc_port),
             timeout_seconds=grpc_timeout_seconds,
             credentials=upstream_credentials(settings),
             options=upstream_options(settings),
+            interceptors=[TraceContextInjector(tracing)] if tracing.enabled else (),
         )
         self.redis: Redis | None = None
         self.health: Health | None = None
@@ -154,6 +159,8 @@ class Gateway:
             *Dashboard().routes(),
         ]
         middleware = [Middleware(self.metrics.middleware)]  # type: ignore[arg-type]
+        if self.tracing.enabled:
+            middleware.append(Middleware(traced, tracing=self.tracing))  # type: ignore[arg-type]
         origins = [o.strip() for o in self.settings.cors_origins.split(",") if o.strip()]
         if origins:
             middleware.append(

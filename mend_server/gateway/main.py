@@ -14,6 +14,7 @@ import uvicorn
 
 from mend_core.logs import configure_logging
 from mend_core.settings import Settings
+from mend_core.telemetry.tracing import tracing_from_env
 from mend_server.gateway.app import Gateway
 
 log = logging.getLogger("mend_server.gateway")
@@ -49,7 +50,7 @@ def build_server(settings: Settings, **options: object) -> GatewayServer:
 def main() -> None:
     settings = Settings()
     configure_logging(settings)
-    server = build_server(settings)
+    server = build_server(settings, tracing=tracing_from_env("mend-gateway"))
     upstream = server.gateway.upstream
     log.info(
         "mend REST gateway on http://%s:%d (gRPC server %s, %s)",

@@ -63,11 +63,13 @@ class Upstream:
         timeout_seconds: float,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         self.target = target
         self.timeout = timeout_seconds
         self.credentials = credentials  # None: plaintext
         self._options = [*_CHANNEL_OPTIONS, *options]
+        self._interceptors = list(interceptors) or None
         self._channel: grpc.aio.Channel | None = None
         self._callables: dict[str, Any] = {}
 
@@ -79,9 +81,14 @@ class Upstream:
 
     async def start(self) -> None:
         self._channel = (
-            grpc.aio.secure_channel(self.target, self.credentials, options=self._options)
+            grpc.aio.secure_channel(
+                self.target, self.credentials, options=self._options,
+                interceptors=self._interceptors,
+            )
             if self.credentials is not None
-            else grpc.aio.insecure_channel(self.target, options=self._options)
+            else grpc.aio.insecure_channel(
+                self.target, options=self._options, interceptors=self._interceptors
+            )
         )
         self._callables.clear()
 
