@@ -25,6 +25,7 @@ from mend_core.errors import (
     JobNotFound,
     MalformedRequest,
     NotAuthenticated,
+    QuotaExceeded,
     RequestConflict,
     RequestError,
     TokenForAnotherJob,
@@ -64,6 +65,8 @@ RULES: dict[type[Exception], Rule] = {
     JobNotFound: Rule(Code.NOT_FOUND, "JOB_NOT_FOUND"),
     JobFinished: Rule(Code.FAILED_PRECONDITION, "JOB_FINISHED"),
     BatchExists: Rule(Code.ALREADY_EXISTS, "BATCH_EXISTS"),
+    # RetryInfo from the error: when the quota lets the request pass (none if never).
+    QuotaExceeded: Rule(Code.RESOURCE_EXHAUSTED, "TENANT_QUOTA_EXCEEDED"),
     NotAuthenticated: Rule(Code.UNAUTHENTICATED, "API_KEY_INVALID"),
     InvalidStreamToken: Rule(Code.UNAUTHENTICATED, "STREAM_TOKEN_INVALID"),
     TokenForAnotherJob: Rule(Code.PERMISSION_DENIED, "STREAM_TOKEN_FOR_ANOTHER_JOB"),
@@ -102,9 +105,10 @@ def to_status(error: Exception) -> status_pb2.Status:
             ]
         )
         status.details.add().Pack(bad)
-    if rule.retry_after is not None:
+    retry_after = error.retry_after if isinstance(error, QuotaExceeded) else rule.retry_after
+    if retry_after is not None:
         delay = Duration()
-        delay.FromNanoseconds(int(rule.retry_after * 1e9))
+        delay.FromNanoseconds(int(retry_after * 1e9))
         status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
     return status
 

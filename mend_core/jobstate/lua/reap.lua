@@ -15,7 +15,7 @@ for _, id in ipairs(redis.call('ZRANGE', INFLIGHT, '-inf', now, 'BYSCORE', 'LIMI
       move_status(job, 'processing', 'pending')
       commit(id, now, {'status', 'pending', 'error', why},
         {'worker', 'progress_percent', 'progress_message'})
-      enqueue(id, job.priority, job.seq)
+      enqueue(id, job.priority, job.seq, job.tenant)
       requeued = requeued + 1
     else
       move_status(job, 'processing', 'failed')
@@ -31,7 +31,7 @@ for _, id in ipairs(redis.call('ZRANGE', SCHEDULED, '-inf', now, 'BYSCORE', 'LIM
   local job = load(id)
   if job then unschedule(job) else redis.call('ZREM', SCHEDULED, id) end
   if job and job.status == 'pending' then
-    enqueue(id, job.priority, job.seq)
+    enqueue(id, job.priority, job.seq, job.tenant)
     promoted = promoted + 1
   end
 end
