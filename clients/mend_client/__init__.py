@@ -23,6 +23,7 @@ from mend_client._errors import (
     NotFound,
     OutOfRange,
     PermissionDenied,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
     from_rpc_error,
@@ -66,6 +67,7 @@ __all__ = [
     "OPERATIONS",
     "ResizeJob",
     "Unauthenticated",
+    "ResourceExhausted",
     "Unavailable",
     "from_rpc_error",
 ]
