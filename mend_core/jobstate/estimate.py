@@ -7,6 +7,7 @@ that frees up first, as the workers' claims do; the job starts when the next one
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,25 +64,32 @@ class SlotTimes:
 
 
 def wait_seconds(
-    ahead: Sequence[Ahead],
+    ahead: Sequence[Ahead] | Sequence[str],
     running: Sequence[tuple[str, float]],
     workers: int,
     times: SlotTimes,
 ) -> float:
-    """ahead: the jobs claimed before this one; running: (type, seconds since it started)
-    of each job in flight; workers: live workers (at least one is assumed)."""
+    """ahead: the jobs claimed before this one, by tenant, or (when few) their types in
+    claim order; running: (type, seconds since it started) of each job in flight; workers:
+    live workers (at least one is assumed)."""
     workers = max(workers, 1)
     # When each worker is free: the jobs in flight take their type's average (one past it
     # may end at any moment); a worker with no job is free now.
     free = sorted(max(0.0, times.of(t) - elapsed) for t, elapsed in running)[:workers]
-    free += [0.0] * (workers - len(free))
-    count = sum(a.count for a in ahead)
+    free = [0.0] * (workers - len(free)) + free  # sorted: a heap
+    if all(isinstance(a, str) for a in ahead):
+        # Each job ahead goes to the worker free first, as the claims will do.
+        for job_type in ahead:
+            heapq.heappush(free, heapq.heappop(free) + times.of(str(job_type)))
+        return min(free)
+    groups = [a for a in ahead if isinstance(a, Ahead)]
+    count = sum(a.count for a in groups)
     if count == 0:
         return min(free)
     # The jobs ahead as `count` jobs of their mean slot time: the k-th of them starts at the
     # k-th smallest of {free_i + j * slot}. The job starts at the (count + 1)-th: the
     # smallest t by which count + 1 starts have come (bisection on t, O(workers) a step).
-    slot = max(sum(a.count * times.mean(a.mix) for a in ahead) / count, 1e-3)
+    slot = max(sum(a.count * times.mean(a.mix) for a in groups) / count, 1e-3)
 
     def starts_by(t: float) -> int:
         return sum(math.floor((t - f) / slot) + 1 for f in free if t >= f)

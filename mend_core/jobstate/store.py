@@ -168,8 +168,12 @@ class JobStore:
         # A job waiting for a retry backoff joins the end of the queue when it is due.
         position = int(position) + 1 if int(position) >= 0 else int(queued) + 1
         times = SlotTimes(slot_averages(pairs(stats)))
+        if ahead and ahead[0][0] == "exact":
+            jobs_ahead: list[Ahead] | list[str] = list(ahead[0][1:])
+        else:
+            jobs_ahead = [Ahead(int(count), pending_mix(pairs(mix))) for count, mix in ahead]
         wait = wait_seconds(
-            [Ahead(int(count), pending_mix(pairs(mix))) for count, mix in ahead],
+            jobs_ahead,
             [(running[i], (int(now_ms) - int(running[i + 1])) / 1000)
              for i in range(0, len(running), 2)],
             int(workers),

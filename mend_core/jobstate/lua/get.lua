@@ -4,8 +4,10 @@
 -- place in the claim order, -1 when not queued), queued, due_ms or '', live workers, now ms,
 -- running {type, started_at, ...}, ahead {{count, mix}, ...}, stats}: `ahead` groups the
 -- jobs that will be claimed before this one by tenant, each with its tenant's stats hash
--- (whose `<type>:pending` counts give the mix of types); `stats` holds `<type>:avg_ms`.
+-- (whose `<type>:pending` counts give the mix of types), or, when few jobs are ahead, their
+-- types in claim order {{'exact', type, ...}}; `stats` holds `<type>:avg_ms`.
 local MAX_TENANTS = 256  -- beyond this many queued tenants, one group with the global mix
+local MAX_EXACT = 256  -- up to this many jobs ahead, their types one by one
 local id, tenant, liveness = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local key = job_key(id)
 local fields = redis.call('HGETALL', key)
@@ -30,7 +32,27 @@ for _, rid in ipairs(redis.call('ZRANGE', INFLIGHT, 0, -1)) do
 end
 
 local ahead = {}
-if redis.call('HLEN', FAIR) > MAX_TENANTS then
+if rank and position <= MAX_EXACT then
+  -- Each tenant's first jobs, as many as it has turns before ours, in turn order.
+  local turns = {}
+  local states = redis.call('HGETALL', FAIR)
+  for i = 1, #states, 2 do
+    local other = states[i]
+    local round, first = string.match(states[i + 1], '^(%d+) (%d+)$')
+    round, first = tonumber(round), tonumber(first)
+    local count = my_turn - first + (round < my_round and 1 or 0)
+    if other == tenant then count = rank end
+    if count > 0 then
+      for j, qid in ipairs(redis.call('ZRANGE', queue_key(other), 0, count - 1)) do
+        turns[#turns + 1] = {first + j - 1, round, redis.call('HGET', job_key(qid), 'type') or ''}
+      end
+    end
+  end
+  table.sort(turns, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+  local exact = {'exact'}
+  for _, t in ipairs(turns) do exact[#exact + 1] = t[3] end
+  ahead[1] = exact
+elseif redis.call('HLEN', FAIR) > MAX_TENANTS then
   ahead[1] = {position >= 0 and position or queued, redis.call('HGETALL', STATS)}
 else
   local states = redis.call('HGETALL', FAIR)
