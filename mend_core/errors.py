@@ -159,6 +159,26 @@ class RequestConflict(RequestError):
         self.conflicts = conflicts
 
 
+class QuotaExceeded(RequestError):
+    """The tenant is over one of its quotas (`quota`: "pending" or "rate"; `limit` says it
+    in words). `retry_after`: seconds until the request may pass; None when it never can
+    (the request alone is over the limit)."""
+
+    def __init__(self, tenant: str, quota: str, limit: str, retry_after: float | None) -> None:
+        if retry_after is None:
+            advice = "this request alone exceeds it"
+        else:
+            advice = f"retry in {retry_after:g} s"
+        super().__init__(f"tenant {tenant!r} is over its quota of {limit}; {advice}")
+        self.tenant = tenant
+        self.quota = quota
+        self.retry_after = retry_after
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {"tenant": self.tenant, "quota": self.quota}
+
+
 class VersionOutOfRange(RequestError):
     """A watch asked to resume after a version the job never had."""
 

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     max_attempts_limit: int = Field(default=10, ge=1)
     timeout_default_seconds: int = Field(default=300, ge=1)
     timeout_limit_seconds: int = Field(default=3600, ge=1)
+    # Per-tenant quotas (0: none), enforced atomically in Redis at submit: pending jobs, and
+    # submitted jobs per second with bursts of up to tenant_submit_burst (0: one second's
+    # worth). A batch needs room for all its jobs at once.
+    tenant_max_pending: int = Field(default=0, ge=0)
+    tenant_submit_rate: float = Field(default=0.0, ge=0)
+    tenant_submit_burst: int = Field(default=0, ge=0)
 
     # Workers
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)

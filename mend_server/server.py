@@ -17,7 +17,7 @@ from mend.v1 import jobs_pb2, jobs_pb2_grpc
 from mend_client.rest_json import message_to_json
 from mend_core.job import Job
 from mend_core.jobstate.keys import Keys
-from mend_core.jobstate.store import JobStore
+from mend_core.jobstate.store import JobStore, Quota
 from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
@@ -87,6 +87,11 @@ class MendServer:
             retention_completed_seconds=settings.retention_completed_seconds,
             retention_failed_seconds=settings.retention_failed_seconds,
             worker_liveness_seconds=settings.lease_seconds * 3,
+            quota=Quota(
+                max_pending=settings.tenant_max_pending,
+                submit_rate=settings.tenant_submit_rate,
+                submit_burst=settings.tenant_submit_burst,
+            ),
         )
         self.feed = ChangeFeed(self.redis, keys.changes_channel)
         self.health = health.aio.HealthServicer()

@@ -28,6 +28,7 @@ from mend_core.errors import (
     JobNotRetryable,
     MalformedRequest,
     NotAuthenticated,
+    QuotaExceeded,
     RequestConflict,
     RequestError,
     TokenForAnotherJob,
@@ -70,6 +71,8 @@ RULES: dict[type[Exception], Rule] = {
     JobNotRetryable: Rule(Code.FAILED_PRECONDITION, "JOB_NOT_RETRYABLE"),
     JobNotFinished: Rule(Code.FAILED_PRECONDITION, "JOB_NOT_FINISHED"),
     BatchExists: Rule(Code.ALREADY_EXISTS, "BATCH_EXISTS"),
+    # RetryInfo from the error: when the quota lets the request pass (none if never).
+    QuotaExceeded: Rule(Code.RESOURCE_EXHAUSTED, "TENANT_QUOTA_EXCEEDED"),
     NotAuthenticated: Rule(Code.UNAUTHENTICATED, "API_KEY_INVALID"),
     InvalidStreamToken: Rule(Code.UNAUTHENTICATED, "STREAM_TOKEN_INVALID"),
     TokenForAnotherJob: Rule(Code.PERMISSION_DENIED, "STREAM_TOKEN_FOR_ANOTHER_JOB"),
@@ -108,9 +111,10 @@ def to_status(error: Exception) -> status_pb2.Status:
             ]
         )
         status.details.add().Pack(bad)
-    if rule.retry_after is not None:
+    retry_after = error.retry_after if isinstance(error, QuotaExceeded) else rule.retry_after
+    if retry_after is not None:
         delay = Duration()
-        delay.FromNanoseconds(int(rule.retry_after * 1e9))
+        delay.FromNanoseconds(int(retry_after * 1e9))
         status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
     return status
 

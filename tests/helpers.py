@@ -11,7 +11,10 @@ from grpc_status import rpc_status
 
 from mend.v1 import jobs_pb2 as pb
 
-QUEUE_KEY = "mend:{jobs}:queue"
+# The queue of tenant acme (tests.conftest.AUTH's tenant); TURNS_KEY has one entry per
+# queued job of every tenant.
+QUEUE_KEY = "mend:{jobs}:queue:acme"
+TURNS_KEY = "mend:{jobs}:turns"
 # A webhook target on a public address literal: accepted at submit without a DNS lookup
 # (tests use no DNS names but localhost). No test completes a job that has it.
 PUBLIC_WEBHOOK_URL = "https://8.8.8.8/hook"

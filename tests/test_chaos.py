@@ -221,7 +221,7 @@ def backlog(server: RedisServer) -> str:
     """How many jobs wait and run, for the timeline."""
     client = redis.Redis(port=server.port, socket_timeout=1)
     try:
-        return f"{client.zcard(KEYS.queue)} queued, {client.zcard(KEYS.inflight)} in flight"
+        return f"{client.zcard(KEYS.turns)} queued, {client.zcard(KEYS.inflight)} in flight"
     except redis.RedisError:
         return "redis down"
     finally:
@@ -255,7 +255,7 @@ def describe(i: int, job: pb.Job) -> str:
 def leftovers(r: redis.Redis) -> dict[str, int]:
     """Jobs still queued, in flight or scheduled for a retry: none once all are done."""
     return {
-        "queue": r.zcard(KEYS.queue),
+        "queue": r.zcard(KEYS.turns),
         "inflight": r.zcard(KEYS.inflight),
         "scheduled": r.zcard(KEYS.scheduled),
     }

@@ -17,7 +17,7 @@ from mend_core.job import Batch, JobStatus
 from mend_core.jobstate.keys import KEYS, Keys
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.jobstate.scripts import TRANSITIONS
-from mend_core.jobstate.store import BatchCounts, JobStore, PurgeFilter
+from mend_core.jobstate.store import BatchCounts, JobStore, PurgeFilter, Quota
 from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.redis_client import connect
 from mend_devkit.redis_server import RedisServer
@@ -39,6 +39,7 @@ class Parts:
             retention_completed_seconds=3600,
             retention_failed_seconds=3600,
             worker_liveness_seconds=30,
+            quota=Quota(max_pending=100, submit_rate=1000),  # writes the rate bucket
         )
         self.queue = WorkQueue(
             self.redis,

@@ -10,6 +10,7 @@ from tests.conftest import AUTH, OTHER_AUTH
 from tests.helpers import (
     PUBLIC_WEBHOOK_URL,
     QUEUE_KEY,
+    TURNS_KEY,
     bad_request,
     is_uuid4,
     job_key,
@@ -135,7 +136,7 @@ async def test_request_id_is_idempotent_per_tenant(stub, redis_client) -> None:
 
     other = await stub.SubmitJob(request, metadata=OTHER_AUTH)
     assert other.job_id != first.job_id
-    assert redis_client.zcard(QUEUE_KEY) == 2
+    assert redis_client.zcard(TURNS_KEY) == 2
 
 
 async def test_flat_request_id_is_idempotent(stub, redis_client) -> None:
@@ -150,7 +151,7 @@ async def test_flat_request_id_is_idempotent(stub, redis_client) -> None:
 
     other = await stub.SubmitImageResize(request, metadata=OTHER_AUTH)
     assert other.job_id != first.job_id
-    assert redis_client.zcard(QUEUE_KEY) == 2
+    assert redis_client.zcard(TURNS_KEY) == 2
 
 
 async def test_nested_and_flat_share_request_id_space(stub) -> None:

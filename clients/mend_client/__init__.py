@@ -23,6 +23,7 @@ from mend_client._errors import (
     NotFound,
     OutOfRange,
     PermissionDenied,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
     from_rpc_error,
@@ -68,6 +69,7 @@ __all__ = [
     "OPERATIONS",
     "ResizeJob",
     "Unauthenticated",
+    "ResourceExhausted",
     "Unavailable",
     "from_rpc_error",
 ]

@@ -87,6 +87,13 @@ class OutOfRange(MendError):
     default_code = grpc.StatusCode.OUT_OF_RANGE
 
 
+class ResourceExhausted(MendError):
+    """The tenant is over a quota (pending jobs, submit rate); `retry_after` says when to
+    try again (None: the request alone is over the limit)."""
+
+    default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Unavailable(MendError):
     """The server cannot be reached (down, restarting, or the network failed)."""
 
@@ -109,6 +116,7 @@ _BY_CODE: dict[grpc.StatusCode, type[MendError]] = {
         AlreadyExists,
         FailedPrecondition,
         OutOfRange,
+        ResourceExhausted,
         Unavailable,
         DeadlineExceeded,
     )

@@ -18,7 +18,10 @@ from functools import cached_property
 KEYS: dict[str, tuple[str, str, str]] = {
     "job": ("job:{id}", "hash", "the job"),
     "events": ("events:{id}", "stream", "the job's states, entry id `0-<version>`"),
-    "queue": ("queue", "zset", "pending job ids by priority, then arrival"),
+    "queue": ("queue:{tenant}", "zset", "a tenant's queued job ids by priority, then arrival"),
+    "turns": ("turns", "zset", "claim order: `<round>:<turn>:<tenant>` per queued job, by turn"),
+    "fair": ("fair", "hash", "tenant with queued jobs -> `<round> <turn of its first job>`"),
+    "clock": ("clock", "string", "the turn of the job claimed last"),
     "scheduled": ("scheduled", "zset", "pending jobs waiting for a retry or run_at, by due ms"),
     "inflight": ("inflight", "zset", "processing job ids by lease deadline (ms)"),
     "wake": ("wake", "list", "one token per enqueue; idle workers BLPOP it"),
@@ -26,9 +29,14 @@ KEYS: dict[str, tuple[str, str, str]] = {
     "seq": ("seq", "string", "the arrival sequence"),
     "request": ("request:{tenant}:{request_id}", "string", "idempotency: job id, fingerprint"),
     "index": ("tenant:{tenant}:{name}", "zset", "ListJobs: all, status:<s>, type:<t>, by seq"),
-    "tenant_stats": ("tenant:{tenant}:stats", "hash", "`<type>:<status>` counts, `scheduled`"),
+    "tenant_stats": (
+        "tenant:{tenant}:stats",
+        "hash",
+        "`<type>:<status>` counts, `scheduled`, `next_turn`",
+    ),
+    "submit_rate": ("tenant:{tenant}:rate", "hash", "submit rate bucket: `tokens`, `at` (ms)"),
     "tenants": ("tenants", "set", "every tenant that submitted a job"),
-    "stats": ("stats", "hash", "`<type>:<status>` counts, `avg_duration_ms`"),
+    "stats": ("stats", "hash", "`<type>:<status>` counts, `<type>:avg_ms` (job slot time)"),
     "workers": ("workers", "zset", "worker ids by last registration (ms)"),
     "throughput": (
         "throughput:{minute}",
@@ -85,9 +93,23 @@ class Keys:
     def tenants(self) -> str:
         return self._key("tenants")
 
+    def queue(self, tenant: str) -> str:
+        return self._key("queue", tenant=tenant)
+
+    def submit_rate(self, tenant: str) -> str:
+        return self._key("submit_rate", tenant=tenant)
+
     @cached_property
-    def queue(self) -> str:
-        return self._key("queue")
+    def turns(self) -> str:
+        return self._key("turns")
+
+    @cached_property
+    def fair(self) -> str:
+        return self._key("fair")
+
+    @cached_property
+    def clock(self) -> str:
+        return self._key("clock")
 
     @cached_property
     def scheduled(self) -> str:

@@ -57,7 +57,7 @@ class Scripts:
         self._prefix = keys.prefix
         # Every script's KEYS[1]: a key of the slot all keys share, so cluster clients
         # route the call.
-        self._routing_key = keys.queue
+        self._routing_key = keys.turns
         self._source = {name: source for name, (source, _) in _sources().items()}
         self._sha = {name: sha for name, (_, sha) in _sources().items()}
 

@@ -16,6 +16,7 @@ from mend_core.errors import (
     JobNotFinished,
     JobNotFound,
     JobNotRetryable,
+    QuotaExceeded,
     RequestConflict,
 )
 from mend_core.job import Batch, Job, JobSpec, JobStatus, new_job_id
@@ -28,11 +29,31 @@ from mend_core.jobstate.encoding import (
     spec_fields,
     trace_fields,
 )
+from mend_core.jobstate.estimate import Ahead, SlotTimes, pending_mix, slot_averages, wait_seconds
 from mend_core.jobstate.keys import Keys
 from mend_core.jobstate.scripts import Scripts
 from mend_core.operations import job_types
 
 _STATUSES = tuple(s.value for s in JobStatus)
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Every tenant's limits (0: none): pending jobs, and a token bucket on submitted jobs
+    (`submit_rate` per second, up to `submit_burst` at once; 0: one second's worth)."""
+
+    max_pending: int = 0
+    submit_rate: float = 0.0
+    submit_burst: int = 0
+
+    @property
+    def burst(self) -> int:
+        return self.submit_burst or max(1, math.ceil(self.submit_rate))
+
+    def describe(self, quota: str) -> str:
+        if quota == "pending":
+            return f"{self.max_pending} pending jobs"
+        return f"{self.submit_rate:g} submitted jobs per second, {self.burst} at once"
 
 
 @dataclass(frozen=True)
@@ -127,8 +148,11 @@ class JobStore:
         retention_completed_seconds: int,
         retention_failed_seconds: int,
         worker_liveness_seconds: float,
+        quota: Quota = Quota(),
     ) -> None:
         self._redis = redis
+        self._quota = quota
+        self._quota_arg = f"{quota.max_pending} {quota.submit_rate} {quota.burst}"
         self._keys = keys
         self._scripts = Scripts(redis, keys)
         # A request_id keeps answering with its job for as long as the job may live.
@@ -167,7 +191,13 @@ class JobStore:
                 doc["delay_ms"] = spec.delay_ms
             docs.append(json.dumps(doc))
         batch_doc = json.dumps(asdict(batch)) if batch else ""
-        out = await self._scripts("submit", tenant, self._request_ttl_ms, batch_doc, *docs)
+        out = await self._scripts(
+            "submit", tenant, self._request_ttl_ms, batch_doc, self._quota_arg, *docs
+        )
+        if out and out[0] == "over_quota":
+            quota, retry_ms = out[1], int(out[3])
+            retry_after = retry_ms / 1000 if retry_ms >= 0 else None
+            raise QuotaExceeded(tenant, quota, self._quota.describe(quota), retry_after)
         if out == ["batch_exists"]:
             raise BatchExists(batch.id if batch else "")
         if out and out[0] == "request_conflict":
@@ -183,13 +213,23 @@ class JobStore:
             raise JobNotFound(job_id)
         if len(out) == 1:
             return job_from_fields(pairs(out[0]))
-        rank, queued, due_ms, workers, avg_ms = out[1:]
+        position, queued, due_ms, workers, now_ms, running, ahead, stats = out[1:]
         # A job waiting for a retry backoff joins the end of the queue when it is due.
-        position = int(rank) + 1 if int(rank) >= 0 else int(queued) + 1
-        avg = float(avg_ms) / 1000 if avg_ms else 1.0
-        wait = math.ceil(position / max(int(workers), 1)) * avg
+        position = int(position) + 1 if int(position) >= 0 else int(queued) + 1
+        times = SlotTimes(slot_averages(pairs(stats)))
+        if ahead and ahead[0][0] == "exact":
+            jobs_ahead: list[Ahead] | list[str] = list(ahead[0][1:])
+        else:
+            jobs_ahead = [Ahead(int(count), pending_mix(pairs(mix))) for count, mix in ahead]
+        wait = wait_seconds(
+            jobs_ahead,
+            [(running[i], (int(now_ms) - int(running[i + 1])) / 1000)
+             for i in range(0, len(running), 2)],
+            int(workers),
+            times,
+        )
         if due_ms:
-            wait += max(0.0, (float(due_ms) - time.time() * 1000) / 1000)
+            wait += max(0.0, (float(due_ms) - int(now_ms)) / 1000)
         return job_from_fields(
             pairs(out[0]), queue_position=position, estimated_wait_seconds=round(wait, 3)
         )

@@ -4,7 +4,8 @@ plus `"reason"` when the server said why in a google.rpc.ErrorInfo (`JOB_NOT_FOU
 gRPC status codes map to HTTP statuses here, and only here. Choices worth knowing:
 - FAILED_PRECONDITION -> 409: the only one the server raises is "the job is already
   finished" (cancel), a conflict with the resource's current state, not a malformed request.
-- RESOURCE_EXHAUSTED -> 429, except gRPC's own "message larger than max" -> 413.
+- RESOURCE_EXHAUSTED -> 429 (a tenant quota; with Retry-After when the server sent a
+  google.rpc.RetryInfo), except gRPC's own "message larger than max" -> 413.
 - CANCELLED -> 499 (the client went away; nginx's convention, as grpc-gateway's).
 - UNKNOWN, INTERNAL, DATA_LOSS -> 500 with a generic message: the details are logged, not
   shown, since they may describe the server's internals.
@@ -117,7 +118,7 @@ def from_rpc_error(
     headers = {}
     if code is grpc.StatusCode.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = 'Bearer realm="mend"'
-    elif code is grpc.StatusCode.UNAVAILABLE:
+    elif code is grpc.StatusCode.UNAVAILABLE or rich.retry_after is not None:
         # Whole seconds, at least 1 (RFC 9110's delay-seconds).
         headers["Retry-After"] = str(max(1, math.ceil(rich.retry_after or 1)))
     status = http_status(code, message)

@@ -1,11 +1,13 @@
 -- Shared by every Mend script; runs after the key names generated from
--- mend_core/jobstate/keys.py (QUEUE, job_key(id), ..., on the key prefix in ARGV[1]).
+-- mend_core/jobstate/keys.py (TURNS, job_key(id), ..., on the key prefix in ARGV[1]).
 -- Webhook deliveries are never trimmed by count: an entry leaves WEBHOOKS only once it was
 -- delivered, scheduled for a retry or dead-lettered (see mend_core/jobstate/webhook_queue.py).
 local EVENTS_MAXLEN = 512
 local WAKE_MAXLEN = 10000
 -- Per-minute throughput counters outlive the 15 minutes the dashboard shows by a margin.
 local THROUGHPUT_TTL_MS = 20 * 60 * 1000
+-- The weight of the newest job in a type's moving average of slot time (stats `<type>:avg_ms`).
+local AVG_WEIGHT = 0.2
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -40,10 +42,62 @@ local function queue_score(priority, seq)
   return (9 - tonumber(priority)) * 1e13 + tonumber(seq)
 end
 
-local function enqueue(id, priority, seq)
-  redis.call('ZADD', QUEUE, queue_score(priority, seq), id)
+-- Fair queuing: each tenant has its own queue (priority, then arrival), and tenants take
+-- turns. TURNS holds one entry per queued job, `<round>:<turn>:<tenant>` scored by turn:
+-- a tenant's queued jobs hold its consecutive turns from the one in FAIR, its first job the
+-- first of them. A claim takes the lowest turn (ties: the tenant that joined first, since
+-- `<round>` is a zero-padded arrival number) and runs that tenant's first job. A tenant
+-- whose queue was empty joins at the turn claimed last (CLOCK), behind the tenants already
+-- there, or at its own next turn if it already had that one (so it cannot jump the line
+-- by draining and refilling). A job's place in the claim order is the ZRANK of its
+-- tenant's turn `first + its rank in the tenant's queue`: O(log n).
+local function turn_member(round, turn, tenant)
+  return string.format('%016d:%d:%s', round, turn, tenant)
+end
+
+-- The tenant's round and first turn, or nil when it has no queued jobs.
+local function fair_state(tenant)
+  local state = redis.call('HGET', FAIR, tenant)
+  if not state then return nil end
+  local round, first = string.match(state, '^(%d+) (%d+)$')
+  return tonumber(round), tonumber(first)
+end
+
+-- The tenant's queue emptied: remember the turn it would have had next.
+local function leave_turns(tenant, next_turn)
+  redis.call('HDEL', FAIR, tenant)
+  redis.call('HSET', tenant_stats_key(tenant), 'next_turn', next_turn)
+end
+
+-- Queues a pending job (tenant: read from the job when not given).
+local function enqueue(id, priority, seq, tenant)
+  tenant = tenant or redis.call('HGET', job_key(id), 'tenant')
+  local queue = queue_key(tenant)
+  if redis.call('ZADD', queue, queue_score(priority, seq), id) == 0 then return end
+  local queued = redis.call('ZCARD', queue)
+  local round, first
+  if queued == 1 then
+    local clock = tonumber(redis.call('GET', CLOCK) or 0)
+    local own = tonumber(redis.call('HGET', tenant_stats_key(tenant), 'next_turn') or 0)
+    round, first = redis.call('INCR', SEQ), math.max(clock, own)
+    redis.call('HSET', FAIR, tenant, round .. ' ' .. first)
+  else
+    round, first = fair_state(tenant)
+  end
+  local turn = first + queued - 1
+  redis.call('ZADD', TURNS, turn, turn_member(round, turn, tenant))
   redis.call('RPUSH', WAKE, '1')
   redis.call('LTRIM', WAKE, -WAKE_MAXLEN, -1)
+end
+
+-- Takes a queued job out of the queue (not claimed): its tenant gives up its last turn.
+local function dequeue(tenant, id)
+  local queue = queue_key(tenant)
+  if redis.call('ZREM', queue, id) == 0 then return end
+  local round, first = fair_state(tenant)
+  local queued = redis.call('ZCARD', queue)
+  redis.call('ZREM', TURNS, turn_member(round, first + queued, tenant))
+  if queued == 0 then leave_turns(tenant, first) end
 end
 
 -- Moves a job between the per-tenant status indexes and the per-type counters.
@@ -129,7 +183,7 @@ local settle
 
 -- pending | processing -> cancelled.
 local function cancel(job, now, reason, ttl_ms)
-  redis.call('ZREM', QUEUE, job.id)
+  dequeue(job.tenant, job.id)
   unschedule(job)
   -- A running job's worker sees the change on its next heartbeat and stops.
   redis.call('ZREM', INFLIGHT, job.id)
@@ -188,7 +242,7 @@ local function promote_due(now, limit)
     if job then unschedule(job) else redis.call('ZREM', SCHEDULED, id) end
     if job and job.status == 'pending' then
       if job.scheduled_at then commit(id, now, {}, {'scheduled_at'}) end
-      enqueue(id, job.priority, job.seq)
+      enqueue(id, job.priority, job.seq, job.tenant)
       promoted = promoted + 1
     end
   end
@@ -197,13 +251,23 @@ local function promote_due(now, limit)
   return promoted, math.max(0, tonumber(next_due[2]) - now)
 end
 
--- Leases the first pending job (pending -> processing) and returns its fields, or nil.
+-- Leases the job whose turn is next (pending -> processing) and returns its fields, or nil.
 local function claim_next(worker, lease_ms)
   while true do
-    local popped = redis.call('ZPOPMIN', QUEUE)
+    local popped = redis.call('ZPOPMIN', TURNS)
     if #popped == 0 then return nil end
-    local id = popped[1]
-    local job = load(id)
+    local turn = tonumber(popped[2])
+    local round, tenant = string.match(popped[1], '^(%d+):%d+:(.*)$')
+    local queue = queue_key(tenant)
+    local head = redis.call('ZPOPMIN', queue)
+    redis.call('SET', CLOCK, turn)
+    if redis.call('ZCARD', queue) == 0 then
+      leave_turns(tenant, turn + 1)
+    else
+      redis.call('HSET', FAIR, tenant, round .. ' ' .. (turn + 1))
+    end
+    local id = head[1]
+    local job = id and load(id)
     if job and job.status == 'pending' then
       local now = now_ms()
       redis.call('ZADD', INFLIGHT, now + lease_ms, id)

@@ -8,9 +8,12 @@ if not held(job, fence) then return {0} end
 local now = now_ms()
 redis.call('ZREM', INFLIGHT, id)
 move_status(job, 'processing', 'completed')
--- A moving average of job durations feeds estimated_wait_seconds.
-local avg = tonumber(redis.call('HGET', STATS, 'avg_duration_ms') or ARGV[5] * 1000)
-redis.call('HSET', STATS, 'avg_duration_ms', avg * 0.9 + ARGV[5] * 100)
+-- A moving average per type of the time a job holds its worker (claim to completion, as
+-- Redis saw it) feeds estimated_wait_seconds.
+local slot_ms = now - tonumber(job.started_at)
+local avg_field = job.type .. ':avg_ms'
+local avg = tonumber(redis.call('HGET', STATS, avg_field) or slot_ms)
+redis.call('HSET', STATS, avg_field, math.floor(avg * (1 - AVG_WEIGHT) + slot_ms * AVG_WEIGHT))
 commit(id, now, {
   'status', 'completed', 'result', ARGV[4], 'completed_at', now, 'duration_seconds', ARGV[5],
   'progress_percent', 100, 'progress_message', 'Completed',

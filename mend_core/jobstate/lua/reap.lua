@@ -17,7 +17,7 @@ for _, id in ipairs(redis.call('ZRANGE', INFLIGHT, '-inf', now, 'BYSCORE', 'LIMI
       move_status(job, 'processing', 'pending')
       commit(id, now, {'status', 'pending', 'error', why},
         {'worker', 'progress_percent', 'progress_message'})
-      enqueue(id, job.priority, job.seq)
+      enqueue(id, job.priority, job.seq, job.tenant)
       requeued = requeued + 1
     else
       move_status(job, 'processing', 'failed')

@@ -7,5 +7,5 @@ redis.call('ZREM', INFLIGHT, id)
 move_status(job, 'processing', 'pending')
 commit(id, now_ms(), {'status', 'pending', 'attempt', tonumber(job.attempt) - 1},
   {'worker', 'progress_percent', 'progress_message'})
-enqueue(id, job.priority, job.seq)
+enqueue(id, job.priority, job.seq, job.tenant)
 return 1

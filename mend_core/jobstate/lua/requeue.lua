@@ -27,5 +27,5 @@ commit(id, now_ms(), {'status', 'pending', 'attempt', 0}, {
   'error', 'result', 'started_at', 'completed_at', 'duration_seconds', 'worker',
   'progress_percent', 'progress_message', 'scheduled_at',
 })
-enqueue(id, job.priority, job.seq)
+enqueue(id, job.priority, job.seq, job.tenant)
 return {'ok', unpack(redis.call('HGETALL', job_key(id)))}

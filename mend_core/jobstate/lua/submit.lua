@@ -1,9 +1,12 @@
 -- Stores and enqueues jobs in one atomic step, all or none.
 -- ARGV: prefix, tenant, request_ttl_ms, batch JSON ("" for single jobs:
---   {"id", "fail_fast", "webhook_url", "webhook_style"}), then one JSON document per job:
+--   {"id", "fail_fast", "webhook_url", "webhook_style"}), the tenant's quota
+--   "<max pending> <submit rate per s> <burst>" (0: no limit), then one JSON document per job:
 --   {"id", "request_id", "fingerprint", "priority", "type", "fields": {...}}, and for a
 --   delayed job "run_at_ms" (epoch ms) or "delay_ms"
 -- Returns {id, created (1) or replayed (0), ...} in request order, {'batch_exists'}, or
+-- {'over_quota', 'pending' | 'rate', limit, retry after ms (-1: never, the request alone is
+-- over the limit)}, or
 -- {'request_conflict', index, job id, ...} for each job (1-based) whose request_id was
 -- already used by another request: a batch job's at all, a single job's for a different
 -- request (same fingerprint: the original job is returned, AIP-155).
@@ -15,7 +18,7 @@ if bkey and redis.call('EXISTS', bkey) == 1 then return {'batch_exists'} end
 
 -- Every check comes before the first write: a script's writes are not undone by a return.
 local docs, replays, conflicts = {}, {}, {}
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   local doc = cjson.decode(ARGV[i])
   docs[#docs + 1] = doc
   if doc.request_id and doc.request_id ~= '' then
@@ -37,7 +40,31 @@ for i = 5, #ARGV do
 end
 if #conflicts > 0 then return {'request_conflict', unpack(conflicts)} end
 
+-- Quotas count the jobs this request creates (replays create none), all or none.
 local now = now_ms()
+local max_pending, rate, burst = string.match(ARGV[5], '^(%S+) (%S+) (%S+)$')
+max_pending, rate, burst = tonumber(max_pending), tonumber(rate), tonumber(burst)
+local new_jobs = #docs
+for _ in pairs(replays) do new_jobs = new_jobs - 1 end
+if new_jobs > 0 and max_pending > 0 then
+  if new_jobs > max_pending then return {'over_quota', 'pending', max_pending, -1} end
+  local pending = redis.call('ZCARD', index_key(tenant, 'status:pending'))
+  if pending + new_jobs > max_pending then return {'over_quota', 'pending', max_pending, 1000} end
+end
+if new_jobs > 0 and rate > 0 then
+  -- A token bucket: `burst` tokens, refilled at `rate` per second; a job takes one.
+  if new_jobs > burst then return {'over_quota', 'rate', burst, -1} end
+  local bucket = redis.call('HMGET', submit_rate_key(tenant), 'tokens', 'at')
+  local tokens = tonumber(bucket[1]) or burst
+  tokens = math.min(burst, tokens + (now - (tonumber(bucket[2]) or now)) * rate / 1000)
+  if tokens < new_jobs then
+    return {'over_quota', 'rate', burst, math.ceil((new_jobs - tokens) * 1000 / rate)}
+  end
+  redis.call('HSET', submit_rate_key(tenant), 'tokens', tokens - new_jobs, 'at', now)
+  -- A full bucket is the same as none.
+  redis.call('PEXPIRE', submit_rate_key(tenant), math.ceil(burst * 1000 / rate) + 1000)
+end
+
 redis.call('SADD', TENANTS, tenant)
 if bkey then
   redis.call('HSET', bkey, 'total', #docs, 'remaining', #docs, 'created_at', now,
@@ -74,7 +101,7 @@ for i, doc in ipairs(docs) do
     end
     if bjobs then redis.call('ZADD', bjobs, seq, id) end
     commit(id, now, {})
-    if delayed then schedule(id, tenant, due) else enqueue(id, doc.priority, seq) end
+    if delayed then schedule(id, tenant, due) else enqueue(id, doc.priority, seq, tenant) end
     out[#out + 1] = id
     out[#out + 1] = 1
   end
