@@ -15,6 +15,9 @@ BENCHMARKS: dict[str, str] = {
     "pickup": "bench.pickup",  # idle-worker pickup latency, recovery after SIGKILL
     "watch": "bench.watch",  # WatchJob delivery latency with 1,000 streams on one server
     "gateway": "bench.gateway",  # REST gateway vs gRPC: submit/get throughput, SSE fan-out
+    "media": "bench.media",  # video/thumbnail and audio/convert against the ffmpeg CLI
+    "optimize": "bench.optimize",  # image/optimize to WebP and AVIF against libvips
+    "colors": "bench.colors",  # image/colors against colorthief
 }
 
 
