@@ -134,7 +134,8 @@ def _hex(rgb: Any) -> str:
 
 def tables(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["image", "Mend ms (wall / CPU)", "colorthief ms (wall / CPU)", "Mend/colorthief",
-              "Mend top (share)", "colorthief top", "ΔE", "goal met"]
+              "Mend top (share)", "colorthief top", "ΔE", "goal met",
+              "others (cores)"]
     rows = []
     for label, r in results.items():
         m, c = r["mend"], r["colorthief"]
@@ -142,7 +143,8 @@ def tables(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                      f"{c['wall_ms']:,.0f} / {c['cpu_ms']:,.0f}", f"{r['ratio_wall']:,.0f}x",
                      f"{m['palette'][0]['hex']} ({m['palette'][0]['percent']:g} %)",
                      _hex(c["palette"][0]), f"{r['top_delta_e']:g}",
-                     "yes" if r["met"] else "NO"])
+                     "yes" if r["met"] else "NO",
+                     f"{m['others_cores']:.1f} / {c['others_cores']:.1f}"])
     return header, rows
 
 
@@ -173,7 +175,8 @@ def markdown(data: dict[str, Any]) -> str:
   runs; its top colour is `palette[0]`). {s['warmup']} warm-up and {s['rounds']} measured
   rounds, alternating; medians. Mend/colorthief = colorthief's wall time / Mend's.
 - same top colour: CIE76 ΔE below {SAME_DELTA_E:g} between the two top colours. Goal:
-  Mend/colorthief >= {GOAL_RATIO:g} with the same top colour.
+  Mend/colorthief >= {GOAL_RATIO:g} with the same top colour. others: how many cores other
+  processes on the shared machine kept busy meanwhile (median, Mend's / colorthief's runs).
 
 {report.markdown_table(header, rows)}
 

@@ -146,7 +146,7 @@ LABELS = {"thumbnail": "video/thumbnail at 30 s, 1080p H.264 60 s",
 def tables(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["task", "Mend ms (wall)", "ffmpeg CLI ms (wall)", "Mend/ffmpeg (wall)",
               "Mend ms (CPU)", "ffmpeg ms (CPU)", "output bytes Mend / ffmpeg", "check",
-              "goal", "met"]
+              "goal", "met", "others (cores)"]
     rows = []
     for task, r in results.items():
         m, f = r["mend"], r["ffmpeg"]
@@ -158,7 +158,8 @@ def tables(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         rows.append([LABELS[task], f"{m['wall_ms']:,.0f}", f"{f['wall_ms']:,.0f}",
                      f"{r['ratio_wall']:.2f}x", f"{m['cpu_ms']:,.0f}", f"{f['cpu_ms']:,.0f}",
                      f"{m['output_bytes']:,} / {f['output_bytes']:,}", check,
-                     f">= {r['goal']:g}x", "yes" if r["met"] else "NO"])
+                     f">= {r['goal']:g}x", "yes" if r["met"] else "NO",
+                     f"{m['others_cores']:.1f} / {f['others_cores']:.1f}"])
     return header, rows
 
 
@@ -175,7 +176,8 @@ def markdown(data: dict[str, Any]) -> str:
   (Debian), timed from its start to its exit.
 - {s['warmup']} warm-up and {s['rounds']} measured rounds, the two alternating which goes
   first; medians. Mend/ffmpeg = ffmpeg's wall time / Mend's (above 1: Mend is faster).
-  CPU: the benchmark process's threads plus the ffmpeg child's.
+  CPU: the benchmark process's threads plus the ffmpeg child's. others: how many cores
+  other processes on the shared machine kept busy meanwhile (median, Mend's / ffmpeg's runs).
 - thumbnail: `ffmpeg -ss 30 -i clip.mp4 -frames:v 1 out.jpg` vs `video_thumbnail.run`
   (timestamp 30, full size, JPEG q85). The clip (1920x1080, 30 fps, libx264 CRF 23,
   keyframe every 250 frames) numbers its frames with a code of squares, read back from
