@@ -104,21 +104,31 @@ def audio(rounds: int, warmup: int, work: Path) -> dict[str, Any]:
 
     runs = contest.alternate({"mend": mend, "ffmpeg": ffmpeg}, rounds, warmup)
     result: dict[str, Any] = {"source_bytes": wav.stat().st_size}
+    packets = {}
     for name, r in runs.items():
         path = mend_out if name == "mend" else ffmpeg_out
-        result[name] = {**r.summary(), "output_bytes": r.output, **_probe_audio(path)}
+        probe, packets[name] = _probe_audio(path)
+        result[name] = {**r.summary(), "output_bytes": r.output, **probe}
+    # The MP3 frames compared one by one (the CLI's file also has an ID3 tag).
+    result["packets"] = len(packets["mend"]), len(packets["ffmpeg"])
+    result["identical_packets"] = sum(
+        a == b for a, b in zip(packets["mend"], packets["ffmpeg"], strict=False))
     return _ratios(result, "audio")
 
 
-def _probe_audio(path: Path) -> dict[str, Any]:
+def _probe_audio(path: Path) -> tuple[dict[str, Any], list[bytes]]:
+    """What the file holds (codec, rate, channels, decoded seconds) and its packets."""
     import av
 
+    with av.open(str(path)) as c:
+        s = c.streams.audio[0]
+        packets = [bytes(p) for p in c.demux(s) if p.size]
     with av.open(str(path)) as c:
         s = c.streams.audio[0]
         samples = sum(f.samples for f in c.decode(s))
         return {"codec": s.codec_context.name, "sample_rate": s.codec_context.sample_rate,
                 "channels": s.codec_context.channels,
-                "seconds": round(samples / s.codec_context.sample_rate, 3)}
+                "seconds": round(samples / s.codec_context.sample_rate, 3)}, packets
 
 
 def _ratios(result: dict[str, Any], task: str) -> dict[str, Any]:
@@ -154,7 +164,8 @@ def tables(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             check = (f"frame {m['frame']} / {f['frame']} (want {r['expected_frame']}), "
                      f"PSNR {r['psnr_mend_vs_ffmpeg_db']} dB")
         else:
-            check = f"{m['codec']} {m['seconds']} s / {f['codec']} {f['seconds']} s"
+            check = (f"{m['seconds']} s / {f['seconds']} s; MP3 frames identical: "
+                     f"{r['identical_packets']:,} of {r['packets'][0]:,} / {r['packets'][1]:,}")
         rows.append([LABELS[task], f"{m['wall_ms']:,.0f}", f"{f['wall_ms']:,.0f}",
                      f"{r['ratio_wall']:.2f}x", f"{m['cpu_ms']:,.0f}", f"{f['cpu_ms']:,.0f}",
                      f"{m['output_bytes']:,} / {f['output_bytes']:,}", check,
