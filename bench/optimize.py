@@ -110,6 +110,36 @@ def bench_format(fmt: str, rounds: int, warmup: int) -> dict[str, Any]:
     return result
 
 
+SCAN = (("webp", 80), ("avif", 50), ("avif", 63), ("avif", 80))
+
+
+def quality_scan() -> list[dict[str, Any]]:
+    """Output size and PSNR at a few qualities, Mend's and libvips' (once, untimed): how
+    the two AVIF encoders' quality scales compare, and AVIF's against WebP's."""
+    data = source("12MP")
+    with Image.open(io.BytesIO(data)) as img:
+        ref = img.convert("RGB")
+    rows = []
+    for fmt, q in SCAN:
+        _, saver, options = TASKS[fmt]
+        mend = mend_encoder(data, fmt, q)()
+        vips = vips_encoder(data, saver, q, options)()
+        rows.append({"format": fmt, "quality": q, "mend_bytes": len(mend),
+                     "mend_psnr_db": round(psnr(ref, Image.open(io.BytesIO(mend))), 2),
+                     "libvips_bytes": len(vips),
+                     "libvips_psnr_db": round(psnr(ref, Image.open(io.BytesIO(vips))), 2)})
+    return rows
+
+
+def scan_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    header = ["format", "quality", "Mend bytes", "Mend PSNR dB", "libvips bytes",
+              "libvips PSNR dB", "Mend/libvips bytes"]
+    return header, [[r["format"].upper(), str(r["quality"]), f"{r['mend_bytes']:,}",
+                     f"{r['mend_psnr_db']:.2f}", f"{r['libvips_bytes']:,}",
+                     f"{r['libvips_psnr_db']:.2f}", f"{r['mend_bytes'] / r['libvips_bytes']:.3f}"]
+                    for r in rows]
+
+
 def tables(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["output", "implementation", "quality", "bytes", "PSNR dB", "median ms (CPU)",
               "median ms (wall)", "images/s per core", "Mend/libvips (CPU)", "size Mend/libvips",
@@ -165,6 +195,10 @@ def markdown(data: dict[str, Any]) -> str:
   Goal: Mend/libvips >= {GOAL_RATIO:g} at output size within {100 * SIZE_TOLERANCE:g} %.
 
 {report.markdown_table(header, rows)}
+
+Quality scales (one encode each, same source; `--no-scan` skips it):
+
+{report.markdown_table(*scan_table(scan)) if (scan := data.get("quality_scan")) else "not run"}
 """
 
 
@@ -174,6 +208,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=9, help="measured rounds (default 9)")
     p.add_argument("--warmup", type=int, default=1, help="warm-up rounds (default 1)")
     p.add_argument("--formats", default=",".join(TASKS), help="comma separated: webp,avif")
+    p.add_argument("--no-scan", action="store_true",
+                   help="skip the size/PSNR scan over qualities (WebP 80, AVIF 50/63/80)")
     p.add_argument("--no-record", action="store_true",
                    help="print only; do not write bench/results/optimize.{json,md}")
     return p.parse_args(argv)
@@ -204,6 +240,10 @@ def main(argv: list[str]) -> int:
     header, rows = tables(results)
     print()
     print(report.text_table(header, rows))
+    scan = [] if args.no_scan else quality_scan()
+    if scan:
+        print()
+        print(report.text_table(*scan_table(scan)))
     data = {
         "benchmark": NAME,
         "command": " ".join(["python -m bench optimize", *argv]),
@@ -213,6 +253,7 @@ def main(argv: list[str]) -> int:
         "versions": versions(),
         "settings": vars(args),
         "results": results,
+        "quality_scan": scan,
     }
     if not args.no_record:
         json_path, md_path = report.record(NAME, data, markdown(data))
