@@ -233,9 +233,8 @@ def main(argv: list[str]) -> int:
         print("bench colors needs colorthief: .venv/bin/pip install -r bench/requirements.txt",
               file=sys.stderr)
         return 2
-    labels = [s.strip() for s in args.images.split(",") if s.strip()]
-    if unknown := [s for s in labels if s not in IMAGES]:
-        print(f"unknown images {unknown}; known: {', '.join(IMAGES)}", file=sys.stderr)
+    labels = report.selected(args.images, list(IMAGES), "images")
+    if labels is None:
         return 2
     loadavg = os.getloadavg()
     results = {}
@@ -248,21 +247,11 @@ def main(argv: list[str]) -> int:
     header, rows = tables(results)
     print()
     print(report.text_table(header, rows))
-    data = {
-        "benchmark": NAME,
-        "command": " ".join(["python -m bench colors", *argv]),
-        "date": report.now_utc(),
-        "machine": report.machine(),
-        "loadavg": " ".join(f"{x:.2f}" for x in loadavg),
-        "versions": {"pillow": Image.__version__, "colorthief": colorthief.__version__},
-        "settings": vars(args),
-        "results": results,
-    }
     print()
     print(order_tables(results))
-    if not args.no_record:
-        json_path, md_path = report.record(NAME, data, markdown(data))
-        print(f"\nrecorded {md_path} and {json_path.name}")
+    versions = {"pillow": Image.__version__, "colorthief": colorthief.__version__}
+    data = report.run_data(NAME, argv, args, loadavg, versions, results)
+    report.save(NAME, data, markdown(data), args.no_record)
     return 0
 
 

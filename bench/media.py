@@ -218,9 +218,8 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     tasks = {"thumbnail": thumbnail, "audio": audio}
-    names = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    if unknown := [t for t in names if t not in tasks]:
-        print(f"unknown tasks {unknown}; known: {', '.join(tasks)}", file=sys.stderr)
+    names = report.selected(args.tasks, list(tasks), "tasks")
+    if names is None:
         return 2
     loadavg = os.getloadavg()
     results = {}
@@ -233,19 +232,8 @@ def main(argv: list[str]) -> int:
     header, rows = tables(results)
     print()
     print(report.text_table(header, rows))
-    data = {
-        "benchmark": NAME,
-        "command": " ".join(["python -m bench media", *argv]),
-        "date": report.now_utc(),
-        "machine": report.machine(),
-        "loadavg": " ".join(f"{x:.2f}" for x in loadavg),
-        "versions": versions(),
-        "settings": vars(args),
-        "results": results,
-    }
-    if not args.no_record:
-        json_path, md_path = report.record(NAME, data, markdown(data))
-        print(f"\nrecorded {md_path} and {json_path.name}")
+    data = report.run_data(NAME, argv, args, loadavg, versions(), results)
+    report.save(NAME, data, markdown(data), args.no_record)
     return 0
 
 

@@ -225,9 +225,8 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     pyvips.cache_set_max(0)
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    if unknown := [f for f in formats if f not in TASKS]:
-        print(f"unknown formats {unknown}; known: {', '.join(TASKS)}", file=sys.stderr)
+    formats = report.selected(args.formats, list(TASKS), "formats")
+    if formats is None:
         return 2
     loadavg = os.getloadavg()
     results = {}
@@ -244,20 +243,8 @@ def main(argv: list[str]) -> int:
     if scan:
         print()
         print(report.text_table(*scan_table(scan)))
-    data = {
-        "benchmark": NAME,
-        "command": " ".join(["python -m bench optimize", *argv]),
-        "date": report.now_utc(),
-        "machine": report.machine(),
-        "loadavg": " ".join(f"{x:.2f}" for x in loadavg),
-        "versions": versions(),
-        "settings": vars(args),
-        "results": results,
-        "quality_scan": scan,
-    }
-    if not args.no_record:
-        json_path, md_path = report.record(NAME, data, markdown(data))
-        print(f"\nrecorded {md_path} and {json_path.name}")
+    data = report.run_data(NAME, argv, args, loadavg, versions(), results, quality_scan=scan)
+    report.save(NAME, data, markdown(data), args.no_record)
     return 0
 
 
