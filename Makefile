@@ -65,6 +65,7 @@ proto-check: $(STAMP)
 	  { echo "generated stubs in $(GEN) are stale: run 'make proto'"; rm -rf $$tmp; exit 1; }; rm -rf $$tmp
 
 bench: $(STAMP) redis
+	@scripts/ensure-packages.sh ffmpeg  # the CLI `bench media` compares with (bench only)
 	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python -m bench
 

@@ -17,6 +17,9 @@ BENCHMARKS: dict[str, str] = {
     "gateway": "bench.gateway",  # REST gateway vs gRPC: submit/get throughput, SSE fan-out
     "redispy": "bench.redispy",  # client CPU per Redis command, by redis-py version
     "telemetry": "bench.telemetry",  # metrics and tracing cost: Submit, GetJob calls/s
+    "media": "bench.media",  # video/thumbnail and audio/convert against the ffmpeg CLI
+    "optimize": "bench.optimize",  # image/optimize to WebP and AVIF against libvips
+    "colors": "bench.colors",  # image/colors against colorthief
 }
 
 

@@ -9,6 +9,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,39 @@ def record(name: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     md_path.write_text(markdown.rstrip() + "\n")
     return json_path, md_path
+
+
+def selected(text: str, known: Sequence[str], what: str) -> list[str] | None:
+    """The comma-separated names of a --option; None, after saying which, when one is not
+    in `known`."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if unknown := [n for n in names if n not in known]:
+        print(f"unknown {what} {unknown}; known: {', '.join(known)}", file=sys.stderr)
+        return None
+    return names
+
+
+def run_data(
+    name: str, argv: Sequence[str], settings: Any, loadavg: Sequence[float],
+    versions: dict[str, str], results: dict[str, Any], **extra: Any,
+) -> dict[str, Any]:
+    """What a benchmark's record holds: the command, date, machine, load, versions,
+    settings (its parsed arguments) and results."""
+    return {
+        "benchmark": name,
+        "command": " ".join([f"python -m bench {name}", *argv]),
+        "date": now_utc(),
+        "machine": machine(),
+        "loadavg": " ".join(f"{x:.2f}" for x in loadavg),
+        "versions": versions,
+        "settings": vars(settings),
+        "results": results,
+        **extra,
+    }
+
+
+def save(name: str, data: dict[str, Any], markdown: str, no_record: bool) -> None:
+    """record() unless --no-record, saying where."""
+    if not no_record:
+        json_path, md_path = record(name, data, markdown)
+        print(f"\nrecorded {md_path} and {json_path.name}")

@@ -161,6 +161,17 @@ def test_optimize_lossless_webp_and_max_size() -> None:
     assert decode(out.data).size == (300, 200)
 
 
+def test_optimize_default_quality_is_63_for_avif_and_80_for_webp() -> None:
+    # AV1's quality scale is steeper than WebP's (imgproxy's defaults: AVIF 63, WebP ~80).
+    source = encode(photo(320, 240), "PNG")
+    avif = run("image_optimize", source, format="avif").data
+    assert avif == run("image_optimize", source, format="avif", quality=63).data
+    assert avif is not None
+    assert len(avif) < len(run("image_optimize", source, format="avif", quality=80).data or b"")
+    webp = run("image_optimize", source, format="webp").data
+    assert webp == run("image_optimize", source, format="webp", quality=80).data
+
+
 def test_optimize_lossless_from_a_jpeg_source_is_a_permanent_error() -> None:
     with pytest.raises(PermanentError, match="lossless is not available for jpeg"):
         run("image_optimize", encode(photo(64, 48), "JPEG"), lossless=True)
