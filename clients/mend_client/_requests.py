@@ -53,6 +53,19 @@ def _options(job: ResizeJob | JobRequest) -> pb.SubmitOptions:
     )
 
 
+def _submit_request(
+    job: ResizeJob | JobRequest, params: pb.JobParameters
+) -> pb.SubmitJobRequest:
+    return pb.SubmitJobRequest(
+        source_bucket=job.source_bucket,
+        source_key=job.source_key,
+        dest_bucket=job.dest_bucket,
+        dest_key=job.dest_key,
+        parameters=params,
+        options=_options(job),
+    )
+
+
 @dataclass(frozen=True)
 class ResizeJob:
     """An image_resize job to submit; `Client.resize` takes the same keyword arguments.
@@ -85,14 +98,7 @@ class ResizeJob:
             fit=_enum(FIT_TO_PB, self.fit, "fit"),  # type: ignore[arg-type]
             format=_enum(FORMAT_TO_PB, self.format, "format"),  # type: ignore[arg-type]
         )
-        return pb.SubmitJobRequest(
-            source_bucket=self.source_bucket,
-            source_key=self.source_key,
-            dest_bucket=self.dest_bucket,
-            dest_key=self.dest_key,
-            parameters=pb.JobParameters(image_resize=resize),
-            options=_options(self),
-        )
+        return _submit_request(self, pb.JobParameters(image_resize=resize))
 
 
 @dataclass(frozen=True)
@@ -118,14 +124,7 @@ class JobRequest:
     delay_seconds: float | None = None
 
     def to_proto(self) -> pb.SubmitJobRequest:
-        return pb.SubmitJobRequest(
-            source_bucket=self.source_bucket,
-            source_key=self.source_key,
-            dest_bucket=self.dest_bucket,
-            dest_key=self.dest_key,
-            parameters=parameters(self.type, self.params),
-            options=_options(self),
-        )
+        return _submit_request(self, parameters(self.type, self.params))
 
 
 def batch_request(
