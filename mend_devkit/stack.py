@@ -37,14 +37,23 @@ def _redis_program(env: dict[str, str]) -> Program:
 
 
 def _seed_sample(root: Path) -> Path:
-    """The docs' walkthrough resizes my-bucket/input.jpg: make sure it exists."""
-    sample = root / "my-bucket" / "input.jpg"
-    if not sample.exists():
-        from mend_devkit.sample import photo  # Pillow import only when needed
+    """The docs' walkthroughs read my-bucket/input.jpg, clips/intro.mp4 and
+    audio/talk.wav: make sure they exist."""
+    from mend_devkit import sample as make  # Pillow and PyAV imports only when needed
 
-        sample.parent.mkdir(parents=True, exist_ok=True)
-        photo(1600, 1200).save(sample, quality=90)
-    return sample
+    bucket = root / "my-bucket"
+    photo = bucket / "input.jpg"
+    if not photo.exists():
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        make.photo(1600, 1200).save(photo, quality=90)
+    for path, made in (
+        (bucket / "clips" / "intro.mp4", make.clip),
+        (bucket / "audio" / "talk.wav", make.chord_wav),
+    ):
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(made())
+    return photo
 
 
 def main() -> None:
@@ -134,7 +143,10 @@ def _banner(
         f"  API key   {', '.join(k.key for k in settings.keys)}",
     ]
     if sample is not None:
-        lines.append(f"  sample    my-bucket/input.jpg is {sample}")
+        lines.append(
+            f"  samples   my-bucket/input.jpg is {sample}"
+            " (also clips/intro.mp4, audio/talk.wav)"
+        )
     lines += ["Press Ctrl-C to stop.", ""]
     return "\n".join(lines)
 
