@@ -230,3 +230,23 @@ async def test_output_to_a_closed_pipe_is_no_traceback(env: dict[str, str]) -> N
     out, err = await asyncio.wait_for(proc.communicate(), PATIENCE)
     assert len(out.decode().splitlines()) == 1
     assert "Traceback" not in err.decode(), err.decode()
+
+
+def test_a_completed_job_without_an_output_image_says_what_it_made() -> None:
+    """An audio job's line names its codec and length, a palette its colours: not 0x0."""
+    from mend.v1 import jobs_pb2 as pb
+    from mend_client import Job
+    from mend_client.cli import _state_line
+
+    audio = pb.Job(id="a", status=pb.JOB_STATUS_COMPLETED)
+    audio.result.output_url = "file:///out/talk.mp3"
+    audio.result.file_size = 321036
+    audio.result.audio.codec = "mp3"
+    audio.result.audio.duration_seconds = 20.0
+    line = _state_line(Job.from_proto(audio))
+    assert "0x0" not in line and "audio mp3 20" in line and "321036 bytes" in line, line
+
+    colors = pb.Job(id="c", status=pb.JOB_STATUS_COMPLETED)
+    colors.result.colors.add(hex="#8c7e63", red=140, green=126, blue=99, percent=82.1)
+    line = _state_line(Job.from_proto(colors))
+    assert "(no output file)" in line and "1 colors #8c7e63" in line, line

@@ -61,15 +61,22 @@ class Progress:
     message: str
 
 
+_RESULT_BASICS = ("output_url", "file_size", "duration", "metadata")
+
+
 @dataclass(frozen=True)
 class JobResult:
     output_url: str
     file_size: int
     # Seconds spent processing.
     duration: float
+    # The output image's (0, 0, "" when the output is not an image).
     width: int
     height: int
     format: str
+    # What the operation adds, as the REST API shows it: {"audio": {...}}, {"colors": [...]},
+    # {"video": {...}}, {"optimization": {...}}.
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,11 @@ class Job:
                 width=m.width,
                 height=m.height,
                 format=m.format,
+                details={
+                    k: v
+                    for k, v in message_to_json(msg.result).items()
+                    if k not in _RESULT_BASICS
+                },
             )
         return cls(
             id=msg.id,

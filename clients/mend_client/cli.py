@@ -324,11 +324,21 @@ def _state_line(job: Job) -> str:
         return f"{status}  {text}  (attempt {job.attempt} of {job.max_attempts})"
     if job.status is JobStatus.COMPLETED and job.result:
         r = job.result
-        return (
-            f"{status}  {r.output_url}  {r.width}x{r.height} {r.format}, "
-            f"{r.file_size} bytes, {r.duration:.2f}s"
-        )
+        made = [f"{r.width}x{r.height} {r.format}"] if r.width else []
+        made += [_summary(name, value) for name, value in r.details.items()]
+        made += [f"{r.file_size} bytes", f"{r.duration:.2f}s"]
+        return f"{status}  {r.output_url or '(no output file)'}  {', '.join(made)}"
     return f"{status}  {job.error}".rstrip()
+
+
+def _summary(name: str, value: Any) -> str:
+    """One operation detail in a few words: "audio mp3 20.0s", "3 colors #8c7e63 ..."."""
+    if name == "colors" and isinstance(value, list):
+        return f"{len(value)} colors " + " ".join(str(c.get("hex")) for c in value)
+    if isinstance(value, dict):
+        shown = [str(v) for k, v in value.items() if k in ("codec", "duration_seconds")]
+        return f"{name} " + " ".join(shown) if shown else name
+    return f"{name} {value}"
 
 
 def _describe(job: Job) -> str:
