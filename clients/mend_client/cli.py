@@ -336,8 +336,10 @@ def _summary(name: str, value: Any) -> str:
     if name == "colors" and isinstance(value, list):
         return f"{len(value)} colors " + " ".join(str(c.get("hex")) for c in value)
     if isinstance(value, dict):
-        shown = [str(v) for k, v in value.items() if k in ("codec", "duration_seconds")]
-        return f"{name} " + " ".join(shown) if shown else name
+        shown = [str(value["codec"])] if "codec" in value else []
+        if "duration_seconds" in value:
+            shown.append(f"{float(value['duration_seconds']):g}s")
+        return " ".join([name, *shown])
     return f"{name} {value}"
 
 
