@@ -199,9 +199,9 @@ def markdown(data: dict[str, Any]) -> str:
 - date: {data['date']}
 - machine: nproc {m['nproc']}, {m['cpu']}; load average at start {data['loadavg']}
 - Mend: PyAV {v['pyav']} (libavcodec {v['pyav_libavcodec']}) and lameenc
-  {v.get('lameenc', '-')} (MP3), the operation's `run`
-  called in the benchmark's process (no process start); ffmpeg CLI {v['ffmpeg_cli']}
-  (Debian), timed from its start to its exit.
+  {v.get('lameenc', '-')} (MP3 encoding), the operation's `run` called in the benchmark's
+  process (no process start); ffmpeg CLI {v['ffmpeg_cli']} (Debian), timed from its start
+  to its exit.
 - {s['warmup']} warm-up and {s['rounds']} measured rounds, the two alternating which goes
   first; medians. Mend/ffmpeg = ffmpeg's wall time / Mend's (above 1: Mend is faster).
   CPU: the benchmark process's threads plus the ffmpeg child's. others: how many cores
