@@ -6,8 +6,8 @@
 ARG PYTHON_VERSION=3.11
 
 # Wheels of Mend (and of the client distribution in clients/, when it is one) and of every
-# dependency. Pillow, pillow-heif and PyAV ship manylinux wheels that bundle their native
-# libraries (libjpeg, libheif, FFmpeg, ...): nothing is compiled and the runtime image
+# dependency. Pillow, pillow-heif, PyAV and lameenc ship manylinux wheels that bundle their native
+# libraries (libjpeg, libheif, FFmpeg, LAME, ...): nothing is compiled and the runtime image
 # needs no system package beyond the base image's (tests/test_deploy.py checks it).
 FROM python:${PYTHON_VERSION}-slim-bookworm AS build
 WORKDIR /src

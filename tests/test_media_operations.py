@@ -196,6 +196,23 @@ def test_bitrate_sample_rate_and_channels_are_applied(wav: bytes) -> None:
     assert len(louder.data) > 2.5 * len(out.data)
 
 
+@pytest.mark.parametrize(
+    ("seconds", "rate", "channels"),
+    [(1.5, 0, 0), (0.01, 0, 0), (0.7, 22050, 1), (0.7, 8000, 2), (0.7, 48000, 2)],
+    ids=["44k-stereo", "one-frame", "22k-mono", "8k-stereo", "48k-stereo"],
+)
+def test_mp3_decodes_to_the_exact_length_of_the_source(
+    seconds: float, rate: int, channels: int
+) -> None:
+    # The Xing/LAME header carries LAME's encoder delay and the end padding, so decoders
+    # give back exactly the source's samples (MPEG-1, -2 and -2.5 frames alike).
+    out, _ = convert(tone(seconds), format="mp3", sample_rate=rate, channels=channels)
+    want_rate = rate or 44100
+    assert probe_audio(out.data)[2:] == (round(seconds * want_rate) / want_rate, want_rate,
+                                         channels or 2)
+    assert out.details["audio"]["duration_seconds"] == seconds
+
+
 def test_the_format_follows_the_destination_key(wav: bytes) -> None:
     out, _ = convert(wav, dest="music/track.flac")
     assert (out.content_type, probe_audio(out.data)[1]) == ("audio/flac", "flac")

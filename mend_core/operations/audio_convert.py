@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -159,7 +160,7 @@ def run(
 ) -> Output:
     import av
 
-    from mend_core import media  # PyAV: loaded by workers only
+    from mend_core import media, media_mp3  # PyAV, lameenc: loaded by workers only
 
     name = _format_for(p, dest_key, limits)
     fmt = FORMATS[name]
@@ -174,14 +175,13 @@ def run(
         out = av.open(buf, "w", format=fmt.muxer)
         try:
             layout = _layout(channels, ctx.layout)
-            encoder: Any = out.add_stream(fmt.codec, rate=rate, layout=layout)
-            if name == "ogg":
-                encoder.codec_context.options = {"strict": "experimental"}
-            encoder.format = _sample_format(encoder.codec_context.codec, ctx.format.name)
             bitrate = parse_bitrate(p.bitrate) if p.bitrate else fmt.default_bitrate
-            if bitrate:
-                encoder.bit_rate = bitrate
-            samples = _transcode(container, stream, out, encoder, duration, limits, progress)
+            encode: Callable[[Any], None]
+            if name == "mp3":
+                encode = media_mp3.Mp3Encoder(out, rate, layout, bitrate).encode
+            else:
+                encode = _encoder(out, name, fmt, rate, layout, ctx.format.name, bitrate)
+            samples = _transcode(container, stream, encode, duration, limits, progress)
         except media.DECODE_ERRORS as e:
             raise media.corrupt("audio file", e) from e
         finally:
@@ -199,17 +199,36 @@ def run(
     return Output(data, fmt.content_type, details={"audio": audio})
 
 
+def _encoder(
+    out: Any, name: str, fmt: AudioFormat, rate: int, layout: str, source_format: str,
+    bitrate: int,
+) -> Callable[[Any], None]:
+    """PyAV's encoder for the format (it resamples and re-frames to its liking), muxing
+    what it gives; encode(None) flushes."""
+    encoder: Any = out.add_stream(fmt.codec, rate=rate, layout=layout)
+    if name == "ogg":
+        encoder.codec_context.options = {"strict": "experimental"}
+    encoder.format = _sample_format(encoder.codec_context.codec, source_format)
+    if bitrate:
+        encoder.bit_rate = bitrate
+
+    def encode(frame: Any) -> None:
+        for packet in encoder.encode(frame):
+            out.mux(packet)
+
+    return encode
+
+
 def _transcode(
     container: Any,
     stream: Any,
-    out: Any,
-    encoder: Any,
+    encode: Callable[[Any], None],
     duration: float | None,
     limits: OperationLimits,
     progress: Progress,
 ) -> int:
-    """Decodes, encodes (PyAV resamples and re-frames to the encoder's liking) and muxes;
-    reports progress from the decoded time. Returns the number of source samples."""
+    """Decodes, encodes (`encode(None)` flushes) and reports progress from the decoded
+    time. Returns the number of source samples."""
     from mend_core import media
 
     samples, reported, rate = 0, -1, stream.codec_context.sample_rate
@@ -217,8 +236,7 @@ def _transcode(
     for frame in container.decode(stream):
         # Timestamps from the sample count: the source's gaps and jumps are not copied.
         frame.pts, frame.time_base = samples, time_base
-        for packet in encoder.encode(frame):
-            out.mux(packet)
+        encode(frame)
         samples += frame.samples
         done = samples / rate
         if done > limits.max_media_seconds:  # the headers did not say, or lied
@@ -228,8 +246,7 @@ def _transcode(
             if percent != reported:
                 progress(percent, f"Converting audio: {done:.1f} of {duration:.1f} s")
                 reported = percent
-    for packet in encoder.encode(None):
-        out.mux(packet)
+    encode(None)
     if samples == 0:
         raise media.UnsupportedMedia("not a readable audio file: no audio could be decoded")
     return samples
