@@ -254,9 +254,20 @@ class OtelTracing(Tracing):
         if rule is None:
             return True, context
         if current is not None and current.is_valid:
+            flags = current.trace_flags
             if rule.parent_based:
-                return current.trace_flags.sampled, context
-            return current.trace_id & _LOW_64 < rule.bound, context
+                return flags.sampled, context
+            if current.trace_id & _LOW_64 < rule.bound:
+                return True, context
+            if not flags.sampled:
+                return False, context
+            # Dropped under a sampled parent (TraceIdRatioBased ignores parents): what
+            # runs inside must see the trace unsampled.
+            flags = trace.TraceFlags(flags & ~trace.TraceFlags.SAMPLED)
+            span_context = trace.SpanContext(
+                current.trace_id, self._new_span_id(), False, flags, current.trace_state
+            )
+            return False, trace.set_span_in_context(trace.NonRecordingSpan(span_context), context)
         # A root span: the trace id decides.
         trace_id = self._new_trace_id()
         if trace_id & _LOW_64 < rule.bound:
