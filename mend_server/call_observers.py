@@ -1,6 +1,7 @@
-"""A server interceptor that reports every call's start and end to an observer (metrics,
+"""A server interceptor that reports every call's start and end to observers (metrics,
 tracing), whatever the call's shape: unary or streaming, generator or coroutine handler.
-Wrapped handlers are cached, so a call costs the observer's work and little more."""
+One interceptor serves them all (one wrapper per call, however many observers), and
+wrapped handlers are cached, so a call costs the observers' work and little more."""
 
 from __future__ import annotations
 
@@ -43,9 +44,33 @@ def final_code(context: grpc.aio.ServicerContext, error: BaseException | None) -
     return grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK
 
 
+class _Probes:
+    """Several observers' probes as one: begun in order, ended in reverse."""
+
+    def __init__(self, probes: list[CallProbe]) -> None:
+        self._probes = probes
+        self._reversed = probes[::-1]
+
+    def begin(self, context: grpc.aio.ServicerContext) -> list[Any]:
+        return [probe.begin(context) for probe in self._probes]
+
+    def end(self, states: list[Any], code: grpc.StatusCode) -> None:
+        for probe, state in zip(self._reversed, reversed(states), strict=True):
+            probe.end(state, code)
+
+
+class _Observers:
+    def __init__(self, observers: tuple[CallObserver, ...]) -> None:
+        self._observers = observers
+
+    def probe(self, method: str, grpc_type: str) -> CallProbe:
+        probes = [observer.probe(method, grpc_type) for observer in self._observers]
+        return probes[0] if len(probes) == 1 else _Probes(probes)
+
+
 class ObservingInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, observer: CallObserver) -> None:
-        self._observer = observer
+    def __init__(self, *observers: CallObserver) -> None:
+        self._observer = _Observers(observers)
         self._wrapped: dict[tuple[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] = {}
 
     async def intercept_service(

@@ -34,7 +34,8 @@ class _MethodSpans:
         )
 
     def end(self, span: Span, code: grpc.StatusCode) -> None:
-        span.set_attribute("rpc.grpc.status_code", code.value[0])
-        if code.name in SERVER_ERROR_CODES:
-            span.fail(code.name)
+        if span.recording:
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code.name in SERVER_ERROR_CODES:
+                span.fail(code.name)
         span.end()

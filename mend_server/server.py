@@ -30,7 +30,7 @@ from mend_core.validation import Limits
 from mend_core.webhook_target import WebhookTargets
 from mend_server import convert
 from mend_server.auth import Authenticator, AuthInterceptor
-from mend_server.call_observers import ObservingInterceptor
+from mend_server.call_observers import CallObserver, ObservingInterceptor
 from mend_server.feed import ChangeFeed
 from mend_server.grpc_metrics import GrpcMetrics
 from mend_server.grpc_tracing import GrpcTracing
@@ -108,11 +108,14 @@ class MendServer:
         self.registry = CollectorRegistry()
         self.metrics = JobMetrics(self.registry)
         self.tracing = tracing
-        interceptors: list[grpc.aio.ServerInterceptor] = []
+        observers: list[CallObserver] = []
         if settings.metrics_port is not None or supervised():
-            interceptors.append(ObservingInterceptor(GrpcMetrics(self.registry)))
+            observers.append(GrpcMetrics(self.registry))
         if tracing.enabled:
-            interceptors.append(ObservingInterceptor(GrpcTracing(tracing)))
+            observers.append(GrpcTracing(tracing))
+        interceptors: list[grpc.aio.ServerInterceptor] = []
+        if observers:
+            interceptors.append(ObservingInterceptor(*observers))
         interceptors.append(
             AuthInterceptor(Authenticator(settings.keys, disabled=settings.auth_disabled), tokens)
         )

@@ -11,19 +11,21 @@ processes."""
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.telemetry.tracing import (
+    TRACEPARENT,
     TRACING_OFF,
     OtelTracing,
     exporter_names,
@@ -131,6 +133,100 @@ async def test_untraced_jobs_carry_no_trace_context(stub, redis_client) -> None:
     """Off by default: no field in the job hash."""
     response = await stub.SubmitImageResize(resize_request(), metadata=AUTH)
     assert redis_client.hget(job_key(response.job_id), "traceparent") is None
+
+
+def memory_tracing(sampler: sampling.Sampler) -> tuple[OtelTracing, InMemorySpanExporter]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return OtelTracing(provider), memory
+
+
+def parse(traceparent: str) -> tuple[int, bool]:
+    """(trace id, sampled flag)"""
+    _, trace_id, _, flags = traceparent.split("-")
+    return int(trace_id, 16), bool(int(flags, 16) & 1)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "both"),
+    [
+        (sampling.ParentBasedTraceIdRatio(0.5), True),
+        (sampling.TraceIdRatioBased(0.5), True),
+        (sampling.ALWAYS_OFF, False),
+        (sampling.DEFAULT_ON, True),  # roots sampled, remote parents followed
+        # Not a standard one (the SDK decides every span): sampled whatever the parent.
+        (sampling.ParentBased(sampling.ALWAYS_ON, remote_parent_not_sampled=sampling.ALWAYS_ON),
+         False),
+    ],
+    ids=["parentbased_traceidratio", "traceidratio", "always_off", "parentbased_always_on",
+         "custom"],
+)
+def test_spans_are_sampled_as_the_sdk_sampler_decides(
+    sampler: sampling.Sampler, both: bool
+) -> None:
+    """Mend decides sampling itself for the SDK's standard samplers (a dropped span is
+    then only its context, made without the SDK); the decisions are the sampler's, for
+    roots, remote parents (sampled or not) and children, and a dropped trace stays
+    dropped inside (its context is what jobs carry)."""
+    tracing, memory = memory_tracing(sampler)
+    rng = random.Random(11)
+    seen: list[tuple[int, bool, bool]] = []  # trace id, sampled inside, sampled inside child
+    for i in range(300):
+        if i % 3 == 0:
+            parent: dict[str, str] = {}
+        else:
+            flags = "01" if i % 3 == 1 else "00"
+            parent = {TRACEPARENT: f"00-{rng.getrandbits(128):032x}-{1 + i:016x}-{flags}"}
+        span = tracing.start("rpc", kind="server", parent=parent)
+        outer = parse(tracing.traceparent())
+        with tracing.span("child", kind="client"):
+            inner = parse(tracing.traceparent())
+        span.end()
+        assert inner[0] == outer[0], "one trace"
+        if parent:
+            assert outer[0] == parse(parent[TRACEPARENT])[0], "the caller's trace continues"
+            carrier = tracing._propagator.extract(parent)  # as the SDK would see the caller
+        else:
+            carrier = None
+        expected = sampler.should_sample(carrier, outer[0], "rpc").decision.is_sampled()
+        assert outer[1] == expected, (i, parent)
+        seen.append((outer[0], outer[1], inner[1]))
+    exported: dict[int, set[str]] = {}
+    for s in memory.get_finished_spans():
+        exported.setdefault(s.context.trace_id, set()).add(s.name)
+    for trace_id, sampled, child_sampled in seen:
+        assert child_sampled == sampled
+        assert exported.get(trace_id, set()) == ({"rpc", "child"} if sampled else set())
+    assert len({sampled for _, sampled, _ in seen}) == (2 if both else 1)
+
+
+async def test_an_unsampled_call_stores_an_unsampled_context(
+    redis_server: RedisServer, redis_client
+) -> None:
+    """A root call the sampler drops records no span, and its job carries the trace's
+    context unsampled, so the workers do not start a trace of their own."""
+    tracing, memory = memory_tracing(sampling.ParentBasedTraceIdRatio(0))
+    server = MendServer(make_settings(redis_server.url), tracing=tracing)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = jobs_pb2_grpc.JobServiceStub(channel)
+            response = await stub.SubmitImageResize(resize_request(), metadata=AUTH)
+            sampled_parent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
+            traced = await stub.SubmitImageResize(
+                resize_request(), metadata=(*AUTH, (TRACEPARENT, sampled_parent))
+            )
+    finally:
+        await server.stop(grace=0)
+    stored = redis_client.hget(job_key(response.job_id), "traceparent")
+    assert stored is not None and parse(stored)[1] is False
+    names = {s.name for s in memory.get_finished_spans()}
+    assert names == {"mend.v1.JobService/SubmitImageResize", "JobStore.submit"}
+    assert {f"{s.context.trace_id:032x}" for s in memory.get_finished_spans()} == {CALLER_TRACE}
+    assert parse(redis_client.hget(job_key(traced.job_id), "traceparent")) == (
+        int(CALLER_TRACE, 16), True
+    )
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import os
+import threading
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -34,6 +35,9 @@ SERVER_ERROR_CODES = frozenset(
 
 class Span:
     """What Mend's code does with a span; the no-op one does nothing."""
+
+    # False when nothing said of the span is kept (tracing off, or not sampled).
+    recording = False
 
     def set_attribute(self, key: str, value: str | int | float | bool) -> None:
         pass
@@ -98,6 +102,8 @@ TRACING_OFF = Tracing()
 
 
 class _OtelSpan(Span):
+    recording = True
+
     def __init__(self, span: Any, token: object | None = None) -> None:
         self._span = span
         self._token = token
@@ -121,33 +127,185 @@ class _OtelSpan(Span):
             context.detach(self._token)  # type: ignore[arg-type]
 
 
+class _Unsampled(Span):
+    """A span the sampler dropped, made without the SDK: it only holds the trace's context
+    (current until end()), so that what runs inside and the jobs it stores stay unsampled."""
+
+    def __init__(self, otel_context: Any, context: Any) -> None:
+        self._otel_context = otel_context
+        self._token = otel_context.attach(context)
+
+    def end(self) -> None:
+        self._otel_context.detach(self._token)
+
+
+class _Rule(NamedTuple):
+    """What a standard sampler decides, known ahead so that a dropped span needs no SDK
+    call: with a parent, parent_based follows its sampled flag; otherwise (roots, and every
+    span without parent_based) a trace id is sampled when its low 64 bits are below
+    bound, as TraceIdRatioBased does (always_on: 2**64, always_off: 0)."""
+
+    parent_based: bool
+    bound: int
+
+
+def _rule(sampler: Any) -> _Rule | None:
+    """The rule of the SDK's own samplers (every OTEL_TRACES_SAMPLER value but the
+    entry-point ones); None for any other, which the SDK then runs on every span."""
+    from opentelemetry.sdk.trace import sampling
+
+    def bound(root: Any) -> int | None:
+        if type(root) is sampling.TraceIdRatioBased:
+            return root.bound
+        if isinstance(root, sampling.StaticSampler):
+            dropping = root.get_description() == sampling.ALWAYS_OFF.get_description()
+            return 0 if dropping else 1 << 64
+        return None
+
+    if isinstance(sampler, sampling.ParentBased):
+        delegates = [
+            getattr(sampler, f"_{where}_parent_{state}", None)
+            for where in ("remote", "local")
+            for state in ("sampled", "not_sampled")
+        ]
+        if delegates != [sampling.ALWAYS_ON, sampling.ALWAYS_OFF] * 2:
+            return None
+        root = bound(getattr(sampler, "_root", None))
+        return None if root is None else _Rule(True, root)
+    root = bound(sampler)
+    return None if root is None else _Rule(False, root)
+
+
+class _PresetTraceIds:
+    """The tracer's id generator, which can be told the next root trace id: the one a
+    sampling decision was made on, so that the SDK decides the same."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._next = threading.local()
+
+    def preset(self, trace_id: int) -> None:
+        self._next.trace_id = trace_id
+
+    def generate_trace_id(self) -> int:
+        trace_id: int = getattr(self._next, "trace_id", 0)
+        if trace_id:
+            self._next.trace_id = 0
+            return trace_id
+        return self._inner.generate_trace_id()  # type: ignore[no-any-return]
+
+    def generate_span_id(self) -> int:
+        return self._inner.generate_span_id()  # type: ignore[no-any-return]
+
+    def is_trace_id_random(self) -> bool:
+        return self._inner.is_trace_id_random()  # type: ignore[no-any-return]
+
+
+_LOW_64 = (1 << 64) - 1
+
+
 class OtelTracing(Tracing):
     enabled = True
 
     def __init__(self, provider: TracerProvider) -> None:
-        from opentelemetry.trace import SpanKind
+        from opentelemetry import context as otel_context
+        from opentelemetry import trace
+        from opentelemetry.context import Context
+        from opentelemetry.trace import SpanKind, TraceFlags
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self._provider = provider
         self._tracer = provider.get_tracer("mend")
         self._propagator = TraceContextTextMapPropagator()
         self._kinds = {k.name.lower(): k for k in SpanKind}
+        # A span the sampler will drop costs the SDK tens of µs; with a standard sampler
+        # the decision is made here instead (one random number and a comparison for a
+        # root span) and a dropped span is only its context.
+        self._rule = _rule(provider.sampler)
+        ids = self._tracer.id_generator  # type: ignore[attr-defined]
+        self._ids = _PresetTraceIds(ids)
+        if self._rule is not None:
+            self._tracer.id_generator = self._ids  # type: ignore[attr-defined]
+        # Looked up once: this runs on every call.
+        self._new_trace_id = ids.generate_trace_id
+        self._new_span_id = ids.generate_span_id
+        self._root_flags = TraceFlags(
+            TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else TraceFlags.DEFAULT
+        )
+        self._trace = trace
+        self._context = otel_context
+        self._empty_context = Context
+
+    def _decide(self, parent: Mapping[str, str] | None) -> tuple[bool, Any]:
+        """Whether a span continuing parent (a carrier; None: the current span) is to be
+        sampled, and its context: the one to start the SDK span in when sampled (None:
+        the current one), else the one to make current instead of a span (None: keep the
+        current one)."""
+        trace = self._trace
+        rule = self._rule
+        if parent is None:
+            context = None
+            current = trace.get_current_span().get_span_context()
+        elif TRACEPARENT in parent:
+            context = self._propagator.extract(parent)
+            current = trace.get_current_span(context).get_span_context()
+        else:
+            context, current = self._empty_context(), None
+        if rule is None:
+            return True, context
+        if current is not None and current.is_valid:
+            flags = current.trace_flags
+            if rule.parent_based:
+                return flags.sampled, context
+            if current.trace_id & _LOW_64 < rule.bound:
+                return True, context
+            if not flags.sampled:
+                return False, context
+            # Dropped under a sampled parent (TraceIdRatioBased ignores parents): what
+            # runs inside must see the trace unsampled.
+            flags = trace.TraceFlags(flags & ~trace.TraceFlags.SAMPLED)
+            span_context = trace.SpanContext(
+                current.trace_id, self._new_span_id(), False, flags, current.trace_state
+            )
+            return False, trace.set_span_in_context(trace.NonRecordingSpan(span_context), context)
+        # A root span: the trace id decides.
+        trace_id = self._new_trace_id()
+        if trace_id & _LOW_64 < rule.bound:
+            self._ids.preset(trace_id)
+            return True, context
+        span_context = trace.SpanContext(trace_id, self._new_span_id(), False, self._root_flags)
+        return False, trace.set_span_in_context(trace.NonRecordingSpan(span_context), context)
 
     def _options(
         self,
         kind: str,
-        parent: Mapping[str, str] | None,
+        context: Any,
         attributes: Mapping[str, str | int | float | bool] | None,
     ) -> dict[str, Any]:
-        context = self._propagator.extract(parent) if parent is not None else None
         return {"context": context, "kind": self._kinds[kind], "attributes": attributes}
 
     @contextlib.contextmanager
     def _span(
-        self, name: str, options: dict[str, Any]
+        self,
+        name: str,
+        kind: str,
+        parent: Mapping[str, str] | None,
+        attributes: Mapping[str, str | int | float | bool] | None,
     ) -> Iterator[Span]:
-        with self._tracer.start_as_current_span(name, **options) as span:
-            yield _OtelSpan(span)
+        # Decided on entering, right before the SDK call a preset trace id is meant for.
+        sampled, context = self._decide(parent)
+        if sampled:
+            options = self._options(kind, context, attributes)
+            with self._tracer.start_as_current_span(name, **options) as span:
+                yield _OtelSpan(span)
+        elif context is None:
+            yield _NO_SPAN
+        else:
+            token = self._context.attach(context)
+            try:
+                yield _NO_SPAN
+            finally:
+                self._context.detach(token)
 
     def span(
         self,
@@ -157,7 +315,7 @@ class OtelTracing(Tracing):
         parent: Mapping[str, str] | None = None,
         attributes: Mapping[str, str | int | float | bool] | None = None,
     ) -> contextlib.AbstractContextManager[Span]:
-        return self._span(name, self._options(kind, parent, attributes))
+        return self._span(name, kind, parent, attributes)
 
     def start(
         self,
@@ -167,10 +325,11 @@ class OtelTracing(Tracing):
         parent: Mapping[str, str] | None = None,
         attributes: Mapping[str, str | int | float | bool] | None = None,
     ) -> Span:
-        from opentelemetry import context, trace
-
-        span = self._tracer.start_span(name, **self._options(kind, parent, attributes))
-        return _OtelSpan(span, context.attach(trace.set_span_in_context(span)))
+        sampled, context = self._decide(parent)
+        if not sampled:
+            return _NO_SPAN if context is None else _Unsampled(self._context, context)
+        span = self._tracer.start_span(name, **self._options(kind, context, attributes))
+        return _OtelSpan(span, self._context.attach(self._trace.set_span_in_context(span)))
 
     def traceparent(self) -> str:
         carrier: dict[str, str] = {}
