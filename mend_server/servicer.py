@@ -370,11 +370,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 bad.append(Violation("status", "must be completed, failed or cancelled"))
             else:
                 statuses = (wanted,)
-        job_type = convert.TYPE_FROM_PB.get(request.type)
-        if request.type and job_type is None:
-            bad.append(Violation("type", f"unknown job type {request.type}"))
-        if not 0 <= request.page_size <= MAX_PURGE_PAGE_SIZE:
-            bad.append(Violation("page_size", f"must be between 1 and {MAX_PURGE_PAGE_SIZE}"))
+        job_type, problems = _type_and_page_size(request, MAX_PURGE_PAGE_SIZE)
+        bad += problems
         cursor = None
         if request.page_token:
             try:
@@ -409,15 +406,12 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     async def ListJobs(
         self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJobsResponse:
-        bad = []
+        bad: list[Violation] = []
         wanted = convert.STATUS_FROM_PB.get(request.status)
         if request.status and wanted is None:
             bad.append(Violation("status", f"unknown status {request.status}"))
-        job_type = convert.TYPE_FROM_PB.get(request.type)
-        if request.type and job_type is None:
-            bad.append(Violation("type", f"unknown job type {request.type}"))
-        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
-            bad.append(Violation("page_size", f"must be between 1 and {MAX_PAGE_SIZE}"))
+        job_type, problems = _type_and_page_size(request, MAX_PAGE_SIZE)
+        bad += problems
         cursor = None
         if request.page_token:
             try:
@@ -529,6 +523,19 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             (s.version, s.status.terminal, pb.WatchJobResponse(job=convert.job_to_pb(s)))
             for s in states
         ]
+
+
+def _type_and_page_size(
+    request: pb.ListJobsRequest | pb.PurgeJobsRequest, max_page_size: int
+) -> tuple[str | None, list[Violation]]:
+    """A listing's job type filter (None: any) and what is wrong with it or its page size."""
+    bad = []
+    job_type = convert.TYPE_FROM_PB.get(request.type)
+    if request.type and job_type is None:
+        bad.append(Violation("type", f"unknown job type {request.type}"))
+    if not 0 <= request.page_size <= max_page_size:
+        bad.append(Violation("page_size", f"must be between 1 and {max_page_size}"))
+    return job_type, bad
 
 
 def _flat_handler(job_type: str) -> Callable[..., Awaitable[Any]]:
