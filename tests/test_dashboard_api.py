@@ -178,3 +178,34 @@ async def test_the_dashboard_files_are_served_with_a_strict_policy(
     # Only the dashboard's own files, by name.
     assert missing.status_code == 404 and "secrets.txt" in missing.json()["error"]
     assert escape.status_code == 404
+
+
+async def test_an_admin_opens_follows_and_steers_any_tenants_job(stub) -> None:
+    """An admin key (an operator) reads, watches, cancels, retries and deletes another
+    tenant's job by its id; for every other tenant the job stays NOT_FOUND."""
+    job_id = await submit(stub, OTHER_AUTH)  # globex's
+    got = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AS_ADMIN)
+    assert got.id == job_id and got.status == pb.JOB_STATUS_PENDING
+    token = await stub.CreateStreamToken(pb.CreateStreamTokenRequest(id=job_id), metadata=AS_ADMIN)
+    assert token.token
+    watch = stub.WatchJob(pb.WatchJobRequest(id=job_id), metadata=AS_ADMIN)
+    first = await watch.read()
+    assert first.job.id == job_id
+    watch.cancel()
+    cancelled = await stub.CancelJob(pb.CancelJobRequest(id=job_id), metadata=AS_ADMIN)
+    assert cancelled.status == pb.JOB_STATUS_CANCELLED
+    retried = await stub.RetryJob(pb.RetryJobRequest(id=job_id), metadata=AS_ADMIN)
+    assert retried.status == pb.JOB_STATUS_PENDING
+    await stub.CancelJob(pb.CancelJobRequest(id=job_id), metadata=AS_ADMIN)
+    for call, request in (
+        (stub.GetJob, pb.GetJobRequest(id=job_id)),
+        (stub.CancelJob, pb.CancelJobRequest(id=job_id)),
+        (stub.DeleteJob, pb.DeleteJobRequest(id=job_id)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call(request, metadata=AUTH)  # acme: not its job
+        assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    await stub.DeleteJob(pb.DeleteJobRequest(id=job_id), metadata=AS_ADMIN)
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=OTHER_AUTH)
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
