@@ -141,16 +141,16 @@ class _Unsampled(Span):
 
 
 class _DroppedRoot:
-    """A root span the sampler dropped, current without an OTel context: its trace id, and
-    the context, made only if something inside asks for it (a child span, a traceparent).
-    Most dropped calls never do (GetJob), and making the context costs more than the rest
-    of the decision."""
+    """A root span the sampler dropped, current without an OTel context (which costs more
+    to make than the rest of the decision): its trace id, and its traceparent, made only
+    if something inside asks for it (Submit does, for its jobs; GetJob does not). The
+    rule that dropped it drops every span inside it too."""
 
-    __slots__ = ("trace_id", "context")
+    __slots__ = ("trace_id", "header")
 
     def __init__(self, trace_id: int) -> None:
         self.trace_id = trace_id
-        self.context: Any = None
+        self.header = ""
 
 
 # The dropped root current in this task, until its end(); an OTel span that is current
@@ -265,24 +265,16 @@ class OtelTracing(Tracing):
         self._context = otel_context
         self._empty_context = Context
 
-    def _made(self, root: _DroppedRoot) -> Any:
-        """A dropped root's OTel context, made on first use."""
-        if root.context is None:
-            trace = self._trace
-            span_context = trace.SpanContext(
-                root.trace_id, self._new_span_id(), False, self._root_flags
-            )
-            span = trace.NonRecordingSpan(span_context)
-            root.context = trace.set_span_in_context(span, self._empty_context())
-        return root.context
-
-    def _current_context(self) -> Any:
-        """The context to continue or inject: None for OTel's current one, or the current
-        dropped root's when no OTel span was made inside it."""
-        if self._trace.get_current_span().get_span_context().is_valid:
-            return None
+    def _dropped_root_header(self) -> str:
+        """The traceparent of the current dropped root when no OTel span was made inside
+        it (as the propagator writes it; a root has no tracestate), else ""."""
         root = _DROPPED_ROOT.get()
-        return None if root is None else self._made(root)
+        if root is None or self._trace.get_current_span().get_span_context().is_valid:
+            return ""
+        if not root.header:
+            span_id = self._new_span_id()
+            root.header = f"00-{root.trace_id:032x}-{span_id:016x}-{self._root_flags:02x}"
+        return root.header
 
     def _decide(self, parent: Mapping[str, str] | None, lazy: bool = False) -> tuple[bool, Any]:
         """Whether a span continuing parent (a carrier; None: the current span) is to be
@@ -293,8 +285,10 @@ class OtelTracing(Tracing):
         trace = self._trace
         rule = self._rule
         if parent is None:
-            context = self._current_context()
-            current = trace.get_current_span(context).get_span_context()
+            context = None
+            current = trace.get_current_span().get_span_context()
+            if not current.is_valid and _DROPPED_ROOT.get() is not None:
+                return False, None  # inside a dropped root: dropped as well
         elif TRACEPARENT in parent:
             context = self._propagator.extract(parent)
             current = trace.get_current_span(context).get_span_context()
@@ -387,12 +381,19 @@ class OtelTracing(Tracing):
         return _OtelSpan(span, self._context.attach(self._trace.set_span_in_context(span)))
 
     def traceparent(self) -> str:
+        header = self._dropped_root_header()
+        if header:
+            return header
         carrier: dict[str, str] = {}
-        self._propagator.inject(carrier, self._current_context())
+        self._propagator.inject(carrier)
         return carrier.get(TRACEPARENT, "")
 
     def inject(self, carrier: dict[str, str]) -> None:
-        self._propagator.inject(carrier, self._current_context())
+        header = self._dropped_root_header()
+        if header:
+            carrier[TRACEPARENT] = header
+        else:
+            self._propagator.inject(carrier)
 
     def shutdown(self) -> None:
         self._provider.shutdown()
