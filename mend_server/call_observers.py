@@ -59,13 +59,31 @@ class _Probes:
             probe.end(state, code)
 
 
+class _Pair:
+    """Two observers' probes as one (metrics and tracing, the usual pair): as _Probes,
+    without its loops, on every call."""
+
+    def __init__(self, first: CallProbe, second: CallProbe) -> None:
+        self._first = first
+        self._second = second
+
+    def begin(self, context: grpc.aio.ServicerContext) -> tuple[Any, Any]:
+        return self._first.begin(context), self._second.begin(context)
+
+    def end(self, states: tuple[Any, Any], code: grpc.StatusCode) -> None:
+        self._second.end(states[1], code)
+        self._first.end(states[0], code)
+
+
 class _Observers:
     def __init__(self, observers: tuple[CallObserver, ...]) -> None:
         self._observers = observers
 
     def probe(self, method: str, grpc_type: str) -> CallProbe:
         probes = [observer.probe(method, grpc_type) for observer in self._observers]
-        return probes[0] if len(probes) == 1 else _Probes(probes)
+        if len(probes) == 1:
+            return probes[0]
+        return _Pair(*probes) if len(probes) == 2 else _Probes(probes)
 
 
 class ObservingInterceptor(grpc.aio.ServerInterceptor):

@@ -15,6 +15,7 @@ and exporter are the optional `mend[tracing]` extra)."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.metadata
 import os
 import threading
@@ -139,6 +140,34 @@ class _Unsampled(Span):
         self._otel_context.detach(self._token)
 
 
+class _DroppedRoot:
+    """A root span the sampler dropped, current without an OTel context (which costs more
+    to make than the rest of the decision): its trace id, and its traceparent, made only
+    if something inside asks for it (Submit does, for its jobs; GetJob does not). The
+    rule that dropped it drops every span inside it too."""
+
+    __slots__ = ("trace_id", "header")
+
+    def __init__(self, trace_id: int) -> None:
+        self.trace_id = trace_id
+        self.header = ""
+
+
+# The dropped root current in this task, until its end(); an OTel span that is current
+# was made after it, inside it (a dropped root is only made with no current span).
+_DROPPED_ROOT: contextvars.ContextVar[_DroppedRoot | None] = contextvars.ContextVar(
+    "mend_dropped_root", default=None
+)
+
+
+class _CurrentDroppedRoot(Span):
+    def __init__(self, root: _DroppedRoot) -> None:
+        self._token = _DROPPED_ROOT.set(root)
+
+    def end(self) -> None:
+        _DROPPED_ROOT.reset(self._token)
+
+
 class _Rule(NamedTuple):
     """What a standard sampler decides, known ahead so that a dropped span needs no SDK
     call: with a parent, parent_based follows its sampled flag; otherwise (roots, and every
@@ -236,16 +265,30 @@ class OtelTracing(Tracing):
         self._context = otel_context
         self._empty_context = Context
 
-    def _decide(self, parent: Mapping[str, str] | None) -> tuple[bool, Any]:
+    def _dropped_root_header(self) -> str:
+        """The traceparent of the current dropped root when no OTel span was made inside
+        it (as the propagator writes it; a root has no tracestate), else ""."""
+        root = _DROPPED_ROOT.get()
+        if root is None or self._trace.get_current_span().get_span_context().is_valid:
+            return ""
+        if not root.header:
+            span_id = self._new_span_id()
+            root.header = f"00-{root.trace_id:032x}-{span_id:016x}-{self._root_flags:02x}"
+        return root.header
+
+    def _decide(self, parent: Mapping[str, str] | None, lazy: bool = False) -> tuple[bool, Any]:
         """Whether a span continuing parent (a carrier; None: the current span) is to be
         sampled, and its context: the one to start the SDK span in when sampled (None:
         the current one), else the one to make current instead of a span (None: keep the
-        current one)."""
+        current one). lazy: a dropped root may come back as a _DroppedRoot instead, when
+        no OTel context is current."""
         trace = self._trace
         rule = self._rule
         if parent is None:
             context = None
             current = trace.get_current_span().get_span_context()
+            if not current.is_valid and _DROPPED_ROOT.get() is not None:
+                return False, None  # inside a dropped root: dropped as well
         elif TRACEPARENT in parent:
             context = self._propagator.extract(parent)
             current = trace.get_current_span(context).get_span_context()
@@ -273,6 +316,8 @@ class OtelTracing(Tracing):
         if trace_id & _LOW_64 < rule.bound:
             self._ids.preset(trace_id)
             return True, context
+        if lazy and not self._context.get_current():
+            return False, _DroppedRoot(trace_id)
         span_context = trace.SpanContext(trace_id, self._new_span_id(), False, self._root_flags)
         return False, trace.set_span_in_context(trace.NonRecordingSpan(span_context), context)
 
@@ -325,19 +370,30 @@ class OtelTracing(Tracing):
         parent: Mapping[str, str] | None = None,
         attributes: Mapping[str, str | int | float | bool] | None = None,
     ) -> Span:
-        sampled, context = self._decide(parent)
+        sampled, context = self._decide(parent, lazy=True)
         if not sampled:
-            return _NO_SPAN if context is None else _Unsampled(self._context, context)
+            if context is None:
+                return _NO_SPAN
+            if type(context) is _DroppedRoot:
+                return _CurrentDroppedRoot(context)
+            return _Unsampled(self._context, context)
         span = self._tracer.start_span(name, **self._options(kind, context, attributes))
         return _OtelSpan(span, self._context.attach(self._trace.set_span_in_context(span)))
 
     def traceparent(self) -> str:
+        header = self._dropped_root_header()
+        if header:
+            return header
         carrier: dict[str, str] = {}
         self._propagator.inject(carrier)
         return carrier.get(TRACEPARENT, "")
 
     def inject(self, carrier: dict[str, str]) -> None:
-        self._propagator.inject(carrier)
+        header = self._dropped_root_header()
+        if header:
+            carrier[TRACEPARENT] = header
+        else:
+            self._propagator.inject(carrier)
 
     def shutdown(self) -> None:
         self._provider.shutdown()
