@@ -22,8 +22,7 @@ def execute(
         i.field: storage.get(i.bucket, i.key, limits.max_source_bytes)
         for i in op.inputs(spec.params)
     }
-    extra = {"inputs": inputs} if inputs else {}
-    output = op.run(source, spec.params, spec.dest_key, limits, progress, **extra)
+    output = op.run(source, spec.params, spec.dest_key, limits, progress, inputs)
     url = ""
     if output.data is not None:
         url = storage.put(spec.dest_bucket, spec.dest_key, output.data, output.content_type)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
+from types import MappingProxyType
 from typing import Any
 
 from mend_core.errors import Violation
@@ -59,6 +60,10 @@ class Input:
     key: str
 
 
+# What `run` gets as inputs when the operation reads nothing but its source.
+NO_INPUTS: Mapping[str, bytes] = MappingProxyType({})
+
+
 def _no_inputs(params: Any) -> list[Input]:
     return []
 
@@ -71,10 +76,9 @@ class Operation:
     # Checks the parameters as the client sent them (enum names as strings, None for
     # unset optionals); returns the violations, named by parameter.
     check: Callable[[Any, OperationLimits], list[Violation]]
-    # source bytes, parameters, destination key, limits, progress -> Output;
-    # raises mend_core.errors.JobError. An operation with `inputs` also gets them,
-    # downloaded, as the keyword argument inputs={field: bytes}.
-    run: Callable[..., Output]
+    # source bytes, parameters, destination key, limits, progress, the downloaded
+    # `inputs` ({field: bytes}, empty for most) -> Output; raises mend_core.errors.JobError.
+    run: Callable[[bytes, Any, str, OperationLimits, Progress, Mapping[str, bytes]], Output]
     # The other objects a job reads, from its (valid) parameters: their buckets need the
     # tenant's grants like the source's, and the worker downloads them through storage.
     inputs: Callable[[Any], list[Input]] = _no_inputs

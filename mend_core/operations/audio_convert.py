@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
 from mend_core.errors import PermanentError, Violation
-from mend_core.operations import Operation, OperationLimits, Output, Progress
+from mend_core.operations import NO_INPUTS, Operation, OperationLimits, Output, Progress
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,8 @@ def _sample_format(codec: Any, source: str) -> str:
 
 
 def run(
-    source: bytes, p: ConvertParams, dest_key: str, limits: OperationLimits, progress: Progress
+    source: bytes, p: ConvertParams, dest_key: str, limits: OperationLimits, progress: Progress,
+    inputs: Mapping[str, bytes] = NO_INPUTS,
 ) -> Output:
     import av
 

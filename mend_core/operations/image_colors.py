@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mend_core.errors import Violation
-from mend_core.operations import Operation, OperationLimits, Output, Progress, in_range
+from mend_core.operations import NO_INPUTS, Operation, OperationLimits, Output, Progress, in_range
 
 MAX_COLORS = 16
 DEFAULT_COLORS = 5
@@ -25,7 +26,8 @@ def check(p: ColorsParams, limits: OperationLimits) -> list[Violation]:
 
 
 def run(
-    source: bytes, p: ColorsParams, dest_key: str, limits: OperationLimits, progress: Progress
+    source: bytes, p: ColorsParams, dest_key: str, limits: OperationLimits, progress: Progress,
+    inputs: Mapping[str, bytes] = NO_INPUTS,
 ) -> Output:
     from mend_core.imaging_colors import dominant_colors  # Pillow: workers only
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mend_core.errors import Violation
 from mend_core.operations import (
+    NO_INPUTS,
     Operation,
     OperationLimits,
     Output,
@@ -45,7 +47,8 @@ def check(p: OptimizeParams, limits: OperationLimits) -> list[Violation]:
 
 
 def run(
-    source: bytes, p: OptimizeParams, dest_key: str, limits: OperationLimits, progress: Progress
+    source: bytes, p: OptimizeParams, dest_key: str, limits: OperationLimits, progress: Progress,
+    inputs: Mapping[str, bytes] = NO_INPUTS,
 ) -> Output:
     from mend_core.imaging_optimize import optimize  # Pillow: loaded by workers only
 

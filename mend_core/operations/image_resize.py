@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mend_core.errors import Violation
-from mend_core.operations import Operation, OperationLimits, Output, Progress
+from mend_core.operations import NO_INPUTS, Operation, OperationLimits, Output, Progress
 from mend_core.results import ImageMetadata
 
 FIT_MODES = ("inside", "cover", "fill")
@@ -49,7 +50,8 @@ def check(p: ResizeParams, limits: OperationLimits) -> list[Violation]:
 
 
 def run(
-    source: bytes, p: ResizeParams, dest_key: str, limits: OperationLimits, progress: Progress
+    source: bytes, p: ResizeParams, dest_key: str, limits: OperationLimits, progress: Progress,
+    inputs: Mapping[str, bytes] = NO_INPUTS,
 ) -> Output:
     from mend_core.imaging import resize_image  # Pillow: loaded by workers only
 

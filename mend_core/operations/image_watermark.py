@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from mend_core.errors import Violation
 from mend_core.operations import (
+    NO_INPUTS,
     Input,
     Operation,
     OperationLimits,
@@ -93,13 +94,13 @@ def run(
     dest_key: str,
     limits: OperationLimits,
     progress: Progress,
-    inputs: Mapping[str, bytes] | None = None,
+    inputs: Mapping[str, bytes] = NO_INPUTS,
 ) -> Output:
     from mend_core.imaging_watermark import Mark, watermark  # Pillow: workers only
 
     mark = Mark(
         text=p.text,
-        image=(inputs or {}).get("watermark_bucket"),
+        image=inputs.get("watermark_bucket"),
         position=p.position or "center",
         opacity=0.5 if p.opacity is None else p.opacity,
         scale=p.scale,

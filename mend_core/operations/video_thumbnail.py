@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from mend_core.errors import PermanentError, Violation
-from mend_core.operations import Operation, OperationLimits, Output, Progress
+from mend_core.operations import NO_INPUTS, Operation, OperationLimits, Output, Progress
 from mend_core.operations.image_resize import FIT_MODES, IMAGE_FORMATS
 from mend_core.results import ImageMetadata
 
@@ -110,7 +111,8 @@ def _frame_at(container: Any, stream: Any, at: float, duration: float | None) ->
 
 
 def run(
-    source: bytes, p: ThumbnailParams, dest_key: str, limits: OperationLimits, progress: Progress
+    source: bytes, p: ThumbnailParams, dest_key: str, limits: OperationLimits, progress: Progress,
+    inputs: Mapping[str, bytes] = NO_INPUTS,
 ) -> Output:
     from mend_core import media
     from mend_core.imaging import resize_frame  # Pillow and PyAV: loaded by workers only
