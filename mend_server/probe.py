@@ -93,19 +93,12 @@ def probe_http(settings: Settings) -> None:
 async def probe_worker(settings: Settings) -> None:
     import redis.exceptions
 
-    from mend_core.jobstate.keys import Keys
     from mend_core.jobstate.queue import WorkQueue
     from mend_core.redis_client import connect
     from mend_worker.worker import worker_host
 
     client = connect(settings.redis_url, shared=False)
-    queue = WorkQueue(
-        client,
-        Keys(),
-        lease_seconds=settings.lease_seconds,
-        retention_completed_seconds=settings.retention_completed_seconds,
-        retention_failed_seconds=settings.retention_failed_seconds,
-    )
+    queue = WorkQueue.from_settings(client, settings)
     host = socket.gethostname()
     try:
         # The window the server counts workers live in (three leases); a worker

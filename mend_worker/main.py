@@ -14,7 +14,6 @@ from pathlib import Path
 
 import uvloop
 
-from mend_core.jobstate.keys import Keys
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.logs import configure_logging
 from mend_core.redis_client import connect
@@ -38,13 +37,7 @@ def self_command() -> list[str]:
 
 async def run_worker(settings: Settings) -> None:
     redis = connect(settings.redis_url, shared=False)
-    queue = WorkQueue(
-        redis,
-        Keys(),
-        lease_seconds=settings.lease_seconds,
-        retention_completed_seconds=settings.retention_completed_seconds,
-        retention_failed_seconds=settings.retention_failed_seconds,
-    )
+    queue = WorkQueue.from_settings(redis, settings)
     metrics = JobMetrics()
     endpoint = None
     if settings.worker_metrics_port is not None and not supervised():

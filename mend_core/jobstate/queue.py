@@ -14,6 +14,7 @@ from mend_core.job import Job, JobResult
 from mend_core.jobstate.encoding import job_from_fields, pairs, result_json
 from mend_core.jobstate.keys import Keys
 from mend_core.jobstate.scripts import Scripts
+from mend_core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,17 @@ class WorkQueue:
         self._lease_ms = int(lease_seconds * 1000)
         self._completed_ttl_ms = retention_completed_seconds * 1000
         self._failed_ttl_ms = retention_failed_seconds * 1000
+
+    @classmethod
+    def from_settings(cls, redis: Redis, settings: Settings) -> WorkQueue:
+        """The queue as every worker process (and the worker health probe) uses it."""
+        return cls(
+            redis,
+            Keys(),
+            lease_seconds=settings.lease_seconds,
+            retention_completed_seconds=settings.retention_completed_seconds,
+            retention_failed_seconds=settings.retention_failed_seconds,
+        )
 
     async def claim(self, worker_id: str) -> Lease | None:
         """Leases the first pending job (highest priority, then oldest), or None."""
