@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
 TRACEPARENT = "traceparent"
+# The W3C trace context fields a carrier holds (what the propagator reads).
+PROPAGATED = (TRACEPARENT, "tracestate")
 EXPORTER_GROUP = "opentelemetry_traces_exporter"
 # gRPC codes a server span counts as an error (OpenTelemetry's RPC conventions).
 SERVER_ERROR_CODES = frozenset(

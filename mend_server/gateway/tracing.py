@@ -11,7 +11,7 @@ import grpc
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mend_core.telemetry.tracing import TRACEPARENT, Tracing
+from mend_core.telemetry.tracing import PROPAGATED, Tracing
 
 
 def traced(app: ASGIApp, tracing: Tracing) -> ASGIApp:
@@ -24,7 +24,7 @@ def traced(app: ASGIApp, tracing: Tracing) -> ASGIApp:
         span = tracing.start(
             f"{method} {scope['path']}",
             kind="server",
-            parent={k: v for k, v in headers.items() if k in (TRACEPARENT, "tracestate")},
+            parent={k: v for k, v in headers.items() if k in PROPAGATED},
             attributes={"http.request.method": method, "url.path": scope["path"]},
         )
         status = 500
