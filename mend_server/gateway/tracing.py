@@ -13,18 +13,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mend_core.telemetry.tracing import PROPAGATED, Tracing
 
+# ASGI header names are lower-case bytes: the trace context ones are picked out before
+# decoding, rather than decoding every header of every request.
+_PROPAGATED = tuple(name.encode("latin-1") for name in PROPAGATED)
+
 
 def traced(app: ASGIApp, tracing: Tracing) -> ASGIApp:
     async def trace(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        parent = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k in _PROPAGATED
+        }
         method = scope["method"]
         span = tracing.start(
             f"{method} {scope['path']}",
             kind="server",
-            parent={k: v for k, v in headers.items() if k in PROPAGATED},
+            parent=parent,
             attributes={"http.request.method": method, "url.path": scope["path"]},
         )
         status = 500
