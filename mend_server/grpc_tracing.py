@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import grpc
 
-from mend_core.telemetry.tracing import SERVER_ERROR_CODES, TRACEPARENT, Span, Tracing
-
-_PROPAGATED = (TRACEPARENT, "tracestate")
+from mend_core.telemetry.tracing import PROPAGATED, SERVER_ERROR_CODES, Span, Tracing
 
 
 class GrpcTracing:
@@ -28,7 +26,7 @@ class _MethodSpans:
         self._attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
 
     def begin(self, context: grpc.aio.ServicerContext) -> Span:
-        carrier = {k: v for k, v in context.invocation_metadata() or () if k in _PROPAGATED}
+        carrier = {k: v for k, v in context.invocation_metadata() or () if k in PROPAGATED}
         return self._tracing.start(
             self._name, kind="server", parent=carrier, attributes=self._attributes
         )

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
 TRACEPARENT = "traceparent"
+# The W3C trace context fields a carrier holds (what the propagator reads).
+PROPAGATED = (TRACEPARENT, "tracestate")
 EXPORTER_GROUP = "opentelemetry_traces_exporter"
 # gRPC codes a server span counts as an error (OpenTelemetry's RPC conventions).
 SERVER_ERROR_CODES = frozenset(
@@ -330,12 +332,13 @@ class OtelTracing(Tracing):
         return {"context": context, "kind": self._kinds[kind], "attributes": attributes}
 
     @contextlib.contextmanager
-    def _span(
+    def span(
         self,
         name: str,
-        kind: str,
-        parent: Mapping[str, str] | None,
-        attributes: Mapping[str, str | int | float | bool] | None,
+        *,
+        kind: str = "internal",
+        parent: Mapping[str, str] | None = None,
+        attributes: Mapping[str, str | int | float | bool] | None = None,
     ) -> Iterator[Span]:
         # Decided on entering, right before the SDK call a preset trace id is meant for.
         sampled, context = self._decide(parent)
@@ -351,16 +354,6 @@ class OtelTracing(Tracing):
                 yield _NO_SPAN
             finally:
                 self._context.detach(token)
-
-    def span(
-        self,
-        name: str,
-        *,
-        kind: str = "internal",
-        parent: Mapping[str, str] | None = None,
-        attributes: Mapping[str, str | int | float | bool] | None = None,
-    ) -> contextlib.AbstractContextManager[Span]:
-        return self._span(name, kind, parent, attributes)
 
     def start(
         self,

@@ -11,7 +11,11 @@ import grpc
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mend_core.telemetry.tracing import TRACEPARENT, Tracing
+from mend_core.telemetry.tracing import PROPAGATED, Tracing
+
+# ASGI header names are lower-case bytes: the trace context ones are picked out before
+# decoding, rather than decoding every header of every request.
+_PROPAGATED = tuple(name.encode("latin-1") for name in PROPAGATED)
 
 
 def traced(app: ASGIApp, tracing: Tracing) -> ASGIApp:
@@ -19,12 +23,16 @@ def traced(app: ASGIApp, tracing: Tracing) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        parent = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k in _PROPAGATED
+        }
         method = scope["method"]
         span = tracing.start(
             f"{method} {scope['path']}",
             kind="server",
-            parent={k: v for k, v in headers.items() if k in (TRACEPARENT, "tracestate")},
+            parent=parent,
             attributes={"http.request.method": method, "url.path": scope["path"]},
         )
         status = 500
