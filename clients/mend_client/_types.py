@@ -32,17 +32,12 @@ class JobStatus(StrEnum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-# Number <-> name tables, from the descriptors (FIT_MODE_COVER <-> "cover", as the REST
+# Number -> name tables, from the descriptors (FIT_MODE_COVER <-> "cover", as the REST
 # API spells them).
 STATUS_FROM_PB = {n: JobStatus(name) for n, name in short_names(pb.JobStatus.DESCRIPTOR).items()}
-STATUS_TO_PB = {v: k for k, v in STATUS_FROM_PB.items()}
 TYPE_FROM_PB = short_names(pb.JobType.DESCRIPTOR)
-TYPE_TO_PB = {v: k for k, v in TYPE_FROM_PB.items()}
 _FIT_NAME = short_names(pb.FitMode.DESCRIPTOR)
 _FORMAT_NAME = short_names(pb.ImageFormat.DESCRIPTOR)
-FIT_TO_PB = {v: k for k, v in _FIT_NAME.items()}
-FORMAT_TO_PB = {v: k for k, v in _FORMAT_NAME.items()}
-STYLE_TO_PB = {v: k for k, v in short_names(pb.WebhookStyle.DESCRIPTOR).items()}
 
 
 def message_to_dict(message: Message) -> dict[str, Any]:
