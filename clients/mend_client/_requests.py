@@ -19,7 +19,7 @@ from mend_client._types import (
     WebhookStyle,
 )
 
-_STYLE, _FIT, _FORMAT = pb.WebhookStyle.DESCRIPTOR, pb.FitMode.DESCRIPTOR, pb.ImageFormat.DESCRIPTOR
+_STYLE = pb.WebhookStyle.DESCRIPTOR
 _STATUS, _TYPE = pb.JobStatus.DESCRIPTOR, pb.JobType.DESCRIPTOR
 
 
@@ -84,14 +84,15 @@ class ResizeJob:
     delay_seconds: float | None = None
 
     def to_proto(self) -> pb.SubmitJobRequest:
-        resize = pb.ImageResizeParameters(
-            width=self.width,
-            height=self.height,
-            quality=self.quality,
-            fit=_enum(_FIT, self.fit, "fit"),  # type: ignore[arg-type]
-            format=_enum(_FORMAT, self.format, "format"),  # type: ignore[arg-type]
-        )
-        return _submit_request(self, pb.JobParameters(image_resize=resize))
+        # "" like None leaves an enum option unset.
+        values = {
+            "width": self.width,
+            "height": self.height,
+            "quality": self.quality,
+            "fit": self.fit or None,
+            "format": self.format or None,
+        }
+        return _submit_request(self, parameters("image_resize", values))
 
 
 @dataclass(frozen=True)
