@@ -250,3 +250,24 @@ def test_a_completed_job_without_an_output_image_says_what_it_made() -> None:
     colors.result.colors.add(hex="#8c7e63", red=140, green=126, blue=99, percent=82.1)
     line = _state_line(Job.from_proto(colors))
     assert "(no output file)" in line and "1 colors #8c7e63" in line, line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["list", "--limit", "-1"], "argument --limit: expected 0 or a positive count, got '-1'"),
+        (["--timeout", "0", "stats"], "argument --timeout: expected a positive number of seconds"),
+        (["watch", "x", "--max-wait", "-2"], "argument --max-wait: expected a positive number"),
+    ],
+)
+def test_counts_and_deadlines_that_cannot_work_are_usage_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A negative --limit used to list nothing and exit 0; a deadline of 0 or less failed
+    every call with a bare "Deadline Exceeded"."""
+    from mend_client.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--address", f"127.0.0.1:{free_port()}"])
+    assert exited.value.code == 64
+    assert message in capsys.readouterr().err

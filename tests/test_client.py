@@ -345,3 +345,14 @@ async def test_sync_client_calls(mend_server: MendServer) -> None:
     assert listed == ids[::-1]
     assert cancelled.status is JobStatus.CANCELLED
     assert violations == [("dest_key", "must not start with '/'")]
+
+
+def test_every_operations_job_carries_its_parameters() -> None:
+    """Job.parameters is what the REST API shows for any operation, not only image_resize."""
+    from mend.v1 import jobs_pb2 as pb
+    from mend_client import Job
+
+    msg = pb.Job(id="a", status=pb.JOB_STATUS_PENDING, type=pb.JOB_TYPE_AUDIO_CONVERT)
+    msg.parameters.audio_convert.bitrate = "128k"
+    msg.parameters.audio_convert.channels = 1
+    assert Job.from_proto(msg).parameters == {"bitrate": "128k", "channels": 1}

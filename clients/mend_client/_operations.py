@@ -12,7 +12,7 @@ from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from mend.v1 import jobs_pb2 as pb
-from mend_client.rest_json import enum_prefix, short_names
+from mend_client.rest_json import enum_prefix, enum_value_named, short_names
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ def enum_names(enum: EnumDescriptor) -> list[str]:
 
 
 def enum_number(enum: EnumDescriptor, name: str, what: str) -> int:
-    value = enum.values_by_name.get(enum_prefix(enum) + name.upper())
+    """A value's number from its short name ("cover", or "COVER")."""
+    value = enum_value_named(enum, enum_prefix(enum) + name.upper())
     if value is None:
         expected = ", ".join(enum_names(enum))
         raise ValueError(f"unknown {what} {name!r}: expected one of {expected}")

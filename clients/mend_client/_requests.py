@@ -7,30 +7,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.v1 import jobs_pb2 as pb
-from mend_client._operations import parameters
+from mend_client._operations import enum_number, parameters
 from mend_client._types import (
-    FIT_TO_PB,
-    FORMAT_TO_PB,
-    STATUS_TO_PB,
-    STYLE_TO_PB,
-    TYPE_TO_PB,
     Fit,
     ImageFormat,
     JobStatus,
     WebhookStyle,
 )
 
+_STYLE = pb.WebhookStyle.DESCRIPTOR
+_STATUS, _TYPE = pb.JobStatus.DESCRIPTOR, pb.JobType.DESCRIPTOR
 
-def _enum(table: dict[str, int], name: str | None, what: str) -> int:
-    if name is None or name == "":
-        return 0
-    try:
-        return table[name]
-    except KeyError:
-        raise ValueError(f"unknown {what} {name!r}: expected one of {', '.join(table)}") from None
+
+def _enum(enum: EnumDescriptor, name: str | None, what: str) -> int:
+    """An enum option by its short name; None or "" leaves it unset."""
+    return enum_number(enum, name, what) if name else 0
 
 
 def timestamp(when: datetime) -> Timestamp:
@@ -45,7 +40,7 @@ def _options(job: ResizeJob | JobRequest) -> pb.SubmitOptions:
         priority=job.priority,
         request_id=job.request_id or "",
         webhook_url=job.webhook_url or "",
-        webhook_style=_enum(STYLE_TO_PB, job.webhook_style, "webhook style"),  # type: ignore[arg-type]
+        webhook_style=_enum(_STYLE, job.webhook_style, "webhook style"),  # type: ignore[arg-type]
         max_attempts=job.max_attempts,
         timeout_seconds=job.timeout_seconds,
         run_at=None if job.run_at is None else timestamp(job.run_at),
@@ -53,9 +48,7 @@ def _options(job: ResizeJob | JobRequest) -> pb.SubmitOptions:
     )
 
 
-def _submit_request(
-    job: ResizeJob | JobRequest, params: pb.JobParameters
-) -> pb.SubmitJobRequest:
+def _submit_request(job: ResizeJob | JobRequest, params: pb.JobParameters) -> pb.SubmitJobRequest:
     return pb.SubmitJobRequest(
         source_bucket=job.source_bucket,
         source_key=job.source_key,
@@ -91,14 +84,15 @@ class ResizeJob:
     delay_seconds: float | None = None
 
     def to_proto(self) -> pb.SubmitJobRequest:
-        resize = pb.ImageResizeParameters(
-            width=self.width,
-            height=self.height,
-            quality=self.quality,
-            fit=_enum(FIT_TO_PB, self.fit, "fit"),  # type: ignore[arg-type]
-            format=_enum(FORMAT_TO_PB, self.format, "format"),  # type: ignore[arg-type]
-        )
-        return _submit_request(self, pb.JobParameters(image_resize=resize))
+        # "" like None leaves an enum option unset.
+        values = {
+            "width": self.width,
+            "height": self.height,
+            "quality": self.quality,
+            "fit": self.fit or None,
+            "format": self.format or None,
+        }
+        return _submit_request(self, parameters("image_resize", values))
 
 
 @dataclass(frozen=True)
@@ -140,7 +134,7 @@ def batch_request(
         jobs=[job.to_proto() for job in jobs],
         options=pb.BatchOptions(
             webhook_url=webhook_url or "",
-            webhook_style=_enum(STYLE_TO_PB, webhook_style, "webhook style"),  # type: ignore[arg-type]
+            webhook_style=_enum(_STYLE, webhook_style, "webhook style"),  # type: ignore[arg-type]
             fail_fast=fail_fast,
         ),
     )
@@ -154,8 +148,8 @@ def list_request(
     page_token: str,
 ) -> pb.ListJobsRequest:
     return pb.ListJobsRequest(
-        status=_enum(STATUS_TO_PB, status, "status"),  # type: ignore[arg-type]
-        type=_enum(TYPE_TO_PB, type, "job type"),  # type: ignore[arg-type]
+        status=_enum(_STATUS, status, "status"),  # type: ignore[arg-type]
+        type=_enum(_TYPE, type, "job type"),  # type: ignore[arg-type]
         page_size=page_size or 0,
         page_token=page_token,
     )
@@ -172,8 +166,8 @@ def purge_request(
     page_token: str,
 ) -> pb.PurgeJobsRequest:
     return pb.PurgeJobsRequest(
-        status=_enum(STATUS_TO_PB, status, "status"),  # type: ignore[arg-type]
-        type=_enum(TYPE_TO_PB, type, "job type"),  # type: ignore[arg-type]
+        status=_enum(_STATUS, status, "status"),  # type: ignore[arg-type]
+        type=_enum(_TYPE, type, "job type"),  # type: ignore[arg-type]
         finished_before=None if finished_before is None else timestamp(finished_before),
         dry_run=dry_run,
         all_tenants=all_tenants,

@@ -32,17 +32,10 @@ class JobStatus(StrEnum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-# Number <-> name tables, from the descriptors (FIT_MODE_COVER <-> "cover", as the REST
+# Number -> name tables, from the descriptors (JOB_STATUS_PENDING -> "pending", as the REST
 # API spells them).
 STATUS_FROM_PB = {n: JobStatus(name) for n, name in short_names(pb.JobStatus.DESCRIPTOR).items()}
-STATUS_TO_PB = {v: k for k, v in STATUS_FROM_PB.items()}
 TYPE_FROM_PB = short_names(pb.JobType.DESCRIPTOR)
-TYPE_TO_PB = {v: k for k, v in TYPE_FROM_PB.items()}
-_FIT_NAME = short_names(pb.FitMode.DESCRIPTOR)
-_FORMAT_NAME = short_names(pb.ImageFormat.DESCRIPTOR)
-FIT_TO_PB = {v: k for k, v in _FIT_NAME.items()}
-FORMAT_TO_PB = {v: k for k, v in _FORMAT_NAME.items()}
-STYLE_TO_PB = {v: k for k, v in short_names(pb.WebhookStyle.DESCRIPTOR).items()}
 
 
 def message_to_dict(message: Message) -> dict[str, Any]:
@@ -115,16 +108,8 @@ class Job:
 
     @classmethod
     def from_proto(cls, msg: pb.Job) -> Job:
-        params: dict[str, Any] = {}
-        if msg.parameters.HasField("image_resize"):
-            r = msg.parameters.image_resize
-            params = {k: v for k, v in (("width", r.width), ("height", r.height)) if v}
-            if r.HasField("quality"):
-                params["quality"] = r.quality
-            if r.fit:
-                params["fit"] = _FIT_NAME.get(r.fit, str(r.fit))
-            if r.format:
-                params["format"] = _FORMAT_NAME.get(r.format, str(r.format))
+        # As the REST API shows them: only those set, enums by short name.
+        params: dict[str, Any] = message_to_json(msg.parameters)
         result = None
         if msg.HasField("result"):
             m = msg.result.metadata

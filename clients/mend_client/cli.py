@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -77,6 +78,28 @@ def _object(value: str) -> tuple[str, str]:
     return bucket, key
 
 
+def _seconds(value: str) -> float:
+    """A deadline: a zero or negative one would fail every call with "Deadline Exceeded"."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return seconds
+
+
+def _count(value: str) -> int:
+    """A --limit: a negative one would list nothing, silently."""
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive count, got {value!r}")
+    return count
+
+
 def _when_arg(value: str) -> datetime:
     """An ISO 8601 time ("2025-06-01T12:00:00Z", "2025-06-01"); without an offset, in the
     local time zone, as `date` reads one."""
@@ -119,7 +142,7 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         parser.add_argument(flag, metavar="FILE", default=default(None), help=text)
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         metavar="SECONDS",
         default=default(DEFAULT_TIMEOUT_SECONDS),
         help=f"deadline of each call (default {DEFAULT_TIMEOUT_SECONDS:g})",
@@ -215,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls = command("list", "list your jobs, newest first")
     ls.add_argument("--status", choices=[s.value for s in JobStatus])
     ls.add_argument("--type", choices=tuple(OPERATIONS))
-    ls.add_argument("--limit", type=int, default=20, help="at most this many; 0: all (default 20)")
+    ls.add_argument(
+        "--limit", type=_count, default=20, help="at most this many; 0: all (default 20)"
+    )
     ls.add_argument("--page-size", type=int, help="jobs per request (1-100)")
 
     cancel = command("cancel", "cancel a job that has not finished")
@@ -251,7 +276,7 @@ def _watch_options(parser: argparse.ArgumentParser, *, flag: bool) -> None:
         )
     parser.add_argument(
         "--max-wait",
-        type=float,
+        type=_seconds,
         metavar="SECONDS",
         help="give up (exit 4) if the job has not finished by then",
     )
