@@ -69,9 +69,8 @@ local function leave_turns(tenant, next_turn)
   redis.call('HSET', tenant_stats_key(tenant), 'next_turn', next_turn)
 end
 
--- Queues a pending job (tenant: read from the job when not given).
+-- Queues a pending job.
 local function enqueue(id, priority, seq, tenant)
-  tenant = tenant or redis.call('HGET', job_key(id), 'tenant')
   local queue = queue_key(tenant)
   if redis.call('ZADD', queue, queue_score(priority, seq), id) == 0 then return end
   local queued = redis.call('ZCARD', queue)
