@@ -118,6 +118,7 @@ end
 
 -- Every change goes through here: bump the version, record the new state in the job's
 -- event log, and only then announce it (pub/sub is a wake-up, the log is the truth).
+-- Returns the new version and the job's fields as recorded (HGETALL), for a caller to answer with.
 local function commit(id, now, changes, removed)
   local key = job_key(id)
   if removed and #removed > 0 then redis.call('HDEL', key, unpack(removed)) end
@@ -125,10 +126,10 @@ local function commit(id, now, changes, removed)
   changes[#changes + 1] = 'updated_at'
   changes[#changes + 1] = now
   redis.call('HSET', key, unpack(changes))
-  redis.call('XADD', events_key(id), 'MAXLEN', '~', EVENTS_MAXLEN, '0-' .. version,
-    unpack(redis.call('HGETALL', key)))
+  local fields = redis.call('HGETALL', key)
+  redis.call('XADD', events_key(id), 'MAXLEN', '~', EVENTS_MAXLEN, '0-' .. version, unpack(fields))
   redis.call('PUBLISH', CHANGES, id .. ':' .. version)
-  return version
+  return version, fields
 end
 
 local function expire(id, ttl_ms)
@@ -180,17 +181,18 @@ end
 
 local settle
 
--- pending | processing -> cancelled.
+-- pending | processing -> cancelled. Returns the job's fields as cancelled.
 local function cancel(job, now, reason, ttl_ms)
   dequeue(job.tenant, job.id)
   unschedule(job)
   -- A running job's worker sees the change on its next heartbeat and stops.
   redis.call('ZREM', INFLIGHT, job.id)
   move_status(job, job.status, 'cancelled')
-  commit(job.id, now, {'status', 'cancelled', 'error', reason, 'completed_at', now},
-    {'worker', 'scheduled_at'})
+  local _, fields = commit(job.id, now,
+    {'status', 'cancelled', 'error', reason, 'completed_at', now}, {'worker', 'scheduled_at'})
   expire(job.id, ttl_ms)
   settle(job, 'cancelled', now, ttl_ms)
+  return fields
 end
 
 -- After every move to a terminal state: count completions and failures per minute, queue
@@ -271,14 +273,14 @@ local function claim_next(worker, lease_ms)
       local now = now_ms()
       redis.call('ZADD', INFLIGHT, now + lease_ms, id)
       move_status(job, 'pending', 'processing')
-      commit(id, now, {
+      local _, fields = commit(id, now, {
         'status', 'processing', 'attempt', tonumber(job.attempt) + 1,
         'fence', tonumber(job.fence) + 1, 'started_at', now, 'worker', worker,
       }, {'progress_percent', 'progress_message'})
       -- This job's wake-up token is spent too, or idle workers would later wake once
       -- per job that was claimed without blocking.
       redis.call('LPOP', WAKE)
-      return redis.call('HGETALL', job_key(id))
+      return fields
     end
     -- Not pending any more (or expired): drop the stale queue entry and look further.
   end
