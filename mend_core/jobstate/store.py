@@ -7,6 +7,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -211,6 +212,10 @@ class JobStore:
         out = await self._scripts("get", job_id, tenant, self._liveness_ms)
         if not out:
             raise JobNotFound(job_id)
+        return self._read(out)
+
+    def _read(self, out: list[Any]) -> Job:
+        """read_job's reply (lua/get.lua) -> the job, with its estimate while pending."""
         if len(out) == 1:
             return job_from_fields(pairs(out[0]))
         position, queued, due_ms, workers, now_ms, running, ahead, stats = out[1:]
@@ -328,16 +333,13 @@ class JobStore:
     async def retry(self, tenant: str, job_id: str) -> Job:
         """A failed or cancelled job back to pending with a fresh attempt budget (RetryJob);
         JobNotRetryable in any other state."""
-        out = await self._scripts("requeue", job_id, tenant)
+        out = await self._scripts("requeue", job_id, tenant, self._liveness_ms)
         if out[0] == "not_found":
             raise JobNotFound(job_id)
         if out[0] == "state":
             raise JobNotRetryable(job_from_fields(pairs(out[1:])))
-        requeued = job_from_fields(pairs(out[1:]))
-        # Read again for its place in the queue, as GetJob shows it, unless a worker took
-        # it meanwhile: the answer is the state the retry made.
-        now = await self.get(tenant, job_id)
-        return now if now.version == requeued.version else requeued
+        # The state the retry made, with its place in the queue as GetJob shows it.
+        return self._read(out[1])
 
     async def delete(self, tenant: str, job_id: str) -> None:
         """Deletes a finished job and all trace of it; JobNotFinished when it is not."""
