@@ -418,24 +418,25 @@ class JobStore:
         tenant's share."""
         now_ms = int(time.time() * 1000)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zcount(self._keys.workers, now_ms - self._liveness_ms, "+inf")
             if all_tenants:
                 pipe.hgetall(self._keys.stats)
                 pipe.zcard(self._keys.scheduled)
                 pipe.smembers(self._keys.tenants)
             else:
                 pipe.hgetall(self._keys.tenant_stats(tenant))
-            workers, counters, *rest = await pipe.execute()
+            counters, *rest = await pipe.execute()
         whose = None if all_tenants else tenant
         detail = await activity.live_workers(
             self._redis, self._keys, now_ms=now_ms, liveness_ms=self._liveness_ms, tenant=whose
         )
         minutes = await activity.throughput(self._redis, self._keys, now_ms=now_ms, tenant=whose)
+        # The live workers, as the detail lists them (the same registry, the same instant).
+        workers = len(detail)
         if not all_tenants:
             by_type = _counts_by_type(counters)
             scheduled = max(int(counters.get("scheduled", 0)), 0)
             return Stats(
-                _total(by_type), by_type, int(workers), scheduled, {}, detail, minutes
+                _total(by_type), by_type, workers, scheduled, {}, detail, minutes
             )
         scheduled, tenants = rest
         names = sorted(tenants)
@@ -448,7 +449,7 @@ class JobStore:
         }
         by_type = _counts_by_type(counters)
         return Stats(
-            _total(by_type), by_type, int(workers), scheduled, by_tenant, detail, minutes
+            _total(by_type), by_type, workers, scheduled, by_tenant, detail, minutes
         )
 
     async def ping(self) -> bool:
