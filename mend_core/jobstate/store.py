@@ -426,10 +426,10 @@ class JobStore:
                 pipe.hgetall(self._keys.tenant_stats(tenant))
             counters, *rest = await pipe.execute()
         whose = None if all_tenants else tenant
-        detail = await activity.live_workers(
+        now = await activity.read(
             self._redis, self._keys, now_ms=now_ms, liveness_ms=self._liveness_ms, tenant=whose
         )
-        minutes = await activity.throughput(self._redis, self._keys, now_ms=now_ms, tenant=whose)
+        detail, minutes = now.workers, now.throughput
         # The live workers, as the detail lists them (the same registry, the same instant).
         workers = len(detail)
         if not all_tenants:
