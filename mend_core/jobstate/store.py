@@ -361,7 +361,7 @@ class JobStore:
         """Deletes the finished jobs that match, oldest first, looking at no more than
         page_size jobs per call; go on from next_cursor. tenants=None: every tenant's."""
         if tenants is None:
-            tenants = sorted(await self._redis.smembers(self._keys.tenants))  # type: ignore[misc]
+            tenants = sorted(await self._tenant_names())
         if cursor is not None:
             tenants = [t for t in tenants if t >= cursor.tenant]
         index = "all"
