@@ -296,28 +296,34 @@ class JobStore:
                 for job_id, _ in entries:
                     pipe.hgetall(self._keys.job(job_id))
                 rows = await pipe.execute()
+            expired: list[str] = []  # by retention: their index entries go, in one round trip
             for (job_id, score), fields in zip(entries, rows, strict=True):
                 upper = f"({int(score)}"
                 if not fields:
-                    await self._forget(tenant, job_id)  # expired by retention
+                    expired.append(job_id)
                     continue
                 job = job_from_fields(fields)
                 if other is not None and job.spec.type != other:
                     continue
                 jobs.append((int(score), job))
                 if len(jobs) == page_size:
-                    more = await self._redis.zcount(index, "-inf", upper)
-                    return jobs, bool(more)
+                    break
+            await self._forget(tenant, expired)
+            if len(jobs) == page_size:
+                more = await self._redis.zcount(index, "-inf", upper)
+                return jobs, bool(more)
             if len(entries) < batch:
                 return jobs, False
         return jobs, False
 
-    async def _forget(self, tenant: str, job_id: str) -> None:
+    async def _forget(self, tenant: str, job_ids: list[str]) -> None:
+        if not job_ids:
+            return
         names = ["all", *(f"status:{s.value}" for s in JobStatus)]
         names += [f"type:{t}" for t in job_types()]
         async with self._redis.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.zrem(self._keys.index(tenant, name), job_id)
+                pipe.zrem(self._keys.index(tenant, name), *job_ids)
             await pipe.execute()
 
     async def cancel(self, tenant: str, job_id: str) -> Job:
