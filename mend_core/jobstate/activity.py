@@ -32,15 +32,30 @@ class MinuteCount:
     failed: int
 
 
-async def live_workers(
+@dataclass(frozen=True)
+class Activity:
+    workers: list[WorkerActivity]
+    throughput: list[MinuteCount]
+
+
+async def read(
     redis: Redis, keys: Keys, *, now_ms: int, liveness_ms: int, tenant: str | None
-) -> list[WorkerActivity]:
-    """Workers that registered within liveness_ms, by id, with the job each runs; only the
-    jobs of `tenant` are shown (None: every tenant's)."""
+) -> Activity:
+    """Two round trips: the workers that registered within liveness_ms, by id, with the job
+    each runs, and the completed and failed jobs per minute for the last THROUGHPUT_MINUTES
+    minutes, oldest first, the current minute last. Only `tenant`'s jobs and counts are
+    shown (None: every tenant's)."""
+    current = now_ms // 60_000
+    minutes = range(current - THROUGHPUT_MINUTES + 1, current + 1)
+    fields = ["completed", "failed"]
+    if tenant is not None:
+        fields = [f"{name}:{tenant}" for name in fields]
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zrangebyscore(keys.workers, now_ms - liveness_ms, "+inf")
         pipe.zrange(keys.inflight, 0, _MAX_INFLIGHT - 1)
-        workers, inflight = await pipe.execute()
+        for minute in minutes:
+            pipe.hmget(keys.throughput(minute), fields)
+        workers, inflight, *counts = await pipe.execute()
     async with redis.pipeline(transaction=False) as pipe:
         for job_id in inflight:
             pipe.hmget(keys.job(job_id), ["worker", "type", "started_at", "tenant", "status"])
@@ -54,24 +69,10 @@ async def live_workers(
             continue
         started_ms = int(started) if started else None
         running[worker] = WorkerActivity(worker, job_id, job_type or "", started_ms)
-    return [running.get(w, WorkerActivity(w)) for w in sorted(workers)]
-
-
-async def throughput(
-    redis: Redis, keys: Keys, *, now_ms: int, tenant: str | None
-) -> list[MinuteCount]:
-    """Completed and failed jobs per minute for the last THROUGHPUT_MINUTES minutes, oldest
-    first, the current minute last; `tenant`'s own (None: every tenant's)."""
-    current = now_ms // 60_000
-    minutes = range(current - THROUGHPUT_MINUTES + 1, current + 1)
-    fields = ["completed", "failed"]
-    if tenant is not None:
-        fields = [f"{name}:{tenant}" for name in fields]
-    async with redis.pipeline(transaction=False) as pipe:
-        for minute in minutes:
-            pipe.hmget(keys.throughput(minute), fields)
-        rows = await pipe.execute()
-    return [
-        MinuteCount(minute * 60_000, int(done or 0), int(failed or 0))
-        for minute, (done, failed) in zip(minutes, rows, strict=True)
-    ]
+    return Activity(
+        [running.get(w, WorkerActivity(w)) for w in sorted(workers)],
+        [
+            MinuteCount(minute * 60_000, int(done or 0), int(failed or 0))
+            for minute, (done, failed) in zip(minutes, counts, strict=True)
+        ],
+    )

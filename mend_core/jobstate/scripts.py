@@ -17,8 +17,8 @@ _DIR = Path(__file__).with_name("lua")
 # Every change the state machine makes, by script (lua/<name>.lua; its header names its
 # ARGV after the key prefix). Each runs after the key names (keys.lua_prelude) and
 # lua/_lib.lua, whose named functions the scripts share: commit (version, event log,
-# change feed), settle (webhook, batch, fail_fast), cancel, schedule, promote_due, remove
-# and claim_next. Only the worker registry (WorkQueue.register_worker) and index cleanup
+# change feed), settle (webhook, batch, fail_fast), cancel, schedule, promote_due, remove,
+# claim_next and read_job. Only the worker registry (WorkQueue.register_worker) and index cleanup
 # (JobStore) write outside them.
 TRANSITIONS: dict[str, str] = {
     "submit": "new -> pending: store, index, enqueue jobs (all or none); idempotent by request_id",

@@ -7,6 +7,7 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -211,6 +212,10 @@ class JobStore:
         out = await self._scripts("get", job_id, tenant, self._liveness_ms)
         if not out:
             raise JobNotFound(job_id)
+        return self._read(out)
+
+    def _read(self, out: list[Any]) -> Job:
+        """read_job's reply (lua/get.lua) -> the job, with its estimate while pending."""
         if len(out) == 1:
             return job_from_fields(pairs(out[0]))
         position, queued, due_ms, workers, now_ms, running, ahead, stats = out[1:]
@@ -291,28 +296,34 @@ class JobStore:
                 for job_id, _ in entries:
                     pipe.hgetall(self._keys.job(job_id))
                 rows = await pipe.execute()
+            expired: list[str] = []  # by retention: their index entries go, in one round trip
             for (job_id, score), fields in zip(entries, rows, strict=True):
                 upper = f"({int(score)}"
                 if not fields:
-                    await self._forget(tenant, job_id)  # expired by retention
+                    expired.append(job_id)
                     continue
                 job = job_from_fields(fields)
                 if other is not None and job.spec.type != other:
                     continue
                 jobs.append((int(score), job))
                 if len(jobs) == page_size:
-                    more = await self._redis.zcount(index, "-inf", upper)
-                    return jobs, bool(more)
+                    break
+            await self._forget(tenant, expired)
+            if len(jobs) == page_size:
+                more = await self._redis.zcount(index, "-inf", upper)
+                return jobs, bool(more)
             if len(entries) < batch:
                 return jobs, False
         return jobs, False
 
-    async def _forget(self, tenant: str, job_id: str) -> None:
+    async def _forget(self, tenant: str, job_ids: list[str]) -> None:
+        if not job_ids:
+            return
         names = ["all", *(f"status:{s.value}" for s in JobStatus)]
         names += [f"type:{t}" for t in job_types()]
         async with self._redis.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.zrem(self._keys.index(tenant, name), job_id)
+                pipe.zrem(self._keys.index(tenant, name), *job_ids)
             await pipe.execute()
 
     async def cancel(self, tenant: str, job_id: str) -> Job:
@@ -328,16 +339,13 @@ class JobStore:
     async def retry(self, tenant: str, job_id: str) -> Job:
         """A failed or cancelled job back to pending with a fresh attempt budget (RetryJob);
         JobNotRetryable in any other state."""
-        out = await self._scripts("requeue", job_id, tenant)
+        out = await self._scripts("requeue", job_id, tenant, self._liveness_ms)
         if out[0] == "not_found":
             raise JobNotFound(job_id)
         if out[0] == "state":
             raise JobNotRetryable(job_from_fields(pairs(out[1:])))
-        requeued = job_from_fields(pairs(out[1:]))
-        # Read again for its place in the queue, as GetJob shows it, unless a worker took
-        # it meanwhile: the answer is the state the retry made.
-        now = await self.get(tenant, job_id)
-        return now if now.version == requeued.version else requeued
+        # The state the retry made, with its place in the queue as GetJob shows it.
+        return self._read(out[1])
 
     async def delete(self, tenant: str, job_id: str) -> None:
         """Deletes a finished job and all trace of it; JobNotFinished when it is not."""
@@ -359,7 +367,7 @@ class JobStore:
         """Deletes the finished jobs that match, oldest first, looking at no more than
         page_size jobs per call; go on from next_cursor. tenants=None: every tenant's."""
         if tenants is None:
-            tenants = sorted(await self._redis.smembers(self._keys.tenants))  # type: ignore[misc]
+            tenants = sorted(await self._tenant_names())
         if cursor is not None:
             tenants = [t for t in tenants if t >= cursor.tenant]
         index = "all"
@@ -416,24 +424,25 @@ class JobStore:
         tenant's share."""
         now_ms = int(time.time() * 1000)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zcount(self._keys.workers, now_ms - self._liveness_ms, "+inf")
             if all_tenants:
                 pipe.hgetall(self._keys.stats)
                 pipe.zcard(self._keys.scheduled)
                 pipe.smembers(self._keys.tenants)
             else:
                 pipe.hgetall(self._keys.tenant_stats(tenant))
-            workers, counters, *rest = await pipe.execute()
+            counters, *rest = await pipe.execute()
         whose = None if all_tenants else tenant
-        detail = await activity.live_workers(
+        now = await activity.read(
             self._redis, self._keys, now_ms=now_ms, liveness_ms=self._liveness_ms, tenant=whose
         )
-        minutes = await activity.throughput(self._redis, self._keys, now_ms=now_ms, tenant=whose)
+        detail, minutes = now.workers, now.throughput
+        # The live workers, as the detail lists them (the same registry, the same instant).
+        workers = len(detail)
         if not all_tenants:
             by_type = _counts_by_type(counters)
             scheduled = max(int(counters.get("scheduled", 0)), 0)
             return Stats(
-                _total(by_type), by_type, int(workers), scheduled, {}, detail, minutes
+                _total(by_type), by_type, workers, scheduled, {}, detail, minutes
             )
         scheduled, tenants = rest
         names = sorted(tenants)
@@ -446,7 +455,7 @@ class JobStore:
         }
         by_type = _counts_by_type(counters)
         return Stats(
-            _total(by_type), by_type, int(workers), scheduled, by_tenant, detail, minutes
+            _total(by_type), by_type, workers, scheduled, by_tenant, detail, minutes
         )
 
     async def ping(self) -> bool:

@@ -69,9 +69,8 @@ local function leave_turns(tenant, next_turn)
   redis.call('HSET', tenant_stats_key(tenant), 'next_turn', next_turn)
 end
 
--- Queues a pending job (tenant: read from the job when not given).
+-- Queues a pending job.
 local function enqueue(id, priority, seq, tenant)
-  tenant = tenant or redis.call('HGET', job_key(id), 'tenant')
   local queue = queue_key(tenant)
   if redis.call('ZADD', queue, queue_score(priority, seq), id) == 0 then return end
   local queued = redis.call('ZCARD', queue)
@@ -119,6 +118,7 @@ end
 
 -- Every change goes through here: bump the version, record the new state in the job's
 -- event log, and only then announce it (pub/sub is a wake-up, the log is the truth).
+-- Returns the new version and the job's fields as recorded (HGETALL), for a caller to answer with.
 local function commit(id, now, changes, removed)
   local key = job_key(id)
   if removed and #removed > 0 then redis.call('HDEL', key, unpack(removed)) end
@@ -126,10 +126,10 @@ local function commit(id, now, changes, removed)
   changes[#changes + 1] = 'updated_at'
   changes[#changes + 1] = now
   redis.call('HSET', key, unpack(changes))
-  redis.call('XADD', events_key(id), 'MAXLEN', '~', EVENTS_MAXLEN, '0-' .. version,
-    unpack(redis.call('HGETALL', key)))
+  local fields = redis.call('HGETALL', key)
+  redis.call('XADD', events_key(id), 'MAXLEN', '~', EVENTS_MAXLEN, '0-' .. version, unpack(fields))
   redis.call('PUBLISH', CHANGES, id .. ':' .. version)
-  return version
+  return version, fields
 end
 
 local function expire(id, ttl_ms)
@@ -181,17 +181,18 @@ end
 
 local settle
 
--- pending | processing -> cancelled.
+-- pending | processing -> cancelled. Returns the job's fields as cancelled.
 local function cancel(job, now, reason, ttl_ms)
   dequeue(job.tenant, job.id)
   unschedule(job)
   -- A running job's worker sees the change on its next heartbeat and stops.
   redis.call('ZREM', INFLIGHT, job.id)
   move_status(job, job.status, 'cancelled')
-  commit(job.id, now, {'status', 'cancelled', 'error', reason, 'completed_at', now},
-    {'worker', 'scheduled_at'})
+  local _, fields = commit(job.id, now,
+    {'status', 'cancelled', 'error', reason, 'completed_at', now}, {'worker', 'scheduled_at'})
   expire(job.id, ttl_ms)
   settle(job, 'cancelled', now, ttl_ms)
+  return fields
 end
 
 -- After every move to a terminal state: count completions and failures per minute, queue
@@ -272,15 +273,101 @@ local function claim_next(worker, lease_ms)
       local now = now_ms()
       redis.call('ZADD', INFLIGHT, now + lease_ms, id)
       move_status(job, 'pending', 'processing')
-      commit(id, now, {
+      local _, fields = commit(id, now, {
         'status', 'processing', 'attempt', tonumber(job.attempt) + 1,
         'fence', tonumber(job.fence) + 1, 'started_at', now, 'worker', worker,
       }, {'progress_percent', 'progress_message'})
       -- This job's wake-up token is spent too, or idle workers would later wake once
       -- per job that was claimed without blocking.
       redis.call('LPOP', WAKE)
-      return redis.call('HGETALL', job_key(id))
+      return fields
     end
     -- Not pending any more (or expired): drop the stale queue entry and look further.
   end
+end
+
+-- Reads a job, and while it is pending what its queue estimate needs: GetJob (get.lua
+-- describes the reply), and RetryJob's answer (requeue.lua).
+local MAX_TENANTS = 256  -- beyond this many queued tenants, one group with the global mix
+local MAX_EXACT = 256  -- up to this many jobs ahead, their types one by one
+
+local function read_job(id, tenant, liveness)
+  local fields = redis.call('HGETALL', job_key(id))
+  local job = {}
+  for i = 1, #fields, 2 do job[fields[i]] = fields[i + 1] end
+  if job.tenant ~= tenant then return nil end
+  if job.status ~= 'pending' then return {fields} end
+  local now = now_ms()
+  local queued = redis.call('ZCARD', TURNS)
+  local position, my_turn, my_round, rank = -1, nil, nil, redis.call('ZRANK', queue_key(tenant), id)
+  if rank then
+    my_round, my_turn = fair_state(tenant)
+    my_turn = my_turn + rank
+    position = redis.call('ZRANK', TURNS, turn_member(my_round, my_turn, tenant)) or -1
+  end
+
+  local running = {}
+  for _, rid in ipairs(redis.call('ZRANGE', INFLIGHT, 0, -1)) do
+    local other = redis.call('HMGET', job_key(rid), 'type', 'started_at')
+    if other[1] and other[2] then
+      running[#running + 1] = other[1]
+      running[#running + 1] = other[2]
+    end
+  end
+
+  -- Each queued tenant (FAIR) with its round, its first turn, and how many of its turns
+  -- come before ours: those below our turn, and our turn itself when it joined the round
+  -- before us (our own tenant: our rank in its queue).
+  local function tenants_ahead()
+    local out = {}
+    local states = redis.call('HGETALL', FAIR)
+    for i = 1, #states, 2 do
+      local other = states[i]
+      local round, first = string.match(states[i + 1], '^(%d+) (%d+)$')
+      round, first = tonumber(round), tonumber(first)
+      local before = nil
+      if other == tenant and rank then
+        before = rank
+      elseif rank then
+        before = my_turn - first + (round < my_round and 1 or 0)
+      end
+      out[#out + 1] = {other, round, first, before}
+    end
+    return out
+  end
+
+  local ahead = {}
+  if rank and position <= MAX_EXACT then
+    -- Each tenant's first jobs, as many as it has turns before ours, in turn order.
+    local turns = {}
+    for _, t in ipairs(tenants_ahead()) do
+      local other, round, first, count = t[1], t[2], t[3], t[4]
+      if count > 0 then
+        for j, qid in ipairs(redis.call('ZRANGE', queue_key(other), 0, count - 1)) do
+          turns[#turns + 1] = {first + j - 1, round, redis.call('HGET', job_key(qid), 'type') or ''}
+        end
+      end
+    end
+    table.sort(turns, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+    local exact = {'exact'}
+    for _, t in ipairs(turns) do exact[#exact + 1] = t[3] end
+    ahead[1] = exact
+  elseif redis.call('HLEN', FAIR) > MAX_TENANTS then
+    ahead[1] = {position >= 0 and position or queued, redis.call('HGETALL', STATS)}
+  else
+    for _, t in ipairs(tenants_ahead()) do
+      local other, before = t[1], t[4]
+      local count = redis.call('ZCARD', queue_key(other))
+      if before then count = math.max(0, math.min(count, before)) end
+      if count > 0 then
+        ahead[#ahead + 1] = {count, redis.call('HGETALL', tenant_stats_key(other))}
+      end
+    end
+  end
+  return {
+    fields, position, queued,
+    redis.call('ZSCORE', SCHEDULED, id) or '',
+    redis.call('ZCOUNT', WORKERS, now - liveness, '+inf'),
+    now, running, ahead, redis.call('HGETALL', STATS),
+  }
 end

@@ -7,5 +7,4 @@ if not job or job.tenant ~= tenant then return {'not_found'} end
 if job.status ~= 'pending' and job.status ~= 'processing' then
   return {'finished', unpack(redis.call('HGETALL', job_key(id)))}
 end
-cancel(job, now_ms(), 'cancelled by request', tonumber(ARGV[4]))
-return {'ok', unpack(redis.call('HGETALL', job_key(id)))}
+return {'ok', unpack(cancel(job, now_ms(), 'cancelled by request', tonumber(ARGV[4])))}
