@@ -385,7 +385,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             try:
                 raw = json.loads(base64.urlsafe_b64decode(request.page_token.encode()))
                 cursor = PurgeCursor(tenant=str(raw["tenant"]), seq=int(raw["seq"]))
-            except (ValueError, TypeError, KeyError, binascii.Error):
+            # OverflowError: a forged seq of Infinity or 1e400 (json reads both as floats).
+            except (ValueError, TypeError, KeyError, OverflowError, binascii.Error):
                 bad.append(Violation("page_token", "is not a token from a previous call"))
         if bad:
             raise ValidationError(bad)
