@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mend.v1 import jobs_pb2 as pb
 from mend_client.rest_json import enum_prefix, short_names
+from mend_core.errors import ValidationError, Violation
 from mend_core.job import Job, JobStatus
 from mend_core.jobstate.store import Counts, Stats
 from mend_core.operations import OPERATIONS
@@ -71,11 +72,27 @@ def _values(message: Message, desc: Descriptor) -> dict[str, Any]:
     return values
 
 
+def timestamp_ms(stamp: Timestamp, field: str) -> int:
+    """Epoch ms, or ValidationError naming `field` for a Timestamp no JSON client could
+    send (nanos outside 0-999999999, a year outside 1-9999): only raw protobuf can."""
+    try:
+        return stamp.ToMilliseconds()
+    except ValueError:
+        problem = "must be a valid timestamp: years 1 to 9999, nanos 0 to 999999999"
+        raise ValidationError([Violation(field, problem)]) from None
+
+
 def _draft(
-    req: Message, job_type: str, params: Message | None, opts: Message, batch_id: str = ""
+    req: Message,
+    job_type: str,
+    params: Message | None,
+    opts: Message,
+    batch_id: str = "",
+    opts_path: str = "",
 ) -> JobDraft:
     """SubmitJobRequest and the flat Submit requests name their fields alike, so one
-    translation serves both: `params` and `opts` are the request itself when flat."""
+    translation serves both: `params` and `opts` are the request itself when flat.
+    `opts_path` is where the options are in the request ("options." unless flat)."""
     op = OPERATIONS.get(job_type)
     values = {}
     if op is not None and params is not None:
@@ -95,7 +112,7 @@ def _draft(
         max_attempts=o["max_attempts"],
         timeout_seconds=o["timeout_seconds"],
         batch_id=batch_id,
-        run_at_ms=None if o["run_at"] is None else o["run_at"].ToMilliseconds(),
+        run_at_ms=None if o["run_at"] is None else timestamp_ms(o["run_at"], opts_path + "run_at"),
         delay_seconds=o["delay_seconds"],
     )
 
@@ -103,7 +120,7 @@ def _draft(
 def draft_from_submit(req: pb.SubmitJobRequest, batch_id: str = "") -> JobDraft:
     op = req.parameters.WhichOneof("operation") or ""
     params = getattr(req.parameters, op) if op else None
-    return _draft(req, op, params, req.options, batch_id)
+    return _draft(req, op, params, req.options, batch_id, "options.")
 
 
 def submit_field_path(job_type: str, name: str) -> str:

@@ -279,7 +279,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             if item.validate_only:
                 problem = "is a batch's option: set it on the batch, not on its jobs"
                 bad.append(Violation(f"jobs[{i}].validate_only", problem))
-            draft = convert.draft_from_submit(item, batch_id=batch_id)
+            try:
+                draft = convert.draft_from_submit(item, batch_id=batch_id)
+            except ValidationError as exc:
+                bad.extend(Violation(f"jobs[{i}].{v.field}", v.description) for v in exc.violations)
+                continue
             try:
                 specs.append(_draft_spec(draft, self._limits, _nested(draft), f"jobs[{i}]."))
             except ValidationError as exc:
@@ -385,16 +389,20 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             try:
                 raw = json.loads(base64.urlsafe_b64decode(request.page_token.encode()))
                 cursor = PurgeCursor(tenant=str(raw["tenant"]), seq=int(raw["seq"]))
-            except (ValueError, TypeError, KeyError, binascii.Error):
+            # OverflowError: a forged seq of Infinity or 1e400 (json reads both as floats).
+            except (ValueError, TypeError, KeyError, OverflowError, binascii.Error):
                 bad.append(Violation("page_token", "is not a token from a previous call"))
+        before = None
+        if request.HasField("finished_before"):
+            try:
+                before = convert.timestamp_ms(request.finished_before, "finished_before")
+            except ValidationError as exc:
+                bad += exc.violations
         if bad:
             raise ValidationError(bad)
         caller = current_caller.get()
         if request.all_tenants and not caller.admin:
             raise AdminOnly("all_tenants")
-        before = None
-        if request.HasField("finished_before"):
-            before = request.finished_before.ToMilliseconds()
         purged = await self._store.purge(
             None if request.all_tenants else [caller.tenant],
             PurgeFilter(statuses, job_type, before),
