@@ -4,10 +4,7 @@ through the one table in status.py."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import functools
-import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -38,7 +35,7 @@ from mend_core.telemetry.tracing import TRACING_OFF, Tracing
 from mend_core.tenancy import BucketGrants
 from mend_core.validation import MAX_BATCH, JobDraft, Limits, validate, validate_batch
 from mend_core.webhook_target import WebhookTargets
-from mend_server import convert, status
+from mend_server import convert, page_tokens, status
 from mend_server.auth import current_caller
 from mend_server.feed import ChangeFeed
 from mend_server.stream_tokens import StreamTokens
@@ -325,8 +322,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         """The tenant whose job the call may touch: the caller's own; for an admin key
         (an operator: MEND_ADMIN_KEYS) the tenant of whichever job it names."""
         caller = current_caller.get()
-        if caller.admin and (job := await self._store.find(job_id)) is not None:
-            return job.tenant
+        if caller.admin and (tenant := await self._store.tenant_of(job_id)) is not None:
+            return tenant
         return caller.tenant
 
     @_guarded
@@ -387,10 +384,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         cursor = None
         if request.page_token:
             try:
-                raw = json.loads(base64.urlsafe_b64decode(request.page_token.encode()))
+                raw = page_tokens.decode(request.page_token)
                 cursor = PurgeCursor(tenant=str(raw["tenant"]), seq=int(raw["seq"]))
             # OverflowError: a forged seq of Infinity or 1e400 (json reads both as floats).
-            except (ValueError, TypeError, KeyError, OverflowError, binascii.Error):
+            except (ValueError, TypeError, KeyError, OverflowError):
                 bad.append(Violation("page_token", "is not a token from a previous call"))
         before = None
         if request.HasField("finished_before"):
@@ -412,8 +409,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         )
         token = ""
         if (c := purged.next_cursor) is not None:
-            raw_token = json.dumps({"tenant": c.tenant, "seq": c.seq}).encode()
-            token = base64.urlsafe_b64encode(raw_token).decode()
+            token = page_tokens.encode({"tenant": c.tenant, "seq": c.seq})
         return pb.PurgeJobsResponse(
             deleted=len(purged.job_ids), next_page_token=token, job_ids=purged.job_ids
         )
@@ -431,8 +427,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         cursor = None
         if request.page_token:
             try:
-                cursor = int(base64.urlsafe_b64decode(request.page_token.encode()).decode())
-            except (ValueError, binascii.Error, UnicodeDecodeError):
+                cursor = page_tokens.decode(request.page_token)
+                if type(cursor) is not int:
+                    raise TypeError(cursor)
+            except (ValueError, TypeError):
                 bad.append(Violation("page_token", "is not a token from a previous page"))
         if bad:
             raise ValidationError(bad)
@@ -448,7 +446,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         )
         token = ""
         if page.next_cursor is not None:
-            token = base64.urlsafe_b64encode(str(page.next_cursor).encode()).decode()
+            token = page_tokens.encode(page.next_cursor)
         return pb.ListJobsResponse(
             jobs=[convert.job_to_pb(j) for j in page.jobs], next_page_token=token
         )

@@ -405,6 +405,11 @@ class JobStore:
         )
         return [job_from_fields(fields) for _, fields in entries]
 
+    async def tenant_of(self, job_id: str) -> str | None:
+        """The tenant a job belongs to (None: no such job), for admin keys' calls."""
+        tenant = await self._redis.hget(self._keys.job(job_id), "tenant")  # type: ignore[misc]
+        return tenant if tenant is None else str(tenant)
+
     async def find(self, job_id: str) -> Job | None:
         """Any tenant's job, or None once it has expired: for Mend's own use (webhook
         payloads), never to answer a caller, whose reads go through get()."""
