@@ -49,21 +49,45 @@ class _Watched:
         # A read started before this wake may miss the change: nobody may join it now.
         self.reads.clear()
         for watch in self.watches:
-            watch.changed.set()
+            watch.set()
 
 
 class Watch:
-    """One watcher's registration. `changed` is set whenever the job may have changed."""
+    """One watcher's registration: `changed` whenever the job may have changed since the
+    last `clear`. A plain flag and one future per wait rather than an asyncio.Event and
+    asyncio.timeout: a change reaching a thousand watchers wakes each of them, so what a
+    wake and a wait cost is paid a thousand times over."""
 
-    __slots__ = ("changed", "_watched")
+    __slots__ = ("changed", "_waiter", "_watched")
 
     def __init__(self, watched: _Watched) -> None:
-        self.changed = asyncio.Event()
+        self.changed = False
+        self._waiter: asyncio.Future[bool] | None = None
         self._watched = watched
 
     def clear(self) -> None:
         """Call before each read of the job's state: a change after it sets `changed`."""
-        self.changed.clear()
+        self.changed = False
+
+    def set(self) -> None:
+        self.changed = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    async def wait(self, seconds: float) -> bool:
+        """True once `changed` is set (at once if it is), False after `seconds`
+        without a change."""
+        if self.changed:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        expiry = loop.call_later(seconds, _expire, waiter)
+        try:
+            return await waiter
+        finally:
+            expiry.cancel()
+            self._waiter = None
 
     async def shared(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
         """read(), or the result of the same read (same key) that a watcher of this job
@@ -75,8 +99,23 @@ class Watch:
         if future is None:
             future = reads[key] = asyncio.ensure_future(read())
             future.add_done_callback(functools.partial(self._watched.settled, key))
-        # Shielded: a watcher that goes away does not cancel the read of the others.
-        return await asyncio.shield(future)
+        if not future.done():
+            # A waiter of its own: a watcher that goes away cancels it, not the read the
+            # others share (asyncio.shield, with one callback less).
+            waiter = asyncio.get_running_loop().create_future()
+            future.add_done_callback(functools.partial(_relay, waiter))
+            await waiter
+        return future.result()
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
+
+
+def _relay(waiter: asyncio.Future[None], future: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class ChangeFeed:

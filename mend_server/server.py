@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from mend.v1 import jobs_pb2, jobs_pb2_grpc
+from mend.v1 import jobs_pb2
 from mend_client.rest_json import message_to_json
 from mend_core.job import Job
 from mend_core.jobstate.keys import Keys
@@ -36,6 +36,7 @@ from mend_server.grpc_metrics import GrpcMetrics
 from mend_server.grpc_tracing import GrpcTracing
 from mend_server.reflection import enable_reflection
 from mend_server.servicer import JobService
+from mend_server.servicer import add_to_server as add_job_service
 from mend_server.stream_tokens import StreamTokens, derive_secret
 from mend_server.tls import server_tls
 from mend_server.webhooks import WebhookDispatcher
@@ -122,7 +123,7 @@ class MendServer:
         self.server = grpc.aio.server(
             interceptors=interceptors, options=grpc_options(reuse_port=settings.grpc_reuse_port)
         )
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(
+        add_job_service(
             JobService(
                 self.store,
                 self.feed,

@@ -27,7 +27,7 @@ from mend_core.errors import (
     VersionOutOfRange,
     Violation,
 )
-from mend_core.job import Batch, JobSpec, JobStatus
+from mend_core.job import Batch, Job, JobSpec, JobStatus
 from mend_core.jobstate.store import JobStore, PurgeCursor, PurgeFilter, Submitted
 from mend_core.operations import OPERATIONS
 from mend_core.telemetry.metrics import JobMetrics
@@ -49,6 +49,19 @@ QUEUED_MESSAGE = "Job queued for processing"
 VALID_MESSAGE = "The request is valid; nothing was queued (validate_only)"
 # States read from a job's event log at a time by WatchJob.
 WATCH_PAGE = 100
+# WatchJob yields its messages serialized (see add_to_server): a state is encoded once
+# and the same bytes are written to every stream of the job.
+_HEARTBEAT = pb.WatchJobResponse(heartbeat=empty_pb2.Empty()).SerializeToString()
+
+
+def _job_message(job: Job) -> bytes:
+    return pb.WatchJobResponse(job=convert.job_to_pb(job)).SerializeToString()
+
+
+def _serialized(message: bytes | Message) -> bytes:
+    """WatchJob's response serializer: its messages are bytes already (a message is
+    still accepted, for a handler that yields one)."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
 
 
 def _field_size(value: object) -> int:
@@ -461,7 +474,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
 
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.WatchJobResponse]:
+    ) -> AsyncIterator[bytes]:
         try:
             if request.HasField("from_version") and request.from_version < 0:
                 raise ValidationError([Violation("from_version", "must be >= 0")])
@@ -477,7 +490,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
 
     async def _watch(
         self, job_id: str, from_version: int | None
-    ) -> AsyncIterator[pb.WatchJobResponse]:
+    ) -> AsyncIterator[bytes]:
         """The current state (unless resuming from a version), then every later state, up
         to the terminal one; heartbeats while nothing changes."""
         with self._feed.listen(job_id) as watch:
@@ -496,7 +509,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                     )
                 last = from_version
             else:
-                yield pb.WatchJobResponse(job=convert.job_to_pb(job))
+                yield _job_message(job)
                 last = job.version
             if job.status.terminal and job.version <= last:
                 return
@@ -516,27 +529,20 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                     if terminal:
                         return
                 if greet and not states:
-                    yield pb.WatchJobResponse(heartbeat=empty_pb2.Empty())
+                    yield _HEARTBEAT
                 greet = False
                 if len(states) == WATCH_PAGE:
                     continue  # a backlog: read on rather than wait for the next change
-                try:
-                    async with asyncio.timeout(self._heartbeat):
-                        await watch.changed.wait()
-                    fresh = False
-                except TimeoutError:
-                    yield pb.WatchJobResponse(heartbeat=empty_pb2.Empty())
-                    fresh = True
+                fresh = not await watch.wait(self._heartbeat)
+                if fresh:
+                    yield _HEARTBEAT
 
     async def _states_after(
         self, job_id: str, version: int
-    ) -> list[tuple[int, bool, pb.WatchJobResponse]]:
+    ) -> list[tuple[int, bool, bytes]]:
         """A page of the job's recorded states after `version`, as stream messages."""
         states = await self._store.events(job_id, version, count=WATCH_PAGE)
-        return [
-            (s.version, s.status.terminal, pb.WatchJobResponse(job=convert.job_to_pb(s)))
-            for s in states
-        ]
+        return [(s.version, s.status.terminal, _job_message(s)) for s in states]
 
 
 def _type_and_page_size(
@@ -562,3 +568,37 @@ def _flat_handler(job_type: str) -> Callable[..., Awaitable[Any]]:
 # The flat Submit RPC of each operation (image_resize -> SubmitImageResize), from the registry.
 for _op in OPERATIONS.values():
     setattr(JobService, _op.flat_rpc, _flat_handler(_op.type))
+
+
+class _Handlers:
+    """Collects the method handlers that the generated add_*_to_server registers."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        self.service, self.handlers = service, handlers
+
+
+def add_to_server(servicer: JobService, server: grpc.aio.Server) -> None:
+    """Registers the service as the generated code does, but with WatchJob's responses
+    written as the bytes the servicer yields (encoded once per state, not per stream)."""
+    collected = _Handlers()
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(servicer, collected)
+    handlers = dict(collected.handlers)
+    watch = handlers["WatchJob"]
+    handlers["WatchJob"] = grpc.unary_stream_rpc_method_handler(
+        servicer.WatchJob,
+        request_deserializer=watch.request_deserializer,
+        response_serializer=_serialized,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(collected.service, handlers),)
+    )
+    server.add_registered_method_handlers(collected.service, handlers)
