@@ -20,7 +20,6 @@ the 200 is sent, and a refusal is an ordinary JSON error with its HTTP status.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from mend_server.gateway.errors import GatewayError, error_response, from_rpc_er
 from mend_server.gateway.metrics import Metrics
 from mend_server.gateway.protojson import JsonStyle
 from mend_server.gateway.routes import HttpRoute
+from mend_server.gateway.shared_watch import END, HEARTBEAT, SharedWatches, State
 from mend_server.gateway.transcode import request_message, unchanged
 from mend_server.gateway.upstream import Upstream, forwarded_metadata
 
@@ -51,16 +51,11 @@ _HEADERS = {
     "cache-control": "no-cache",
     "x-accel-buffering": "no",  # nginx: do not buffer the stream
 }
-_END = object()  # the upstream stream ended
+_RAW_HEADERS = [(k.encode(), v.encode()) for k, v in _HEADERS.items()]
 _STOP = object()  # the gateway is shutting down
 # A version as Last-Event-ID carries it: ASCII digits that fit an int64.
 _EVENT_ID = re.compile(r"[0-9]{1,18}", re.ASCII)
 LAST_EVENT_ID = "Last-Event-ID"
-
-
-def frame(event: str, data: dict[str, Any], event_id: int) -> bytes:
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"id: {event_id}\nevent: {event}\ndata: {payload}\n\n".encode()
 
 
 KEEPALIVE = b": keepalive\n\n"
@@ -108,7 +103,8 @@ class JobEvents:
 
 class _EventStream:
     """The ASGI response of one SSE stream, over a WatchJob call whose first message
-    (`first`, or _END) was read already."""
+    (`first`, or END) was read already; once the response has started, the stream takes
+    the job's later states from the job's shared watch (shared_watch.py)."""
 
     def __init__(
         self,
@@ -117,11 +113,13 @@ class _EventStream:
         call: grpc.aio.UnaryStreamCall,
         first: object | None,
         tracker: JobEvents,
+        seen: int,
     ) -> None:
         self._owner = owner
         self._job_id = job_id
         self._call = call
         self._tracker = tracker
+        self._seen = seen  # the last version the client was told (or knew already)
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         if first is not None:
             self._queue.put_nowait(first)
@@ -129,11 +127,15 @@ class _EventStream:
     def stop(self) -> None:
         self._queue.put_nowait(_STOP)
 
+    def deliver(self, item: object) -> None:
+        self._queue.put_nowait(item)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        shared = None
         try:
-            headers = [(k.encode(), v.encode()) for k, v in _HEADERS.items()]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.start", "status": 200, "headers": _RAW_HEADERS})
             self._owner.opened(self)
+            shared = self._owner.shared.join(self._job_id, self._call, self._seen, self)
             pump = asyncio.create_task(self._pump(send))
             listen = asyncio.create_task(self._listen_for_disconnect(receive))
             try:
@@ -144,7 +146,12 @@ class _EventStream:
                 await asyncio.gather(pump, listen, return_exceptions=True)
                 self._owner.closed(self)
         finally:
-            self._call.cancel()  # a client that left must not keep a WatchJob open upstream
+            # A client that left must not keep a WatchJob open upstream: the last stream
+            # of a shared watch cancels its call.
+            if shared is not None:
+                shared.leave(self)
+            else:
+                self._call.cancel()
         if not pump.done() or pump.cancelled():
             return  # the client left
         if (error := pump.exception()) is not None:
@@ -157,45 +164,46 @@ class _EventStream:
         while (await receive())["type"] != "http.disconnect":
             pass
 
+    async def _next(self) -> object:
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        try:
+            return await asyncio.wait_for(self._queue.get(), self._owner.keepalive)
+        except TimeoutError:
+            return HEARTBEAT
+
     async def _pump(self, send: Send) -> None:
         async def write(chunk: bytes) -> None:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
         await write(f"retry: {RECONNECT_MS}\n\n".encode())
-        reader = asyncio.create_task(self._read())
-        try:
-            while True:
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), self._owner.keepalive)
-                except TimeoutError:
-                    await write(KEEPALIVE)
-                    continue
-                if item is _END or item is _STOP:
-                    return
-                if isinstance(item, grpc.aio.AioRpcError):
-                    # Mid-stream failure (server restarting, ...): end the stream; the
-                    # client reconnects with Last-Event-ID and misses nothing.
-                    log.warning("WatchJob %s ended: %s", self._job_id, item.code().name)
-                    return
-                assert isinstance(item, pb.WatchJobResponse)
+        while True:
+            item = await self._next()
+            if item is END or item is _STOP:
+                return
+            if item is HEARTBEAT:
+                await write(KEEPALIVE)
+                continue
+            if isinstance(item, grpc.aio.AioRpcError):
+                # Mid-stream failure (server restarting, ...): end the stream; the
+                # client reconnects with Last-Event-ID and misses nothing.
+                log.warning("WatchJob %s ended: %s", self._job_id, item.code().name)
+                return
+            if isinstance(item, pb.WatchJobResponse):  # the admission call's first message
                 if item.HasField("heartbeat"):
                     await write(KEEPALIVE)
                     continue
-                job = message_to_json(item.job, self._owner.style)
-                for event, data in self._tracker.events(job):
-                    await write(frame(event, data, item.job.version))
-                if job.get("status") in TERMINAL:
-                    return
-        finally:
-            reader.cancel()
-
-    async def _read(self) -> None:
-        try:
-            while (message := await self._call.read()) is not grpc.aio.EOF:
-                await self._queue.put(message)
-            await self._queue.put(_END)
-        except grpc.aio.AioRpcError as err:
-            await self._queue.put(err)
+                item = State(item.job, self._owner.to_json)
+            else:
+                assert isinstance(item, State)
+                if item.version <= self._seen:
+                    continue  # from a shared watch that is behind this stream: known
+                self._seen = item.version
+            job = item.json
+            for event, data in self._tracker.events(job):
+                await write(item.frame(event, data))
+            if job.get("status") in TERMINAL:
+                return
 
 
 def _is_heartbeat(item: object) -> bool:
@@ -233,6 +241,10 @@ class JobStreams:
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
         self._open: set[_EventStream] = set()
+        self.shared = SharedWatches(self.to_json)
+
+    def to_json(self, job: pb.Job) -> dict[str, Any]:
+        return message_to_json(job, self.style)
 
     def opened(self, stream: _EventStream) -> None:
         self._open.add(stream)
@@ -263,7 +275,7 @@ class JobStreams:
         metadata: tuple[tuple[str, str], ...],
         rename: Callable[[str], str],
     ) -> tuple[grpc.aio.UnaryStreamCall, object]:
-        """A WatchJob call and its first message (_END if it ended without one), or the
+        """A WatchJob call and its first message (END if it ended without one), or the
         call's refusal as a GatewayError."""
         call = self.watch(watch, metadata=metadata)
         try:
@@ -278,7 +290,7 @@ class JobStreams:
                 504, "the job service did not answer in time", "DEADLINE_EXCEEDED"
             ) from None
         self._metrics.rpc("WatchJob", grpc.StatusCode.OK.name)
-        return call, _END if first is grpc.aio.EOF else first
+        return call, END if first is grpc.aio.EOF else first
 
     async def _start(self, route: HttpRoute, request: Request) -> Response | _EventStream:
         transcoded = await request_message(
@@ -312,7 +324,7 @@ class JobStreams:
         call, first = await self._open_call(watch, metadata, rename)
         tracker = JobEvents()
         if prime is not None:
-            if first is _END or _is_heartbeat(first):
+            if first is END or _is_heartbeat(first):
                 # Nothing after the version before the client's: the job is not yet at
                 # the client's version. Asked again as the client asked, the server
                 # says so (OUT_OF_RANGE) in its own words.
@@ -326,9 +338,13 @@ class JobStreams:
                 if state.get("status") in TERMINAL:
                     call.cancel()
                     return Response(status_code=204)  # seen it all: EventSource stops here
-        if resumed and first is _END:
+        if resumed and first is END:
             return Response(status_code=204)
         if request.method == "HEAD":
             call.cancel()
             return Response(headers=_HEADERS)
-        return _EventStream(self, watch.id, call, first, tracker)
+        if isinstance(first, pb.WatchJobResponse) and first.HasField("job"):
+            seen = first.job.version
+        else:  # resumed: the client has seen from_version (or its primed state)
+            seen = prime if prime is not None else watch.from_version
+        return _EventStream(self, watch.id, call, first, tracker, seen)
