@@ -147,6 +147,58 @@ async def test_last_event_id_resumes_without_repeating(
     assert over.status_code == 204
 
 
+async def test_the_streams_of_a_job_share_one_upstream_watch(
+    http: httpx.AsyncClient, worker: Worker, gateway: RunningGateway, mend_server: MendServer
+) -> None:
+    job_id = await submit(http)
+    url = f"/api/v1/jobs/{job_id}/stream"
+    async with contextlib.AsyncExitStack() as stack:
+        streams = []
+        for _ in range(3):
+            response = await stack.enter_async_context(http.stream("GET", url))
+            events = sse_events(response)
+            assert (await anext(events)).data["status"] == "pending"
+            streams.append(events)
+        # Each stream was admitted by a WatchJob of its own; then they share one.
+        await eventually(lambda: mend_server.feed.watcher_count == 1, "one upstream WatchJob")
+        assert gateway.gateway.streams.shared.calls == 1
+
+        lease = await worker.claim()
+        await worker.queue.progress(lease, 50, "Resizing")
+        # A stream that joins late (its own call read the processing state) misses nothing.
+        late = sse_events(await stack.enter_async_context(http.stream("GET", url)))
+        assert (await anext(late)).event == "status"
+        assert await anext(late) == Event("3", "progress", {"percent": 50, "message": "Resizing"})
+        await worker.queue.complete(lease, SEED_RESULT)
+        expected = [
+            Event("2", "status", {"status": "processing", "message": "Processing started"}),
+            Event("3", "progress", {"percent": 50, "message": "Resizing"}),
+            Event("4", "complete", {"status": "completed", "result": RESULT_JSON}),
+        ]
+        for events in streams:
+            assert await rest(events) == expected
+        assert await rest(late) == expected[2:]
+    await eventually(lambda: mend_server.feed.watcher_count == 0, "upstream WatchJob ended")
+    assert gateway.gateway.streams.shared.calls == 0
+
+
+async def test_the_last_stream_of_a_job_to_leave_cancels_the_shared_watch(
+    http: httpx.AsyncClient, mend_server: MendServer
+) -> None:
+    job_id = await submit(http)
+    url = f"/api/v1/jobs/{job_id}/stream"
+    async with http.stream("GET", url) as first:
+        first_events = sse_events(first)
+        await anext(first_events)
+        async with http.stream("GET", url) as second:
+            second_events = sse_events(second)
+            await anext(second_events)
+            await eventually(lambda: mend_server.feed.watcher_count == 1, "one shared watch")
+        await asyncio.sleep(0.1)
+        assert mend_server.feed.watcher_count == 1  # the first stream still follows the job
+    await eventually(lambda: mend_server.feed.watcher_count == 0, "WatchJob cancelled")
+
+
 async def test_stream_of_a_finished_job_is_its_terminal_event(
     http: httpx.AsyncClient, worker: Worker
 ) -> None:
