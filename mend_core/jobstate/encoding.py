@@ -80,6 +80,42 @@ def _result(raw: str) -> JobResult:
     )
 
 
+# The event log (lua/_lib.lua's commit): entry `0-<version>` holds the fields that version
+# set and, under REMOVED, the names of those it removed; a log's first entry, and that of
+# every version 1 + a multiple of EVENTS_SNAPSHOT_EVERY, holds the whole job instead.
+EVENTS_SNAPSHOT_EVERY = 64
+REMOVED = "-"
+
+
+def log_start(after_version: int) -> int:
+    """The version to read a log from to rebuild the states after after_version: that of
+    the last whole-job entry at or before the first of them."""
+    return after_version + 1 - after_version % EVENTS_SNAPSHOT_EVERY
+
+
+def replay(
+    entries: list[tuple[str, dict[str, str]]], after_version: int
+) -> list[dict[str, str]]:
+    """The job's states (its fields, as the hash held them) after after_version, from
+    consecutive log entries (XRANGE's `(id, fields)`) starting at a whole-job one. Entries
+    before the first whole-job one cannot be rebuilt (the log was trimmed) and are left out."""
+    states, state = [], None
+    for entry_id, fields in entries:
+        version = entry_id.partition("-")[2]
+        if "tenant" in fields:  # the whole job: no change sets the tenant
+            state = dict(fields)
+        elif state is None:
+            continue
+        else:
+            state = state | fields
+            for name in state.pop(REMOVED, "").split():
+                state.pop(name, None)
+        state["version"] = version
+        if int(version) > after_version:
+            states.append(state)
+    return states
+
+
 def pairs(flat: list[str] | dict[str, str]) -> dict[str, str]:
     """A hash as a script returns it (HGETALL's flat list) or as redis-py does (a dict)."""
     if isinstance(flat, dict):
