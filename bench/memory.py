@@ -168,6 +168,7 @@ def measure(ctx: Context, name: str, run: int, wait_logs: bool = True) -> dict[s
 def markdown(data: dict[str, Any]) -> str:
     s, m, summary = data["settings"], data["machine"], data["summary"]
     header, rows = table(data)
+    warmup = "a warm-up run of each" if s["warmup"] else "no warm-up"
     kinds = []
     for name in s["systems"]:
         for kind, v in data["runs"][name][-1]["keys"].items():
@@ -175,7 +176,8 @@ def markdown(data: dict[str, Any]) -> str:
             kinds.append([LABELS[name], kind, f"{v['keys']:,}", f"{v['bytes_per_job']:,.1f}", enc])
     sample = ""
     if "mend" in summary and (job := data["runs"]["mend"][-1].get("sample_job")):
-        fields = ", ".join(f"{k} {n}" for k, n in sorted(job["fields"].items(), key=lambda f: -f[1]))
+        by_size = sorted(job["fields"].items(), key=lambda f: -f[1])
+        fields = ", ".join(f"{k} {n}" for k, n in by_size)
         sample = (
             f"\nOne finished Mend job's hash: MEMORY USAGE {job['memory_usage']} bytes, "
             f"{job['encoding']}, {len(job['fields'])} fields, {job['value_bytes']} bytes of "
@@ -189,8 +191,8 @@ def markdown(data: dict[str, Any]) -> str:
 - versions: Celery {data["versions"].get("celery")} (kombu {data["versions"].get("kombu")})
   in bench/.venv-peers
 - work: {s["jobs"]:,} tiny jobs per run (the drain benchmark's: 16x16 JPEG → 8x8, 2 worker
-  processes), {s["runs"]} runs per system after {"a warm-up run of each" if s["warmup"] else "no warm-up"}
-  on the same redis-server, emptied before each run
+  processes), {s["runs"]} runs per system after {warmup} on the same redis-server,
+  emptied before each run
 - bytes per job: (`used_memory` after − before − the Lua script cache's growth) / jobs,
   with the workers stopped; "kept" once Mend's event logs expired (a short grace after the
   job's end), "just finished" right after the last job; Celery keeps its results
@@ -262,7 +264,7 @@ def main(argv: list[str]) -> int:
         for name in names:
             if args.warmup:
                 r = measure(ctx, name, -1, wait_logs=False)
-                print(f"  warm-up {LABELS[name]:7} {r['bytes_per_job']:8,.0f} bytes/job", flush=True)
+                print(f"  warm-up {LABELS[name]:7} {r['bytes_per_job']:8,.0f} bytes/job")
         for i in range(args.runs):
             for name in names[i % len(names):] + names[: i % len(names)]:
                 r = measure(ctx, name, i)

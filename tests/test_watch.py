@@ -226,7 +226,8 @@ async def test_each_log_entry_holds_what_its_version_changed(stub, queue, redis_
     assert set(entries[1]) == {"status", "attempt", "fence", "started_at", "worker", "updated_at"}
     assert entries[2].pop("updated_at")
     assert entries[2] == {"progress_percent": "30", "progress_message": "a"}
-    assert entries[3]["status"] == "completed" and entries[3]["-"] == "worker"
+    assert entries[3]["status"] == "completed" and entries[3]["output_url"] == RESULT.output_url
+    assert entries[3]["-"] == "worker progress_percent progress_message"
     assert "source_key" not in entries[3]
 
 
