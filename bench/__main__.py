@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "media": "bench.media",  # video/thumbnail and audio/convert against the ffmpeg CLI
     "optimize": "bench.optimize",  # image/optimize to WebP and AVIF against libvips
     "colors": "bench.colors",  # image/colors against colorthief
+    "memory": "bench.memory",  # Redis bytes per finished job against Celery's results
 }
 
 

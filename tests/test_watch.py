@@ -16,6 +16,7 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
+from mend_core.jobstate.keys import Keys
 from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.results import ImageMetadata, JobResult
 from mend_devkit.redis_server import RedisServer
@@ -35,7 +36,6 @@ RESULT = JobResult(
 
 Stub = jobs_pb2_grpc.JobServiceStub
 StartServer = Callable[..., Awaitable[Stub]]
-
 
 @pytest.fixture
 def queue(work: WorkQueue) -> WorkQueue:
@@ -189,6 +189,74 @@ async def test_watch_finished_job_and_resume_from_each_version(stub, queue) -> N
     # Resuming from the terminal version: nothing left, the stream ends at once.
     call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=final.version), metadata=AUTH)
     assert await rest_of(call) == []
+
+
+async def test_a_finished_jobs_log_goes_soon_and_a_resume_gets_the_final_state(
+    stub, queue, redis_client
+) -> None:
+    # The log is what resuming reads while a job runs; once it has finished, it is kept
+    # only for a short grace, and the job (kept for its retention) answers instead.
+    job_id = await submit(stub)
+    lease = await claim(queue, job_id)
+    assert await queue.progress(lease, 30, "a")
+    assert await queue.complete(lease, RESULT)
+    final = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
+    log, job = Keys().events(job_id), Keys().job(job_id)
+    assert 0 < redis_client.pttl(log) <= 60_000
+    assert redis_client.ttl(job) > 3000  # the work fixture's retention: an hour
+
+    redis_client.delete(log)  # what its expiry does
+    for k in range(final.version):
+        call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=k), metadata=AUTH)
+        states = await rest_of(call)
+        assert states == [final], k
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=final.version), metadata=AUTH)
+    assert await rest_of(call) == []
+
+
+async def test_each_log_entry_holds_what_its_version_changed(stub, queue, redis_client) -> None:
+    job_id = await submit(stub)
+    lease = await claim(queue, job_id)
+    assert await queue.progress(lease, 30, "a")
+    assert await queue.complete(lease, RESULT)
+    entries = [fields for _, fields in redis_client.xrange(Keys().events(job_id))]
+    # The submit's entry is the whole job; each later one what changed: fields set, and
+    # under "-" the names of those removed.
+    assert entries[0]["id"] == job_id and entries[0]["status"] == "pending"
+    assert set(entries[1]) == {"status", "attempt", "fence", "started_at", "worker", "updated_at"}
+    assert entries[2].pop("updated_at")
+    assert entries[2] == {"progress_percent": "30", "progress_message": "a"}
+    assert entries[3]["status"] == "completed" and entries[3]["output_url"] == RESULT.output_url
+    assert entries[3]["-"] == "worker progress_percent progress_message"
+    assert "source_key" not in entries[3]
+
+
+async def test_resume_from_any_version_of_a_long_log(stub, queue, redis_client) -> None:
+    # Every 64th version's entry is the whole job again, so that a state is rebuilt from
+    # a bounded part of the log; resuming either side of those must give the same states.
+    job_id = await submit(stub)
+    lease = await claim(queue, job_id)
+    claimed = (await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)).version
+    for i in range(140):
+        assert await queue.progress(lease, i % 100, f"step {i}")
+    current = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
+    whole = [
+        int(entry_id.partition("-")[2])
+        for entry_id, fields in redis_client.xrange(Keys().events(job_id))
+        if "id" in fields
+    ]
+    assert whole == [1, 65, 129]
+    for k in (0, 1, claimed, 63, 64, 65, 66, 100, 128, 129, 130, current.version - 1):
+        call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=k), metadata=AUTH)
+        states = [await next_job(call) for _ in range(k, current.version)]
+        call.cancel()
+        assert [s.version for s in states if s] == list(range(k + 1, current.version + 1))
+        for s in states:
+            assert s is not None and s.source_key == current.source_key, k
+            if s.version > claimed:
+                step = s.version - claimed - 1
+                assert s.progress.message == f"step {step}", (k, s.version)
+                assert s.status == pb.JOB_STATUS_PROCESSING and s.attempt == 1
 
 
 async def test_watch_accepts_the_id_in_upper_case(stub, queue) -> None:

@@ -86,3 +86,27 @@ async def test_a_zombie_completion_leases_nothing(stores) -> None:
     assert await queue.complete_and_claim(lease, RESULT, "w1") == (False, None)
     # The other job is still there for a worker that holds a lease.
     assert await queue.claim("w2") is not None
+
+
+async def test_a_completed_job_is_kept_compact_and_reads_back_the_same(
+    stores, redis_client
+) -> None:
+    # Redis keeps a hash as a listpack (~1/3 of a hashtable's memory) only while each
+    # value is short (hash-max-listpack-value, 64 bytes by default): the result is stored
+    # as short fields of its own, not one JSON document, and nothing twice.
+    store, queue = stores
+    (submitted,) = await store.submit("t", [SPEC])
+    lease = await queue.claim("w1")
+    assert lease is not None
+    assert await queue.progress(lease, 40, "Resizing")
+    details = {"image": {"dominant_colors": ["#102030"]}}
+    result = JobResult("file:///bucket/a-long-output-key-of-fifty-odd-characters.jpg", 10, 0.25,
+                       ImageMetadata(8, 6, "JPEG"), details)
+    assert await queue.complete(lease, result)
+    key = Keys().job(submitted.job_id)
+    assert redis_client.object("encoding", key) == "listpack"
+    assert not {"result", "progress_percent", "progress_message"} & set(redis_client.hkeys(key))
+    job = await store.get("t", submitted.job_id)
+    assert job.result == result
+    assert (job.progress_percent, job.progress_message) == (100, "Completed")
+    assert job.duration_seconds == 0.25

@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import asdict
 from typing import Any
 
 from mend_core.job import DEFAULT_PRIORITY, Job, JobSpec, JobStatus
@@ -61,14 +60,45 @@ def fingerprint(spec: JobSpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def result_json(result: JobResult) -> str:
-    data = asdict(result)
-    if not result.details:
-        del data["details"]
-    return json.dumps(data, separators=(",", ":"))
+# A result is kept as fields of the job of their own, each short: Redis keeps a hash
+# compact (listpack) only while every value is at most `hash-max-listpack-value` (64
+# bytes by default), and one long value (a result as JSON) made the whole job a
+# hashtable, ~3x the memory. Its duration is the job's duration_seconds. lua/requeue.lua
+# removes these names.
+RESULT_FIELDS = ("output_url", "file_size", "image", "details")
+COMPLETED_PROGRESS = (100, "Completed")
 
 
-def _result(raw: str) -> JobResult:
+def result_fields(result: JobResult) -> dict[str, str]:
+    """The fields a completed job stores for its result (complete.lua takes them as JSON)."""
+    fields = {"output_url": result.output_url, "file_size": str(result.file_size)}
+    if (meta := result.metadata) is not None:
+        fields["image"] = f"{meta.width} {meta.height} {meta.format}"
+    if result.details:
+        fields["details"] = json.dumps(result.details, separators=(",", ":"))
+    return fields
+
+
+def _result(f: dict[str, str]) -> JobResult | None:
+    if "output_url" not in f:
+        legacy = f.get("result")  # stored as one JSON document before
+        return _legacy_result(legacy) if legacy else None
+    image = f.get("image")
+    metadata = None
+    if image:
+        width, height, fmt = image.split(" ", 2)
+        metadata = ImageMetadata(width=int(width), height=int(height), format=fmt)
+    details = f.get("details")
+    return JobResult(
+        output_url=f["output_url"],
+        file_size=int(f["file_size"]),
+        duration=float(f.get("duration_seconds") or 0),
+        metadata=metadata,
+        details=json.loads(details) if details else {},
+    )
+
+
+def _legacy_result(raw: str) -> JobResult:
     data = json.loads(raw)
     metadata = data.get("metadata")
     return JobResult(
@@ -78,6 +108,42 @@ def _result(raw: str) -> JobResult:
         metadata=ImageMetadata(**metadata) if metadata else None,
         details=data.get("details") or {},
     )
+
+
+# The event log (lua/_lib.lua's commit): entry `0-<version>` holds the fields that version
+# set and, under REMOVED, the names of those it removed; a log's first entry, and that of
+# every version 1 + a multiple of EVENTS_SNAPSHOT_EVERY, holds the whole job instead.
+EVENTS_SNAPSHOT_EVERY = 64
+REMOVED = "-"
+
+
+def log_start(after_version: int) -> int:
+    """The version to read a log from to rebuild the states after after_version: that of
+    the last whole-job entry at or before the first of them."""
+    return after_version + 1 - after_version % EVENTS_SNAPSHOT_EVERY
+
+
+def replay(
+    entries: list[tuple[str, dict[str, str]]], after_version: int
+) -> list[dict[str, str]]:
+    """The job's states (its fields, as the hash held them) after after_version, from
+    consecutive log entries (XRANGE's `(id, fields)`) starting at a whole-job one. Entries
+    before the first whole-job one cannot be rebuilt (the log was trimmed) and are left out."""
+    states, state = [], None
+    for entry_id, fields in entries:
+        version = entry_id.partition("-")[2]
+        if "tenant" in fields:  # the whole job: no change sets the tenant
+            state = dict(fields)
+        elif state is None:
+            continue
+        else:
+            state = state | fields
+            for name in state.pop(REMOVED, "").split():
+                state.pop(name, None)
+        state["version"] = version
+        if int(version) > after_version:
+            states.append(state)
+    return states
 
 
 def pairs(flat: list[str] | dict[str, str]) -> dict[str, str]:
@@ -95,7 +161,9 @@ def job_from_fields(
 ) -> Job:
     get = f.get
     started, completed, scheduled = get("started_at"), get("completed_at"), get("scheduled_at")
-    duration, result = get("duration_seconds"), get("result")
+    duration = get("duration_seconds")
+    # A completed job's progress is not stored: it is always this.
+    done = COMPLETED_PROGRESS if f["status"] == "completed" else (0, "")
     spec = JobSpec(
         type=f["type"],
         source_bucket=f["source_bucket"],
@@ -123,10 +191,10 @@ def job_from_fields(
         started_at_ms=int(started) if started else None,
         completed_at_ms=int(completed) if completed else None,
         duration_seconds=float(duration) if duration else None,
-        result=_result(result) if result else None,
+        result=_result(f),
         error=get("error", ""),
-        progress_percent=int(get("progress_percent", 0)),
-        progress_message=get("progress_message", ""),
+        progress_percent=int(get("progress_percent", done[0])),
+        progress_message=get("progress_message", done[1]),
         fence=int(get("fence", 0)),
         scheduled_at_ms=int(scheduled) if scheduled else None,
         trace_parent=get(TRACE_FIELD, ""),

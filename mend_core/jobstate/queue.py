@@ -4,6 +4,7 @@ still holds the lease (its fence token), so a worker that lost a job cannot touc
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from mend_core.job import Job, JobResult
-from mend_core.jobstate.encoding import job_from_fields, pairs, result_json
+from mend_core.jobstate.encoding import job_from_fields, pairs, result_fields
 from mend_core.jobstate.keys import Keys
 from mend_core.jobstate.scripts import Scripts
 from mend_core.settings import Settings
@@ -101,7 +102,11 @@ class WorkQueue:
 
     async def complete(self, lease: Lease, result: JobResult) -> bool:
         out = await self._call(
-            "complete", lease, result_json(result), result.duration, self._completed_ttl_ms
+            "complete",
+            lease,
+            json.dumps(result_fields(result)),
+            result.duration,
+            self._completed_ttl_ms,
         )
         return out[0] == 1
 
@@ -112,7 +117,7 @@ class WorkQueue:
         out = await self._call(
             "complete",
             lease,
-            result_json(result),
+            json.dumps(result_fields(result)),
             result.duration,
             self._completed_ttl_ms,
             worker_id,

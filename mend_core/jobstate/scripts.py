@@ -10,6 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from mend_core.jobstate.encoding import EVENTS_SNAPSHOT_EVERY
 from mend_core.jobstate.keys import Keys, lua_prelude
 
 _DIR = Path(__file__).with_name("lua")
@@ -46,7 +47,8 @@ TRANSITIONS: dict[str, str] = {
 @functools.cache
 def _sources() -> dict[str, tuple[str, str]]:
     """name -> (source, SHA1)"""
-    head = lua_prelude() + (_DIR / "_lib.lua").read_text()
+    constants = f"local EVENTS_SNAPSHOT_EVERY = {EVENTS_SNAPSHOT_EVERY}\n"
+    head = lua_prelude() + constants + (_DIR / "_lib.lua").read_text()
     sources = {name: head + "\n" + (_DIR / f"{name}.lua").read_text() for name in TRANSITIONS}
     return {name: (s, hashlib.sha1(s.encode()).hexdigest()) for name, s in sources.items()}
 

@@ -24,9 +24,12 @@ from mend_core.job import Batch, Job, JobSpec, JobStatus, new_job_id
 from mend_core.jobstate import activity
 from mend_core.jobstate.activity import MinuteCount, WorkerActivity
 from mend_core.jobstate.encoding import (
+    EVENTS_SNAPSHOT_EVERY,
     fingerprint,
     job_from_fields,
+    log_start,
     pairs,
+    replay,
     spec_fields,
     trace_fields,
 )
@@ -399,11 +402,22 @@ class JobStore:
         return Purged(deleted, None)
 
     async def events(self, job_id: str, after_version: int, count: int = 100) -> list[Job]:
-        """The job's recorded states with a version above after_version, oldest first."""
+        """Up to `count` of the job's states with a version above after_version, oldest
+        first, rebuilt from its event log; where the log no longer reaches (it expires
+        soon after the job's end), the job's current state."""
         entries = await self._redis.xrange(
-            self._keys.events(job_id), min=f"(0-{after_version}", max="+", count=count
+            self._keys.events(job_id),
+            min=f"0-{log_start(after_version)}",
+            max="+",
+            count=count + EVENTS_SNAPSHOT_EVERY,
         )
-        return [job_from_fields(fields) for _, fields in entries]
+        states = replay(entries, after_version)[:count]
+        if states or (entries and int(entries[-1][0].partition("-")[2]) <= after_version):
+            return [job_from_fields(state) for state in states]
+        current = await self._redis.hgetall(self._keys.job(job_id))  # type: ignore[misc]
+        if current and int(current.get("version", 0)) > after_version:
+            return [job_from_fields(current)]
+        return []
 
     async def tenant_of(self, job_id: str) -> str | None:
         """The tenant a job belongs to (None: no such job), for admin keys' calls."""

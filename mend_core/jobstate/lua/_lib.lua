@@ -3,6 +3,12 @@
 -- Webhook deliveries are never trimmed by count: an entry leaves WEBHOOKS only once it was
 -- delivered, scheduled for a retry or dead-lettered (see mend_core/jobstate/webhook_queue.py).
 local EVENTS_MAXLEN = 512
+-- A job's log entry holds what its version changed; the log's first entry, and the entry of
+-- every version 1 + a multiple of EVENTS_SNAPSHOT_EVERY (encoding.py, prepended to the
+-- scripts), holds the whole job, so that any retained state can be rebuilt from at most
+-- that many entries. A finished job's log outlives its end by EVENTS_GRACE_MS: long enough
+-- for a watcher to reconnect and resume; later, the job's hash answers with its final state.
+local EVENTS_GRACE_MS = 60 * 1000
 local WAKE_MAXLEN = 10000
 -- Per-minute throughput counters outlive the 15 minutes the dashboard shows by a margin.
 local THROUGHPUT_TTL_MS = 20 * 60 * 1000
@@ -116,25 +122,38 @@ local function load(id)
   return job
 end
 
--- Every change goes through here: bump the version, record the new state in the job's
--- event log, and only then announce it (pub/sub is a wake-up, the log is the truth).
+-- Every change goes through here: bump the version, record the change in the job's event
+-- log, and only then announce it (pub/sub is a wake-up, the log is the truth). The entry
+-- `0-<version>` holds the fields set and, under `-`, the names of those removed (space
+-- separated); or the whole job (see EVENTS_SNAPSHOT_EVERY).
 -- Returns the new version and the job's fields as recorded (HGETALL), for a caller to answer with.
 local function commit(id, now, changes, removed)
-  local key = job_key(id)
-  if removed and #removed > 0 then redis.call('HDEL', key, unpack(removed)) end
+  local key, log = job_key(id), events_key(id)
+  local gone = {}
+  for _, name in ipairs(removed or {}) do
+    if redis.call('HDEL', key, name) == 1 then gone[#gone + 1] = name end
+  end
   local version = redis.call('HINCRBY', key, 'version', 1)
   changes[#changes + 1] = 'updated_at'
   changes[#changes + 1] = now
   redis.call('HSET', key, unpack(changes))
   local fields = redis.call('HGETALL', key)
-  redis.call('XADD', events_key(id), 'MAXLEN', '~', EVENTS_MAXLEN, '0-' .. version, unpack(fields))
+  local entry = changes
+  if version % EVENTS_SNAPSHOT_EVERY == 1 or redis.call('EXISTS', log) == 0 then
+    entry = fields
+  elseif #gone > 0 then
+    entry[#entry + 1] = '-'
+    entry[#entry + 1] = table.concat(gone, ' ')
+  end
+  redis.call('XADD', log, 'MAXLEN', '~', EVENTS_MAXLEN, '0-' .. version, unpack(entry))
   redis.call('PUBLISH', CHANGES, id .. ':' .. version)
   return version, fields
 end
 
+-- A finished job: kept for its retention period, its log only for the grace after its end.
 local function expire(id, ttl_ms)
   redis.call('PEXPIRE', job_key(id), ttl_ms)
-  redis.call('PEXPIRE', events_key(id), ttl_ms)
+  redis.call('PEXPIRE', events_key(id), math.min(ttl_ms, EVENTS_GRACE_MS))
 end
 
 -- A finished job -> gone (DeleteJob, PurgeJobs): its hash, event log, index entries,

@@ -1,5 +1,5 @@
--- processing -> completed. ARGV: prefix, id, fence, result JSON, duration seconds, ttl_ms,
--- and optionally worker id and lease_ms to lease the next job in the same round trip.
+-- processing -> completed. ARGV: prefix, id, fence, the result's fields as a JSON object,
+-- duration seconds, ttl_ms, and optionally worker id and lease_ms to lease the next job in the same round trip.
 -- Returns {1, next job's fields (if asked for and one is pending)}, or {0} when the caller
 -- no longer holds the lease (its result is dropped).
 local id, fence = ARGV[2], ARGV[3]
@@ -14,10 +14,13 @@ local slot_ms = now - tonumber(job.started_at)
 local avg_field = job.type .. ':avg_ms'
 local avg = tonumber(redis.call('HGET', STATS, avg_field) or slot_ms)
 redis.call('HSET', STATS, avg_field, math.floor(avg * (1 - AVG_WEIGHT) + slot_ms * AVG_WEIGHT))
-commit(id, now, {
-  'status', 'completed', 'result', ARGV[4], 'completed_at', now, 'duration_seconds', ARGV[5],
-  'progress_percent', 100, 'progress_message', 'Completed',
-}, {'error', 'worker'})
+-- The result's fields (encoding.py's result_fields); a completed job's progress is implied.
+local changes = {'status', 'completed', 'completed_at', now, 'duration_seconds', ARGV[5]}
+for name, value in pairs(cjson.decode(ARGV[4])) do
+  changes[#changes + 1] = name
+  changes[#changes + 1] = value
+end
+commit(id, now, changes, {'error', 'worker', 'progress_percent', 'progress_message'})
 expire(id, tonumber(ARGV[6]))
 settle(job, 'completed', now, tonumber(ARGV[6]))
 if ARGV[7] then return {1, claim_next(ARGV[7], tonumber(ARGV[8]))} end

@@ -25,7 +25,8 @@ end
 move_status(job, job.status, 'pending')
 -- The fence token goes on counting: a worker of an earlier run can never match it.
 commit(id, now_ms(), {'status', 'pending', 'attempt', 0}, {
-  'error', 'result', 'started_at', 'completed_at', 'duration_seconds', 'worker',
+  'error', 'result', 'output_url', 'file_size', 'image', 'details', 'started_at', 'completed_at',
+  'duration_seconds', 'worker',
   'progress_percent', 'progress_message', 'scheduled_at',
 })
 enqueue(id, job.priority, job.seq, job.tenant)
