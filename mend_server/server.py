@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from mend.v1 import jobs_pb2, jobs_pb2_grpc
 from mend_client.rest_json import message_to_json
 from mend_core.job import Job
-from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.store import JobStore, Quota
-from mend_core.jobstate.webhook_queue import WebhookQueue
+from mend_core.jobstate.webhook_queue import WebhookQueues
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
 from mend_core.tasks import cancel_and_wait
@@ -80,10 +80,10 @@ class MendServer:
         # Before anything else starts: a TLS file that is wrong stops the server at once.
         self.tls = server_tls(settings)
         self.redis = connect(settings.redis_url)
-        keys = Keys()
+        self.partitions = Partitions(settings.partitions)
         self.store = JobStore(
             self.redis,
-            keys,
+            self.partitions,
             retention_completed_seconds=settings.retention_completed_seconds,
             retention_failed_seconds=settings.retention_failed_seconds,
             worker_liveness_seconds=settings.lease_seconds * 3,
@@ -93,7 +93,7 @@ class MendServer:
                 submit_burst=settings.tenant_submit_burst,
             ),
         )
-        self.feed = ChangeFeed(self.redis, keys.changes_channel)
+        self.feed = ChangeFeed(self.redis, self.partitions)
         self.health = health.aio.HealthServicer()
         webhook_targets = WebhookTargets(
             allow_private=settings.webhook_allow_private,
@@ -147,9 +147,11 @@ class MendServer:
         )
         self.webhooks = WebhookDispatcher(
             self.store,
-            WebhookQueue(
-                self.redis, keys, dead_retention_seconds=settings.retention_failed_seconds
-            ),
+            WebhookQueues(
+                self.redis,
+                self.partitions,
+                dead_retention_seconds=settings.retention_failed_seconds,
+            ).queues,
             settings,
             render_job=rest_job_json,
             consumer=f"server-{os.getpid()}",
@@ -161,6 +163,8 @@ class MendServer:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        # A deployment keeps the partition count it was created with.
+        await self.partitions.claim(self.redis)
         await self.feed.start()
         await self.server.start()
         if self.settings.metrics_port is not None and not supervised():
@@ -220,7 +224,9 @@ class MendServer:
 def queue_gauges(settings: Settings) -> QueueGauges:
     """The cluster-wide queue figures, for whichever process serves the metrics."""
     return QueueGauges(
-        settings.redis_url, Keys(), worker_liveness_seconds=settings.lease_seconds * 3
+        settings.redis_url,
+        Partitions(settings.partitions),
+        worker_liveness_seconds=settings.lease_seconds * 3,
     )
 
 

@@ -38,6 +38,8 @@ def self_command() -> list[str]:
 async def run_worker(settings: Settings) -> None:
     redis = connect(settings.redis_url, shared=False)
     queue = WorkQueue.from_settings(redis, settings)
+    # A deployment keeps the partition count it was created with.
+    await queue.partitions.claim(redis)
     metrics = JobMetrics()
     endpoint = None
     if settings.worker_metrics_port is not None and not supervised():
