@@ -10,13 +10,14 @@ import signal
 from typing import Any
 
 import grpc
+import redis.exceptions
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from mend.v1 import jobs_pb2, jobs_pb2_grpc
 from mend_client.rest_json import message_to_json
 from mend_core.job import Job
-from mend_core.jobstate.partitions import Partitions
+from mend_core.jobstate.partitions import Partitions, PartitionsMismatch
 from mend_core.jobstate.store import JobStore, Quota
 from mend_core.jobstate.webhook_queue import WebhookQueues
 from mend_core.redis_client import connect
@@ -161,10 +162,10 @@ class MendServer:
         self.metrics_endpoint: MetricsEndpoint | None = None
         self._queue_gauges: QueueGauges | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._partitions_checked = False
 
     async def start(self) -> None:
-        # A deployment keeps the partition count it was created with.
-        await self.partitions.claim(self.redis)
+        await self._claim_partitions()
         await self.feed.start()
         await self.server.start()
         if self.settings.metrics_port is not None and not supervised():
@@ -186,8 +187,22 @@ class MendServer:
         self.metrics_endpoint = MetricsEndpoint(self.settings.metrics_host, port, self.registry)
         log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host, port)
 
+    async def _claim_partitions(self) -> None:
+        """A deployment keeps the partition count it was created with: checked at start,
+        or, when Redis cannot be reached then, once it can (serving nothing before)."""
+        try:
+            await self.partitions.claim(self.redis)
+            self._partitions_checked = True
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("cannot check the partition count in Redis yet: %s", exc)
+
     async def _report_health(self) -> None:
-        ok = await self.store.ping()
+        if not self._partitions_checked:
+            try:
+                await self._claim_partitions()
+            except PartitionsMismatch as exc:
+                log.error("%s", exc)
+        ok = self._partitions_checked and await self.store.ping()
         status = (
             health_pb2.HealthCheckResponse.SERVING
             if ok
