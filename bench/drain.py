@@ -214,7 +214,13 @@ def mend_enqueue(ctx: Context, bucket: str) -> None:
 
 
 def _mend_counter(ctx: Context, status: str) -> int:
-    return int(ctx.client.hget("mend:{jobs}:stats", f"image_resize:{status}") or 0)
+    from mend_core.jobstate.partitions import Partitions
+    from mend_core.settings import Settings
+
+    pipe = ctx.client.pipeline(transaction=False)
+    for keys in Partitions(Settings().partitions).keys:  # the partitions' counters, summed
+        pipe.hget(keys.stats, f"image_resize:{status}")
+    return sum(int(n or 0) for n in pipe.execute())
 
 
 def mend_start(ctx: Context) -> Process:
