@@ -178,16 +178,17 @@ class System:
 
 def mend_enqueue(ctx: Context, bucket: str) -> None:
     from mend_core.job import JobSpec
-    from mend_core.jobstate.keys import Keys
+    from mend_core.jobstate.partitions import Partitions
     from mend_core.jobstate.store import JobStore
     from mend_core.operations.image_resize import ResizeParams
     from mend_core.redis_client import connect
+    from mend_core.settings import Settings
 
     async def submit() -> None:
         client = connect(ctx.redis.url)
         store = JobStore(
             client,
-            Keys(),
+            Partitions(Settings().partitions),
             retention_completed_seconds=86400,
             retention_failed_seconds=86400,
             worker_liveness_seconds=30,
@@ -213,7 +214,13 @@ def mend_enqueue(ctx: Context, bucket: str) -> None:
 
 
 def _mend_counter(ctx: Context, status: str) -> int:
-    return int(ctx.client.hget("mend:{jobs}:stats", f"image_resize:{status}") or 0)
+    from mend_core.jobstate.partitions import Partitions
+    from mend_core.settings import Settings
+
+    pipe = ctx.client.pipeline(transaction=False)
+    for keys in Partitions(Settings().partitions).keys:  # the partitions' counters, summed
+        pipe.hget(keys.stats, f"image_resize:{status}")
+    return sum(int(n or 0) for n in pipe.execute())
 
 
 def mend_start(ctx: Context) -> Process:

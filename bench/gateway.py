@@ -338,15 +338,16 @@ async def settle(pids: list[int]) -> None:
 
 async def updated_at(redis: Any, job_ids: list[str]) -> dict[tuple[str, int], int]:
     """(job id, version) -> updated_at ms, from each job's event log."""
-    from mend_core.jobstate.keys import Keys
+    from mend_core.jobstate.partitions import Partitions
+    from mend_core.settings import Settings
 
-    keys = Keys()
+    parts = Partitions(Settings().partitions)
     out: dict[tuple[str, int], int] = {}
     for start in range(0, len(job_ids), 200):
         chunk = job_ids[start : start + 200]
         pipe = redis.pipeline(transaction=False)
         for job_id in chunk:
-            pipe.xrange(keys.events(job_id))
+            pipe.xrange(parts.job_keys(job_id).events(job_id))
         for job_id, entries in zip(chunk, await pipe.execute(), strict=True):
             for entry_id, fields in entries:
                 out[(job_id, int(entry_id.partition("-")[2]))] = int(fields["updated_at"])
@@ -438,9 +439,10 @@ def summarise_sse(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def run_sse(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     from mend.v1 import jobs_pb2_grpc
-    from mend_core.jobstate.keys import Keys
+    from mend_core.jobstate.partitions import Partitions
     from mend_core.jobstate.queue import WorkQueue
     from mend_core.redis_client import connect
+    from mend_core.settings import Settings
 
     scenarios = sse_scenarios(args.streams, args.spread_rate, args.fanout_rate)
     sides: dict[str, list[watch.Child]] = {
@@ -448,9 +450,12 @@ async def run_sse(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         "grpc": [watch.Child("_watcher", str(stack.grpc_port), str(args.channels))
                  for _ in range(args.watchers)],
     }
-    floor = watch.Child("_subscriber", stack.redis.url, Keys().changes_channel)
+    parts = Partitions(Settings().partitions)
+    floor = watch.Child(
+        "_subscriber", stack.redis.url, " ".join(k.changes_channel for k in parts.keys)
+    )
     redis = connect(stack.redis.url)
-    queue = WorkQueue(redis, Keys(), lease_seconds=300, retention_completed_seconds=3600,
+    queue = WorkQueue(redis, parts, lease_seconds=300, retention_completed_seconds=3600,
                       retention_failed_seconds=3600)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{stack.grpc_port}")
     stub = jobs_pb2_grpc.JobServiceStub(channel)

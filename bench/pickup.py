@@ -44,7 +44,14 @@ TENANT = "bench"
 SMALL = ("bench", "small.jpg")
 LARGE = ("bench", "large.jpg")
 GOAL_P50_MS, GOAL_P99_MS, GOAL_RECOVERY_S = 5.0, 20.0, 15.0
-KEYS_PREFIX = "mend:{jobs}:"
+
+
+def _partitions() -> Any:
+    from mend_core.jobstate.partitions import Partitions
+    from mend_core.settings import Settings
+
+    return Partitions(Settings().partitions)
+
 
 
 def spec(source: tuple[str, str], dest_key: str, width: int, height: int) -> Any:
@@ -67,19 +74,21 @@ class Changes:
 
     def __init__(self, redis_url: str) -> None:
         from mend_core.redis_client import connect
+        from mend_server.feed import ShardedPubSub
 
         self.client = connect(redis_url)
-        self.pubsub = self.client.pubsub()
+        self.pubsub = ShardedPubSub(self.client.connection_pool)
         self.queue: asyncio.Queue[tuple[float, str, int]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.pubsub.subscribe(KEYS_PREFIX + "changes")
+        for keys in _partitions().keys:
+            await self.pubsub.ssubscribe(keys.changes_channel)
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         async for message in self.pubsub.listen():
-            if message["type"] == "message":
+            if message["type"] == "smessage":
                 job_id, _, version = message["data"].rpartition(":")
                 self.queue.put_nowait((time.perf_counter(), job_id, int(version)))
 
@@ -100,7 +109,9 @@ class Changes:
             if jid != job_id or version <= after_version:
                 continue
             entry = await self.client.xrange(
-                KEYS_PREFIX + "events:" + job_id, min=f"0-{version}", max=f"0-{version}"
+                _partitions().job_keys(job_id).events(job_id),
+                min=f"0-{version}",
+                max=f"0-{version}",
             )
             if entry and entry[0][1].get("status") == status:
                 return at, version
@@ -168,7 +179,7 @@ async def pickup(
         await asyncio.sleep(random.uniform(*idle_ms) / 1000)
         job_id, to_processing, to_completed = await run_job(store, changes, f"p/{i}.jpg")
         created, started = await redis.hmget(
-            KEYS_PREFIX + "job:" + job_id, ["created_at", "started_at"]
+            _partitions().job_keys(job_id).job(job_id), ["created_at", "started_at"]
         )
         client_ms.append(to_processing)
         total_ms.append(to_completed)
@@ -197,7 +208,7 @@ async def recovery_once(
     # Slow enough to be killed mid-job: full decode, Lanczos to 4000 wide, PNG encode.
     job_id = await submit(store, spec(LARGE, f"slow/{n}.png", 4000, 0))
     _, version = await changes.until(job_id, "processing", 20)
-    key = KEYS_PREFIX + "job:" + job_id
+    key = _partitions().job_keys(job_id).job(job_id)
     holder = await redis.hget(key, "worker")
     victim = workers.pop(holder)
     victim.popen.send_signal(signal.SIGKILL)
@@ -227,7 +238,7 @@ async def redis_time_ms(redis: Any) -> int:
 async def wait_idle(redis: Any, count: int, timeout: float = 30.0) -> None:
     """Until `count` workers have registered (their housekeeping runs at start-up)."""
     deadline = time.monotonic() + timeout
-    while await redis.zcard(KEYS_PREFIX + "workers") < count:
+    while await redis.zcard(_partitions().workers) < count:
         if time.monotonic() > deadline:
             raise RuntimeError(f"fewer than {count} workers registered")
         await asyncio.sleep(0.05)
@@ -237,14 +248,13 @@ async def wait_idle(redis: Any, count: int, timeout: float = 30.0) -> None:
 async def measure(
     args: argparse.Namespace, redis_server: RedisServer, root: Path
 ) -> dict[str, Any]:
-    from mend_core.jobstate.keys import Keys
     from mend_core.jobstate.store import JobStore
     from mend_core.redis_client import connect
 
     redis = connect(redis_server.url)
     store = JobStore(
         redis,
-        Keys(),
+        _partitions(),
         retention_completed_seconds=86400,
         retention_failed_seconds=86400,
         worker_liveness_seconds=30,
@@ -276,7 +286,7 @@ async def measure(
                 w = start_worker(redis_server.url, root)
                 processes.append(w)
                 workers[worker_id(w)] = w
-            await redis.delete(KEYS_PREFIX + "workers")  # forget the killed ones
+            await redis.delete(_partitions().workers)  # forget the killed ones
             await wait_idle(redis, 2)
             r = await recovery_once(store, changes, redis, workers, n)
             kills.append(r)

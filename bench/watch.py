@@ -150,21 +150,25 @@ async def watcher(port: int, channels: int) -> None:
         await ch.close()
 
 
-async def subscriber(redis_url: str, channel: str) -> None:
-    """Per round: "start" -> subscribes, says "ready"; "stop" -> says the samples."""
+async def subscriber(redis_url: str, channels: str) -> None:
+    """Per round: "start" -> subscribes (to the space-separated sharded channels), says
+    "ready"; "stop" -> says the samples."""
     from redis.asyncio import Redis
+
+    from mend_server.feed import ShardedPubSub
 
     redis = Redis.from_url(redis_url, decode_responses=True)
     stdin = await _stdin_lines()
     while await stdin.readline():
-        pubsub = redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(channel)
+        pubsub = ShardedPubSub(redis.connection_pool, ignore_subscribe_messages=True)
+        for channel in channels.split():
+            await pubsub.ssubscribe(channel)
         samples: list[list[Any]] = []
 
         async def listen(pubsub: Any = pubsub, samples: list[list[Any]] = samples) -> None:
             async for message in pubsub.listen():
                 recv_ns = time.time_ns()
-                if message["type"] == "message":
+                if message["type"] == "smessage":
                     job_id, _, version = message["data"].rpartition(":")
                     samples.append([job_id, int(version), recv_ns])
 
@@ -449,16 +453,18 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from mend.v1 import jobs_pb2_grpc
-    from mend_core.jobstate.keys import Keys
+    from mend_core.jobstate.partitions import Partitions
     from mend_core.jobstate.queue import WorkQueue
     from mend_core.redis_client import connect
+    from mend_core.settings import Settings
 
     redis_server = RedisServer()
     server, port = start_mend_server(redis_server.url, extra_env={"MEND_SERVER_PROCESSES": "1"})
     watchers = [Child("_watcher", str(port), str(args.channels)) for _ in range(args.watchers)]
-    floor = Child("_subscriber", redis_server.url, Keys().changes_channel)
+    parts = Partitions(Settings().partitions)
+    floor = Child("_subscriber", redis_server.url, " ".join(k.changes_channel for k in parts.keys))
     redis = connect(redis_server.url)
-    queue = WorkQueue(redis, Keys(), lease_seconds=300, retention_completed_seconds=3600,
+    queue = WorkQueue(redis, parts, lease_seconds=300, retention_completed_seconds=3600,
                       retention_failed_seconds=3600)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = jobs_pb2_grpc.JobServiceStub(channel)

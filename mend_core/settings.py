@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     tenant_submit_rate: float = Field(default=0.0, ge=0)
     tenant_submit_burst: int = Field(default=0, ge=0)
 
+    # Partitions of the keyspace (mend_core/jobstate/partitions.py): fixed when a
+    # deployment is created (stored in Redis; a process with another count refuses to start).
+    partitions: int = Field(default=12, ge=1, le=256)
+
     # Workers
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     lease_seconds: float = Field(default=10.0, gt=0)

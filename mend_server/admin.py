@@ -16,8 +16,8 @@ import sys
 
 import redis.exceptions
 
-from mend_core.jobstate.keys import Keys
-from mend_core.jobstate.webhook_queue import WebhookQueue
+from mend_core.jobstate.partitions import Partitions
+from mend_core.jobstate.webhook_queue import WebhookQueues
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
 
@@ -44,7 +44,11 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     client = connect(settings.redis_url, shared=False)
-    queue = WebhookQueue(client, Keys(), dead_retention_seconds=settings.retention_failed_seconds)
+    queue = WebhookQueues(
+        client,
+        Partitions(settings.partitions),
+        dead_retention_seconds=settings.retention_failed_seconds,
+    )
     try:
         if args.command == "list":
             rows = [letter.to_dict() for letter in await queue.dead_letters(args.limit)]

@@ -1,8 +1,13 @@
-"""ChangeFeed: one Redis pub/sub subscription per server process, shared by every watcher.
+"""ChangeFeed: one Redis pub/sub connection per server process, shared by every watcher.
 
-Workers publish "<job id>:<version>" after each change is recorded in the job's event
-log. The feed only wakes the watchers of that job; they then read the log, so a lost
-message (or a dropped subscription) can delay a watcher but never make it miss a state.
+The scripts publish "<job id>:<version>" on the job's partition's sharded channel
+(SPUBLISH `mend:{<tag>}:changes`) after each change is recorded in the job's event log. The
+feed subscribes (SSUBSCRIBE) to a partition's channel when the first watcher of one of its
+jobs arrives and unsubscribes when the last leaves; each confirmed subscription wakes that
+partition's watchers, which then read the logs, so a watcher registered before its
+partition's subscription was confirmed misses nothing. A message wakes only the watchers
+of its job; they then read the log, so a lost message (or a dropped subscription) can delay
+a watcher but never make it miss a state.
 Watchers of one job woken by the same change share one read of the log (Watch.shared),
 so a change reaching a thousand watchers costs one Redis read, not a thousand.
 """
@@ -17,7 +22,9 @@ from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
+from mend_core.jobstate.partitions import Partitions
 from mend_core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -118,11 +125,42 @@ def _relay(waiter: asyncio.Future[None], future: asyncio.Future[Any]) -> None:
         waiter.set_result(None)
 
 
+class ShardedPubSub(PubSub):
+    """redis-py's asyncio PubSub with sharded channels, which it lacks: subscribed again
+    when it reconnects by itself, like its plain channels."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shard_channels: set[str] = set()
+
+    @property
+    def subscribed(self) -> bool:
+        return bool(self.shard_channels) or super().subscribed
+
+    async def on_connect(self, connection: Any) -> None:
+        await super().on_connect(connection)
+        if self.shard_channels:
+            await self.execute_command("SSUBSCRIBE", *sorted(self.shard_channels))
+
+    async def ssubscribe(self, channel: str) -> None:
+        self.shard_channels.add(channel)
+        await self.execute_command("SSUBSCRIBE", channel)
+
+    async def sunsubscribe(self, channel: str) -> None:
+        self.shard_channels.discard(channel)
+        await self.execute_command("SUNSUBSCRIBE", channel)
+
+
 class ChangeFeed:
-    def __init__(self, redis: Redis, channel: str) -> None:
+    def __init__(self, redis: Redis, partitions: Partitions) -> None:
         self._redis = redis
-        self._channel = channel
+        self._parts = partitions
+        self._channels = {keys.changes_channel: p for p, keys in enumerate(partitions.keys)}
         self._jobs: dict[str, _Watched] = {}
+        # Watched jobs by partition: its channel is subscribed while it has any.
+        self._by_partition: dict[int, set[str]] = {}
+        self._pubsub: ShardedPubSub | None = None
+        self._changes: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -134,7 +172,7 @@ class ChangeFeed:
         # read times out can surface as a Redis TimeoutError, which the loop would retry.
         self._closed = True
         if self._task:
-            await cancel_and_wait(self._task)
+            await cancel_and_wait(self._task, *self._changes)
 
     @property
     def watcher_count(self) -> int:
@@ -144,6 +182,12 @@ class ChangeFeed:
     def watched_jobs(self) -> int:
         return len(self._jobs)
 
+    @property
+    def subscribed_partitions(self) -> set[int]:
+        """The partitions whose channel is subscribed (or being subscribed) now."""
+        pubsub = self._pubsub
+        return {self._channels[c] for c in pubsub.shard_channels} if pubsub else set()
+
     @contextlib.contextmanager
     def listen(self, job_id: str) -> Iterator[Watch]:
         """Registers a watcher of the job. Register before reading the job's state, clear
@@ -151,6 +195,7 @@ class ChangeFeed:
         watched = self._jobs.get(job_id)
         if watched is None:
             watched = self._jobs[job_id] = _Watched()
+            self._watch_partition(job_id, True)
         watch = Watch(watched)
         watched.watches.add(watch)
         try:
@@ -159,41 +204,78 @@ class ChangeFeed:
             watched.watches.discard(watch)
             if not watched.watches and self._jobs.get(job_id) is watched:
                 del self._jobs[job_id]
+                self._watch_partition(job_id, False)
+
+    def _watch_partition(self, job_id: str, watching: bool) -> None:
+        partition = self._parts.of_job(job_id)
+        jobs = self._by_partition.setdefault(partition, set())
+        before = bool(jobs)
+        (jobs.add if watching else jobs.discard)(job_id)
+        if bool(jobs) != before:
+            self._subscription(partition, bool(jobs))
+
+    def _subscription(self, partition: int, on: bool) -> None:
+        """(Un)subscribes the partition's channel. Sent at once, in order, by a task: the
+        reading loop never waits for it."""
+        pubsub = self._pubsub
+        # The loop subscribes to what is watched when it connects; partition 0's channel
+        # stays subscribed, so that the connection always has something to read.
+        if pubsub is None or (partition == 0 and not on):
+            return
+        channel = self._parts[partition].changes_channel
+        change = pubsub.ssubscribe(channel) if on else pubsub.sunsubscribe(channel)
+        task = asyncio.ensure_future(self._send(change))
+        self._changes.add(task)
+        task.add_done_callback(self._changes.discard)
+
+    @staticmethod
+    async def _send(change: Awaitable[None]) -> None:
+        try:
+            await change
+        except Exception as exc:  # the loop sees the lost connection and starts over
+            log.warning("change feed: cannot change a subscription: %s", exc)
 
     def _wake(self, job_id: str) -> None:
         watched = self._jobs.get(job_id)
         if watched is not None:
             watched.wake()
 
-    def _wake_all(self) -> None:
-        for watched in self._jobs.values():
-            watched.wake()
+    def _wake_partition(self, partition: int) -> None:
+        for job_id in self._by_partition.get(partition, ()):
+            self._wake(job_id)
 
     async def _run(self) -> None:
         while not self._closed:
-            pubsub = self._redis.pubsub()
+            pubsub = self._pubsub = ShardedPubSub(self._redis.connection_pool)
             try:
-                await pubsub.subscribe(self._channel)
+                # Something to read from at once, whether or not a job is watched yet.
+                await pubsub.ssubscribe(self._parts[0].changes_channel)
+                for partition, jobs in self._by_partition.items():
+                    if jobs and partition != 0:
+                        await pubsub.ssubscribe(self._parts[partition].changes_channel)
                 while True:
                     message = await pubsub.get_message(timeout=READ_TIMEOUT_SECONDS)
                     if message is None:
                         continue
-                    if message["type"] == "subscribe":
-                        # Redis confirmed the subscription (at start, or after redis-py
-                        # reconnected by itself): every later change reaches us, and those
-                        # made while we were not subscribed are in the logs, so every
-                        # watcher re-reads. Waking before the confirmation could miss one.
-                        self._wake_all()
-                    elif message["type"] == "message":
-                        data = message["data"]
-                        if isinstance(data, bytes):
-                            data = data.decode()
-                        self._wake(data.rpartition(":")[0])
+                    kind = message["type"]
+                    if kind == "ssubscribe":
+                        # Redis confirmed the subscription (when a watcher arrived, at
+                        # start, or after redis-py reconnected by itself): every later
+                        # change reaches us, and those made before are in the logs, so the
+                        # partition's watchers re-read. Waking before could miss one.
+                        self._wake_partition(self._channels[_text(message["channel"])])
+                    elif kind == "smessage":
+                        self._wake(_text(message["data"]).rpartition(":")[0])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection lost: resubscribe after a pause
                 log.warning("change feed lost its Redis subscription (%s); reconnecting", exc)
                 await asyncio.sleep(0.2)
             finally:
+                self._pubsub = None
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

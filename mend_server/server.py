@@ -10,15 +10,16 @@ import signal
 from typing import Any
 
 import grpc
+import redis.exceptions
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from mend.v1 import jobs_pb2
 from mend_client.rest_json import message_to_json
 from mend_core.job import Job
-from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.partitions import Partitions, PartitionsMismatch
 from mend_core.jobstate.store import JobStore, Quota
-from mend_core.jobstate.webhook_queue import WebhookQueue
+from mend_core.jobstate.webhook_queue import WebhookQueues
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
 from mend_core.tasks import cancel_and_wait
@@ -81,10 +82,10 @@ class MendServer:
         # Before anything else starts: a TLS file that is wrong stops the server at once.
         self.tls = server_tls(settings)
         self.redis = connect(settings.redis_url)
-        keys = Keys()
+        self.partitions = Partitions(settings.partitions)
         self.store = JobStore(
             self.redis,
-            keys,
+            self.partitions,
             retention_completed_seconds=settings.retention_completed_seconds,
             retention_failed_seconds=settings.retention_failed_seconds,
             worker_liveness_seconds=settings.lease_seconds * 3,
@@ -94,7 +95,7 @@ class MendServer:
                 submit_burst=settings.tenant_submit_burst,
             ),
         )
-        self.feed = ChangeFeed(self.redis, keys.changes_channel)
+        self.feed = ChangeFeed(self.redis, self.partitions)
         self.health = health.aio.HealthServicer()
         webhook_targets = WebhookTargets(
             allow_private=settings.webhook_allow_private,
@@ -148,9 +149,11 @@ class MendServer:
         )
         self.webhooks = WebhookDispatcher(
             self.store,
-            WebhookQueue(
-                self.redis, keys, dead_retention_seconds=settings.retention_failed_seconds
-            ),
+            WebhookQueues(
+                self.redis,
+                self.partitions,
+                dead_retention_seconds=settings.retention_failed_seconds,
+            ).queues,
             settings,
             render_job=rest_job_json,
             consumer=f"server-{os.getpid()}",
@@ -160,8 +163,10 @@ class MendServer:
         self.metrics_endpoint: MetricsEndpoint | None = None
         self._queue_gauges: QueueGauges | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._partitions_checked = False
 
     async def start(self) -> None:
+        await self._claim_partitions()
         await self.feed.start()
         await self.server.start()
         if self.settings.metrics_port is not None and not supervised():
@@ -183,8 +188,22 @@ class MendServer:
         self.metrics_endpoint = MetricsEndpoint(self.settings.metrics_host, port, self.registry)
         log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host, port)
 
+    async def _claim_partitions(self) -> None:
+        """A deployment keeps the partition count it was created with: checked at start,
+        or, when Redis cannot be reached then, once it can (serving nothing before)."""
+        try:
+            await self.partitions.claim(self.redis)
+            self._partitions_checked = True
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("cannot check the partition count in Redis yet: %s", exc)
+
     async def _report_health(self) -> None:
-        ok = await self.store.ping()
+        if not self._partitions_checked:
+            try:
+                await self._claim_partitions()
+            except PartitionsMismatch as exc:
+                log.error("%s", exc)
+        ok = self._partitions_checked and await self.store.ping()
         status = (
             health_pb2.HealthCheckResponse.SERVING
             if ok
@@ -221,7 +240,9 @@ class MendServer:
 def queue_gauges(settings: Settings) -> QueueGauges:
     """The cluster-wide queue figures, for whichever process serves the metrics."""
     return QueueGauges(
-        settings.redis_url, Keys(), worker_liveness_seconds=settings.lease_seconds * 3
+        settings.redis_url,
+        Partitions(settings.partitions),
+        worker_liveness_seconds=settings.lease_seconds * 3,
     )
 
 

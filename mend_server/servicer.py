@@ -28,7 +28,7 @@ from mend_core.errors import (
     Violation,
 )
 from mend_core.job import Batch, Job, JobSpec, JobStatus
-from mend_core.jobstate.store import JobStore, PurgeCursor, PurgeFilter, Submitted
+from mend_core.jobstate.store import JobStore, ListCursor, PurgeCursor, PurgeFilter, Submitted
 from mend_core.operations import OPERATIONS
 from mend_core.telemetry.metrics import JobMetrics
 from mend_core.telemetry.tracing import TRACING_OFF, Tracing
@@ -398,7 +398,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if request.page_token:
             try:
                 raw = page_tokens.decode(request.page_token)
-                cursor = PurgeCursor(tenant=str(raw["tenant"]), seq=int(raw["seq"]))
+                cursor = PurgeCursor(
+                    tenant=str(raw["tenant"]), seq=int(raw["seq"]), partition=int(raw["p"])
+                )
             # OverflowError: a forged seq of Infinity or 1e400 (json reads both as floats).
             except (ValueError, TypeError, KeyError, OverflowError):
                 bad.append(Violation("page_token", "is not a token from a previous call"))
@@ -422,7 +424,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         )
         token = ""
         if (c := purged.next_cursor) is not None:
-            token = page_tokens.encode({"tenant": c.tenant, "seq": c.seq})
+            token = page_tokens.encode({"tenant": c.tenant, "seq": c.seq, "p": c.partition})
         return pb.PurgeJobsResponse(
             deleted=len(purged.job_ids), next_page_token=token, job_ids=purged.job_ids
         )
@@ -440,9 +442,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         cursor = None
         if request.page_token:
             try:
-                cursor = page_tokens.decode(request.page_token)
-                if type(cursor) is not int:
-                    raise TypeError(cursor)
+                # [seq, partition] of the last job listed (store.ListCursor).
+                raw = page_tokens.decode(request.page_token)
+                if type(raw) is not list or [type(n) for n in raw] != [int, int] or min(raw) < 0:
+                    raise TypeError(raw)
+                cursor = ListCursor(seq=raw[0], partition=raw[1])
             except (ValueError, TypeError):
                 bad.append(Violation("page_token", "is not a token from a previous page"))
         if bad:
@@ -459,7 +463,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         )
         token = ""
         if page.next_cursor is not None:
-            token = page_tokens.encode(page.next_cursor)
+            token = page_tokens.encode([page.next_cursor.seq, page.next_cursor.partition])
         return pb.ListJobsResponse(
             jobs=[convert.job_to_pb(j) for j in page.jobs], next_page_token=token
         )

@@ -25,7 +25,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -96,7 +96,7 @@ class WebhookDispatcher:
     def __init__(
         self,
         store: JobStore,
-        queue: WebhookQueue,
+        queues: Sequence[WebhookQueue],
         settings: Settings,
         render_job: JobRenderer,
         consumer: str,
@@ -104,7 +104,9 @@ class WebhookDispatcher:
         metrics: JobMetrics | None = None,
     ) -> None:
         self._store = store
-        self._queue = queue
+        # One per partition (mend_core.jobstate.partitions), each read by its own loop: a
+        # blocking read names one stream, so one slot of a cluster.
+        self._queues = list(queues)
         self._render_job = render_job
         self._consumer = consumer
         self._targets = targets
@@ -126,29 +128,34 @@ class WebhookDispatcher:
         )
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._inflight: set[asyncio.Task[None]] = set()
-        self._retry_scheduled = asyncio.Event()
+        self._retry_scheduled = [asyncio.Event() for _ in self._queues]
         self._closed = False
 
     async def run(self) -> None:
-        await asyncio.gather(self._forever(self._read_once), self._forever(self._promote_once))
+        await asyncio.gather(
+            *(self._forever(self._read_once, queue) for queue in self._queues),
+            *(self._forever(self._promote_once, queue) for queue in self._queues),
+        )
 
-    async def _forever(self, step: Callable[[], Awaitable[None]]) -> None:
+    async def _forever(
+        self, step: Callable[[WebhookQueue], Awaitable[None]], queue: WebhookQueue
+    ) -> None:
         # The consumer group is created on the first NOGROUP answer, so a Redis that is
         # down at start only delays deliveries.
         while not self._closed:
             try:
-                await step()
+                await step(queue)
             except asyncio.CancelledError:
                 raise
             except redis.exceptions.RedisError as exc:
                 if "NOGROUP" in str(exc):  # no stream yet, or it was deleted (FLUSHALL)
-                    await self._queue.create_group()
+                    await queue.create_group()
                     continue
                 log.warning("webhook dispatcher: %s; retrying", exc)
                 await asyncio.sleep(1)
 
-    async def _read_once(self) -> None:
-        deliveries = await self._queue.take(
+    async def _read_once(self, queue: WebhookQueue) -> None:
+        deliveries = await queue.take(
             self._consumer, CONCURRENCY, block_ms=5000, claim_idle_ms=self._claim_idle_ms
         )
         for delivery in deliveries:
@@ -160,15 +167,16 @@ class WebhookDispatcher:
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
 
-    async def _promote_once(self) -> None:
-        moved, next_due = await self._queue.promote(PROMOTE_BATCH)
+    async def _promote_once(self, queue: WebhookQueue) -> None:
+        moved, next_due = await queue.promote(PROMOTE_BATCH)
         if moved == PROMOTE_BATCH:
             return  # more may be due already
         wait = PROMOTE_POLL_SECONDS if next_due is None else min(next_due, PROMOTE_POLL_SECONDS)
-        self._retry_scheduled.clear()
+        scheduled = self._retry_scheduled[queue.partition]
+        scheduled.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
-                await self._retry_scheduled.wait()
+                await scheduled.wait()
 
     async def _handle(self, delivery: Delivery) -> None:
         try:
@@ -180,7 +188,8 @@ class WebhookDispatcher:
         except Exception as exc:  # a bug must not lose the delivery: keep it for replay
             log.exception("webhook %s to %s failed", delivery.event, delivery.url)
             with contextlib.suppress(redis.exceptions.RedisError):
-                await self._queue.bury(delivery, f"internal error: {exc!r}", None)
+                queue = self._queues[delivery.partition]
+                await queue.bury(delivery, f"internal error: {exc!r}", None)
         finally:
             self._slots.release()
 
@@ -201,7 +210,7 @@ class WebhookDispatcher:
             await self._bury(delivery, f"refused: {exc}", body)
             return
         if problem is None:
-            await self._queue.delivered(delivery)
+            await self._queues[delivery.partition].delivered(delivery)
             self._deliveries.labels("delivered").inc()
             return
         log.info(
@@ -214,9 +223,9 @@ class WebhookDispatcher:
         )
         if delivery.attempt <= len(self._retry_seconds):
             delay = self._retry_seconds[delivery.attempt - 1]
-            await self._queue.retry_later(delivery, delay, body)
+            await self._queues[delivery.partition].retry_later(delivery, delay, body)
             self._deliveries.labels("retry").inc()
-            self._retry_scheduled.set()
+            self._retry_scheduled[delivery.partition].set()
         else:
             await self._bury(delivery, f"{delivery.attempt} attempts failed; last: {problem}", body)
 
@@ -238,7 +247,7 @@ class WebhookDispatcher:
         return None if response.is_success else f"HTTP {response.status_code}"
 
     async def _bury(self, delivery: Delivery, error: str, body: str | None) -> None:
-        dead = await self._queue.bury(delivery, error, body)
+        dead = await self._queues[delivery.partition].bury(delivery, error, body)
         self._deliveries.labels("dead").inc()
         log.warning(
             "webhook %s %s to %s dead-lettered as %s: %s",

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import uvloop
+from redis import exceptions as redis_errors
 
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.logs import configure_logging
@@ -38,6 +39,14 @@ def self_command() -> list[str]:
 async def run_worker(settings: Settings) -> None:
     redis = connect(settings.redis_url, shared=False)
     queue = WorkQueue.from_settings(redis, settings)
+    # A deployment keeps the partition count it was created with (checked once Redis answers).
+    while True:
+        try:
+            await queue.partitions.claim(redis)
+            break
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            logging.getLogger(__name__).warning("redis unavailable (%s); retrying in 1s", exc)
+            await asyncio.sleep(1)
     metrics = JobMetrics()
     endpoint = None
     if settings.worker_metrics_port is not None and not supervised():

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
 
 from mend.v1 import jobs_pb2_grpc
-from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
@@ -26,6 +27,12 @@ OTHER_KEY = "other-key"
 AUTH = (("x-api-key", API_KEY),)
 OTHER_AUTH = (("x-api-key", OTHER_KEY),)
 SOURCE_KEY = "in/photo.jpg"
+# The partitions the fixtures' servers and workers use: the tests that look at Redis keys
+# or at the order of one queue assume one (today's `mend:{jobs}:` keys); the suites run
+# with more too (MEND_TEST_PARTITIONS=12), and tests/test_partitions.py always does.
+PARTITIONS = int(os.environ.get("MEND_TEST_PARTITIONS", "1"))
+# The workers, servers and tools the tests start inherit it.
+os.environ["MEND_PARTITIONS"] = str(PARTITIONS)
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +56,7 @@ def make_settings(redis_url: str, **overrides: object) -> Settings:
         "grpc_port": free_port(),
         "api_keys": f"acme={API_KEY},globex={OTHER_KEY}",
         "shutdown_grace_seconds_server": 1.0,
+        "partitions": PARTITIONS,
     }
     if "api_keys" not in overrides:
         values["tenant_buckets"] = "acme=*,globex=*"  # two tenants: grants, or no bucket
@@ -99,7 +107,7 @@ async def work(redis_server: RedisServer) -> AsyncIterator[WorkQueue]:
     redis = connect(redis_server.url, shared=False)
     yield WorkQueue(
         redis,
-        Keys(),
+        Partitions(PARTITIONS),
         lease_seconds=60,
         retention_completed_seconds=3600,
         retention_failed_seconds=3600,

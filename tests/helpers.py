@@ -10,9 +10,11 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from mend.v1 import jobs_pb2 as pb
+from mend_core.jobstate.partitions import Partitions
+from tests.conftest import PARTITIONS
 
 # The queue of tenant acme (tests.conftest.AUTH's tenant); TURNS_KEY has one entry per
-# queued job of every tenant.
+# queued job of every tenant. Both with one partition (tests.conftest.PARTITIONS).
 QUEUE_KEY = "mend:{jobs}:queue:acme"
 TURNS_KEY = "mend:{jobs}:turns"
 # A webhook target on a public address literal: accepted at submit without a DNS lookup
@@ -21,7 +23,8 @@ PUBLIC_WEBHOOK_URL = "https://8.8.8.8/hook"
 
 
 def job_key(job_id: str) -> str:
-    return f"mend:{{jobs}}:job:{job_id}"
+    """The hash of a job, in its partition (the fixtures' partition count)."""
+    return Partitions(PARTITIONS).job_keys(job_id).job(job_id)
 
 
 def resize_params(**overrides: Any) -> pb.ImageResizeParameters:

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from mend_core.job import JobStatus
-from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.jobstate.store import JobStore
 from mend_core.redis_client import connect
@@ -25,8 +25,8 @@ async def parts(
     redis = connect(redis_server.url, shared=False)
     retention = {"retention_completed_seconds": 3600, "retention_failed_seconds": 3600}
     yield (
-        JobStore(redis, Keys(), worker_liveness_seconds=30, **retention),
-        WorkQueue(redis, Keys(), lease_seconds=30, **retention),
+        JobStore(redis, Partitions(1), worker_liveness_seconds=30, **retention),
+        WorkQueue(redis, Partitions(1), lease_seconds=30, **retention),
     )
     await redis.aclose()
 

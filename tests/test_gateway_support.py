@@ -16,14 +16,14 @@ import httpx
 import uvicorn
 from redis.asyncio import Redis
 
-from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.results import ImageMetadata, JobResult
 from mend_core.settings import Settings
 from mend_devkit.ports import free_port
 from mend_server.gateway import Gateway
 from mend_server.server import MendServer
-from tests.conftest import make_settings
+from tests.conftest import PARTITIONS, make_settings
 
 SEED_BODY = {
     "source_bucket": "my-bucket",
@@ -90,7 +90,7 @@ class Worker:
         self.redis = Redis.from_url(redis_url, decode_responses=True)
         self.queue = WorkQueue(
             self.redis,
-            Keys(),
+            Partitions(PARTITIONS),
             lease_seconds=30,
             retention_completed_seconds=3600,
             retention_failed_seconds=3600,

@@ -15,6 +15,7 @@ import pytest
 import mend_core.jobstate
 from mend_core.job import Batch, JobStatus
 from mend_core.jobstate.keys import KEYS, Keys
+from mend_core.jobstate.partitions import GLOBAL_KEYS, GLOBAL_PREFIX, Partitions
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.jobstate.scripts import TRANSITIONS
 from mend_core.jobstate.store import BatchCounts, JobStore, PurgeFilter, Quota
@@ -35,7 +36,7 @@ class Parts:
         keys = Keys()
         self.store = JobStore(
             self.redis,
-            keys,
+            Partitions(1),
             retention_completed_seconds=3600,
             retention_failed_seconds=3600,
             worker_liveness_seconds=30,
@@ -43,7 +44,7 @@ class Parts:
         )
         self.queue = WorkQueue(
             self.redis,
-            keys,
+            Partitions(1),
             lease_seconds=30,
             retention_completed_seconds=3600,
             retention_failed_seconds=3600,
@@ -135,7 +136,13 @@ async def test_every_key_written_is_in_the_key_table(parts: Parts, redis_client)
     patterns = {
         name: re.compile(re.escape(prefix) + _pattern(template))
         for name, (template, kind, _) in KEYS.items()
-        if kind != "pub/sub channel"
+        if kind != "sharded channel"
+    }
+    # With one partition, the keys outside partitions share its prefix.
+    patterns |= {
+        name: re.compile(re.escape(GLOBAL_PREFIX) + _pattern(key))
+        for name, (key, _, _) in GLOBAL_KEYS.items()
+        if name != "partitions"  # written by the processes at start, not by these calls
     }
     unnamed = sorted(k for k in written if not any(p.fullmatch(k) for p in patterns.values()))
     assert unnamed == []
@@ -174,4 +181,5 @@ def test_the_readme_lists_the_key_table() -> None:
     rows = re.findall(r"^\| `([^`]+)` \| ([^|]+) \|", section, re.MULTILINE)
     listed = {key: kind.strip() for key, kind in rows}
     table = {re.sub(r"\{(\w+)\}", r"<\1>", t): kind for t, kind, _ in KEYS.values()}
+    table |= {key: kind for key, kind, _ in GLOBAL_KEYS.values()}
     assert listed == table

@@ -26,6 +26,7 @@ import pytest
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.results import ImageMetadata, JobResult
@@ -33,7 +34,7 @@ from mend_core.settings import Settings
 from mend_core.validation import JobDraft, Limits, validate
 from mend_devkit.redis_server import env_for
 from mend_server.server import MendServer
-from tests.conftest import API_KEY, AUTH, make_settings
+from tests.conftest import API_KEY, AUTH, PARTITIONS, make_settings
 from tests.helpers import (
     PUBLIC_WEBHOOK_URL,
     is_uuid4,
@@ -121,7 +122,7 @@ async def hooked_stub(hooked_server) -> AsyncIterator[jobs_pb2_grpc.JobServiceSt
 def work_queue(server: MendServer) -> WorkQueue:
     return WorkQueue(
         server.redis,
-        Keys(),
+        Partitions(PARTITIONS),
         lease_seconds=10,
         retention_completed_seconds=3600,
         retention_failed_seconds=3600,

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mend_core.job import JobSpec, JobStatus
-from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.jobstate.store import JobStore
 from mend_core.operations.image_resize import ResizeParams
@@ -34,14 +34,14 @@ async def stores(
     yield (
         JobStore(
             redis,
-            Keys(),
+            Partitions(1),
             retention_completed_seconds=3600,
             retention_failed_seconds=3600,
             worker_liveness_seconds=30,
         ),
         WorkQueue(
             redis,
-            Keys(),
+            Partitions(1),
             lease_seconds=30,
             retention_completed_seconds=3600,
             retention_failed_seconds=3600,
@@ -66,15 +66,16 @@ async def test_completion_leases_the_next_job_in_order(stores, redis_client) -> 
 
 
 async def test_claims_spend_wake_up_tokens(stores, redis_client) -> None:
-    # Jobs claimed without blocking must not leave a token each behind: idle workers
-    # would later wake once per token for nothing.
+    # Jobs claimed without blocking must not leave a token each behind once the worker is
+    # idle: idle workers would later wake once per token for nothing.
     store, queue = stores
     await store.submit("t", [SPEC] * 5)
-    assert redis_client.llen(Keys().wake) == 5
+    assert redis_client.llen(Partitions(1).wake) == 5
     lease = await queue.claim("w1")
     while lease is not None:
         _, lease = await queue.complete_and_claim(lease, RESULT, "w1")
-    assert redis_client.llen(Keys().wake) == 0
+    assert await queue.claim("w1") is None
+    assert redis_client.llen(Partitions(1).wake) == 0
 
 
 async def test_a_zombie_completion_leases_nothing(stores) -> None:
@@ -103,7 +104,7 @@ async def test_a_completed_job_is_kept_compact_and_reads_back_the_same(
     result = JobResult("file:///bucket/a-long-output-key-of-fifty-odd-characters.jpg", 10, 0.25,
                        ImageMetadata(8, 6, "JPEG"), details)
     assert await queue.complete(lease, result)
-    key = Keys().job(submitted.job_id)
+    key = Partitions(1).job_keys(submitted.job_id).job(submitted.job_id)
     assert redis_client.object("encoding", key) == "listpack"
     assert not {"result", "progress_percent", "progress_message"} & set(redis_client.hkeys(key))
     job = await store.get("t", submitted.job_id)

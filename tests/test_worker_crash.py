@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mend.v1 import jobs_pb2 as pb
 from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.results import ImageMetadata, JobResult
@@ -103,14 +104,14 @@ async def test_worker_that_lost_its_lease_cannot_change_the_job(
         # Worker A's lease is short; worker B's outlives the test.
         queue_a = WorkQueue(
             redis,
-            keys,
+            Partitions(1),
             lease_seconds=0.2,
             retention_completed_seconds=3600,
             retention_failed_seconds=3600,
         )
         queue_b = WorkQueue(
             redis,
-            keys,
+            Partitions(1),
             lease_seconds=60,
             retention_completed_seconds=3600,
             retention_failed_seconds=3600,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.partitions import Partitions
 
 THROUGHPUT_MINUTES = 15
 # More jobs in flight than this are not looked at (a worker runs one job at a time).
@@ -39,9 +39,10 @@ class Activity:
 
 
 async def read(
-    redis: Redis, keys: Keys, *, now_ms: int, liveness_ms: int, tenant: str | None
+    redis: Redis, parts: Partitions, *, now_ms: int, liveness_ms: int, tenant: str | None
 ) -> Activity:
-    """Two round trips: the workers that registered within liveness_ms, by id, with the job
+    """Two round trips (pipelines over the partitions, whose counts are summed): the
+    workers that registered within liveness_ms, by id, with the job
     each runs, and the completed and failed jobs per minute for the last THROUGHPUT_MINUTES
     minutes, oldest first, the current minute last. Only `tenant`'s jobs and counts are
     shown (None: every tenant's)."""
@@ -51,14 +52,24 @@ async def read(
     if tenant is not None:
         fields = [f"{name}:{tenant}" for name in fields]
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.zrangebyscore(keys.workers, now_ms - liveness_ms, "+inf")
-        pipe.zrange(keys.inflight, 0, _MAX_INFLIGHT - 1)
-        for minute in minutes:
-            pipe.hmget(keys.throughput(minute), fields)
-        workers, inflight, *counts = await pipe.execute()
+        pipe.zrangebyscore(parts.workers, now_ms - liveness_ms, "+inf")
+        for keys in parts.keys:
+            pipe.zrange(keys.inflight, 0, _MAX_INFLIGHT - 1)
+            for minute in minutes:
+                pipe.hmget(keys.throughput(minute), fields)
+        workers, *rest = await pipe.execute()
+    step = 1 + len(minutes)
+    inflight = [job_id for i in range(0, len(rest), step) for job_id in rest[i]]
+    counts = [
+        [sum(int(rest[i + 1 + m][f] or 0) for i in range(0, len(rest), step)) for f in (0, 1)]
+        for m in range(len(minutes))
+    ]
     async with redis.pipeline(transaction=False) as pipe:
         for job_id in inflight:
-            pipe.hmget(keys.job(job_id), ["worker", "type", "started_at", "tenant", "status"])
+            pipe.hmget(
+                parts.job_keys(job_id).job(job_id),
+                ["worker", "type", "started_at", "tenant", "status"],
+            )
         rows = await pipe.execute()
     running: dict[str, WorkerActivity] = {}
     for job_id, (worker, job_type, started, owner, status) in zip(inflight, rows, strict=True):
@@ -72,7 +83,7 @@ async def read(
     return Activity(
         [running.get(w, WorkerActivity(w)) for w in sorted(workers)],
         [
-            MinuteCount(minute * 60_000, int(done or 0), int(failed or 0))
+            MinuteCount(minute * 60_000, done, failed)
             for minute, (done, failed) in zip(minutes, counts, strict=True)
         ],
     )

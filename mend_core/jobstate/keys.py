@@ -1,10 +1,12 @@
-"""Redis key names: the one table of them. `Keys` builds them for Python, and `lua_prelude()`
-declares the same names for the Lua scripts, so a key's name is written only here.
+"""Redis key names of one partition: the one table of them. `Keys` builds them for Python,
+and `lua_prelude()` declares the same names for the Lua scripts, so a key's name is written
+only here.
 
-Every key starts with `mend:{jobs}:`: the `{jobs}` hash tag keeps all keys that one script
-touches in one Redis Cluster slot (as Asynq does with its queue name), so the same scripts
-run unchanged on a cluster. The job the docs call `mend:job:{id}` is the hash
-`mend:{jobs}:job:<id>`."""
+Every key of a partition starts with its prefix `mend:{<tag>}:` (partitions.py chooses the
+tags): the hash tag keeps all keys that one script touches in one Redis Cluster slot (as
+Asynq does with its queue name), so the same scripts run unchanged on a cluster. The job the
+docs call `mend:job:{id}` is the hash `mend:{<tag>}:job:<id>` of the job's partition. Keys
+outside the partitions (workers, wake lists) are in partitions.GLOBAL_KEYS."""
 
 from __future__ import annotations
 
@@ -22,11 +24,10 @@ KEYS: dict[str, tuple[str, str, str]] = {
     "turns": ("turns", "zset", "claim order: `<round>:<turn>:<tenant>` per queued job, by turn"),
     "fair": ("fair", "hash", "tenant with queued jobs -> `<round> <turn of its first job>`"),
     "clock": ("clock", "string", "the turn of the job claimed last"),
+    "rounds": ("rounds", "string", "the round a tenant joining the turns got last"),
     "scheduled": ("scheduled", "zset", "pending jobs waiting for a retry or run_at, by due ms"),
     "inflight": ("inflight", "zset", "processing job ids by lease deadline (ms)"),
-    "wake": ("wake", "list", "one token per enqueue; idle workers BLPOP it"),
-    "schedule_wake": ("schedule:wake", "list", "a token per scheduled job; housekeeping BLPOPs it"),
-    "seq": ("seq", "string", "the arrival sequence"),
+    "seq": ("seq", "string", "the partition's arrival sequence (ms since 2025 x 128, or more)"),
     "request": ("request:{tenant}:{request_id}", "string", "idempotency: job id, fingerprint"),
     "index": ("tenant:{tenant}:{name}", "zset", "ListJobs: all, status:<s>, type:<t>, by seq"),
     "tenant_stats": (
@@ -35,9 +36,8 @@ KEYS: dict[str, tuple[str, str, str]] = {
         "`<type>:<status>` counts, `scheduled`, `next_turn`",
     ),
     "submit_rate": ("tenant:{tenant}:rate", "hash", "submit rate bucket: `tokens`, `at` (ms)"),
-    "tenants": ("tenants", "set", "every tenant that submitted a job"),
+    "tenants": ("tenants", "set", "every tenant that submitted a job to the partition"),
     "stats": ("stats", "hash", "`<type>:<status>` counts, `<type>:avg_ms` (job slot time)"),
-    "workers": ("workers", "zset", "worker ids by last registration (ms)"),
     "throughput": (
         "throughput:{minute}",
         "hash",
@@ -45,7 +45,7 @@ KEYS: dict[str, tuple[str, str, str]] = {
     ),
     "batch": ("batch:{tenant}:{batch_id}", "hash", "a batch: total, remaining, counts"),
     "batch_jobs": ("batch:{tenant}:{batch_id}:jobs", "zset", "the batch's job ids, by seq"),
-    "changes": ("changes", "pub/sub channel", "`<id>:<version>` after each change"),
+    "changes": ("changes", "sharded channel", "`<id>:<version>` after each change (SPUBLISH)"),
     "webhooks": ("webhooks", "stream", "webhook deliveries to make now"),
     "webhook_retries": ("webhooks:retry", "zset", "deliveries waiting to retry, by due ms"),
     "dead_webhooks": ("webhooks:dead", "stream", "deliveries that failed for good"),
@@ -116,16 +116,8 @@ class Keys:
         return self._key("scheduled")
 
     @cached_property
-    def schedule_wake(self) -> str:
-        return self._key("schedule_wake")
-
-    @cached_property
     def inflight(self) -> str:
         return self._key("inflight")
-
-    @cached_property
-    def wake(self) -> str:
-        return self._key("wake")
 
     @cached_property
     def seq(self) -> str:
@@ -134,10 +126,6 @@ class Keys:
     @cached_property
     def stats(self) -> str:
         return self._key("stats")
-
-    @cached_property
-    def workers(self) -> str:
-        return self._key("workers")
 
     @cached_property
     def changes_channel(self) -> str:

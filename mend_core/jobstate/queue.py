@@ -1,10 +1,21 @@
 """WorkQueue: the worker's side of the job store. Claims jobs under a lease, keeps the
 lease alive, and makes each transition with a Lua script that first checks the caller
-still holds the lease (its fence token), so a worker that lost a job cannot touch it."""
+still holds the lease (its fence token), so a worker that lost a job cannot touch it.
+
+Across partitions (partitions.py): a worker claims from the partitions in turn, staying
+with one for at most STAY claims in a row while it has jobs, so that none starves when
+another is flooded. What it knows of each partition's queue (the count of queued jobs)
+comes from its claims' replies and from a scan of every partition (one pipelined round
+trip), made when it knows of no job and every SCAN_EVERY claims otherwise (pipelined with
+a completion, so it costs no round trip). An idle worker blocks on the one global wake
+list (a token naming the partition per queued job), then claims from that partition
+first: pickup within a round trip, no polling. Priority and fair turns order each
+partition's queue; across partitions, the turns decide."""
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +24,8 @@ from redis.asyncio import Redis
 
 from mend_core.job import Job, JobResult
 from mend_core.jobstate.encoding import job_from_fields, pairs, result_fields
-from mend_core.jobstate.keys import Keys
-from mend_core.jobstate.scripts import Scripts
+from mend_core.jobstate.partitions import Partitions
+from mend_core.jobstate.scripts import Scripts, pipelined
 from mend_core.settings import Settings
 
 
@@ -44,49 +55,135 @@ def _lease(flat: list[str] | None) -> Lease | None:
     return Lease(job=job, fence=job.fence)
 
 
+# Claims in a row from one partition while it has jobs, at most.
+STAY = 4
+
+
+class _Rotation:
+    """Which partition a worker claims from next: in turn, among those it knows to have
+    queued jobs."""
+
+    def __init__(self, count: int) -> None:
+        self.queued = [0] * count
+        self.current = random.randrange(count)
+        self.stayed = 0
+        self.since_scan = -1  # -1: never scanned
+
+    def pick(self) -> int | None:
+        count = len(self.queued)
+        if self.stayed < STAY and self.queued[self.current] > 0:
+            self.stayed += 1
+            return self.current
+        for step in range(1, count + 1):
+            p = (self.current + step) % count
+            if self.queued[p] > 0:
+                self.current, self.stayed = p, 1
+                return p
+        return None
+
+    def claimed(self, partition: int, left: int) -> None:
+        self.queued[partition] = left
+        if self.since_scan >= 0:
+            self.since_scan += 1
+
+    def scanned(self, queued: list[int]) -> None:
+        self.queued = queued
+        self.since_scan = 0
+
+    def scan_due(self) -> bool:
+        return not 0 <= self.since_scan < 2 * len(self.queued)
+
+
 class WorkQueue:
     def __init__(
         self,
         redis: Redis,
-        keys: Keys,
+        partitions: Partitions,
         *,
         lease_seconds: float,
         retention_completed_seconds: int,
         retention_failed_seconds: int,
     ) -> None:
         self._redis = redis
-        self._keys = keys
-        self._scripts = Scripts(redis, keys)
+        self._parts = partitions
+        self._scripts = [Scripts(redis, keys) for keys in partitions.keys]
         self._lease_ms = int(lease_seconds * 1000)
         self._completed_ttl_ms = retention_completed_seconds * 1000
         self._failed_ttl_ms = retention_failed_seconds * 1000
+        self._turns = _Rotation(partitions.count)
+        self._woken_for: int | None = None  # the partition the last wake token named
 
     @classmethod
     def from_settings(cls, redis: Redis, settings: Settings) -> WorkQueue:
         """The queue as every worker process (and the worker health probe) uses it."""
         return cls(
             redis,
-            Keys(),
+            Partitions(settings.partitions),
             lease_seconds=settings.lease_seconds,
             retention_completed_seconds=settings.retention_completed_seconds,
             retention_failed_seconds=settings.retention_failed_seconds,
         )
 
+    @property
+    def partitions(self) -> Partitions:
+        return self._parts
+
     async def claim(self, worker_id: str) -> Lease | None:
-        """Leases the first pending job (highest priority, then oldest), or None."""
-        return _lease(await self._scripts("claim", worker_id, self._lease_ms))
+        """Leases the first pending job (highest priority, then oldest) of a partition:
+        the one the last wake token named, else the next in turn with jobs queued; None
+        when every partition's queue is empty."""
+        woken_for, self._woken_for = self._woken_for, None
+        if woken_for is not None and (lease := await self._claim_in(woken_for, worker_id)):
+            return lease
+        cleared = False
+        for _ in range(2 * self._parts.count + 2):  # bounded, whatever others claim meanwhile
+            partition = self._turns.pick()
+            if partition is None:
+                await self._scan()
+                partition = self._turns.pick()
+            if partition is None and not cleared:
+                # Idle from here on. The tokens left in the wake list name jobs that are
+                # claimed already: drop them, or idle workers would wake for each in vain;
+                # then look again, so no job queued before the drop goes unseen, and give
+                # the jobs seen their tokens back.
+                cleared = True
+                await self._redis.delete(self._parts.wake)
+                await self._scan()
+                for p, queued in enumerate(self._turns.queued):
+                    await self._parts.wake_workers(self._redis, p, queued)
+                partition = self._turns.pick()
+            if partition is None:
+                return None
+            if lease := await self._claim_in(partition, worker_id):
+                return lease
+        return None
+
+    async def _claim_in(self, partition: int, worker_id: str) -> Lease | None:
+        fields, left = await self._scripts[partition]("claim", worker_id, self._lease_ms)
+        self._turns.claimed(partition, int(left))
+        return _lease(fields)
+
+    def _scan_commands(self) -> list[tuple[str, str]]:
+        return [("ZCARD", keys.turns) for keys in self._parts.keys]
+
+    async def _scan(self) -> None:
+        counts = await pipelined(self._redis, self._scan_commands())
+        self._turns.scanned([int(n) for n in counts])
 
     async def wait_for_work(self, block_seconds: float) -> None:
         """Blocks until a job may have been enqueued (or block_seconds elapse): idle workers
-        sleep in Redis, not in a polling loop."""
-        await self._redis.blpop([self._keys.wake], timeout=block_seconds)  # type: ignore[misc]
+        sleep in Redis, not in a polling loop. The token names the partition to claim from
+        first."""
+        woken = await self._redis.blpop([self._parts.wake], timeout=block_seconds)  # type: ignore[misc]
+        if woken is not None:
+            self._woken_for = int(woken[1]) % self._parts.count
 
     async def wait_for_schedule(self, block_seconds: float) -> bool:
         """Blocks until a job was scheduled (or block_seconds elapse); True when one was.
         Housekeeping then reaps again, which learns the earliest due time of every job
         scheduled so far: the tokens left are spent with this one (a worker starting after
         a burst of delayed submits wakes once, not once per job)."""
-        key = self._keys.schedule_wake
+        key = self._parts.schedule_wake
         woken = await self._redis.blpop([key], timeout=block_seconds)  # type: ignore[misc]
         if woken is None:
             return False
@@ -113,45 +210,88 @@ class WorkQueue:
     async def complete_and_claim(
         self, lease: Lease, result: JobResult, worker_id: str
     ) -> tuple[bool, Lease | None]:
-        """Completes the job and leases the next one in the same round trip."""
-        out = await self._call(
-            "complete",
-            lease,
-            json.dumps(result_fields(result)),
-            result.duration,
-            self._completed_ttl_ms,
-            worker_id,
-            self._lease_ms,
-        )
-        return out[0] == 1, _lease(out[1]) if len(out) > 1 else None
+        """Completes the job and leases the next one in the same round trip: from the
+        job's partition in the same script, or, when the turn is another's, by a second
+        script in the same pipeline."""
+        partition = self._parts.of_job(lease.job_id)
+        scripts = self._scripts[partition]
+        following = self._turns.pick()
+        args = (lease.job_id, lease.fence, json.dumps(result_fields(result)), result.duration)
+        commands: list[tuple[Any, ...]] = []
+        needed = [(scripts, "complete")]
+        if following is None or following == partition:
+            following = partition
+            commands.append(
+                scripts.command(
+                    "complete", *args, self._completed_ttl_ms, worker_id, self._lease_ms
+                )
+            )
+        else:
+            other = self._scripts[following]
+            commands.append(scripts.command("complete", *args, self._completed_ttl_ms))
+            commands.append(other.command("claim", worker_id, self._lease_ms))
+            needed.append((other, "claim"))
+        scan = self._turns.scan_due()
+        if scan:
+            commands += self._scan_commands()
+        out = await pipelined(self._redis, commands, needed)
+        if len(commands) > 1 and commands[1][0] == "EVALSHA":
+            done, (fields, left), rest = out[0], out[1], out[2:]
+        else:
+            done, rest = out[0], out[1:]
+            fields, left = (done[1], done[2]) if len(done) > 1 else ([], 0)
+        self._turns.claimed(following, int(left))
+        if scan:
+            self._turns.scanned([int(n) for n in rest])
+        return done[0] == 1, _lease(fields)
 
     async def fail(self, lease: Lease, error: str) -> bool:
         return bool(await self._call("fail", lease, error, self._failed_ttl_ms))
 
     async def retry(self, lease: Lease, error: str, delay_seconds: float) -> bool:
-        return bool(await self._call("retry", lease, error, int(delay_seconds * 1000)))
+        done = bool(await self._call("retry", lease, error, int(delay_seconds * 1000)))
+        if done:
+            partition = self._parts.of_job(lease.job_id)
+            await self._parts.wake_workers(self._redis, partition, 0, scheduled=True)
+        return done
 
     async def release(self, lease: Lease) -> bool:
         """Gives an unfinished job back to the queue at once (worker shutting down)."""
-        return bool(await self._call("release", lease))
+        done = bool(await self._call("release", lease))
+        if done:
+            await self._parts.wake_workers(self._redis, self._parts.of_job(lease.job_id), 1)
+        return done
 
     async def reap(self, limit: int = 100) -> Reaped:
-        requeued, failed, promoted, next_due_ms = (
-            int(n) for n in await self._scripts("reap", self._failed_ttl_ms, limit)
+        """Housekeeping of every partition (one pipelined round trip), waking idle workers
+        for the jobs it queued."""
+        replies = await pipelined(
+            self._redis,
+            [s.command("reap", self._failed_ttl_ms, limit) for s in self._scripts],
+            [(s, "reap") for s in self._scripts],
         )
+        requeued = failed = promoted = 0
+        next_due_ms = -1
+        for partition, reply in enumerate(replies):
+            r, f, p, due = (int(n) for n in reply)
+            requeued, failed, promoted = requeued + r, failed + f, promoted + p
+            if due >= 0 and (next_due_ms < 0 or due < next_due_ms):
+                next_due_ms = due
+            await self._parts.wake_workers(self._redis, partition, r + p)
         next_due = next_due_ms / 1000 if next_due_ms >= 0 else None
         return Reaped(requeued, failed, promoted, next_due)
 
     async def register_worker(self, worker_id: str) -> None:
-        await self._redis.zadd(self._keys.workers, {worker_id: int(time.time() * 1000)})
+        await self._redis.zadd(self._parts.workers, {worker_id: int(time.time() * 1000)})
 
     async def unregister_worker(self, worker_id: str) -> None:
-        await self._redis.zrem(self._keys.workers, worker_id)
+        await self._redis.zrem(self._parts.workers, worker_id)
 
     async def live_workers(self, within_seconds: float) -> list[str]:
         """The workers that registered within the last `within_seconds`."""
         since = int((time.time() - within_seconds) * 1000)
-        return list(await self._redis.zrangebyscore(self._keys.workers, since, "+inf"))
+        return list(await self._redis.zrangebyscore(self._parts.workers, since, "+inf"))
 
     async def _call(self, script: str, lease: Lease, *args: object) -> Any:
-        return await self._scripts(script, lease.job_id, lease.fence, *args)
+        scripts = self._scripts[self._parts.of_job(lease.job_id)]
+        return await scripts(script, lease.job_id, lease.fence, *args)

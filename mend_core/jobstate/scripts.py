@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ _DIR = Path(__file__).with_name("lua")
 # ARGV after the key prefix). Each runs after the key names (keys.lua_prelude) and
 # lua/_lib.lua, whose named functions the scripts share: commit (version, event log,
 # change feed), settle (webhook, batch, fail_fast), cancel, schedule, promote_due, remove,
-# claim_next and read_job. Only the worker registry (WorkQueue.register_worker) and index cleanup
-# (JobStore) write outside them.
+# claim_next and read_job. Only the worker registry and wake lists (global keys, see
+# partitions.py) and index cleanup (JobStore) are written outside them. A script touches
+# the keys of one partition only: its Scripts is that partition's.
 TRANSITIONS: dict[str, str] = {
     "submit": "new -> pending: store, index, enqueue jobs (all or none); idempotent by request_id",
+    "submit_rate": "takes (or gives back) a tenant's submit tokens, before a submit",
     "claim": "pending -> processing: lease the first queued job (fence token + 1)",
     "heartbeat": "processing: extend the lease, while the fence token matches",
     "progress": "processing: record progress, while the fence token matches",
@@ -63,6 +66,13 @@ class Scripts:
         self._source = {name: source for name, (source, _) in _sources().items()}
         self._sha = {name: sha for name, (_, sha) in _sources().items()}
 
+    def command(self, name: str, *args: Any) -> tuple[Any, ...]:
+        """The EVALSHA command line, for a pipeline (see `pipelined`)."""
+        return ("EVALSHA", self._sha[name], 1, self._routing_key, self._prefix, *args)
+
+    async def load(self, name: str) -> None:
+        await self._redis.script_load(self._source[name])  # type: ignore[misc]
+
     async def __call__(self, name: str, *args: Any) -> Any:
         # Every script takes the key prefix as ARGV[1] and builds its keys from it.
         # EVALSHA directly rather than through redis-py's Script objects, whose call
@@ -73,3 +83,28 @@ class Scripts:
         except NoScriptError:  # a restarted or flushed Redis: load the script again
             await self._redis.script_load(self._source[name])  # type: ignore[misc]
             return await self._redis.evalsha(*call)  # type: ignore[misc]
+
+
+async def pipelined(
+    redis: Redis, commands: list[tuple[Any, ...]], scripts: Sequence[tuple[Scripts, str]] = ()
+) -> list[Any]:
+    """Runs commands in one pipeline (one round trip per node). A script Redis lacks (a
+    restarted or flushed Redis) is loaded from `scripts` (those the commands call by
+    EVALSHA), and only the commands that failed for it run again."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        out: list[Any] = await pipe.execute(raise_on_error=False)
+    missing = [i for i, reply in enumerate(out) if isinstance(reply, NoScriptError)]
+    if missing:
+        for script, name in scripts:
+            await script.load(name)
+        async with redis.pipeline(transaction=False) as pipe:
+            for i in missing:
+                pipe.execute_command(*commands[i])
+            for i, reply in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
+                out[i] = reply
+    for reply in out:
+        if isinstance(reply, Exception):
+            raise reply
+    return out

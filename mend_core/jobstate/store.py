@@ -1,11 +1,17 @@
 """JobStore: the client-facing operations on jobs in Redis (submit, read, list, cancel,
-statistics, event log). Knows nothing of gRPC or HTTP."""
+statistics, event log). Knows nothing of gRPC or HTTP.
+
+Every call on a job runs in the job's partition (partitions.py); reads across jobs
+(ListJobs, statistics, queue positions) ask every partition, one pipelined round trip
+each step."""
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,7 +26,7 @@ from mend_core.errors import (
     QuotaExceeded,
     RequestConflict,
 )
-from mend_core.job import Batch, Job, JobSpec, JobStatus, new_job_id
+from mend_core.job import Batch, Job, JobSpec, JobStatus
 from mend_core.jobstate import activity
 from mend_core.jobstate.activity import MinuteCount, WorkerActivity
 from mend_core.jobstate.encoding import (
@@ -34,8 +40,8 @@ from mend_core.jobstate.encoding import (
     trace_fields,
 )
 from mend_core.jobstate.estimate import Ahead, SlotTimes, pending_mix, slot_averages, wait_seconds
-from mend_core.jobstate.keys import Keys
-from mend_core.jobstate.scripts import Scripts
+from mend_core.jobstate.partitions import Partitions
+from mend_core.jobstate.scripts import Scripts, pipelined
 from mend_core.operations import job_types
 
 _STATUSES = tuple(s.value for s in JobStatus)
@@ -103,10 +109,20 @@ def _total(by_type: dict[str, Counts]) -> Counts:
     return Counts(**{s: sum(getattr(c, s) for c in by_type.values()) for s in _STATUSES})
 
 
+@dataclass(frozen=True, order=True)
+class ListCursor:
+    """Where a listing goes on: after the job of this arrival number (seq) in this partition.
+    Jobs are listed newest first by (seq, partition), which is unique: seq is unique within
+    a partition and follows creation time across them (lua/_lib.lua next_seq)."""
+
+    seq: int
+    partition: int
+
+
 @dataclass(frozen=True)
 class Page:
     jobs: list[Job]
-    next_cursor: int | None
+    next_cursor: ListCursor | None
 
 
 @dataclass(frozen=True)
@@ -121,10 +137,12 @@ class PurgeFilter:
 
 @dataclass(frozen=True)
 class PurgeCursor:
-    """Where a purge goes on: the tenant, and the submission sequence it had reached."""
+    """Where a purge goes on: the tenant, the partition, and the submission sequence it had
+    reached in it."""
 
     tenant: str
     seq: int
+    partition: int = 0
 
 
 @dataclass(frozen=True)
@@ -147,7 +165,7 @@ class JobStore:
     def __init__(
         self,
         redis: Redis,
-        keys: Keys,
+        partitions: Partitions,
         *,
         retention_completed_seconds: int,
         retention_failed_seconds: int,
@@ -156,14 +174,16 @@ class JobStore:
     ) -> None:
         self._redis = redis
         self._quota = quota
-        self._quota_arg = f"{quota.max_pending} {quota.submit_rate} {quota.burst}"
-        self._keys = keys
-        self._scripts = Scripts(redis, keys)
+        self._parts = partitions
+        self._scripts = [Scripts(redis, keys) for keys in partitions.keys]
         # A request_id keeps answering with its job for as long as the job may live.
         self._request_ttl_ms = max(retention_completed_seconds, retention_failed_seconds) * 1000
         # Cancelled jobs are kept like failed ones.
         self._cancelled_ttl_ms = retention_failed_seconds * 1000
         self._liveness_ms = int(worker_liveness_seconds * 1000)
+
+    def _of(self, job_id: str) -> Scripts:
+        return self._scripts[self._parts.of_job(job_id)]
 
     async def submit(
         self,
@@ -173,13 +193,41 @@ class JobStore:
         *,
         trace_parent: str = "",
     ) -> list[Submitted]:
-        """Stores and enqueues every spec atomically; returns once they are in Redis.
+        """Stores and enqueues every spec; returns once they are in Redis. A batch goes to
+        one partition, atomically (all or none); a list of single jobs is stored partition
+        by partition (each spec's partition: its request_id's, or one at random).
         A spec whose request_id made a job before gives that job back when it is the same
         request; RequestConflict when it is not, or when it is part of a batch.
         trace_parent: the submitter's trace context, which the jobs carry to the workers."""
-        docs = []
+        groups: dict[int, list[int]] = {}
+        for i, spec in enumerate(specs):
+            if batch is not None:
+                partition = self._parts.of_batch(tenant, batch.id)
+            elif spec.request_id:
+                partition = self._parts.of_request(tenant, spec.request_id)
+            else:
+                partition = self._parts.random()
+            groups.setdefault(partition, []).append(i)
+        done: dict[int, Submitted] = {}
+        for partition, group in groups.items():
+            submitted = await self._submit_in(
+                partition, tenant, [specs[i] for i in group], batch, trace_parent, group
+            )
+            done.update(zip(group, submitted, strict=True))
+        return [done[i] for i in range(len(specs))]
+
+    async def _submit_in(
+        self,
+        partition: int,
+        tenant: str,
+        specs: list[JobSpec],
+        batch: Batch | None,
+        trace_parent: str,
+        indexes: list[int],
+    ) -> list[Submitted]:
+        docs, delayed = [], False
         for spec in specs:
-            job_id = new_job_id()
+            job_id = self._parts.new_job_id(partition)
             doc = {
                 "id": job_id,
                 "request_id": spec.request_id,
@@ -193,11 +241,17 @@ class JobStore:
                 doc["run_at_ms"] = spec.run_at_ms
             if spec.delay_ms is not None:
                 doc["delay_ms"] = spec.delay_ms
+            delayed = delayed or spec.run_at_ms is not None or spec.delay_ms is not None
             docs.append(json.dumps(doc))
         batch_doc = json.dumps(asdict(batch)) if batch else ""
-        out = await self._scripts(
-            "submit", tenant, self._request_ttl_ms, batch_doc, self._quota_arg, *docs
+        taken, quota_arg = await self._quota_for(partition, tenant, len(docs))
+        out = await self._scripts[partition](
+            "submit", tenant, self._request_ttl_ms, batch_doc, quota_arg, *docs
         )
+        refused = bool(out) and out[0] in ("over_quota", "batch_exists", "request_conflict")
+        created = 0 if refused else sum(1 for i in range(1, len(out), 2) if out[i] == 1)
+        if taken > created:  # tokens the refused or replayed jobs did not use go back
+            await self._take_rate(tenant, created - taken)
         if out and out[0] == "over_quota":
             quota, retry_ms = out[1], int(out[3])
             retry_after = retry_ms / 1000 if retry_ms >= 0 else None
@@ -207,28 +261,87 @@ class JobStore:
         if out and out[0] == "request_conflict":
             pairs = out[1:]
             raise RequestConflict(
-                [(int(pairs[i]) - 1, pairs[i + 1]) for i in range(0, len(pairs), 2)]
+                [(indexes[int(pairs[i]) - 1], pairs[i + 1]) for i in range(0, len(pairs), 2)]
             )
+        await self._parts.wake_workers(self._redis, partition, created, scheduled=delayed)
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
 
+    async def _quota_for(self, partition: int, tenant: str, jobs: int) -> tuple[int, str]:
+        """The submit script's quota argument for `jobs` new jobs in `partition`, and the
+        rate tokens taken for them. The rate bucket lives in the tenant's home partition and
+        is taken first (given back for the jobs not created). Max pending sums the
+        partitions: the other partitions' count is read before the submit, so concurrent
+        submits of one tenant to different partitions may each pass, overshooting the limit
+        by at most the jobs of the submits in flight at once."""
+        quota = self._quota
+        taken, refused, retry_ms = 0, 0, 0
+        if quota.submit_rate > 0:
+            verdict = await self._take_rate(tenant, jobs)
+            if verdict[0] == 0:
+                taken = jobs
+            else:
+                refused, retry_ms = int(verdict[0]), int(verdict[1])
+        elsewhere = 0
+        if quota.max_pending > 0 and self._parts.count > 1:
+            others = [q for q in range(self._parts.count) if q != partition]
+            counts = await pipelined(
+                self._redis,
+                [("ZCARD", self._parts[q].index(tenant, "status:pending")) for q in others],
+            )
+            elsewhere = sum(int(n) for n in counts)
+        return taken, f"{quota.max_pending} {elsewhere} {refused} {retry_ms}"
+
+    async def _take_rate(self, tenant: str, jobs: int) -> list[Any]:
+        """Takes `jobs` tokens of the tenant's submit rate (negative: gives them back)."""
+        quota = self._quota
+        home = self._scripts[self._parts.home(tenant)]
+        out: list[Any] = await home("submit_rate", tenant, jobs, quota.submit_rate, quota.burst)
+        return out
+
     async def get(self, tenant: str, job_id: str) -> Job:
-        out = await self._scripts("get", job_id, tenant, self._liveness_ms)
+        partition = self._parts.of_job(job_id)
+        scripts = self._scripts[partition]
+        out, *rest = await pipelined(
+            self._redis,
+            [scripts.command("get", job_id, tenant), *self._around(partition)],
+            [(scripts, "get")],
+        )
         if not out:
             raise JobNotFound(job_id)
-        return self._read(out)
+        return self._read(out, rest)
 
-    def _read(self, out: list[Any]) -> Job:
-        """read_job's reply (lua/get.lua) -> the job, with its estimate while pending."""
+    def _around(self, partition: int) -> list[tuple[Any, ...]]:
+        """What a pending job's estimate needs beyond its partition (pipelined with its read):
+        the live workers, and how many jobs each other partition has queued."""
+        since = int(time.time() * 1000) - self._liveness_ms
+        return [
+            ("ZCOUNT", self._parts.workers, since, "+inf"),
+            *(("ZCARD", keys.turns) for q, keys in enumerate(self._parts.keys) if q != partition),
+        ]
+
+    def _read(self, out: list[Any], around: Sequence[Any]) -> Job:
+        """read_job's reply (lua/get.lua) and `_around`'s -> the job, with its estimate while
+        pending. Other partitions' queued jobs count as ahead of it up to as many as are
+        ahead in its own partition (workers claim from the partitions in turn)."""
         if len(out) == 1:
             return job_from_fields(pairs(out[0]))
-        position, queued, due_ms, workers, now_ms, running, ahead, stats = out[1:]
+        position, queued, due_ms, now_ms, running, ahead, stats = out[1:]
+        workers, *others = around
         # A job waiting for a retry backoff joins the end of the queue when it is due.
-        position = int(position) + 1 if int(position) >= 0 else int(queued) + 1
+        before = int(position) if int(position) >= 0 else int(queued)
+        elsewhere = sum(min(int(n), before) for n in others)
         times = SlotTimes(slot_averages(pairs(stats)))
-        if ahead and ahead[0][0] == "exact":
-            jobs_ahead: list[Ahead] | list[str] = list(ahead[0][1:])
+        jobs_ahead: list[Ahead] | list[str]
+        if ahead and ahead[0][0] == "exact" and not elsewhere:
+            jobs_ahead = [str(t) for t in ahead[0][1:]]
         else:
-            jobs_ahead = [Ahead(int(count), pending_mix(pairs(mix))) for count, mix in ahead]
+            if ahead and ahead[0][0] == "exact":
+                groups = [Ahead(1, {str(t): 1}) for t in ahead[0][1:]]
+            else:
+                groups = [Ahead(int(count), pending_mix(pairs(mix))) for count, mix in ahead]
+            if elsewhere:  # the other partitions' jobs, with this one's mix of types
+                groups.append(Ahead(elsewhere, pending_mix(pairs(stats))))
+            jobs_ahead = groups
         wait = wait_seconds(
             jobs_ahead,
             [(running[i], (int(now_ms) - int(running[i + 1])) / 1000)
@@ -239,7 +352,9 @@ class JobStore:
         if due_ms:
             wait += max(0.0, (float(due_ms) - int(now_ms)) / 1000)
         return job_from_fields(
-            pairs(out[0]), queue_position=position, estimated_wait_seconds=round(wait, 3)
+            pairs(out[0]),
+            queue_position=before + elsewhere + 1,
+            estimated_wait_seconds=round(wait, 3),
         )
 
     async def list_jobs(
@@ -249,88 +364,93 @@ class JobStore:
         status: JobStatus | None,
         job_type: str | None,
         page_size: int,
-        cursor: int | None,
+        cursor: ListCursor | None,
     ) -> Page:
-        """Newest first, from the per-tenant index of the narrowest filter. The cursor is
-        the index score (submission sequence) of the last job returned. tenant None: every
-        tenant's jobs, merged by that sequence (which is global), so one page reads up to
-        a page from each tenant."""
+        """Newest first, from the per-tenant indexes of the narrowest filter, merged over
+        the partitions (and, for tenant None, every tenant) by (seq, partition): the cursor
+        is that pair of the last job returned, so a page goes on exactly where the last one
+        ended whatever was submitted meanwhile."""
         tenants = [tenant] if tenant is not None else sorted(await self._tenant_names())
-        found: list[tuple[int, Job]] = []
-        more = False
-        for name in tenants:
-            scanned, left = await self._scan(name, status, job_type, page_size, cursor)
-            found += scanned
-            more = more or left
-        found.sort(key=lambda entry: entry[0], reverse=True)
-        more = more or len(found) > page_size
-        page = found[:page_size]
-        return Page([job for _, job in page], page[-1][0] if more and page else None)
-
-    async def _tenant_names(self) -> set[str]:
-        return await self._redis.smembers(self._keys.tenants)  # type: ignore[misc, no-any-return]
-
-    async def _scan(
-        self,
-        tenant: str,
-        status: JobStatus | None,
-        job_type: str | None,
-        page_size: int,
-        cursor: int | None,
-    ) -> tuple[list[tuple[int, Job]], bool]:
-        """Up to page_size of the tenant's jobs below the cursor, with their sequence, and
-        whether it has more."""
         if status is not None:
-            index, other = self._keys.index(tenant, f"status:{status.value}"), job_type
+            name, other = f"status:{status.value}", job_type
         elif job_type is not None:
-            index, other = self._keys.index(tenant, f"type:{job_type}"), None
+            name, other = f"type:{job_type}", None
         else:
-            index, other = self._keys.index(tenant, "all"), None
-        jobs: list[tuple[int, Job]] = []
-        upper = f"({cursor}" if cursor is not None else "+inf"
+            name, other = "all", None
+        sources = [
+            _Source(p, t, keys.index(t, name), cursor)
+            for p, keys in enumerate(self._parts.keys)
+            for t in tenants
+        ]
         batch = page_size if other is None else max(page_size * 2, 50)
+        jobs: list[Job] = []
+        last: ListCursor | None = None
         while len(jobs) < page_size:
-            entries = await self._redis.zrevrangebyscore(
-                index, upper, "-inf", start=0, num=batch, withscores=True
+            await self._fill(sources, batch)
+            taken = _merge(sources, page_size - len(jobs))
+            if not taken:
+                return Page(jobs, None)
+            rows = await pipelined(
+                self._redis, [("HGETALL", self._parts[c.partition].job(i)) for c, i, _ in taken]
             )
-            if not entries:
-                return jobs, False
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for job_id, _ in entries:
-                    pipe.hgetall(self._keys.job(job_id))
-                rows = await pipe.execute()
-            expired: list[str] = []  # by retention: their index entries go, in one round trip
-            for (job_id, score), fields in zip(entries, rows, strict=True):
-                upper = f"({int(score)}"
-                if not fields:
-                    expired.append(job_id)
+            expired: dict[tuple[int, str], list[str]] = {}
+            for (at, job_id, source), fields in zip(taken, rows, strict=True):
+                last = at
+                if not fields:  # expired by retention: its index entries go
+                    expired.setdefault((at.partition, source.tenant), []).append(job_id)
                     continue
                 job = job_from_fields(fields)
-                if other is not None and job.spec.type != other:
-                    continue
-                jobs.append((int(score), job))
-                if len(jobs) == page_size:
-                    break
-            await self._forget(tenant, expired)
-            if len(jobs) == page_size:
-                more = await self._redis.zcount(index, "-inf", upper)
-                return jobs, bool(more)
-            if len(entries) < batch:
-                return jobs, False
-        return jobs, False
+                if other is None or job.spec.type == other:
+                    jobs.append(job)
+            for (p, t), ids in expired.items():
+                await self._forget(p, t, ids)
+        more = any(s.buffer for s in sources) or bool(await self._left(sources))
+        return Page(jobs, last if more else None)
 
-    async def _forget(self, tenant: str, job_ids: list[str]) -> None:
+    async def _fill(self, sources: list[_Source], batch: int) -> None:
+        """Reads the next entries of every source whose buffer ran out (one round trip)."""
+        empty = [s for s in sources if not s.buffer and not s.done]
+        if not empty:
+            return
+        replies = await pipelined(
+            self._redis,
+            [
+                ("ZREVRANGEBYSCORE", s.index, s.upper, "-inf", "WITHSCORES", "LIMIT", 0, batch)
+                for s in empty
+            ],
+        )
+        for source, flat in zip(empty, replies, strict=True):
+            entries = [(int(float(flat[i + 1])), flat[i]) for i in range(0, len(flat), 2)]
+            source.buffer = [(ListCursor(seq, source.partition), job_id) for seq, job_id in entries]
+            source.buffer.reverse()  # popped from the end: newest last
+            source.done = len(entries) < batch
+            if entries:
+                source.upper = f"({entries[-1][0]}"
+
+    async def _left(self, sources: list[_Source]) -> int:
+        """Whether any source has entries beyond those read (one round trip)."""
+        open_sources = [s for s in sources if not s.done]
+        if not open_sources:
+            return 0
+        counts = await pipelined(
+            self._redis, [("ZCOUNT", s.index, "-inf", s.upper) for s in open_sources]
+        )
+        return sum(int(n) for n in counts)
+
+    async def _tenant_names(self) -> set[str]:
+        rows = await pipelined(self._redis, [("SMEMBERS", k.tenants) for k in self._parts.keys])
+        return set().union(*rows)
+
+    async def _forget(self, partition: int, tenant: str, job_ids: list[str]) -> None:
         if not job_ids:
             return
+        keys = self._parts[partition]
         names = ["all", *(f"status:{s.value}" for s in JobStatus)]
         names += [f"type:{t}" for t in job_types()]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.zrem(self._keys.index(tenant, name), *job_ids)
-            await pipe.execute()
+        await pipelined(self._redis, [("ZREM", keys.index(tenant, n), *job_ids) for n in names])
 
     async def cancel(self, tenant: str, job_id: str) -> Job:
-        out = await self._scripts("cancel", job_id, tenant, self._cancelled_ttl_ms)
+        out = await self._of(job_id)("cancel", job_id, tenant, self._cancelled_ttl_ms)
         code, fields = out[0], pairs(out[1:])
         if code == "not_found":
             raise JobNotFound(job_id)
@@ -342,17 +462,19 @@ class JobStore:
     async def retry(self, tenant: str, job_id: str) -> Job:
         """A failed or cancelled job back to pending with a fresh attempt budget (RetryJob);
         JobNotRetryable in any other state."""
-        out = await self._scripts("requeue", job_id, tenant, self._liveness_ms)
+        partition = self._parts.of_job(job_id)
+        out = await self._scripts[partition]("requeue", job_id, tenant)
         if out[0] == "not_found":
             raise JobNotFound(job_id)
         if out[0] == "state":
             raise JobNotRetryable(job_from_fields(pairs(out[1:])))
+        await self._parts.wake_workers(self._redis, partition, 1)
         # The state the retry made, with its place in the queue as GetJob shows it.
-        return self._read(out[1])
+        return self._read(out[1], await pipelined(self._redis, self._around(partition)))
 
     async def delete(self, tenant: str, job_id: str) -> None:
         """Deletes a finished job and all trace of it; JobNotFinished when it is not."""
-        out = await self._scripts("delete", job_id, tenant)
+        out = await self._of(job_id)("delete", job_id, tenant)
         if out[0] == "not_found":
             raise JobNotFound(job_id)
         if out[0] == "unfinished":
@@ -367,8 +489,9 @@ class JobStore:
         page_size: int,
         cursor: PurgeCursor | None,
     ) -> Purged:
-        """Deletes the finished jobs that match, oldest first, looking at no more than
-        page_size jobs per call; go on from next_cursor. tenants=None: every tenant's."""
+        """Deletes the finished jobs that match, oldest first within each tenant and
+        partition, looking at no more than page_size jobs per call; go on from
+        next_cursor. tenants=None: every tenant's."""
         if tenants is None:
             tenants = sorted(await self._tenant_names())
         if cursor is not None:
@@ -382,23 +505,30 @@ class JobStore:
         before = "" if match.finished_before_ms is None else match.finished_before_ms
         budget, deleted = page_size, []
         for tenant in tenants:
-            after = cursor.seq if cursor is not None and cursor.tenant == tenant else 0
-            entries = await self._redis.zrangebyscore(
-                self._keys.index(tenant, index),
-                f"({after}",
-                "+inf",
-                start=0,
-                num=budget,
-                withscores=True,
-            )
-            if entries:
-                ids = [job_id for job_id, _ in entries]
-                deleted += await self._scripts(
-                    "purge", tenant, statuses, match.job_type or "", before, int(dry_run), *ids
+            for partition, keys in enumerate(self._parts.keys):
+                after = 0
+                if cursor is not None and cursor.tenant == tenant:
+                    if partition < cursor.partition:
+                        continue
+                    if partition == cursor.partition:
+                        after = cursor.seq
+                entries = await self._redis.zrangebyscore(
+                    keys.index(tenant, index),
+                    f"({after}",
+                    "+inf",
+                    start=0,
+                    num=budget,
+                    withscores=True,
                 )
-                budget -= len(entries)
-            if budget == 0:
-                return Purged(deleted, PurgeCursor(tenant, int(entries[-1][1])))
+                if entries:
+                    ids = [job_id for job_id, _ in entries]
+                    deleted += await self._scripts[partition](
+                        "purge", tenant, statuses, match.job_type or "", before, int(dry_run),
+                        *ids,
+                    )
+                    budget -= len(entries)
+                if budget == 0:
+                    return Purged(deleted, PurgeCursor(tenant, int(entries[-1][1]), partition))
         return Purged(deleted, None)
 
     async def events(self, job_id: str, after_version: int, count: int = 100) -> list[Job]:
@@ -406,7 +536,7 @@ class JobStore:
         first, rebuilt from its event log; where the log no longer reaches (it expires
         soon after the job's end), the job's current state."""
         entries = await self._redis.xrange(
-            self._keys.events(job_id),
+            self._parts.job_keys(job_id).events(job_id),
             min=f"0-{log_start(after_version)}",
             max="+",
             count=count + EVENTS_SNAPSHOT_EVERY,
@@ -414,25 +544,28 @@ class JobStore:
         states = replay(entries, after_version)[:count]
         if states or (entries and int(entries[-1][0].partition("-")[2]) <= after_version):
             return [job_from_fields(state) for state in states]
-        current = await self._redis.hgetall(self._keys.job(job_id))  # type: ignore[misc]
+        current = await self._redis.hgetall(self._parts.job_keys(job_id).job(job_id))  # type: ignore[misc]
         if current and int(current.get("version", 0)) > after_version:
             return [job_from_fields(current)]
         return []
 
     async def tenant_of(self, job_id: str) -> str | None:
         """The tenant a job belongs to (None: no such job), for admin keys' calls."""
-        tenant = await self._redis.hget(self._keys.job(job_id), "tenant")  # type: ignore[misc]
+        key = self._parts.job_keys(job_id).job(job_id)
+        tenant = await self._redis.hget(key, "tenant")  # type: ignore[misc]
         return tenant if tenant is None else str(tenant)
 
     async def find(self, job_id: str) -> Job | None:
         """Any tenant's job, or None once it has expired: for Mend's own use (webhook
         payloads), never to answer a caller, whose reads go through get()."""
-        fields = await self._redis.hgetall(self._keys.job(job_id))  # type: ignore[misc]
+        key = self._parts.job_keys(job_id).job(job_id)
+        fields = await self._redis.hgetall(key)  # type: ignore[misc]
         return job_from_fields(fields) if fields else None
 
     async def batch(self, tenant: str, batch_id: str) -> BatchCounts | None:
         """The batch's counts, or None when there is no such batch (or it expired)."""
-        fields = await self._redis.hgetall(self._keys.batch(tenant, batch_id))  # type: ignore[misc]
+        keys = self._parts[self._parts.of_batch(tenant, batch_id)]
+        fields = await self._redis.hgetall(keys.batch(tenant, batch_id))  # type: ignore[misc]
         if not fields:
             return None
         counts = {k: int(fields.get(k, 0)) for k in ("completed", "failed", "cancelled")}
@@ -440,19 +573,32 @@ class JobStore:
 
     async def stats(self, tenant: str, *, all_tenants: bool = False) -> Stats:
         """The tenant's own counts; with all_tenants, every tenant's totals and each
-        tenant's share."""
+        tenant's share. Sums of the partitions'."""
         now_ms = int(time.time() * 1000)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            if all_tenants:
-                pipe.hgetall(self._keys.stats)
-                pipe.zcard(self._keys.scheduled)
-                pipe.smembers(self._keys.tenants)
-            else:
-                pipe.hgetall(self._keys.tenant_stats(tenant))
-            counters, *rest = await pipe.execute()
+        parts = self._parts.keys
+        if all_tenants:
+            rows = await pipelined(
+                self._redis,
+                [
+                    command
+                    for keys in parts
+                    for command in (
+                        ("HGETALL", keys.stats),
+                        ("ZCARD", keys.scheduled),
+                        ("SMEMBERS", keys.tenants),
+                    )
+                ],
+            )
+            counters = _sum_hashes(rows[0::3])
+            scheduled = sum(int(n) for n in rows[1::3])
+            names = sorted(set().union(*rows[2::3]))
+        else:
+            counters = _sum_hashes(
+                await pipelined(self._redis, [("HGETALL", k.tenant_stats(tenant)) for k in parts])
+            )
         whose = None if all_tenants else tenant
         now = await activity.read(
-            self._redis, self._keys, now_ms=now_ms, liveness_ms=self._liveness_ms, tenant=whose
+            self._redis, self._parts, now_ms=now_ms, liveness_ms=self._liveness_ms, tenant=whose
         )
         detail, minutes = now.workers, now.throughput
         # The live workers, as the detail lists them (the same registry, the same instant).
@@ -463,14 +609,12 @@ class JobStore:
             return Stats(
                 _total(by_type), by_type, workers, scheduled, {}, detail, minutes
             )
-        scheduled, tenants = rest
-        names = sorted(tenants)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.hgetall(self._keys.tenant_stats(name))
-            rows = await pipe.execute()
+        rows = await pipelined(
+            self._redis, [("HGETALL", k.tenant_stats(name)) for name in names for k in parts]
+        )
         by_tenant = {
-            name: _total(_counts_by_type(row)) for name, row in zip(names, rows, strict=True)
+            name: _total(_counts_by_type(_sum_hashes(rows[i * len(parts):(i + 1) * len(parts)])))
+            for i, name in enumerate(names)
         }
         by_type = _counts_by_type(counters)
         return Stats(
@@ -482,3 +626,59 @@ class JobStore:
             return bool(await self._redis.ping())  # type: ignore[misc]
         except Exception:
             return False
+
+
+def _sum_hashes(rows: Sequence[dict[str, str]]) -> dict[str, str]:
+    """The partitions' counter hashes as one (numeric fields summed, others: any)."""
+    total: dict[str, float] = {}
+    for row in rows:
+        for name, value in row.items():
+            try:
+                total[name] = total.get(name, 0) + float(value)
+            except ValueError:
+                continue
+    return {name: str(int(value)) if value == int(value) else str(value)
+            for name, value in total.items()}
+
+
+@dataclass
+class _Source:
+    """One index of one partition that a listing reads, newest first, from below the
+    cursor; `buffer` holds entries read but not yet taken (the newest last)."""
+
+    partition: int
+    tenant: str
+    index: str
+    cursor: ListCursor | None
+    upper: str = "+inf"
+    buffer: list[tuple[ListCursor, str]] = field(default_factory=list)
+    done: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cursor is not None:
+            # Jobs come after the cursor's in (seq, partition) order: at its seq, only
+            # those of a lower partition.
+            inclusive = self.partition < self.cursor.partition
+            self.upper = f"{'' if inclusive else '('}{self.cursor.seq}"
+
+
+def _merge(sources: list[_Source], wanted: int) -> list[tuple[ListCursor, str, _Source]]:
+    """Takes up to `wanted` entries, newest first across the sources, while every source
+    that may hold newer entries than those taken has some read."""
+    heap = [(_desc(s.buffer[-1][0]), n) for n, s in enumerate(sources) if s.buffer]
+    heapq.heapify(heap)
+    taken: list[tuple[ListCursor, str, _Source]] = []
+    while heap and len(taken) < wanted:
+        _, n = heapq.heappop(heap)
+        source = sources[n]
+        at, job_id = source.buffer.pop()
+        taken.append((at, job_id, source))
+        if source.buffer:
+            heapq.heappush(heap, (_desc(source.buffer[-1][0]), n))
+        elif not source.done:
+            break  # its next entries are unread and may come before the others'
+    return taken
+
+
+def _desc(at: ListCursor) -> tuple[int, int]:
+    return (-at.seq, -at.partition)

@@ -15,7 +15,12 @@ operator who replays the ones that failed. Knows nothing of HTTP.
 A delivery's fields: `event`, `url`, `style`, `job_id` (or `batch_id` and `tenant`); from
 its first attempt on also `delivery_id`, `attempt` and, once rendered, `body` (the
 payload, rendered once, so every attempt and a replay send the same bytes). A dead letter
-adds `error`, the last attempt's problem."""
+adds `error`, the last attempt's problem.
+
+Each partition has its own three keys (a job's script queues its webhook in the job's
+partition): a `WebhookQueue` is one partition's, and `WebhookQueues` shows the operator
+every partition's dead letters as one list, their ids `<partition>/<entry id>` (just the
+entry id with one partition)."""
 
 from __future__ import annotations
 
@@ -31,12 +36,14 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.scripts import Scripts
 
 GROUP = "webhooks"
 # Delivery ids are UUIDs derived from the stream entry that queued the delivery.
 _DELIVERY_NAMESPACE = uuid.UUID("5b3c1d0e-8f47-4c59-9a1e-6d2f7e8a9b10")
 _ENTRY_ID = re.compile(r"[0-9]+-[0-9]+", re.ASCII)
+_DEAD_ID = re.compile(r"(?:([0-9]+)/)?([0-9]+-[0-9]+)", re.ASCII)
 _PAGE = 100
 
 
@@ -44,16 +51,19 @@ _PAGE = 100
 class Delivery:
     entry_id: str
     fields: Mapping[str, str]
+    partition: int = 0  # whose stream holds it
 
     @classmethod
-    def from_entry(cls, entry_id: str, fields: Mapping[str, str]) -> Delivery:
+    def from_entry(
+        cls, entry_id: str, fields: Mapping[str, str], partition: int = 0
+    ) -> Delivery:
         """A stream entry. A first attempt gets its delivery id from the entry, so a
         process that takes over an unfinished attempt sends the same id."""
         if "delivery_id" not in fields:
             subject = "|".join(fields.get(k, "") for k in ("event", "job_id", "tenant", "batch_id"))
             delivery_id = uuid.uuid5(_DELIVERY_NAMESPACE, f"{entry_id}|{subject}")
             fields = {**fields, "delivery_id": str(delivery_id), "attempt": "1"}
-        return cls(entry_id, fields)
+        return cls(entry_id, fields, partition)
 
     @property
     def delivery_id(self) -> str:
@@ -101,8 +111,11 @@ class DeadLetter:
 
 
 class WebhookQueue:
-    def __init__(self, redis: Redis, keys: Keys, *, dead_retention_seconds: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, *, dead_retention_seconds: int, partition: int = 0
+    ) -> None:
         self._redis = redis
+        self.partition = partition
         self._keys = keys
         self._stream = keys.webhooks
         self._dead = keys.dead_webhooks
@@ -130,7 +143,9 @@ class WebhookQueue:
                 GROUP, consumer, {self._stream: ">"}, count=count, block=block_ms
             )
             entries = [entry for _, batch in read for entry in batch]
-        return [Delivery.from_entry(entry_id, fields) for entry_id, fields in entries]
+        return [
+            Delivery.from_entry(entry_id, fields, self.partition) for entry_id, fields in entries
+        ]
 
     async def delivered(self, delivery: Delivery) -> None:
         await self._scripts("webhook_delivered", GROUP, delivery.entry_id)
@@ -202,3 +217,50 @@ class WebhookQueue:
         while page := await self._redis.xrange(self._dead, min="-", max=last, count=_PAGE):
             total += len(await self.replay(entry_id for entry_id, _ in page))
         return total
+
+
+class WebhookQueues:
+    """Every partition's webhook queue; dead letters as one list, oldest first."""
+
+    def __init__(self, redis: Redis, parts: Partitions, *, dead_retention_seconds: int) -> None:
+        self.queues = [
+            WebhookQueue(redis, keys, dead_retention_seconds=dead_retention_seconds, partition=p)
+            for p, keys in enumerate(parts.keys)
+        ]
+
+    def _id(self, partition: int, entry_id: str) -> str:
+        return entry_id if len(self.queues) == 1 else f"{partition}/{entry_id}"
+
+    async def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        letters = [
+            (tuple(int(n) for n in letter.id.split("-")), p, letter)
+            for p, queue in enumerate(self.queues)
+            for letter in await queue.dead_letters(limit)
+        ]
+        letters.sort(key=lambda entry: (entry[0], entry[1]))
+        out = [DeadLetter(self._id(p, letter.id), letter.fields) for _, p, letter in letters]
+        return out if limit is None else out[:limit]
+
+    async def replay(self, ids: Iterable[str]) -> list[str]:
+        """Like WebhookQueue.replay, for ids as dead_letters shows them."""
+        by_queue: dict[int, list[str]] = {}
+        bad = []
+        for dead_id in ids:
+            found = _DEAD_ID.fullmatch(dead_id)
+            partition = int(found[1] or 0) if found else -1
+            if not found or (found[1] is None) != (len(self.queues) == 1) or not (
+                0 <= partition < len(self.queues)
+            ):
+                bad.append(dead_id)
+                continue
+            by_queue.setdefault(partition, []).append(found[2])
+        if bad:
+            raise ValueError(f"not a dead-letter id: {', '.join(bad)} (expected <ms>-<seq>)")
+        replayed = []
+        for partition, entries in by_queue.items():
+            done = await self.queues[partition].replay(entries)
+            replayed += [self._id(partition, entry) for entry in done]
+        return replayed
+
+    async def replay_all(self) -> int:
+        return sum([await queue.replay_all() for queue in self.queues])

@@ -13,7 +13,7 @@ import redis
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mend_core.jobstate.keys import Keys
+from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.store import _counts_by_type as counts_by_type
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class QueueGauges(Collector):
     def __init__(
         self,
         redis_url: str,
-        keys: Keys,
+        parts: Partitions,
         *,
         worker_liveness_seconds: float,
         cache_seconds: float = CACHE_SECONDS,
@@ -39,7 +39,7 @@ class QueueGauges(Collector):
         self._redis = redis.Redis.from_url(
             redis_url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0
         )
-        self._keys = keys
+        self._parts = parts
         self._liveness_ms = int(worker_liveness_seconds * 1000)
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
@@ -60,10 +60,13 @@ class QueueGauges(Collector):
         try:
             now_ms = int(time.time() * 1000)
             with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(self._keys.stats)
-                pipe.zcard(self._keys.scheduled)
-                pipe.zcount(self._keys.workers, now_ms - self._liveness_ms, "+inf")
-                counters, scheduled, workers = pipe.execute()
+                pipe.zcount(self._parts.workers, now_ms - self._liveness_ms, "+inf")
+                for keys in self._parts.keys:  # the partitions' figures, summed
+                    pipe.hgetall(keys.stats)
+                    pipe.zcard(keys.scheduled)
+                workers, *rest = pipe.execute()
+            counters = _sum_counts(rest[0::2])
+            scheduled = sum(int(n) for n in rest[1::2])
         except redis.RedisError as exc:
             log.warning("queue metrics: cannot read Redis: %s", exc)
             up.add_metric([], 0)
@@ -95,3 +98,13 @@ class QueueGauges(Collector):
 
     def close(self) -> None:
         self._redis.close()
+
+
+def _sum_counts(rows: list[dict[str, str]]) -> dict[str, str]:
+    """The partitions' `<type>:<status>` counters, summed (other fields are dropped)."""
+    total: dict[str, int] = {}
+    for row in rows:
+        for name, value in row.items():
+            if not name.endswith(":avg_ms"):
+                total[name] = total.get(name, 0) + int(float(value))
+    return {name: str(value) for name, value in total.items()}

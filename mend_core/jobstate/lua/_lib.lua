@@ -9,7 +9,6 @@ local EVENTS_MAXLEN = 512
 -- that many entries. A finished job's log outlives its end by EVENTS_GRACE_MS: long enough
 -- for a watcher to reconnect and resume; later, the job's hash answers with its final state.
 local EVENTS_GRACE_MS = 60 * 1000
-local WAKE_MAXLEN = 10000
 -- Per-minute throughput counters outlive the 15 minutes the dashboard shows by a margin.
 local THROUGHPUT_TTL_MS = 20 * 60 * 1000
 -- The weight of the newest job in a type's moving average of slot time (stats `<type>:avg_ms`).
@@ -34,18 +33,28 @@ local function unschedule(job)
 end
 
 -- Puts a pending job in the schedule until due_ms (a retry's backoff, a delayed job's
--- run_at), and wakes one worker's housekeeping so that it sleeps until the earliest due
+-- run_at). The caller then wakes one worker's housekeeping (the global schedule wake list,
+-- which a script of one partition may not touch), so that it sleeps until the earliest due
 -- time rather than its usual interval.
 local function schedule(id, tenant, due_ms)
   redis.call('ZADD', SCHEDULED, due_ms, id)
   redis.call('HINCRBY', tenant_stats_key(tenant), 'scheduled', 1)
-  redis.call('RPUSH', SCHEDULE_WAKE, '1')
-  redis.call('LTRIM', SCHEDULE_WAKE, -WAKE_MAXLEN, -1)
 end
 
--- Priority 9 runs first; within a priority, arrival order (seq) decides.
+-- The partition's next arrival number: milliseconds since 2025 times 128, or one more than
+-- the last when that is not below it. Unique and increasing within the partition, and
+-- close to creation time across partitions, so that ListJobs merges the partitions'
+-- indexes newest first by it; below 1e14 for 24 years.
+local SEQ_EPOCH_MS = 1735689600000
+local function next_seq(now)
+  local seq = math.max(tonumber(redis.call('GET', SEQ) or 0) + 1, (now - SEQ_EPOCH_MS) * 128)
+  redis.call('SET', SEQ, string.format('%d', seq))
+  return seq
+end
+
+-- Priority 9 runs first; within a priority, arrival order (seq, below 1e14) decides.
 local function queue_score(priority, seq)
-  return (9 - tonumber(priority)) * 1e13 + tonumber(seq)
+  return (9 - tonumber(priority)) * 1e14 + tonumber(seq)
 end
 
 -- Fair queuing: each tenant has its own queue (priority, then arrival), and tenants take
@@ -75,7 +84,8 @@ local function leave_turns(tenant, next_turn)
   redis.call('HSET', tenant_stats_key(tenant), 'next_turn', next_turn)
 end
 
--- Queues a pending job.
+-- Queues a pending job. The caller then wakes an idle worker (a token naming the partition
+-- on the global wake list).
 local function enqueue(id, priority, seq, tenant)
   local queue = queue_key(tenant)
   if redis.call('ZADD', queue, queue_score(priority, seq), id) == 0 then return end
@@ -84,15 +94,13 @@ local function enqueue(id, priority, seq, tenant)
   if queued == 1 then
     local clock = tonumber(redis.call('GET', CLOCK) or 0)
     local own = tonumber(redis.call('HGET', tenant_stats_key(tenant), 'next_turn') or 0)
-    round, first = redis.call('INCR', SEQ), math.max(clock, own)
+    round, first = redis.call('INCR', ROUNDS), math.max(clock, own)
     redis.call('HSET', FAIR, tenant, round .. ' ' .. first)
   else
     round, first = fair_state(tenant)
   end
   local turn = first + queued - 1
   redis.call('ZADD', TURNS, turn, turn_member(round, turn, tenant))
-  redis.call('RPUSH', WAKE, '1')
-  redis.call('LTRIM', WAKE, -WAKE_MAXLEN, -1)
 end
 
 -- Takes a queued job out of the queue (not claimed): its tenant gives up its last turn.
@@ -146,7 +154,7 @@ local function commit(id, now, changes, removed)
     entry[#entry + 1] = table.concat(gone, ' ')
   end
   redis.call('XADD', log, 'MAXLEN', '~', EVENTS_MAXLEN, '0-' .. version, unpack(entry))
-  redis.call('PUBLISH', CHANGES, id .. ':' .. version)
+  redis.call('SPUBLISH', CHANGES, id .. ':' .. version)
   return version, fields
 end
 
@@ -296,9 +304,6 @@ local function claim_next(worker, lease_ms)
         'status', 'processing', 'attempt', tonumber(job.attempt) + 1,
         'fence', tonumber(job.fence) + 1, 'started_at', now, 'worker', worker,
       }, {'progress_percent', 'progress_message'})
-      -- This job's wake-up token is spent too, or idle workers would later wake once
-      -- per job that was claimed without blocking.
-      redis.call('LPOP', WAKE)
       return fields
     end
     -- Not pending any more (or expired): drop the stale queue entry and look further.
@@ -310,7 +315,7 @@ end
 local MAX_TENANTS = 256  -- beyond this many queued tenants, one group with the global mix
 local MAX_EXACT = 256  -- up to this many jobs ahead, their types one by one
 
-local function read_job(id, tenant, liveness)
+local function read_job(id, tenant)
   local fields = redis.call('HGETALL', job_key(id))
   local job = {}
   for i = 1, #fields, 2 do job[fields[i]] = fields[i + 1] end
@@ -386,7 +391,6 @@ local function read_job(id, tenant, liveness)
   return {
     fields, position, queued,
     redis.call('ZSCORE', SCHEDULED, id) or '',
-    redis.call('ZCOUNT', WORKERS, now - liveness, '+inf'),
     now, running, ahead, redis.call('HGETALL', STATS),
   }
 end

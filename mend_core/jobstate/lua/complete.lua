@@ -1,7 +1,8 @@
 -- processing -> completed. ARGV: prefix, id, fence, the result's fields as a JSON object,
--- duration seconds, ttl_ms, and optionally worker id and lease_ms to lease the next job in the same round trip.
--- Returns {1, next job's fields (if asked for and one is pending)}, or {0} when the caller
--- no longer holds the lease (its result is dropped).
+-- duration seconds, ttl_ms, and optionally worker id and lease_ms to lease the next job in
+-- the same round trip. Returns {1} or, when asked for the next job, {1, its fields or {}
+-- when the partition's queue is empty, how many jobs stay queued in the partition}; {0}
+-- when the caller no longer holds the lease (its result is dropped).
 local id, fence = ARGV[2], ARGV[3]
 local job = load(id)
 if not held(job, fence) then return {0} end
@@ -23,5 +24,8 @@ end
 commit(id, now, changes, {'error', 'worker', 'progress_percent', 'progress_message'})
 expire(id, tonumber(ARGV[6]))
 settle(job, 'completed', now, tonumber(ARGV[6]))
-if ARGV[7] then return {1, claim_next(ARGV[7], tonumber(ARGV[8]))} end
+if ARGV[7] then
+  local following = claim_next(ARGV[7], tonumber(ARGV[8])) or {}
+  return {1, following, redis.call('ZCARD', TURNS)}
+end
 return {1}

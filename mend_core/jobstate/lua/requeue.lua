@@ -1,6 +1,6 @@
 -- failed | cancelled -> pending with a fresh attempt budget (RetryJob): a dead letter
 -- goes back to the queue under the same id, by its priority and submission order.
--- ARGV: prefix, id, tenant, worker liveness ms. Returns {'ok', the job as get.lua reads
+-- ARGV: prefix, id, tenant. Returns {'ok', the job as get.lua reads
 -- it (with its place in the queue)}, {'not_found'} (missing or another tenant's) or
 -- {'state', fields...} (neither failed nor cancelled; the job as is).
 local id, tenant = ARGV[2], ARGV[3]
@@ -30,4 +30,4 @@ commit(id, now_ms(), {'status', 'pending', 'attempt', 0}, {
   'progress_percent', 'progress_message', 'scheduled_at',
 })
 enqueue(id, job.priority, job.seq, job.tenant)
-return {'ok', read_job(id, tenant, tonumber(ARGV[4]))}
+return {'ok', read_job(id, tenant)}

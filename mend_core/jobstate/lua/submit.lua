@@ -1,7 +1,10 @@
 -- Stores and enqueues jobs in one atomic step, all or none.
 -- ARGV: prefix, tenant, request_ttl_ms, batch JSON ("" for single jobs:
 --   {"id", "fail_fast", "webhook_url", "webhook_style"}), the tenant's quota
---   "<max pending> <submit rate per s> <burst>" (0: no limit), then one JSON document per job:
+--   "<max pending (0: no limit)> <its pending jobs in the other partitions> <submit rate
+--   refused: 0, or the burst it was refused for> <retry after ms>" (the rate bucket is
+--   taken before, by submit_rate.lua in the tenant's home partition), then one JSON
+--   document per job:
 --   {"id", "request_id", "fingerprint", "priority", "type", "fields": {...}}, and for a
 --   delayed job "run_at_ms" (epoch ms) or "delay_ms"
 -- Returns {id, created (1) or replayed (0), ...} in request order, {'batch_exists'}, or
@@ -42,27 +45,18 @@ if #conflicts > 0 then return {'request_conflict', unpack(conflicts)} end
 
 -- Quotas count the jobs this request creates (replays create none), all or none.
 local now = now_ms()
-local max_pending, rate, burst = string.match(ARGV[5], '^(%S+) (%S+) (%S+)$')
-max_pending, rate, burst = tonumber(max_pending), tonumber(rate), tonumber(burst)
+local max_pending, elsewhere, rate_refused, rate_retry =
+  string.match(ARGV[5], '^(%S+) (%S+) (%S+) (%S+)$')
+max_pending, elsewhere = tonumber(max_pending), tonumber(elsewhere)
 local new_jobs = #docs
 for _ in pairs(replays) do new_jobs = new_jobs - 1 end
 if new_jobs > 0 and max_pending > 0 then
   if new_jobs > max_pending then return {'over_quota', 'pending', max_pending, -1} end
-  local pending = redis.call('ZCARD', index_key(tenant, 'status:pending'))
+  local pending = elsewhere + redis.call('ZCARD', index_key(tenant, 'status:pending'))
   if pending + new_jobs > max_pending then return {'over_quota', 'pending', max_pending, 1000} end
 end
-if new_jobs > 0 and rate > 0 then
-  -- A token bucket: `burst` tokens, refilled at `rate` per second; a job takes one.
-  if new_jobs > burst then return {'over_quota', 'rate', burst, -1} end
-  local bucket = redis.call('HMGET', submit_rate_key(tenant), 'tokens', 'at')
-  local tokens = tonumber(bucket[1]) or burst
-  tokens = math.min(burst, tokens + (now - (tonumber(bucket[2]) or now)) * rate / 1000)
-  if tokens < new_jobs then
-    return {'over_quota', 'rate', burst, math.ceil((new_jobs - tokens) * 1000 / rate)}
-  end
-  redis.call('HSET', submit_rate_key(tenant), 'tokens', tokens - new_jobs, 'at', now)
-  -- A full bucket is the same as none.
-  redis.call('PEXPIRE', submit_rate_key(tenant), math.ceil(burst * 1000 / rate) + 1000)
+if new_jobs > 0 and rate_refused ~= '0' then
+  return {'over_quota', 'rate', tonumber(rate_refused), tonumber(rate_retry)}
 end
 
 redis.call('SADD', TENANTS, tenant)
@@ -78,7 +72,7 @@ for i, doc in ipairs(docs) do
     out[#out + 1] = 0
   else
     local id = doc.id
-    local seq = redis.call('INCR', SEQ)
+    local seq = next_seq(now)
     local fields = {'status', 'pending', 'created_at', now, 'seq', seq, 'attempt', 0, 'fence', 0}
     -- A delayed job waits in the schedule, pending with scheduled_at, until it is due.
     local due = doc.run_at_ms or (doc.delay_ms and now + doc.delay_ms)
