@@ -20,6 +20,7 @@ from mend_core.errors import (
     AccessDenied,
     AdminOnly,
     BatchExists,
+    JobNotFound,
     Refusal,
     RequestConflict,
     TokenForAnotherJob,
@@ -42,6 +43,7 @@ from mend_server.stream_tokens import StreamTokens
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+MAX_BATCH_GET = 100  # ids per BatchGetJobs
 # PurgeJobs: jobs looked at per call, which bounds the work (and time) of one call.
 DEFAULT_PURGE_PAGE_SIZE = 100
 MAX_PURGE_PAGE_SIZE = 1000
@@ -81,11 +83,11 @@ _UUID4 = re.compile(
 )
 
 
-def _job_id(raw: str) -> str:
+def _job_id(raw: str, field: str = "id") -> str:
     """The id as jobs are stored (lower case, as uuid4 writes it), or ValidationError."""
     if not _UUID4.fullmatch(raw):
         raise ValidationError(
-            [Violation("id", "must be a job id (a UUID v4)" if raw else "is required")]
+            [Violation(field, "must be a job id (a UUID v4)" if raw else "is required")]
         )
     return raw.lower()
 
@@ -345,6 +347,37 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
     ) -> pb.Job:
         job_id = _job_id(request.id)
         return convert.job_to_pb(await self._store.get(await self._owner(job_id), job_id))
+
+    @_guarded
+    async def BatchGetJobs(
+        self, request: pb.BatchGetJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BatchGetJobsResponse:
+        """GetJob for every id in one Redis round trip (two for admin keys), all or
+        nothing: the first id GetJob would refuse fails the call with its error."""
+        if not request.ids:
+            raise ValidationError([Violation("ids", "is required")])
+        if len(request.ids) > MAX_BATCH_GET:
+            raise ValidationError([Violation("ids", f"at most {MAX_BATCH_GET} ids")])
+        ids, bad = [], []
+        for i, raw in enumerate(request.ids):
+            try:
+                ids.append(_job_id(raw, f"ids[{i}]"))
+            except ValidationError as err:
+                bad += err.violations
+        if bad:
+            raise ValidationError(bad)  # every malformed id at once
+        caller = current_caller.get()
+        if caller.admin:
+            tenants = [t or caller.tenant for t in await self._store.tenants_of(ids)]
+        else:
+            tenants = [caller.tenant] * len(ids)
+        jobs = await self._store.get_many(list(zip(tenants, ids, strict=True)))
+        out = pb.BatchGetJobsResponse()
+        for job_id, job in zip(ids, jobs, strict=True):
+            if job is None:
+                raise JobNotFound(job_id)
+            out.jobs.append(convert.job_to_pb(job))
+        return out
 
     @_guarded
     async def CreateStreamToken(

@@ -71,3 +71,18 @@ class Scripts:
         except NoScriptError:  # a restarted or flushed Redis: load the script again
             await self._redis.script_load(self._source[name])  # type: ignore[misc]
             return await self._redis.evalsha(*call)  # type: ignore[misc]
+
+    async def each(self, name: str, calls: list[tuple[Any, ...]]) -> list[Any]:
+        """One script run once per argument tuple, in one pipelined round trip (not a
+        transaction: each run is atomic on its own). Replies in order."""
+        for attempt in (1, 2):
+            pipe = self._redis.pipeline(transaction=False)
+            for args in calls:
+                pipe.evalsha(self._sha[name], 1, self._routing_key, self._prefix, *args)
+            try:
+                return await pipe.execute()  # type: ignore[no-any-return]
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                await self._redis.script_load(self._source[name])  # type: ignore[misc]
+        raise AssertionError("unreachable")

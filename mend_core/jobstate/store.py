@@ -214,6 +214,14 @@ class JobStore:
             raise JobNotFound(job_id)
         return self._read(out)
 
+    async def get_many(self, wanted: list[tuple[str, str]]) -> list[Job | None]:
+        """`get` for each (tenant, job id) in one round trip; None where get would raise
+        JobNotFound."""
+        replies = await self._scripts.each(
+            "get", [(job_id, tenant, self._liveness_ms) for tenant, job_id in wanted]
+        )
+        return [self._read(out) if out else None for out in replies]
+
     def _read(self, out: list[Any]) -> Job:
         """read_job's reply (lua/get.lua) -> the job, with its estimate while pending."""
         if len(out) == 1:
@@ -409,6 +417,13 @@ class JobStore:
         """The tenant a job belongs to (None: no such job), for admin keys' calls."""
         tenant = await self._redis.hget(self._keys.job(job_id), "tenant")  # type: ignore[misc]
         return tenant if tenant is None else str(tenant)
+
+    async def tenants_of(self, job_ids: list[str]) -> list[str | None]:
+        """tenant_of for each id, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self._keys.job(job_id), "tenant")
+        return [t if t is None else str(t) for t in await pipe.execute()]
 
     async def find(self, job_id: str) -> Job | None:
         """Any tenant's job, or None once it has expired: for Mend's own use (webhook
