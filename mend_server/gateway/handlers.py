@@ -23,6 +23,7 @@ from mend_server.gateway.upstream import Metadata, Upstream, forwarded_metadata
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 UnaryCall = Callable[..., grpc.aio.UnaryUnaryCall]
+RENDERED_CACHE = 2048  # rendered answers kept (a few MB at most)
 
 
 class UnaryEndpoints:
@@ -44,6 +45,7 @@ class UnaryEndpoints:
         self._metrics = metrics
         # Coalesced Get methods (coalesce.py), by name: one coalescer for all their routes.
         self.coalescers: dict[str, Coalescer] = {}
+        self._rendered: dict[bytes, bytes] = {}  # message bytes -> JSON, see render()
 
     def coalescer(self, route: HttpRoute) -> Coalescer | None:
         """The coalescer of a Get route whose service has its AIP-231 BatchGet."""
@@ -59,8 +61,17 @@ class UnaryEndpoints:
         return found
 
     def render(self, message: Message) -> bytes:
-        """A response message as JSONResponse would send it."""
-        return bytes(JSONResponse(message_to_json(message, self._style)).body)
+        """A response message as JSONResponse would send it. The JSON is a function of
+        the message's bytes alone: a polled job that has not changed since its last
+        answer (most polls) is serialized (~2 µs) instead of rendered again (~40 µs)."""
+        wire = message.SerializeToString(deterministic=True)
+        body = self._rendered.get(wire)
+        if body is None:
+            body = bytes(JSONResponse(message_to_json(message, self._style)).body)
+            if len(self._rendered) >= RENDERED_CACHE:
+                del self._rendered[next(iter(self._rendered))]  # the oldest
+            self._rendered[wire] = body
+        return body
 
     def endpoint(self, route: HttpRoute) -> Endpoint:
         call = self._upstream.unary(route.method)
