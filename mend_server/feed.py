@@ -89,14 +89,17 @@ class Watch:
             expiry.cancel()
             self._waiter = None
 
-    async def shared(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
+    async def shared(
+        self, key: Hashable, read: Callable[[], Awaitable[T]], *, running: bool = False
+    ) -> T:
         """read(), or the result of the same read (same key) that a watcher of this job
-        started since the job's last wake. Every change this watcher has cleared was
-        recorded before that wake, so such a read sees them all, just as a read of its
-        own would; later changes set `changed` again."""
+        started since the job's last wake (with `running`, only while that read is still
+        under way: a state whose values age, such as a queue estimate). Every change this
+        watcher has cleared was recorded before that wake, so such a read sees them all,
+        just as a read of its own would; later changes set `changed` again."""
         reads = self._watched.reads
         future = reads.get(key)
-        if future is None:
+        if future is None or (running and future.done()):
             future = reads[key] = asyncio.ensure_future(read())
             future.add_done_callback(functools.partial(self._watched.settled, key))
         if not future.done():

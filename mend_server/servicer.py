@@ -527,7 +527,14 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         """The current state (unless resuming from a version), then every later state, up
         to the terminal one; heartbeats while nothing changes."""
         with self._feed.listen(job_id) as watch:
-            job = await self._store.get(await self._owner(job_id), job_id)
+            # Watchers of a job opening at once (clients reconnecting together) share one
+            # read of its state and one encoding of it, per tenant (another tenant's read
+            # is NOT_FOUND); registered first, like every read here.
+            tenant = await self._owner(job_id)
+            job, current = await watch.shared(
+                ("current", tenant), functools.partial(self._current, tenant, job_id),
+                running=True,
+            )
             if from_version is not None:
                 if from_version > job.version:
                     # A version the job never had: waiting for it would wait forever.
@@ -542,7 +549,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                     )
                 last = from_version
             else:
-                yield _job_message(job)
+                yield current
                 last = job.version
             if job.status.terminal and job.version <= last:
                 return
@@ -569,6 +576,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 fresh = not await watch.wait(self._heartbeat)
                 if fresh:
                     yield _HEARTBEAT
+
+    async def _current(self, tenant: str, job_id: str) -> tuple[Job, bytes]:
+        job = await self._store.get(tenant, job_id)
+        return job, _job_message(job)
 
     async def _states_after(
         self, job_id: str, version: int
