@@ -51,6 +51,7 @@ QUEUED_MESSAGE = "Job queued for processing"
 VALID_MESSAGE = "The request is valid; nothing was queued (validate_only)"
 # States read from a job's event log at a time by WatchJob.
 WATCH_PAGE = 100
+OPEN_READ_AGE = 0.1  # seconds: see _watch
 # WatchJob yields its messages serialized (see add_to_server): a state is encoded once
 # and the same bytes are written to every stream of the job.
 _HEARTBEAT = pb.WatchJobResponse(heartbeat=empty_pb2.Empty()).SerializeToString()
@@ -529,11 +530,12 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         with self._feed.listen(job_id) as watch:
             # Watchers of a job opening at once (clients reconnecting together) share one
             # read of its state and one encoding of it, per tenant (another tenant's read
-            # is NOT_FOUND); registered first, like every read here.
+            # is NOT_FOUND), while the read is at most OPEN_READ_AGE old (its queue
+            # estimate ages); registered first, like every read here.
             tenant = await self._owner(job_id)
             job, current = await watch.shared(
                 ("current", tenant), functools.partial(self._current, tenant, job_id),
-                running=True,
+                max_age=OPEN_READ_AGE,
             )
             if from_version is not None:
                 if from_version > job.version:
