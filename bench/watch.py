@@ -16,7 +16,10 @@ All processes read the same clock (CLOCK_REALTIME on one machine).
 The floor, measured in the same rounds, is the bare subscriber: the time from the call to a
 redis-py subscriber receiving the transition's PUBLISH, which any design built on Redis
 pub/sub pays before it can do anything. Scenarios differ in how the 1,000 streams are spread
-over jobs: one watcher per job, 100 per job, and all on one job (the widest fan-out)."""
+over jobs: one watcher per job, 100 per job, and all on one job (the widest fan-out).
+A last scenario, **burst**, opens 3,000 streams on one job at once (every watcher process
+opens all of its streams in one go, as clients reconnecting together after a restart would)
+and also measures how long each stream took to get its first message."""
 
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ class Scenario:
     watchers_per_job: int
     progress_steps: int  # progress updates between claim and complete
     transitions_per_s: float
+    burst: bool = False  # open every stream at once (not in waves), timing the first message
 
     @property
     def streams(self) -> int:
@@ -76,8 +80,9 @@ class Scenario:
 
     def describe(self) -> str:
         jobs = "1 job" if self.jobs == 1 else f"{self.jobs:,} jobs"
+        opened = "opened in one burst" if self.burst else "opened in waves"
         return (
-            f"{jobs}, {self.watchers_per_job:,} stream(s) on each; claim, "
+            f"{jobs}, {self.watchers_per_job:,} stream(s) on each, {opened}; claim, "
             f"{self.progress_steps} progress update(s), complete: {self.transitions:,} "
             f"transitions at {self.transitions_per_s:g}/s, "
             f"{self.deliveries:,} deliveries per round"
@@ -88,7 +93,10 @@ SCENARIOS = (
     Scenario("spread", jobs=1000, watchers_per_job=1, progress_steps=1, transitions_per_s=600),
     Scenario("fan-out", jobs=10, watchers_per_job=100, progress_steps=2, transitions_per_s=20),
     Scenario("one job", jobs=1, watchers_per_job=1000, progress_steps=8, transitions_per_s=5),
+    Scenario("burst", jobs=1, watchers_per_job=3000, progress_steps=2, transitions_per_s=5,
+             burst=True),
 )
+GOAL_FIRST_P99_MS = 500.0  # burst: first message p99 (issue #13)
 
 
 # --- child processes ------------------------------------------------------------------
@@ -116,8 +124,9 @@ async def _watch(call: grpc.aio.UnaryStreamCall, out: list[list[Any]]) -> None:
 
 
 async def watcher(port: int, channels: int) -> None:
-    """Per round: {"jobs": [id per stream]} -> opens the streams, says "ready", collects
-    until every stream has ended, then says the samples."""
+    """Per round: {"jobs": [id per stream], "burst": bool} -> opens the streams (in waves,
+    or all at once with the time each took to get its first message), says "ready",
+    collects until every stream has ended, then says the samples."""
     from mend.v1 import jobs_pb2 as pb
     from mend.v1 import jobs_pb2_grpc
 
@@ -129,18 +138,25 @@ async def watcher(port: int, channels: int) -> None:
     stubs = [jobs_pb2_grpc.JobServiceStub(ch) for ch in chans]
     stdin = await _stdin_lines()
     while line := await stdin.readline():
-        job_ids: list[str] = json.loads(line)["jobs"]
+        order = json.loads(line)
+        job_ids: list[str] = order["jobs"]
         samples: list[list[Any]] = []
         tasks = []
         errors = 0
-        for start in range(0, len(job_ids), OPEN_WAVE):
-            wave = [
-                stubs[i % len(stubs)].WatchJob(pb.WatchJobRequest(id=job_ids[i]), metadata=AUTH)
-                for i in range(start, min(start + OPEN_WAVE, len(job_ids)))
-            ]
-            await asyncio.gather(*(c.read() for c in wave))
-            tasks += [asyncio.create_task(_watch(call, samples)) for call in wave]
-        _say(ready=len(tasks))
+        if order.get("burst"):
+            first_ms, tasks, errors = await _burst(stubs, job_ids, samples)
+            _say(ready=len(tasks), first_ms=first_ms, open_errors=errors)
+        else:
+            for start in range(0, len(job_ids), OPEN_WAVE):
+                wave = [
+                    stubs[i % len(stubs)].WatchJob(
+                        pb.WatchJobRequest(id=job_ids[i]), metadata=AUTH
+                    )
+                    for i in range(start, min(start + OPEN_WAVE, len(job_ids)))
+                ]
+                await asyncio.gather(*(c.read() for c in wave))
+                tasks += [asyncio.create_task(_watch(call, samples)) for call in wave]
+            _say(ready=len(tasks))
         for result in await asyncio.gather(*tasks, return_exceptions=True):
             if isinstance(result, BaseException):
                 errors += 1
@@ -148,6 +164,34 @@ async def watcher(port: int, channels: int) -> None:
         _say(samples=samples, errors=errors)
     for ch in chans:
         await ch.close()
+
+
+async def _burst(
+    stubs: list[Any], job_ids: list[str], samples: list[list[Any]]
+) -> tuple[list[float], list[asyncio.Task[None]], int]:
+    """Opens every stream at once; the ms from the burst's start to each first message."""
+    from mend.v1 import jobs_pb2 as pb
+
+    first_ms: list[float] = []
+
+    async def first(call: grpc.aio.UnaryStreamCall) -> None:
+        await call.read()
+        first_ms.append((time.monotonic_ns() - t0) / 1e6)
+
+    t0 = time.monotonic_ns()
+    calls = [
+        stubs[i % len(stubs)].WatchJob(pb.WatchJobRequest(id=job_id), metadata=AUTH)
+        for i, job_id in enumerate(job_ids)
+    ]
+    opened = await asyncio.gather(*(first(c) for c in calls), return_exceptions=True)
+    tasks, errors = [], 0
+    for call, result in zip(calls, opened, strict=True):
+        if isinstance(result, BaseException):
+            errors += 1
+            print(f"watch stream failed to open: {result!r}", file=sys.stderr)
+        else:
+            tasks.append(asyncio.create_task(_watch(call, samples)))
+    return first_ms, tasks, errors
 
 
 async def subscriber(redis_url: str, channels: str) -> None:
@@ -319,10 +363,17 @@ async def run_round(
     job_ids = await submit_jobs(stub, scenario.jobs)
     streams = [job_id for job_id in job_ids for _ in range(scenario.watchers_per_job)]
     shares = [streams[i :: len(watchers)] for i in range(len(watchers))]
+    opening = [server_pid, *(w.popen.pid for w in watchers)]
+    open_cpu0, open_wall0 = [cpu_seconds(p) for p in opening], time.monotonic()
     for child, share in zip(watchers, shares, strict=True):
-        child.send(jobs=share)
+        child.send(jobs=share, burst=scenario.burst)
     ready = [await w.receive(READY_TIMEOUT) for w in watchers]
-    assert sum(r["ready"] for r in ready) == scenario.streams, ready
+    open_errors = sum(r.get("open_errors", 0) for r in ready)
+    assert sum(r["ready"] for r in ready) + open_errors == scenario.streams, ready
+    first_ms = sorted(ms for r in ready for ms in r.get("first_ms", []))
+    # CPU while the streams opened: the server's and the watchers' (per stream, µs).
+    open_cpu = [cpu_seconds(p) - c for p, c in zip(opening, open_cpu0, strict=True)]
+    open_wall = time.monotonic() - open_wall0
     floor.send(cmd="start")
     await floor.receive(READY_TIMEOUT)
     connections = server_redis_connections(server_pid, redis_port)
@@ -343,10 +394,21 @@ async def run_round(
     floor_ms = sorted(
         (recv - called[(job, v)]) / 1e6 for job, v, recv in floor_samples if (job, v) in called
     )
+    firsts = {}
+    if scenario.burst:
+        firsts = {
+            "first_p50_ms": report.percentile(first_ms, 50),
+            "first_p99_ms": report.percentile(first_ms, 99),
+            "first_max_ms": first_ms[-1] if first_ms else float("nan"),
+            "open_wall_ms": 1000 * open_wall,
+            "open_server_cpu_us_per_stream": 1e6 * open_cpu[0] / scenario.streams,
+            "open_watchers_cpu_us_per_stream": 1e6 * sum(open_cpu[1:]) / scenario.streams,
+        }
     return {
         **latencies(samples, called),
+        **firsts,
         "missing": scenario.deliveries - len(samples),
-        "errors": sum(out["errors"] for out in outs),
+        "errors": sum(out["errors"] for out in outs),  # open errors included
         "floor_p50_ms": report.percentile(floor_ms, 50),
         "floor_p99_ms": report.percentile(floor_ms, 99),
         "server_cpu_pct": 100 * server_cpu / elapsed,
@@ -359,7 +421,7 @@ async def run_round(
 
 
 def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    figures = [k for k in rounds[0] if k.endswith(("_ms", "_pct", "_per_delivery"))]
+    figures = [k for k in rounds[0] if k.endswith(("_ms", "_pct", "_per_delivery", "_per_stream"))]
     out: dict[str, Any] = {k: round(report.median([r[k] for r in rounds]), 2) for k in figures}
     out["ratio_p99"] = round(out["p99_ms"] / out["floor_p99_ms"], 1)
     for k in ("deliveries", "missing", "errors"):
@@ -387,6 +449,22 @@ def rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
             f"{r['floor_p99_ms']:.2f}", f"{r['ratio_p99']:.1f}", met,
         ])
     return out
+
+
+BURST_HEADER = ["scenario", "streams", "first message p50 ms", "p99 ms", "max ms",
+                f"goal p99 < {GOAL_FIRST_P99_MS:g} ms", "server µs CPU/stream opened",
+                "watchers µs/stream opened"]
+
+
+def burst_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """How long the streams opened at once took to get their first message."""
+    return [
+        [s.name, f"{s.streams:,}", f"{r['first_p50_ms']:.0f}", f"{r['first_p99_ms']:.0f}",
+         f"{r['first_max_ms']:.0f}", "yes" if r["first_p99_ms"] < GOAL_FIRST_P99_MS else "NO",
+         f"{r['open_server_cpu_us_per_stream']:.0f}",
+         f"{r['open_watchers_cpu_us_per_stream']:.0f}"]
+        for s in SCENARIOS if s.burst and (r := results.get(s.name))
+    ]
 
 
 def cpu_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
@@ -421,6 +499,12 @@ measure for a bare redis-py subscriber to the change channel. Figures are median
 the rounds; deliveries, missing and errors are totals.
 
 {report.markdown_table(HEADER, rows(data["results"]))}
+
+Streams opened in one burst: the time from the burst's start (in each watcher process,
+just before it creates its calls) to each stream's first message (the job's current
+state), medians over the rounds.
+
+{report.markdown_table(BURST_HEADER, burst_rows(data["results"]))}
 
 CPU while the transitions ran (medians of the rounds): the server's share of a core and its
 CPU time per delivery (the steady figure on a shared machine; latency is not), the watcher
@@ -482,6 +566,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     stacks = args.profile / f"watch-{scenario.name.replace(' ', '-')}.txt"
                     args.profile.mkdir(parents=True, exist_ok=True)
                     seconds = scenario.transitions / scenario.transitions_per_s + 5
+                    if scenario.burst:
+                        seconds = 2.5  # the streams opening, and the first transitions
                     spy = profile.record(server.pid, stacks, seconds=seconds)
                 r = await run_round(scenario, stub, queue, watchers, floor, server.pid,
                                     redis_server.pid, redis_server.port)
@@ -489,6 +575,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.to_thread(spy.wait)
                     print(profile.summarise(stacks))
                 server.check_alive()
+                if scenario.burst:
+                    print(f"{scenario.name} round {i + 1}: first message p50 "
+                          f"{r['first_p50_ms']:.0f} ms, p99 {r['first_p99_ms']:.0f} ms")
                 print(f"{scenario.name} round {i + 1}: p50 {r['p50_ms']:.2f} ms, "
                       f"p99 {r['p99_ms']:.2f} ms, floor p99 {r['floor_p99_ms']:.2f} ms, "
                       f"{r['missing']} missing", flush=True)
@@ -511,6 +600,9 @@ def main(argv: list[str]) -> int:
     chosen = [s for s in SCENARIOS if s.name in results]
     print(report.text_table(HEADER, rows(results)))
     print()
+    if burst_rows(results):
+        print(report.text_table(BURST_HEADER, burst_rows(results)))
+        print()
     print(report.text_table(CPU_HEADER, cpu_rows(results)))
     data = {
         "command": " ".join(["python -m bench watch", *argv]),

@@ -39,22 +39,27 @@ class _Watched:
     """The watchers of one job, and the reads of the job's log started since it was last
     woken (keyed by what they read)."""
 
-    __slots__ = ("watches", "reads")
+    __slots__ = ("watches", "reads", "done_at")
 
     def __init__(self) -> None:
         self.watches: set[Watch] = set()
         self.reads: dict[Hashable, asyncio.Future[Any]] = {}
+        self.done_at: dict[Hashable, float] = {}  # when each read in `reads` finished
 
     def settled(self, key: Hashable, future: asyncio.Future[Any]) -> None:
         """A failed read is not shared again (its error is marked seen: its watchers may
         all have gone)."""
         failed = future.cancelled() or future.exception() is not None
-        if failed and self.reads.get(key) is future:
-            del self.reads[key]
+        if self.reads.get(key) is future:
+            if failed:
+                del self.reads[key]
+            else:
+                self.done_at[key] = asyncio.get_running_loop().time()
 
     def wake(self) -> None:
         # A read started before this wake may miss the change: nobody may join it now.
         self.reads.clear()
+        self.done_at.clear()
         for watch in self.watches:
             watch.set()
 
@@ -96,13 +101,21 @@ class Watch:
             expiry.cancel()
             self._waiter = None
 
-    async def shared(self, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
+    async def shared(
+        self, key: Hashable, read: Callable[[], Awaitable[T]], *, max_age: float | None = None
+    ) -> T:
         """read(), or the result of the same read (same key) that a watcher of this job
-        started since the job's last wake. Every change this watcher has cleared was
-        recorded before that wake, so such a read sees them all, just as a read of its
-        own would; later changes set `changed` again."""
+        started since the job's last wake (with `max_age`, only one still under way or
+        finished at most that many seconds ago: for a state with values that age, such as
+        a queue estimate). Every change this watcher has cleared was recorded before that
+        wake, so such a read sees them all, just as a read of its own would; later changes
+        set `changed` again."""
         reads = self._watched.reads
         future = reads.get(key)
+        if future is not None and max_age is not None and future.done():
+            done_at = self._watched.done_at.get(key, 0.0)
+            if asyncio.get_running_loop().time() - done_at > max_age:
+                future = None
         if future is None:
             future = reads[key] = asyncio.ensure_future(read())
             future.add_done_callback(functools.partial(self._watched.settled, key))

@@ -20,6 +20,7 @@ from mend_core.errors import (
     AccessDenied,
     AdminOnly,
     BatchExists,
+    JobNotFound,
     Refusal,
     RequestConflict,
     TokenForAnotherJob,
@@ -42,6 +43,7 @@ from mend_server.stream_tokens import StreamTokens
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+MAX_BATCH_GET = 100  # ids per BatchGetJobs
 # PurgeJobs: jobs looked at per call, which bounds the work (and time) of one call.
 DEFAULT_PURGE_PAGE_SIZE = 100
 MAX_PURGE_PAGE_SIZE = 1000
@@ -49,6 +51,7 @@ QUEUED_MESSAGE = "Job queued for processing"
 VALID_MESSAGE = "The request is valid; nothing was queued (validate_only)"
 # States read from a job's event log at a time by WatchJob.
 WATCH_PAGE = 100
+OPEN_READ_AGE = 0.1  # seconds: see _watch
 # WatchJob yields its messages serialized (see add_to_server): a state is encoded once
 # and the same bytes are written to every stream of the job.
 _HEARTBEAT = pb.WatchJobResponse(heartbeat=empty_pb2.Empty()).SerializeToString()
@@ -81,11 +84,11 @@ _UUID4 = re.compile(
 )
 
 
-def _job_id(raw: str) -> str:
+def _job_id(raw: str, field: str = "id") -> str:
     """The id as jobs are stored (lower case, as uuid4 writes it), or ValidationError."""
     if not _UUID4.fullmatch(raw):
         raise ValidationError(
-            [Violation("id", "must be a job id (a UUID v4)" if raw else "is required")]
+            [Violation(field, "must be a job id (a UUID v4)" if raw else "is required")]
         )
     return raw.lower()
 
@@ -347,6 +350,37 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         return convert.job_to_pb(await self._store.get(await self._owner(job_id), job_id))
 
     @_guarded
+    async def BatchGetJobs(
+        self, request: pb.BatchGetJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BatchGetJobsResponse:
+        """GetJob for every id in one Redis round trip (two for admin keys), all or
+        nothing: the first id GetJob would refuse fails the call with its error."""
+        if not request.ids:
+            raise ValidationError([Violation("ids", "is required")])
+        if len(request.ids) > MAX_BATCH_GET:
+            raise ValidationError([Violation("ids", f"at most {MAX_BATCH_GET} ids")])
+        ids, bad = [], []
+        for i, raw in enumerate(request.ids):
+            try:
+                ids.append(_job_id(raw, f"ids[{i}]"))
+            except ValidationError as err:
+                bad += err.violations
+        if bad:
+            raise ValidationError(bad)  # every malformed id at once
+        caller = current_caller.get()
+        if caller.admin:
+            tenants = [t or caller.tenant for t in await self._store.tenants_of(ids)]
+        else:
+            tenants = [caller.tenant] * len(ids)
+        jobs = await self._store.get_many(list(zip(tenants, ids, strict=True)))
+        out = pb.BatchGetJobsResponse()
+        for job_id, job in zip(ids, jobs, strict=True):
+            if job is None:
+                raise JobNotFound(job_id)
+            out.jobs.append(convert.job_to_pb(job))
+        return out
+
+    @_guarded
     async def CreateStreamToken(
         self, request: pb.CreateStreamTokenRequest, context: grpc.aio.ServicerContext
     ) -> pb.StreamToken:
@@ -498,7 +532,15 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         """The current state (unless resuming from a version), then every later state, up
         to the terminal one; heartbeats while nothing changes."""
         with self._feed.listen(job_id) as watch:
-            job = await self._store.get(await self._owner(job_id), job_id)
+            # Watchers of a job opening at once (clients reconnecting together) share one
+            # read of its state and one encoding of it, per tenant (another tenant's read
+            # is NOT_FOUND), while the read is at most OPEN_READ_AGE old (its queue
+            # estimate ages); registered first, like every read here.
+            tenant = await self._owner(job_id)
+            job, current = await watch.shared(
+                ("current", tenant), functools.partial(self._current, tenant, job_id),
+                max_age=OPEN_READ_AGE,
+            )
             if from_version is not None:
                 if from_version > job.version:
                     # A version the job never had: waiting for it would wait forever.
@@ -513,7 +555,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                     )
                 last = from_version
             else:
-                yield _job_message(job)
+                yield current
                 last = job.version
             if job.status.terminal and job.version <= last:
                 return
@@ -540,6 +582,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 fresh = not await watch.wait(self._heartbeat)
                 if fresh:
                     yield _HEARTBEAT
+
+    async def _current(self, tenant: str, job_id: str) -> tuple[Job, bytes]:
+        job = await self._store.get(tenant, job_id)
+        return job, _job_message(job)
 
     async def _states_after(
         self, job_id: str, version: int

@@ -469,3 +469,44 @@ async def test_a_resumed_watch_with_nothing_to_catch_up_starts_with_a_heartbeat(
     assert first.HasField("heartbeat")
     assert await queue.complete(lease, RESULT)
     assert summary(await rest_of(call)) == [(current.version + 1, pb.JOB_STATUS_COMPLETED, 100)]
+
+
+def evalsha_calls(redis_client) -> int:
+    return int(redis_client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_watchers_opening_at_once_share_one_first_read_per_tenant(
+    stub, queue, redis_client
+) -> None:
+    """60 streams opened together on one job, half by another tenant: the owner's all get
+    the same current state from a few shared reads; the other tenant's are NOT_FOUND."""
+    job_id = await submit(stub)
+    before = evalsha_calls(redis_client)
+    calls = [
+        stub.WatchJob(pb.WatchJobRequest(id=job_id), metadata=AUTH if i % 2 else OTHER_AUTH)
+        for i in range(60)
+    ]
+
+    async def first(call: grpc.aio.UnaryStreamCall) -> pb.Job | grpc.StatusCode:
+        try:
+            job = await next_job(call)
+        except grpc.aio.AioRpcError as err:
+            return err.code()
+        assert job is not None
+        return job
+
+    firsts = await asyncio.gather(*(first(c) for c in calls))
+    reads = evalsha_calls(redis_client) - before
+    owners = [f for i, f in enumerate(firsts) if i % 2]
+    assert all(f == grpc.StatusCode.NOT_FOUND for i, f in enumerate(firsts) if not i % 2)
+    assert all(isinstance(f, pb.Job) and f == owners[0] for f in owners)
+    assert owners[0].status == pb.JOB_STATUS_PENDING and owners[0].queue_position == 1
+    # A refused read is never shared (feed.py): the other tenant's 30 read alone; the
+    # owner's 30 share a few (before: one read per stream, 60).
+    assert reads - 30 < 10, reads
+    # The streams go on as before: the claim reaches every one of the owner's.
+    await claim(queue, job_id)
+    for call in calls[1::2]:
+        job = await next_job(call)
+        assert job is not None and job.status == pb.JOB_STATUS_PROCESSING
+        call.cancel()

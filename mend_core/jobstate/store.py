@@ -319,6 +319,29 @@ class JobStore:
             *(("ZCARD", keys.turns) for q, keys in enumerate(self._parts.keys) if q != partition),
         ]
 
+    async def get_many(self, wanted: list[tuple[str, str]]) -> list[Job | None]:
+        """`get` for each (tenant, job id) in one round trip; None where get would raise
+        JobNotFound."""
+        parts = [self._parts.of_job(job_id) for _, job_id in wanted]
+        since = int(time.time() * 1000) - self._liveness_ms
+        commands = [
+            self._scripts[p].command("get", job_id, tenant)
+            for p, (tenant, job_id) in zip(parts, wanted, strict=True)
+        ]
+        commands += [
+            ("ZCOUNT", self._parts.workers, since, "+inf"),
+            *(("ZCARD", keys.turns) for keys in self._parts.keys),
+        ]
+        needed = [(self._scripts[p], "get") for p in sorted(set(parts))]
+        out = await pipelined(self._redis, commands, needed)
+        replies, (workers, *queued) = out[: len(wanted)], out[len(wanted) :]
+        return [
+            self._read(reply, [workers, *(n for q, n in enumerate(queued) if q != p)])
+            if reply
+            else None
+            for p, reply in zip(parts, replies, strict=True)
+        ]
+
     def _read(self, out: list[Any], around: Sequence[Any]) -> Job:
         """read_job's reply (lua/get.lua) and `_around`'s -> the job, with its estimate while
         pending. Other partitions' queued jobs count as ahead of it up to as many as are
@@ -554,6 +577,13 @@ class JobStore:
         key = self._parts.job_keys(job_id).job(job_id)
         tenant = await self._redis.hget(key, "tenant")  # type: ignore[misc]
         return tenant if tenant is None else str(tenant)
+
+    async def tenants_of(self, job_ids: list[str]) -> list[str | None]:
+        """tenant_of for each id, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self._parts.job_keys(job_id).job(job_id), "tenant")
+        return [t if t is None else str(t) for t in await pipe.execute()]
 
     async def find(self, job_id: str) -> Job | None:
         """Any tenant's job, or None once it has expired: for Mend's own use (webhook

@@ -22,6 +22,7 @@ from mend_core.telemetry.tracing import TRACING_OFF, Tracing
 from mend_server.gateway import compat
 from mend_server.gateway.dashboard import Dashboard
 from mend_server.gateway.errors import GatewayError, error_response
+from mend_server.gateway.fast_path import FastGets
 from mend_server.gateway.handlers import UnaryEndpoints
 from mend_server.gateway.health import CHECK_TIMEOUT_SECONDS, Health
 from mend_server.gateway.metrics import Metrics
@@ -158,10 +159,23 @@ class Gateway:
             Route(OPENAPI_PATH, self._openapi, methods=["GET"]),
             *Dashboard().routes(),
         ]
-        middleware = [Middleware(self.metrics.middleware)]  # type: ignore[arg-type]
+        origins = [o.strip() for o in self.settings.cors_origins.split(",") if o.strip()]
+        middleware = []
+        if not self.tracing.enabled:
+            # Outermost: the polled GETs skip the rest (fast_path.py); traced requests
+            # take the full path, whose middleware makes their spans.
+            coalesced = [(r, c) for r in self.routes if (c := self.unary.coalescer(r)) is not None]
+            middleware.append(
+                Middleware(
+                    FastGets,  # type: ignore[arg-type]
+                    routes=coalesced,
+                    metrics=self.metrics,
+                    cors=bool(origins),
+                )
+            )
+        middleware.append(Middleware(self.metrics.middleware))  # type: ignore[arg-type]
         if self.tracing.enabled:
             middleware.append(Middleware(traced, tracing=self.tracing))  # type: ignore[arg-type]
-        origins = [o.strip() for o in self.settings.cors_origins.split(",") if o.strip()]
         if origins:
             middleware.append(
                 Middleware(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import grpc
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -53,6 +54,9 @@ class Metrics:
 
     def rpc(self, method: str, code: str) -> None:
         self.rpcs.labels(method, code).inc()
+
+    def rpc_code(self, method: str, code: grpc.StatusCode) -> None:
+        self.rpc(method, code.name)
 
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -84,6 +84,11 @@ class JobServiceStub:
                 request_serializer=mend_dot_v1_dot_jobs__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=mend_dot_v1_dot_jobs__pb2.Job.FromString,
                 _registered_method=True)
+        self.BatchGetJobs = channel.unary_unary(
+                '/mend.v1.JobService/BatchGetJobs',
+                request_serializer=mend_dot_v1_dot_jobs__pb2.BatchGetJobsRequest.SerializeToString,
+                response_deserializer=mend_dot_v1_dot_jobs__pb2.BatchGetJobsResponse.FromString,
+                _registered_method=True)
         self.WatchJob = channel.unary_stream(
                 '/mend.v1.JobService/WatchJob',
                 request_serializer=mend_dot_v1_dot_jobs__pb2.WatchJobRequest.SerializeToString,
@@ -194,6 +199,18 @@ class JobServiceServicer:
     def GetJob(self, request, context):
         """Returns a job's current state; pending jobs carry queue_position and
         estimated_wait_seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetJobs(self, request, context):
+        """Returns several jobs at once, in the order of `ids` (a repeated id is answered
+        each time), as GetJob would return each one (AIP-231). All or nothing: one id that
+        GetJob would refuse fails the whole call with GetJob's error for it (a malformed id
+        is INVALID_ARGUMENT naming `ids[i]`; a missing job or another tenant's is
+        NOT_FOUND). At most 100 ids. The REST gateway sends concurrent GETs of one caller
+        through it as one call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -326,6 +343,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetJob,
                     request_deserializer=mend_dot_v1_dot_jobs__pb2.GetJobRequest.FromString,
                     response_serializer=mend_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'BatchGetJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetJobs,
+                    request_deserializer=mend_dot_v1_dot_jobs__pb2.BatchGetJobsRequest.FromString,
+                    response_serializer=mend_dot_v1_dot_jobs__pb2.BatchGetJobsResponse.SerializeToString,
             ),
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
@@ -615,6 +637,33 @@ class JobService:
             '/mend.v1.JobService/GetJob',
             mend_dot_v1_dot_jobs__pb2.GetJobRequest.SerializeToString,
             mend_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mend.v1.JobService/BatchGetJobs',
+            mend_dot_v1_dot_jobs__pb2.BatchGetJobsRequest.SerializeToString,
+            mend_dot_v1_dot_jobs__pb2.BatchGetJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,
