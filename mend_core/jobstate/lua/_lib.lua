@@ -84,8 +84,23 @@ local function leave_turns(tenant, next_turn)
   redis.call('HSET', tenant_stats_key(tenant), 'next_turn', next_turn)
 end
 
+-- Pushes n tokens (at most WAKE_MAXLEN) on a global wake list, given as one of the script's
+-- extra KEYS: only on a single Redis (partitions.single_node); on a cluster the list is on
+-- another node and the caller pushes.
+local function wake(list, token, n)
+  local tokens, total = {}, math.min(n, WAKE_MAXLEN)
+  for i = 1, total do
+    tokens[#tokens + 1] = token
+    if #tokens == 1000 or i == total then  -- unpack's limit on the Lua stack
+      redis.call('RPUSH', list, unpack(tokens))
+      tokens = {}
+    end
+  end
+  redis.call('LTRIM', list, -WAKE_MAXLEN, -1)
+end
+
 -- Queues a pending job. The caller then wakes an idle worker (a token naming the partition
--- on the global wake list).
+-- on the global wake list; submit.lua can push it itself).
 local function enqueue(id, priority, seq, tenant)
   local queue = queue_key(tenant)
   if redis.call('ZADD', queue, queue_score(priority, seq), id) == 0 then return end
