@@ -330,7 +330,11 @@ end
 local MAX_TENANTS = 256  -- beyond this many queued tenants, one group with the global mix
 local MAX_EXACT = 256  -- up to this many jobs ahead, their types one by one
 
-local function read_job(id, tenant)
+-- others: the other partitions' queue lengths when the caller knows them (get.lua on a
+-- single Redis): the jobs they hold count as ahead up to as many as are ahead here (as
+-- store.py's _read counts them), so the types are listed one by one only when few jobs are
+-- ahead overall.
+local function read_job(id, tenant, others)
   local fields = redis.call('HGETALL', job_key(id))
   local job = {}
   for i = 1, #fields, 2 do job[fields[i]] = fields[i + 1] end
@@ -375,8 +379,13 @@ local function read_job(id, tenant)
     return out
   end
 
+  local elsewhere = 0
+  if others and position >= 0 then
+    for _, n in ipairs(others) do elsewhere = elsewhere + math.min(n, position) end
+  end
+
   local ahead = {}
-  if rank and position <= MAX_EXACT then
+  if rank and position + elsewhere <= MAX_EXACT then
     -- Each tenant's first jobs, as many as it has turns before ours, in turn order.
     local turns = {}
     for _, t in ipairs(tenants_ahead()) do

@@ -10,10 +10,11 @@
 -- single Redis, gives ARGV[4] = the oldest registration (ms) of a live worker, KEYS[2] = the
 -- workers registry and KEYS[3..] = the other partitions' TURNS: a pending job's reply then
 -- ends with {live workers, queued in each of those partitions}.
-local out = read_job(ARGV[2], ARGV[3])
-if out and #out > 1 and #KEYS > 1 then
-  local around = {redis.call('ZCOUNT', KEYS[2], ARGV[4], '+inf')}
-  for i = 3, #KEYS do around[#around + 1] = redis.call('ZCARD', KEYS[i]) end
-  out[#out + 1] = around
+if #KEYS == 1 then return read_job(ARGV[2], ARGV[3]) end
+local others = {}
+for i = 3, #KEYS do others[#others + 1] = redis.call('ZCARD', KEYS[i]) end
+local out = read_job(ARGV[2], ARGV[3], others)
+if out and #out > 1 then
+  out[#out + 1] = {redis.call('ZCOUNT', KEYS[2], ARGV[4], '+inf'), unpack(others)}
 end
 return out
