@@ -13,6 +13,7 @@ from redis.exceptions import NoScriptError
 
 from mend_core.jobstate.encoding import EVENTS_SNAPSHOT_EVERY
 from mend_core.jobstate.keys import Keys, lua_prelude
+from mend_core.jobstate.partitions import WAKE_MAXLEN
 
 _DIR = Path(__file__).with_name("lua")
 
@@ -22,7 +23,9 @@ _DIR = Path(__file__).with_name("lua")
 # change feed), settle (webhook, batch, fail_fast), cancel, schedule, promote_due, remove,
 # claim_next and read_job. Only the worker registry and wake lists (global keys, see
 # partitions.py) and index cleanup (JobStore) are written outside them. A script touches
-# the keys of one partition only: its Scripts is that partition's.
+# the keys of one partition only (its Scripts is that partition's), but on a single Redis
+# (partitions.single_node) submit also pushes the wake tokens and get also reads the other
+# partitions' queue lengths, given as extra KEYS: a round trip, or a pipeline, fewer.
 TRANSITIONS: dict[str, str] = {
     "submit": "new -> pending: store, index, enqueue jobs (all or none); idempotent by request_id",
     "submit_rate": "takes (or gives back) a tenant's submit tokens, before a submit",
@@ -50,7 +53,10 @@ TRANSITIONS: dict[str, str] = {
 @functools.cache
 def _sources() -> dict[str, tuple[str, str]]:
     """name -> (source, SHA1)"""
-    constants = f"local EVENTS_SNAPSHOT_EVERY = {EVENTS_SNAPSHOT_EVERY}\n"
+    constants = (
+        f"local EVENTS_SNAPSHOT_EVERY = {EVENTS_SNAPSHOT_EVERY}\n"
+        f"local WAKE_MAXLEN = {WAKE_MAXLEN}\n"
+    )
     head = lua_prelude() + constants + (_DIR / "_lib.lua").read_text()
     sources = {name: head + "\n" + (_DIR / f"{name}.lua").read_text() for name in TRANSITIONS}
     return {name: (s, hashlib.sha1(s.encode()).hexdigest()) for name, s in sources.items()}
@@ -66,18 +72,21 @@ class Scripts:
         self._source = {name: source for name, (source, _) in _sources().items()}
         self._sha = {name: sha for name, (_, sha) in _sources().items()}
 
-    def command(self, name: str, *args: Any) -> tuple[Any, ...]:
-        """The EVALSHA command line, for a pipeline (see `pipelined`)."""
-        return ("EVALSHA", self._sha[name], 1, self._routing_key, self._prefix, *args)
+    def command(self, name: str, *args: Any, keys: Sequence[str] = ()) -> tuple[Any, ...]:
+        """The EVALSHA command line, for a pipeline (see `pipelined`). `keys`: keys outside
+        the partition, after the routing key (only on a single Redis; see
+        partitions.single_node)."""
+        return ("EVALSHA", self._sha[name], 1 + len(keys), self._routing_key, *keys,
+                self._prefix, *args)
 
     async def load(self, name: str) -> None:
         await self._redis.script_load(self._source[name])  # type: ignore[misc]
 
-    async def __call__(self, name: str, *args: Any) -> Any:
+    async def __call__(self, name: str, *args: Any, keys: Sequence[str] = ()) -> Any:
         # Every script takes the key prefix as ARGV[1] and builds its keys from it.
         # EVALSHA directly rather than through redis-py's Script objects, whose call
         # costs a few µs more (an import and a Protocol isinstance check per call).
-        call = (self._sha[name], 1, self._routing_key, self._prefix, *args)
+        call = (self._sha[name], 1 + len(keys), self._routing_key, *keys, self._prefix, *args)
         try:
             return await self._redis.evalsha(*call)  # type: ignore[misc]
         except NoScriptError:  # a restarted or flushed Redis: load the script again

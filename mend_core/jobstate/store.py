@@ -40,7 +40,7 @@ from mend_core.jobstate.encoding import (
     trace_fields,
 )
 from mend_core.jobstate.estimate import Ahead, SlotTimes, pending_mix, slot_averages, wait_seconds
-from mend_core.jobstate.partitions import Partitions
+from mend_core.jobstate.partitions import Partitions, single_node
 from mend_core.jobstate.scripts import Scripts, pipelined
 from mend_core.operations import job_types
 
@@ -181,6 +181,14 @@ class JobStore:
         # Cancelled jobs are kept like failed ones.
         self._cancelled_ttl_ms = retention_failed_seconds * 1000
         self._liveness_ms = int(worker_liveness_seconds * 1000)
+        # On a single Redis, submit pushes its wake tokens and get reads the other
+        # partitions' queues in the same script (partitions.single_node).
+        self._single_node = single_node(redis)
+        self._wake_keys = (partitions.wake, partitions.schedule_wake)
+        self._around_keys = [
+            (partitions.workers, *(k.turns for q, k in enumerate(partitions.keys) if q != p))
+            for p in range(partitions.count)
+        ]
 
     def _of(self, job_id: str) -> Scripts:
         return self._scripts[self._parts.of_job(job_id)]
@@ -245,8 +253,16 @@ class JobStore:
             docs.append(json.dumps(doc))
         batch_doc = json.dumps(asdict(batch)) if batch else ""
         taken, quota_arg = await self._quota_for(partition, tenant, len(docs))
+        single = self._single_node
         out = await self._scripts[partition](
-            "submit", tenant, self._request_ttl_ms, batch_doc, quota_arg, *docs
+            "submit",
+            tenant,
+            self._request_ttl_ms,
+            batch_doc,
+            quota_arg,
+            partition if single else "",
+            *docs,
+            keys=self._wake_keys if single else (),
         )
         refused = bool(out) and out[0] in ("over_quota", "batch_exists", "request_conflict")
         created = 0 if refused else sum(1 for i in range(1, len(out), 2) if out[i] == 1)
@@ -263,7 +279,8 @@ class JobStore:
             raise RequestConflict(
                 [(indexes[int(pairs[i]) - 1], pairs[i + 1]) for i in range(0, len(pairs), 2)]
             )
-        await self._parts.wake_workers(self._redis, partition, created, scheduled=delayed)
+        if not single:  # on a single Redis the script woke them (only for the jobs queued)
+            await self._parts.wake_workers(self._redis, partition, created, scheduled=delayed)
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
 
     async def _quota_for(self, partition: int, tenant: str, jobs: int) -> tuple[int, str]:
@@ -301,6 +318,12 @@ class JobStore:
     async def get(self, tenant: str, job_id: str) -> Job:
         partition = self._parts.of_job(job_id)
         scripts = self._scripts[partition]
+        if self._single_node:  # one script call, which reads the other partitions too
+            since = int(time.time() * 1000) - self._liveness_ms
+            out = await scripts("get", job_id, tenant, since, keys=self._around_keys[partition])
+            if not out:
+                raise JobNotFound(job_id)
+            return self._read(out[:8], out[8] if len(out) > 8 else [])
         out, *rest = await pipelined(
             self._redis,
             [scripts.command("get", job_id, tenant), *self._around(partition)],
