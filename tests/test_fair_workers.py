@@ -10,12 +10,10 @@ from mend_devkit.redis_server import RedisServer
 from mend_devkit.sample import photo
 from tests.conftest import AUTH, OTHER_AUTH
 from tests.faulty_s3 import S3Service
-from tests.helpers import job_key
+from tests.helpers import PARTS, job_key
 from tests.images import encode
 from tests.workers import eventually, wait_terminal, worker_pool
 
-WORKERS_KEY = "mend:{jobs}:workers"
-STATS_KEY = "mend:{jobs}:stats"
 WORKERS = 2
 
 
@@ -96,7 +94,7 @@ async def test_estimated_wait_is_close_to_the_real_wait(
     async with worker_pool(redis_server.url, **s3.env()) as workers:
         for _ in range(WORKERS):
             workers.start()
-        await eventually(lambda: redis_client.zcard(WORKERS_KEY) == WORKERS, "workers")
+        await eventually(lambda: redis_client.zcard(PARTS.workers) == WORKERS, "workers")
         # The first jobs of a fresh worker also pay for its executor's start-up (imports,
         # clients): run some, forget those averages, and learn them again from warm workers.
         for forget in (True, False):
@@ -106,7 +104,8 @@ async def test_estimated_wait_is_close_to_the_real_wait(
             for job_id in warmup:
                 assert (await wait_terminal(stub, job_id)).status == pb.JOB_STATUS_COMPLETED
             if forget:
-                redis_client.hdel(STATS_KEY, "image_resize:avg_ms", "image_colors:avg_ms")
+                for keys in PARTS.keys:
+                    redis_client.hdel(keys.stats, "image_resize:avg_ms", "image_colors:avg_ms")
 
         slow = await submit_all(stub, [resize(bucket, "slow.jpg")] * 4, AUTH)
         fast = await submit_all(stub, [colors(bucket, "fast.jpg")] * 8, OTHER_AUTH)
@@ -119,8 +118,10 @@ async def test_estimated_wait_is_close_to_the_real_wait(
         for job_id in [*slow, *fast, waiting]:
             done = await wait_terminal(stub, job_id, within=60, metadata=_auth(job_id, fast))
             assert done.status == pb.JOB_STATUS_COMPLETED, (done.error, workers.outputs())
-    averages = {k: int(v) for k, v in redis_client.hgetall(STATS_KEY).items()
-                if k.endswith(":avg_ms")}
+    averages = [
+        {k: int(v) for k, v in redis_client.hgetall(keys.stats).items() if k.endswith(":avg_ms")}
+        for keys in PARTS.keys
+    ]
     for job_id, (asked, estimate, position) in estimates.items():
         actual = started_ms(redis_client, job_id) / 1000 - asked  # type: ignore[operator]
         assert abs(estimate - actual) <= 0.25 * actual, (position, estimate, actual, averages)
