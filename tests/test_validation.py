@@ -14,8 +14,8 @@ from tests.conftest import AUTH
 from tests.helpers import (
     bad_request,
     queued,
-    stored_jobs,
     resize_request,
+    stored_jobs,
     submit_request,
     violated_fields,
 )

@@ -25,7 +25,6 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
-from mend_core.jobstate.keys import Keys
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.results import ImageMetadata, JobResult
@@ -335,7 +334,8 @@ async def test_retry_survives_a_server_restart(redis_server, redis_client, recei
 
         await receiver.wait(1)
         await eventually(
-            lambda: across(redis_client, "ZCARD", "webhook_retries") == 1, "the retry to be scheduled"
+            lambda: across(redis_client, "ZCARD", "webhook_retries") == 1,
+            "the retry to be scheduled",
         )
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(10)
