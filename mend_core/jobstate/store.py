@@ -413,7 +413,7 @@ class JobStore:
         for source, flat in zip(empty, replies, strict=True):
             entries = [(int(float(flat[i + 1])), flat[i]) for i in range(0, len(flat), 2)]
             source.buffer = [(ListCursor(seq, source.partition), job_id) for seq, job_id in entries]
-            source.buffer.reverse()  # popped from the end: newest last
+            source.buffer.reverse()  # popped from the end: the next to take last
             source.done = len(entries) < batch
             if entries:
                 source.bound = f"({entries[-1][0]}"
