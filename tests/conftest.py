@@ -27,10 +27,12 @@ OTHER_KEY = "other-key"
 AUTH = (("x-api-key", API_KEY),)
 OTHER_AUTH = (("x-api-key", OTHER_KEY),)
 SOURCE_KEY = "in/photo.jpg"
-# The partitions the fixtures' servers and workers use: the tests that look at Redis keys
-# or at the order of one queue assume one (today's `mend:{jobs}:` keys); the suites run
-# with more too (MEND_TEST_PARTITIONS=12), and tests/test_partitions.py always does.
-PARTITIONS = int(os.environ.get("MEND_TEST_PARTITIONS", "1"))
+# The partitions the fixtures' servers and workers use: the product's default, unless
+# MEND_TEST_PARTITIONS says otherwise (=1: the layout before partitions). Tests find keys
+# through tests.helpers.PARTS; the few that exercise one partition build their own stack.
+PARTITIONS = int(
+    os.environ.get("MEND_TEST_PARTITIONS", Settings.model_fields["partitions"].default)
+)
 # The workers, servers and tools the tests start inherit it.
 os.environ["MEND_PARTITIONS"] = str(PARTITIONS)
 

@@ -15,10 +15,10 @@ import pytest
 from redis.crc import key_slot
 
 from mend_core.errors import QuotaExceeded
-from mend_core.job import Batch
+from mend_core.job import Batch, JobStatus
 from mend_core.jobstate.partitions import Partitions, PartitionsMismatch, partition_tags
 from mend_core.jobstate.queue import STAY, WorkQueue
-from mend_core.jobstate.store import JobStore, ListCursor, Quota
+from mend_core.jobstate.store import JobStore, ListCursor, PurgeFilter, Quota
 from mend_core.redis_client import connect
 from mend_devkit.redis_server import RedisServer
 from mend_server.feed import ChangeFeed
@@ -121,6 +121,38 @@ async def test_list_pages_over_partitions_under_concurrent_submits(stack: Stack)
     listed = [await store.get("acme", job_id) for job_id in seen]
     created = [job.created_at_ms for job in listed]
     assert created == sorted(created, reverse=True)
+
+
+async def test_purge_pages_over_partitions_oldest_first(stack: Stack, redis_client) -> None:
+    store = stack.store
+
+    order: dict[str, tuple[int, int]] = {}  # job id -> (seq, partition)
+
+    async def cancelled(n: int) -> list[str]:
+        ids = [s.job_id for s in await store.submit("acme", [SPEC] * n)]
+        for job_id in ids:
+            await store.cancel("acme", job_id)
+            index = PARTS.job_keys(job_id).index("acme", "all")
+            order[job_id] = (int(redis_client.zscore(index, job_id)), PARTS.of_job(job_id))
+        return ids
+
+    finished = await cancelled(40)
+    assert len({PARTS.of_job(job_id) for job_id in finished}) > 1
+    match = PurgeFilter((JobStatus.CANCELLED,))
+    purged: list[str] = []
+    cursor: ListCursor | None = None
+    for page in range(100):
+        done = await store.purge(["acme"], match, dry_run=False, page_size=7, cursor=cursor)
+        purged += done.job_ids
+        if done.next_cursor is None:
+            break
+        if page < 3:  # newer than every page so far: a later page purges them
+            finished += await cancelled(2)
+        cursor = done.next_cursor
+    # Each job once, none skipped although every page deleted what it looked at, oldest
+    # first by (seq, partition) across the partitions.
+    assert len(purged) == len(set(purged)) and set(purged) == set(finished)
+    assert purged == sorted(purged, key=order.__getitem__)
 
 
 async def test_queue_position_counts_every_partition(stack: Stack) -> None:

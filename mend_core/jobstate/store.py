@@ -113,7 +113,8 @@ def _total(by_type: dict[str, Counts]) -> Counts:
 class ListCursor:
     """Where a listing goes on: after the job of this arrival number (seq) in this partition.
     Jobs are listed newest first by (seq, partition), which is unique: seq is unique within
-    a partition and follows creation time across them (lua/_lib.lua next_seq)."""
+    a partition and follows creation time across them (lua/_lib.lua next_seq). A purge
+    goes the other way, oldest first."""
 
     seq: int
     partition: int
@@ -136,19 +137,9 @@ class PurgeFilter:
 
 
 @dataclass(frozen=True)
-class PurgeCursor:
-    """Where a purge goes on: the tenant, the partition, and the submission sequence it had
-    reached in it."""
-
-    tenant: str
-    seq: int
-    partition: int = 0
-
-
-@dataclass(frozen=True)
 class Purged:
     job_ids: list[str]  # deleted (dry run: would be)
-    next_cursor: PurgeCursor | None  # None: every matching job was looked at
+    next_cursor: ListCursor | None  # None: every matching job was looked at
 
 
 @dataclass(frozen=True)
@@ -461,17 +452,17 @@ class JobStore:
         replies = await pipelined(
             self._redis,
             [
-                ("ZREVRANGEBYSCORE", s.index, s.upper, "-inf", "WITHSCORES", "LIMIT", 0, batch)
+                (s.read, s.index, s.bound, s.end, "WITHSCORES", "LIMIT", 0, batch)
                 for s in empty
             ],
         )
         for source, flat in zip(empty, replies, strict=True):
             entries = [(int(float(flat[i + 1])), flat[i]) for i in range(0, len(flat), 2)]
             source.buffer = [(ListCursor(seq, source.partition), job_id) for seq, job_id in entries]
-            source.buffer.reverse()  # popped from the end: newest last
+            source.buffer.reverse()  # popped from the end: the next to take last
             source.done = len(entries) < batch
             if entries:
-                source.upper = f"({entries[-1][0]}"
+                source.bound = f"({entries[-1][0]}"
 
     async def _left(self, sources: list[_Source]) -> int:
         """Whether any source has entries beyond those read (one round trip)."""
@@ -479,7 +470,8 @@ class JobStore:
         if not open_sources:
             return 0
         counts = await pipelined(
-            self._redis, [("ZCOUNT", s.index, "-inf", s.upper) for s in open_sources]
+            self._redis,
+            [("ZCOUNT", s.index, *s.unread) for s in open_sources],
         )
         return sum(int(n) for n in counts)
 
@@ -533,49 +525,50 @@ class JobStore:
         *,
         dry_run: bool,
         page_size: int,
-        cursor: PurgeCursor | None,
+        cursor: ListCursor | None,
     ) -> Purged:
-        """Deletes the finished jobs that match, oldest first within each tenant and
-        partition, looking at no more than page_size jobs per call; go on from
-        next_cursor. tenants=None: every tenant's."""
+        """Deletes the finished jobs that match, oldest first: the partitions' indexes (for
+        tenants=None, every tenant's) merged by (seq, partition), as ListJobs merges them
+        newest first. Looks at no more than page_size jobs per call; next_cursor, that pair
+        of the last job looked at, goes on exactly there whatever was submitted or deleted
+        meanwhile (None once a call looked at fewer: nothing more to look at)."""
         if tenants is None:
             tenants = sorted(await self._tenant_names())
-        if cursor is not None:
-            tenants = [t for t in tenants if t >= cursor.tenant]
         index = "all"
         if len(match.statuses) == 1:
             index = f"status:{match.statuses[0].value}"
         elif match.job_type is not None:
             index = f"type:{match.job_type}"
+        sources = [
+            _Source(p, t, keys.index(t, index), cursor, oldest_first=True)
+            for p, keys in enumerate(self._parts.keys)
+            for t in tenants
+        ]
+        looked: list[tuple[ListCursor, str, _Source]] = []
+        while len(looked) < page_size:
+            await self._fill(sources, page_size)
+            taken = _merge(sources, page_size - len(looked))
+            if not taken:
+                break
+            looked += taken
+        # Checked and deleted by one script per (partition, tenant), in one round trip.
+        groups: dict[tuple[int, str], list[str]] = {}
+        for _, job_id, source in looked:
+            groups.setdefault((source.partition, source.tenant), []).append(job_id)
         statuses = " ".join(s.value for s in match.statuses)
         before = "" if match.finished_before_ms is None else match.finished_before_ms
-        budget, deleted = page_size, []
-        for tenant in tenants:
-            for partition, keys in enumerate(self._parts.keys):
-                after = 0
-                if cursor is not None and cursor.tenant == tenant:
-                    if partition < cursor.partition:
-                        continue
-                    if partition == cursor.partition:
-                        after = cursor.seq
-                entries = await self._redis.zrangebyscore(
-                    keys.index(tenant, index),
-                    f"({after}",
-                    "+inf",
-                    start=0,
-                    num=budget,
-                    withscores=True,
-                )
-                if entries:
-                    ids = [job_id for job_id, _ in entries]
-                    deleted += await self._scripts[partition](
-                        "purge", tenant, statuses, match.job_type or "", before, int(dry_run),
-                        *ids,
-                    )
-                    budget -= len(entries)
-                if budget == 0:
-                    return Purged(deleted, PurgeCursor(tenant, int(entries[-1][1]), partition))
-        return Purged(deleted, None)
+        args = (statuses, match.job_type or "", before, int(dry_run))
+        replies = await pipelined(
+            self._redis,
+            [
+                self._scripts[p].command("purge", tenant, *args, *ids)
+                for (p, tenant), ids in groups.items()
+            ],
+            [(self._scripts[p], "purge") for p, _ in groups],
+        )
+        matched = {job_id for ids in replies for job_id in ids}
+        deleted = [job_id for _, job_id, _ in looked if job_id in matched]
+        return Purged(deleted, looked[-1][0] if len(looked) == page_size else None)
 
     async def events(self, job_id: str, after_version: int, count: int = 100) -> list[Job]:
         """Up to `count` of the job's states with a version above after_version, oldest
@@ -697,28 +690,52 @@ def _sum_hashes(rows: Sequence[dict[str, str]]) -> dict[str, str]:
 @dataclass
 class _Source:
     """One index of one partition that a listing reads, newest first, from below the
-    cursor; `buffer` holds entries read but not yet taken (the newest last)."""
+    cursor (a purge: oldest first, from above it); `buffer` holds entries read but not
+    yet taken (the next to take last). `bound`: the score to read on from."""
 
     partition: int
     tenant: str
     index: str
     cursor: ListCursor | None
-    upper: str = "+inf"
+    oldest_first: bool = False
+    bound: str = ""
     buffer: list[tuple[ListCursor, str]] = field(default_factory=list)
     done: bool = False
 
     def __post_init__(self) -> None:
+        self.bound = "-inf" if self.oldest_first else "+inf"
         if self.cursor is not None:
             # Jobs come after the cursor's in (seq, partition) order: at its seq, only
-            # those of a lower partition.
-            inclusive = self.partition < self.cursor.partition
-            self.upper = f"{'' if inclusive else '('}{self.cursor.seq}"
+            # those of a lower partition (oldest first: of a higher one).
+            if self.oldest_first:
+                inclusive = self.partition > self.cursor.partition
+            else:
+                inclusive = self.partition < self.cursor.partition
+            self.bound = f"{'' if inclusive else '('}{self.cursor.seq}"
+
+    @property
+    def read(self) -> str:
+        return "ZRANGEBYSCORE" if self.oldest_first else "ZREVRANGEBYSCORE"
+
+    @property
+    def end(self) -> str:
+        return "+inf" if self.oldest_first else "-inf"
+
+    @property
+    def unread(self) -> tuple[str, str]:
+        """ZCOUNT's (min, max) of the entries not read yet."""
+        return (self.bound, self.end) if self.oldest_first else (self.end, self.bound)
+
+    def key(self) -> tuple[int, int]:
+        """The heap key of the next entry to take: the smallest is taken first."""
+        at = self.buffer[-1][0]
+        return (at.seq, at.partition) if self.oldest_first else (-at.seq, -at.partition)
 
 
 def _merge(sources: list[_Source], wanted: int) -> list[tuple[ListCursor, str, _Source]]:
-    """Takes up to `wanted` entries, newest first across the sources, while every source
-    that may hold newer entries than those taken has some read."""
-    heap = [(_desc(s.buffer[-1][0]), n) for n, s in enumerate(sources) if s.buffer]
+    """Takes up to `wanted` entries, in the sources' order (newest or oldest first) across
+    them, while every source that may hold entries before those taken has some read."""
+    heap = [(s.key(), n) for n, s in enumerate(sources) if s.buffer]
     heapq.heapify(heap)
     taken: list[tuple[ListCursor, str, _Source]] = []
     while heap and len(taken) < wanted:
@@ -727,11 +744,8 @@ def _merge(sources: list[_Source], wanted: int) -> list[tuple[ListCursor, str, _
         at, job_id = source.buffer.pop()
         taken.append((at, job_id, source))
         if source.buffer:
-            heapq.heappush(heap, (_desc(source.buffer[-1][0]), n))
+            heapq.heappush(heap, (source.key(), n))
         elif not source.done:
             break  # its next entries are unread and may come before the others'
     return taken
 
-
-def _desc(at: ListCursor) -> tuple[int, int]:
-    return (-at.seq, -at.partition)
