@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 from redis.crc import key_slot
 
-from mend_core.errors import QuotaExceeded
+from mend_core.errors import QuotaExceeded, RequestConflict
 from mend_core.job import Batch, JobStatus
 from mend_core.jobstate.partitions import Partitions, PartitionsMismatch, partition_tags
 from mend_core.jobstate.queue import STAY, WorkQueue
@@ -99,6 +99,26 @@ async def test_request_ids_replay_across_partitions(stack: Stack) -> None:
     # Another tenant's request ids are its own.
     theirs = await stack.store.submit("globex", specs[:5])
     assert all(s.created for s in theirs)
+
+
+async def test_a_batch_and_single_jobs_share_request_ids_across_partitions(
+    stack: Stack,
+) -> None:
+    batch = Batch(id="b-1")
+    home = PARTS.of_batch("acme", batch.id)
+    # Request ids whose own partition is not the batch's.
+    elsewhere = [r for r in (f"r-{n}" for n in range(50)) if PARTS.of_request("acme", r) != home]
+    [single] = await stack.store.submit("acme", [replace(SPEC, request_id=elsewhere[0])])
+    with pytest.raises(RequestConflict) as refused:
+        await stack.store.submit(
+            "acme", [SPEC, replace(SPEC, request_id=elsewhere[0])], Batch(id="b-0")
+        )
+    assert refused.value.conflicts == [(1, single.job_id)]
+    # A batch item's request id, used later by a single job: the same request is the
+    # batch's job again.
+    jobs = await stack.store.submit("acme", [replace(SPEC, request_id=elsewhere[1])], batch)
+    [again] = await stack.store.submit("acme", [replace(SPEC, request_id=elsewhere[1])])
+    assert again.job_id == jobs[0].job_id and not again.created
 
 
 async def test_list_pages_over_partitions_under_concurrent_submits(stack: Stack) -> None:

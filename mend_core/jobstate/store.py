@@ -207,13 +207,69 @@ class JobStore:
             else:
                 partition = self._parts.random()
             groups.setdefault(partition, []).append(i)
+        if batch is not None:
+            await self._refuse_used_requests(tenant, specs, self._parts.of_batch(tenant, batch.id))
         done: dict[int, Submitted] = {}
         for partition, group in groups.items():
             submitted = await self._submit_in(
                 partition, tenant, [specs[i] for i in group], batch, trace_parent, group
             )
             done.update(zip(group, submitted, strict=True))
+        if batch is not None:
+            await self._record_requests(tenant, specs, [done[i] for i in range(len(specs))])
         return [done[i] for i in range(len(specs))]
+
+    def _foreign_requests(
+        self, tenant: str, specs: list[JobSpec], partition: int
+    ) -> list[tuple[int, str]]:
+        """(index, request key) of each batch item whose request_id belongs to a partition
+        other than the batch's: a single job with that request_id lives (and is looked up)
+        there, so the batch checks and records it there too."""
+        out = []
+        for i, spec in enumerate(specs):
+            if spec.request_id:
+                home = self._parts.of_request(tenant, spec.request_id)
+                if home != partition:
+                    out.append((i, self._parts[home].request(tenant, spec.request_id)))
+        return out
+
+    async def _refuse_used_requests(
+        self, tenant: str, specs: list[JobSpec], partition: int
+    ) -> None:
+        """RequestConflict naming each batch item whose request_id made a job that still
+        exists, in the request_id's own partition (the batch script checks its own). Not
+        atomic with the batch: a single submit racing it with the same request_id may pass."""
+        foreign = self._foreign_requests(tenant, specs, partition)
+        if not foreign:
+            return
+        stored = await pipelined(self._redis, [("GET", key) for _, key in foreign])
+        used = [(i, str(value).split(" ")[0]) for (i, _), value in zip(foreign, stored, strict=True)
+                if value]
+        if not used:
+            return
+        job_keys = [self._parts.job_keys(job_id).job(job_id) for _, job_id in used]
+        exists = await pipelined(self._redis, [("EXISTS", key) for key in job_keys])
+        conflicts = [pair for pair, n in zip(used, exists, strict=True) if int(n)]
+        if conflicts:
+            raise RequestConflict(conflicts)
+
+    async def _record_requests(
+        self, tenant: str, specs: list[JobSpec], submitted: list[Submitted]
+    ) -> None:
+        """Records the batch items' request_ids in their own partitions (see _foreign_requests),
+        so that a later single submit with one of them finds the batch's job: marked
+        `elsewhere`, as the job is in the batch's partition (lua/submit.lua)."""
+        partition = self._parts.of_job(submitted[0].job_id) if submitted else 0
+        foreign = self._foreign_requests(tenant, specs, partition)
+        if foreign:
+            await pipelined(
+                self._redis,
+                [
+                    ("SET", key, f"{submitted[i].job_id} {fingerprint(specs[i])} elsewhere",
+                     "PX", self._request_ttl_ms)
+                    for i, key in foreign
+                ],
+            )
 
     async def _submit_in(
         self,

@@ -27,11 +27,14 @@ for i = 7, #ARGV do
   docs[#docs + 1] = doc
   if doc.request_id and doc.request_id ~= '' then
     doc.request_key = request_key(tenant, doc.request_id)
-    -- "<job id> <fingerprint>"; keys written before fingerprints hold only the id.
+    -- "<job id> <fingerprint>"; keys written before fingerprints hold only the id. A batch
+    -- item's key recorded outside its batch's partition (store.py _record_requests) ends
+    -- with " elsewhere": its job is in another partition, which this script cannot read, so
+    -- it counts as existing for as long as the key lives.
     local stored = redis.call('GET', doc.request_key)
     if stored then
-      local id, fingerprint = string.match(stored, '^(%S+) ?(%S*)$')
-      if redis.call('EXISTS', job_key(id)) == 1 then
+      local id, fingerprint, where = string.match(stored, '^(%S+) ?(%S*) ?(%S*)$')
+      if where == 'elsewhere' or redis.call('EXISTS', job_key(id)) == 1 then
         if bkey or (fingerprint ~= '' and fingerprint ~= doc.fingerprint) then
           conflicts[#conflicts + 1] = #docs
           conflicts[#conflicts + 1] = id
