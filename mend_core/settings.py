@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mend_core.redis_client import parse_redis_url
 from mend_core.tenancy import ANONYMOUS_TENANT, ApiKey, BucketGrants, parse_api_keys
 
 
@@ -130,6 +131,12 @@ class Settings(BaseSettings):
     def _empty_path_is_unset(cls, value: object) -> object:
         # `MEND_TLS_CERT= make run` turns TLS off rather than naming the current directory.
         return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis_url(cls, value: str) -> str:
+        parse_redis_url(value)  # a cluster or Sentinel URL too; a bad one stops the start
+        return value
 
     @field_validator("metrics_port", "worker_metrics_port", mode="before")
     @classmethod

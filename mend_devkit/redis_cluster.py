@@ -154,6 +154,12 @@ class RedisCluster:
     def _node(self, port: int) -> RedisServer:
         return next(node for node in self.nodes if node.port == port)
 
+    def flushall(self) -> None:
+        """Empties every master (their replicas follow)."""
+        for node in self.masters():
+            with node.client() as client:
+                client.flushall()
+
     def kill_master(self, master: RedisServer, timeout: float = 30) -> RedisServer:
         """SIGKILLs the master and waits until one of its replicas has taken over and
         every live node sees the cluster as ok again; returns the new master."""

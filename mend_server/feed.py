@@ -12,18 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
+from mend_core.pubsub import Subscriber
 from mend_core.tasks import cancel_and_wait
-
-log = logging.getLogger(__name__)
-# Bounded reads keep the connection's health checks running while nothing is published.
-READ_TIMEOUT_SECONDS = 5.0
-
 
 T = TypeVar("T")
 
@@ -85,15 +80,11 @@ class ChangeFeed:
         self._channel = channel
         self._jobs: dict[str, _Watched] = {}
         self._task: asyncio.Task[None] | None = None
-        self._closed = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="change-feed")
 
     async def close(self) -> None:
-        # The flag, not only the cancellation, ends the loop: a cancel that lands while a
-        # read times out can surface as a Redis TimeoutError, which the loop would retry.
-        self._closed = True
         if self._task:
             await cancel_and_wait(self._task)
 
@@ -131,30 +122,18 @@ class ChangeFeed:
             watched.wake()
 
     async def _run(self) -> None:
-        while not self._closed:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(self._channel)
-                while True:
-                    message = await pubsub.get_message(timeout=READ_TIMEOUT_SECONDS)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        # Redis confirmed the subscription (at start, or after redis-py
-                        # reconnected by itself): every later change reaches us, and those
-                        # made while we were not subscribed are in the logs, so every
-                        # watcher re-reads. Waking before the confirmation could miss one.
-                        self._wake_all()
-                    elif message["type"] == "message":
-                        data = message["data"]
-                        if isinstance(data, bytes):
-                            data = data.decode()
-                        self._wake(data.rpartition(":")[0])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # connection lost: resubscribe after a pause
-                log.warning("change feed lost its Redis subscription (%s); reconnecting", exc)
-                await asyncio.sleep(0.2)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+        # The subscriber reconnects (and follows a cluster's failovers) by itself.
+        subscriber = Subscriber(self._redis)
+        try:
+            await subscriber.subscribe(self._channel)
+            async for delivery in subscriber.messages():
+                if delivery.data is None:
+                    # Redis confirmed the subscription (at start, or after a reconnect):
+                    # every later change reaches us, and those made while we were not
+                    # subscribed are in the logs, so every watcher re-reads. Waking
+                    # before the confirmation could miss one.
+                    self._wake_all()
+                else:
+                    self._wake(delivery.data.rpartition(":")[0])
+        finally:
+            await subscriber.aclose()

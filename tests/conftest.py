@@ -13,6 +13,7 @@ from mend_core.jobstate.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
 from mend_devkit.ports import free_port
+from mend_devkit.redis_cluster import RedisCluster, RedisSentinel
 from mend_devkit.redis_server import RedisServer
 from mend_devkit.s3 import AWS_ENV, AWS_UNSET
 from mend_devkit.sample import photo
@@ -33,6 +34,23 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """3 masters + 3 replicas; started by the first test that asks (a few seconds). A test
+    that fails a master over restarts it as a replica, so the shape stays the same."""
+    cluster = RedisCluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel() -> Iterator[RedisSentinel]:
+    """A master, its replica and a sentinel (tests may fail the master over)."""
+    sentinel = RedisSentinel()
+    yield sentinel
+    sentinel.stop()
 
 
 @pytest.fixture
