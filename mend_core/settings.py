@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Acknowledged writes (submits, cancels, retries, deletes) answer only once this many
+    # replicas hold them (Redis WAIT), or fail with UNAVAILABLE after the timeout: what a
+    # failover cannot lose. 0: answer once the master has them (replication is async).
+    submit_replicas: int = Field(default=0, ge=0)
+    submit_replicas_timeout_seconds: float = Field(default=1.0, gt=0)
 
     # Auth: comma separated `key` or `tenant=key`. Empty refuses to start unless
     # auth_disabled is set explicitly.

@@ -160,20 +160,25 @@ class RedisCluster:
             with node.client() as client:
                 client.flushall()
 
+    def replicas_of(self, master: RedisServer) -> list[RedisServer]:
+        return [self._node(p) for p, (_, of) in self._roles().items() if of == master.port]
+
     def kill_master(self, master: RedisServer, timeout: float = 30) -> RedisServer:
         """SIGKILLs the master and waits until one of its replicas has taken over and
         every live node sees the cluster as ok again; returns the new master."""
-        replicas = [p for p, (role, of) in self._roles().items() if of == master.port]
+        replicas = self.replicas_of(master)
         master.kill()
+        return self.wait_failover(replicas, timeout)
+
+    def wait_failover(self, replicas: list[RedisServer], timeout: float = 30) -> RedisServer:
+        """Waits until one of `replicas` (of a master that died) is a master, and the
+        cluster is ok again everywhere; returns it."""
 
         def promoted() -> RedisServer | None:
             roles = self._roles()
-            for port in replicas:
-                if roles.get(port, ("",))[0] == "master":
-                    return self._node(port)
-            return None
+            return next((r for r in replicas if roles.get(r.port, ("",))[0] == "master"), None)
 
-        new = _until(promoted, f"a replica of port {master.port} to take over", timeout)
+        new = _until(promoted, f"one of ports {[r.port for r in replicas]} to take over", timeout)
         for node in self.alive():
             self._wait_ok(node, timeout)
         return new

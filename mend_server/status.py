@@ -14,6 +14,13 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from redis.exceptions import (
+    ClusterDownError,
+    MasterDownError,
+    ReadOnlyError,
+    RedisClusterException,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -28,6 +35,7 @@ from mend_core.errors import (
     JobNotRetryable,
     MalformedRequest,
     NotAuthenticated,
+    NotReplicated,
     QuotaExceeded,
     RequestConflict,
     RequestError,
@@ -76,8 +84,15 @@ RULES: dict[type[Exception], Rule] = {
     NotAuthenticated: Rule(Code.UNAUTHENTICATED, "API_KEY_INVALID"),
     InvalidStreamToken: Rule(Code.UNAUTHENTICATED, "STREAM_TOKEN_INVALID"),
     TokenForAnotherJob: Rule(Code.PERMISSION_DENIED, "STREAM_TOKEN_FOR_ANOTHER_JOB"),
+    NotReplicated: Rule(Code.UNAVAILABLE, "WRITE_NOT_REPLICATED", retry_after=1),
     RedisConnectionError: STORE_UNAVAILABLE,
     RedisTimeoutError: STORE_UNAVAILABLE,
+    # A cluster or Sentinel master failing over: its slots or its role are moving.
+    ClusterDownError: STORE_UNAVAILABLE,
+    TryAgainError: STORE_UNAVAILABLE,
+    MasterDownError: STORE_UNAVAILABLE,
+    ReadOnlyError: STORE_UNAVAILABLE,
+    RedisClusterException: STORE_UNAVAILABLE,
 }
 # What the servicer turns into a status; anything else is a bug (UNKNOWN, logged by gRPC).
 HANDLED = tuple(RULES)

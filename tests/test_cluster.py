@@ -20,7 +20,7 @@ from mend_devkit.sample import photo
 from mend_server.server import MendServer
 from tests.conftest import AUTH, make_settings
 from tests.faulty_s3 import S3Service
-from tests.helpers import submit_request
+from tests.helpers import resize_request, submit_request
 from tests.images import decode, encode
 from tests.workers import (
     eventually,
@@ -33,7 +33,6 @@ from tests.workers import (
     watch_until,
     worker_pool,
 )
-from tests.helpers import resize_request
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from mend_core.jobstate.keys import Keys, lua_prelude
+from mend_core.redis_client import is_cluster
 
 _DIR = Path(__file__).with_name("lua")
 
@@ -60,6 +61,31 @@ class Scripts:
         self._routing_key = keys.turns
         self._source = {name: source for name, (source, _) in _sources().items()}
         self._sha = {name: sha for name, (_, sha) in _sources().items()}
+
+    async def replicated(
+        self, name: str, args: tuple[Any, ...], *, replicas: int, timeout_ms: int
+    ) -> tuple[Any, int]:
+        """Runs the script, then WAITs for `replicas` replicas to acknowledge it (at most
+        timeout_ms): the reply and how many did. WAIT counts the writes of the connection
+        it runs on, so both go in one pipeline, which uses one connection per node; on a
+        cluster the WAIT is sent to the node the script's key routes to."""
+        call = (self._sha[name], 1, self._routing_key, self._prefix, *args)
+        target = {}
+        if is_cluster(self._redis):
+            await self._redis.initialize()  # type: ignore[attr-defined]  # (once: the slot map)
+            node = self._redis.get_node_from_key(self._routing_key)  # type: ignore[attr-defined]
+            target = {"target_nodes": node}
+        for _ in range(2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.execute_command("EVALSHA", *call)  # (cluster pipelines block evalsha())
+                pipe.execute_command("WAIT", replicas, timeout_ms, **target)
+                try:
+                    reply, acknowledged = await pipe.execute()
+                except NoScriptError:  # the script ran nowhere: load it, then again
+                    await self._redis.script_load(self._source[name])  # type: ignore[misc]
+                    continue
+            return reply, int(acknowledged)
+        raise NoScriptError(f"script {name} vanished again after loading it")
 
     async def __call__(self, name: str, *args: Any) -> Any:
         # Every script takes the key prefix as ARGV[1] and builds its keys from it.

@@ -17,6 +17,7 @@ from mend_core.errors import (
     JobNotFinished,
     JobNotFound,
     JobNotRetryable,
+    NotReplicated,
     QuotaExceeded,
     RequestConflict,
 )
@@ -150,8 +151,15 @@ class JobStore:
         retention_failed_seconds: int,
         worker_liveness_seconds: float,
         quota: Quota = Quota(),
+        replicas: int = 0,
+        replicas_timeout_seconds: float = 1.0,
     ) -> None:
+        """replicas: how many replicas must hold each write a caller is answered about
+        (submit, cancel, retry, delete, purge) before the answer; NotReplicated when
+        fewer did within replicas_timeout_seconds."""
         self._redis = redis
+        self._replicas = replicas
+        self._replicas_timeout = replicas_timeout_seconds
         self._quota = quota
         self._quota_arg = f"{quota.max_pending} {quota.submit_rate} {quota.burst}"
         self._keys = keys
@@ -192,7 +200,7 @@ class JobStore:
                 doc["delay_ms"] = spec.delay_ms
             docs.append(json.dumps(doc))
         batch_doc = json.dumps(asdict(batch)) if batch else ""
-        out = await self._scripts(
+        out = await self._write(
             "submit", tenant, self._request_ttl_ms, batch_doc, self._quota_arg, *docs
         )
         if out and out[0] == "over_quota":
@@ -207,6 +215,19 @@ class JobStore:
                 [(int(pairs[i]) - 1, pairs[i + 1]) for i in range(0, len(pairs), 2)]
             )
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
+
+    async def _write(self, name: str, *args: Any) -> Any:
+        """A script whose change the caller is told about: with replicas required, the
+        answer waits for them (Redis WAIT)."""
+        if not self._replicas:
+            return await self._scripts(name, *args)
+        timeout_ms = max(1, round(self._replicas_timeout * 1000))
+        out, acknowledged = await self._scripts.replicated(
+            name, args, replicas=self._replicas, timeout_ms=timeout_ms
+        )
+        if acknowledged < self._replicas:
+            raise NotReplicated(acknowledged, self._replicas, self._replicas_timeout)
+        return out
 
     async def get(self, tenant: str, job_id: str) -> Job:
         out = await self._scripts("get", job_id, tenant, self._liveness_ms)
@@ -327,7 +348,7 @@ class JobStore:
             await pipe.execute()
 
     async def cancel(self, tenant: str, job_id: str) -> Job:
-        out = await self._scripts("cancel", job_id, tenant, self._cancelled_ttl_ms)
+        out = await self._write("cancel", job_id, tenant, self._cancelled_ttl_ms)
         code, fields = out[0], pairs(out[1:])
         if code == "not_found":
             raise JobNotFound(job_id)
@@ -339,7 +360,7 @@ class JobStore:
     async def retry(self, tenant: str, job_id: str) -> Job:
         """A failed or cancelled job back to pending with a fresh attempt budget (RetryJob);
         JobNotRetryable in any other state."""
-        out = await self._scripts("requeue", job_id, tenant, self._liveness_ms)
+        out = await self._write("requeue", job_id, tenant, self._liveness_ms)
         if out[0] == "not_found":
             raise JobNotFound(job_id)
         if out[0] == "state":
@@ -349,7 +370,7 @@ class JobStore:
 
     async def delete(self, tenant: str, job_id: str) -> None:
         """Deletes a finished job and all trace of it; JobNotFinished when it is not."""
-        out = await self._scripts("delete", job_id, tenant)
+        out = await self._write("delete", job_id, tenant)
         if out[0] == "not_found":
             raise JobNotFound(job_id)
         if out[0] == "unfinished":
@@ -390,7 +411,7 @@ class JobStore:
             )
             if entries:
                 ids = [job_id for job_id, _ in entries]
-                deleted += await self._scripts(
+                deleted += await self._write(
                     "purge", tenant, statuses, match.job_type or "", before, int(dry_run), *ids
                 )
                 budget -= len(entries)
