@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 # A read that sees nothing this long pings the node, so a connection a dead node left
 # open is noticed within twice this.
 IDLE_SECONDS = 5.0
-RECONNECT_SECONDS = 0.2
+# The pause before reconnecting, doubled after each failed try up to the maximum (a
+# cluster's failover takes a few seconds; a restarted Redis is back at once).
+RECONNECT_SECONDS = 0.1
+RECONNECT_MAX_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -158,16 +161,18 @@ class _Link:
                 await conn.disconnect()
 
     async def _run(self) -> None:
+        pause = RECONNECT_SECONDS
         while True:
             moved: set[str] = set()
             try:
                 conn = self._connect()
                 await conn.connect()
-                # Published before the SUBSCRIBE went out: add() sends its own (a channel
-                # subscribed twice is confirmed twice, which is harmless).
+                # Set first: a channel add()ed from now on is subscribed by add() itself
+                # (one subscribed twice is confirmed twice, which is harmless).
                 self._conn = conn
                 if self._channels:
                     await conn.send_command(self.owner._verbs[0], *self._channels)
+                pause = RECONNECT_SECONDS
                 await self._read(conn)
             except asyncio.CancelledError:
                 raise
@@ -178,7 +183,8 @@ class _Link:
                 log.warning("pub/sub connection to %s lost (%s); resubscribing", self.name, exc)
                 moved = set(self._channels)
             await self._disconnect()
-            await asyncio.sleep(RECONNECT_SECONDS)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RECONNECT_MAX_SECONDS)
             if moved:
                 await self.owner._lost(self, moved)
             if not self._channels and self.owner._links.get(self.name) is self:
