@@ -30,6 +30,13 @@ from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.connection import SSLConnection as AsyncSSLConnection
 from redis.asyncio.connection import parse_url
 from redis.connection import SSLConnection
+from redis.exceptions import (
+    ClusterDownError,
+    MasterDownError,
+    ReadOnlyError,
+    RedisClusterException,
+    TryAgainError,
+)
 
 # Longer than any blocking command Mend issues (BLPOP waits at most a few seconds, the
 # change feed reads pub/sub with a short timeout), so a timeout means Redis is unwell.
@@ -38,6 +45,17 @@ SOCKET_TIMEOUT_SECONDS = 30.0
 # pooled connection instead of failing with "Too many connections" past this many.
 MAX_CONNECTIONS = 100
 SETTING = "MEND_REDIS_URL"
+# What a call may raise while Redis is unreachable or failing over (a cluster's slots or
+# a Sentinel master's role moving): worth retrying after a pause, not a bug.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ClusterDownError,
+    TryAgainError,
+    MasterDownError,
+    ReadOnlyError,
+    RedisClusterException,
+)
 _DEFAULT_PORT = {"cluster": 6379, "sentinel": 26379}
 
 

@@ -14,15 +14,6 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from redis.exceptions import (
-    ClusterDownError,
-    MasterDownError,
-    ReadOnlyError,
-    RedisClusterException,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mend_core.errors import (
     AccessDenied,
@@ -43,6 +34,7 @@ from mend_core.errors import (
     ValidationError,
     VersionOutOfRange,
 )
+from mend_core.redis_client import UNAVAILABLE_ERRORS
 
 ERROR_DOMAIN = "mend.v1"
 Code = grpc.StatusCode
@@ -85,14 +77,8 @@ RULES: dict[type[Exception], Rule] = {
     InvalidStreamToken: Rule(Code.UNAUTHENTICATED, "STREAM_TOKEN_INVALID"),
     TokenForAnotherJob: Rule(Code.PERMISSION_DENIED, "STREAM_TOKEN_FOR_ANOTHER_JOB"),
     NotReplicated: Rule(Code.UNAVAILABLE, "WRITE_NOT_REPLICATED", retry_after=1),
-    RedisConnectionError: STORE_UNAVAILABLE,
-    RedisTimeoutError: STORE_UNAVAILABLE,
-    # A cluster or Sentinel master failing over: its slots or its role are moving.
-    ClusterDownError: STORE_UNAVAILABLE,
-    TryAgainError: STORE_UNAVAILABLE,
-    MasterDownError: STORE_UNAVAILABLE,
-    ReadOnlyError: STORE_UNAVAILABLE,
-    RedisClusterException: STORE_UNAVAILABLE,
+    # Redis unreachable, or a cluster or Sentinel master failing over.
+    **{error: STORE_UNAVAILABLE for error in UNAVAILABLE_ERRORS},
 }
 # What the servicer turns into a status; anything else is a bug (UNKNOWN, logged by gRPC).
 HANDLED = tuple(RULES)

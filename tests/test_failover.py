@@ -128,9 +128,11 @@ async def test_cluster_failover_loses_no_acknowledged_job(
     redis_cluster.flushall()
     master = redis_cluster.master_of("mend:{jobs}:turns")
     (replica,) = redis_cluster.replicas_of(master)
-    async with serving(
-        redis_cluster.url, submit_replicas=1, submit_replicas_timeout_seconds=0.3
-    ) as stub:
+    async with (
+        serving(redis_cluster.url, submit_replicas=1, submit_replicas_timeout_seconds=0.3) as stub,
+        worker_pool(redis_cluster.url, **s3.env()) as workers,
+    ):
+        worker = workers.start()  # it works on through the failover
         stream = Stream(stub, bucket, total=40)
         await stream.reached(10)
         # The replica falls behind (stopped, its link to the master cut), then its master
@@ -156,14 +158,14 @@ async def test_cluster_failover_loses_no_acknowledged_job(
             try:
                 await get_job(stub, job_id)
             except grpc.aio.AioRpcError as err:
-                raise AssertionError(f"acknowledged job #{n} {job_id} lost: {err.details()}") from None
+                lost = f"acknowledged job #{n} {job_id} lost: {err.details()}"
+                raise AssertionError(lost) from None
         listed = await stub.ListJobs(pb.ListJobsRequest(page_size=100), metadata=AUTH)
         assert sorted(j.id for j in listed.jobs) == sorted(stream.acknowledged.values())
-        async with worker_pool(redis_cluster.url, **s3.env()) as workers:
-            workers.start()
-            for job_id in stream.acknowledged.values():
-                job = await wait_terminal(stub, job_id)
-                assert job.status == pb.JOB_STATUS_COMPLETED, (job.error, workers.outputs())
+        for job_id in stream.acknowledged.values():
+            job = await wait_terminal(stub, job_id)
+            assert job.status == pb.JOB_STATUS_COMPLETED, (job.error, workers.outputs())
+        assert worker.alive, workers.outputs()
 
 
 async def test_the_stack_follows_a_sentinel_failover(
@@ -173,20 +175,21 @@ async def test_the_stack_follows_a_sentinel_failover(
         serving(redis_sentinel.url, submit_replicas=1) as stub,
         worker_pool(redis_sentinel.url, **s3.env()) as workers,
     ):
-        workers.start()
+        worker = workers.start()  # it works on through the failover
         before = await submit(stub, resize(bucket, 1))
         assert (await wait_terminal(stub, before)).status == pb.JOB_STATUS_COMPLETED
-        # A job waiting for a worker when the master changes, and a watcher on it.
-        await workers.aclose()
-        waiting = await submit(stub, resize(bucket, 2))
+        # A job due after the master has changed, and a watcher on it.
+        delayed = resize(bucket, 2)
+        delayed.delay_seconds = 3
+        waiting = await submit(stub, delayed)
         watching = asyncio.create_task(wait_terminal(stub, waiting))
 
         await asyncio.to_thread(redis_sentinel.failover)
         # The old master turned replica of the new one: WAIT 1 is met again.
         after = await submit_acknowledged(stub, resize(bucket, 3), [])
-        workers.start()
-        for job_id in (waiting, after):
+        for job_id in (after, waiting):
             job = await wait_terminal(stub, job_id)
             assert job.status == pb.JOB_STATUS_COMPLETED, (job.error, workers.outputs())
         assert (await asyncio.wait_for(watching, 30)).status == pb.JOB_STATUS_COMPLETED
         assert (await get_job(stub, before)).status == pb.JOB_STATUS_COMPLETED
+        assert worker.alive, workers.outputs()

@@ -38,6 +38,11 @@ KEYS: dict[str, tuple[str, str, str]] = {
     "tenants": ("tenants", "set", "every tenant that submitted a job"),
     "stats": ("stats", "hash", "`<type>:<status>` counts, `<type>:avg_ms` (job slot time)"),
     "workers": ("workers", "zset", "worker ids by last registration (ms)"),
+    "barrier": (
+        "replication:barrier",
+        "string",
+        "incremented before each WAIT (MEND_SUBMIT_REPLICAS), so it covers what is answered",
+    ),
     "throughput": (
         "throughput:{minute}",
         "hash",
@@ -138,6 +143,10 @@ class Keys:
     @cached_property
     def workers(self) -> str:
         return self._key("workers")
+
+    @cached_property
+    def barrier(self) -> str:
+        return self._key("barrier")
 
     @cached_property
     def changes_channel(self) -> str:
