@@ -171,8 +171,11 @@ async def test_cluster_failover_loses_no_acknowledged_job(
 async def test_the_stack_follows_a_sentinel_failover(
     redis_sentinel: RedisSentinel, s3: S3Service, bucket: str
 ) -> None:
+    """The master dies; the sentinel promotes its replica, and the server, its watchers
+    and a running worker move to it by themselves. (Without MEND_SUBMIT_REPLICAS: with the
+    only replica promoted, no replica would be left to acknowledge a write.)"""
     async with (
-        serving(redis_sentinel.url, submit_replicas=1) as stub,
+        serving(redis_sentinel.url) as stub,
         worker_pool(redis_sentinel.url, **s3.env()) as workers,
     ):
         worker = workers.start()  # it works on through the failover
@@ -183,9 +186,9 @@ async def test_the_stack_follows_a_sentinel_failover(
         delayed.delay_seconds = 3
         waiting = await submit(stub, delayed)
         watching = asyncio.create_task(wait_terminal(stub, waiting))
+        await asyncio.sleep(0.2)  # (its Redis reads under way)
 
-        await asyncio.to_thread(redis_sentinel.failover)
-        # The old master turned replica of the new one: WAIT 1 is met again.
+        await asyncio.to_thread(redis_sentinel.failover, kill=True)
         after = await submit_acknowledged(stub, resize(bucket, 3), [])
         for job_id in (after, waiting):
             job = await wait_terminal(stub, job_id)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import mend_core.jobstate
+from mend_core.errors import NotReplicated
 from mend_core.job import Batch, JobStatus
 from mend_core.jobstate.keys import KEYS, Keys
 from mend_core.jobstate.queue import WorkQueue
@@ -49,6 +50,16 @@ class Parts:
             retention_failed_seconds=3600,
         )
         self.webhooks = WebhookQueue(self.redis, keys, dead_retention_seconds=3600)
+        # Its writes wait for a replica this Redis does not have (MEND_SUBMIT_REPLICAS).
+        self.replicated = JobStore(
+            self.redis,
+            keys,
+            retention_completed_seconds=3600,
+            retention_failed_seconds=3600,
+            worker_liveness_seconds=30,
+            replicas=1,
+            replicas_timeout_seconds=0.01,
+        )
 
 
 @pytest.fixture
@@ -84,6 +95,8 @@ async def workout(p: Parts) -> None:
     await store.get("acme", pending.job_id)
     await store.stats("acme", all_tenants=True)
     await queue.unregister_worker("w1")
+    with pytest.raises(NotReplicated):  # it writes the replication barrier, then WAITs
+        await p.replicated.cancel("acme", "no-such-job")
 
     await hooks.create_group()
     first, *rest = await hooks.take("c1", 10, block_ms=0, claim_idle_ms=60_000)
