@@ -7,21 +7,28 @@ goes through the cluster client to the right node, and survives a failover."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_devkit.redis_cluster import RedisCluster
+from mend_devkit.redis_server import env_for
 from mend_devkit.sample import photo
-from mend_server.server import MendServer
+from mend_server.server import MendServer, queue_gauges
 from tests.conftest import AUTH, make_settings
 from tests.faulty_s3 import S3Service
 from tests.helpers import resize_request, submit_request
 from tests.images import decode, encode
+from tests.test_gateway_support import gateway_settings, start_gateway
 from tests.workers import (
     eventually,
     get_job,
@@ -150,3 +157,46 @@ async def test_sigkilled_worker_loses_no_job_on_a_cluster(
         assert statuses(await history(stub, job_id)) == [
             "pending", "processing", "pending", "processing", "completed"
         ]
+
+
+def run_tool(redis_url: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = env_for(redis_url)
+    return subprocess.run([*argv], env=env, capture_output=True, text=True, timeout=60)
+
+
+async def test_health_probes_metrics_and_tools_on_a_cluster(
+    redis_cluster: RedisCluster, tmp_path: Path
+) -> None:
+    """Every other way Mend opens Redis: the gateway's readiness check, the queue gauges
+    (a synchronous client), the worker health probe and mend-admin."""
+    redis_cluster.flushall()
+    settings = make_settings(redis_cluster.url)
+    server = MendServer(settings)
+    await server.start()
+    gateway = await start_gateway(gateway_settings(settings, server.port, tmp_path))
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url) as http:
+            ready = await http.get("/health/ready")
+        assert ready.status_code == 200, ready.text
+        gauges = queue_gauges(settings)
+        try:
+            families = {family.name: family for family in gauges.collect()}
+        finally:
+            gauges.close()
+        assert families["mend_queue_stats_up"].samples[0].value == 1
+        assert families["mend_workers"].samples[0].value == 0
+
+        probe = (sys.executable, "-m", "mend_server.probe", "worker")
+        async with worker_pool(redis_cluster.url) as workers:
+            workers.start()
+            await eventually(
+                lambda: run_tool(redis_cluster.url, *probe).returncode == 0,
+                "the worker probe to see the worker",
+                every=0.5,
+            )
+        admin = (str(Path(sys.executable).with_name("mend-admin")), "webhooks", "list", "--json")
+        listed = run_tool(redis_cluster.url, *admin)
+        assert (listed.returncode, json.loads(listed.stdout or "null")) == (0, []), listed.stderr
+    finally:
+        await gateway.stop()
+        await server.stop(grace=0)
