@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
@@ -123,6 +124,20 @@ async def work(redis_server: RedisServer) -> AsyncIterator[WorkQueue]:
         retention_failed_seconds=3600,
     )
     await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    redis_url: str, **overrides: object
+) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
+    """A MendServer on redis_url (make_settings with overrides), and a stub calling it."""
+    server = MendServer(make_settings(redis_url, **overrides))
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            yield jobs_pb2_grpc.JobServiceStub(channel)
+    finally:
+        await server.stop(grace=0)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 import httpx
 import pytest
 
@@ -24,7 +23,7 @@ from mend_devkit.redis_cluster import RedisCluster
 from mend_devkit.redis_server import env_for
 from mend_devkit.sample import photo
 from mend_server.server import MendServer, queue_gauges
-from tests.conftest import AUTH, make_settings
+from tests.conftest import AUTH, make_settings, serving
 from tests.faulty_s3 import S3Service
 from tests.helpers import resize_request, submit_request
 from tests.images import decode, encode
@@ -47,13 +46,8 @@ async def cluster_stub(
     redis_cluster: RedisCluster,
 ) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
     redis_cluster.flushall()
-    server = MendServer(make_settings(redis_cluster.url))
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield jobs_pb2_grpc.JobServiceStub(channel)
-    finally:
-        await server.stop(grace=0)
+    async with serving(redis_cluster.url) as stub:
+        yield stub
 
 
 def resize(bucket: str, dest_key: str, **overrides: object) -> pb.SubmitImageResizeRequest:

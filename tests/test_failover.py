@@ -5,11 +5,9 @@ gRPC server, real worker processes."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
 
 import grpc
 
@@ -17,37 +15,18 @@ from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_devkit.redis_cluster import RedisCluster, RedisSentinel
 from mend_devkit.redis_server import RedisServer
-from mend_server.server import MendServer
-from tests.conftest import AUTH, make_settings
+from tests.conftest import AUTH, serving
 from tests.faulty_s3 import S3Service
 from tests.helpers import resize_request
+from tests.test_cluster import resize
 from tests.test_errors import rich
 from tests.workers import get_job, submit, wait_terminal, worker_pool
 
 Stub = jobs_pb2_grpc.JobServiceStub
 
 
-@contextlib.asynccontextmanager
-async def serving(redis_url: str, **overrides: object) -> AsyncIterator[Stub]:
-    server = MendServer(make_settings(redis_url, **overrides))
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield Stub(channel)
-    finally:
-        await server.stop(grace=0)
-
-
-def resize(bucket: str, n: int) -> pb.SubmitImageResizeRequest:
-    return resize_request(
-        source_bucket=bucket,
-        source_key="in/photo.jpg",
-        dest_bucket=bucket,
-        dest_key=f"out/{n}.png",
-        width=32,
-        height=24,
-        request_id=f"stream-{n}",
-    )
+def streamed(bucket: str, n: int) -> pb.SubmitImageResizeRequest:
+    return resize(bucket, f"out/{n}.png", request_id=f"stream-{n}")
 
 
 async def test_a_write_no_replica_acknowledged_answers_unavailable(
@@ -113,7 +92,7 @@ class Stream:
 
     async def _run(self) -> None:
         for n in range(self.total):
-            request = resize(self.bucket, n)
+            request = streamed(self.bucket, n)
             self.acknowledged[n] = await submit_acknowledged(self.stub, request, self.refusals)
 
     async def reached(self, count: int) -> None:
@@ -179,17 +158,17 @@ async def test_the_stack_follows_a_sentinel_failover(
         worker_pool(redis_sentinel.url, **s3.env()) as workers,
     ):
         worker = workers.start()  # it works on through the failover
-        before = await submit(stub, resize(bucket, 1))
+        before = await submit(stub, streamed(bucket, 1))
         assert (await wait_terminal(stub, before)).status == pb.JOB_STATUS_COMPLETED
         # A job due after the master has changed, and a watcher on it.
-        delayed = resize(bucket, 2)
+        delayed = streamed(bucket, 2)
         delayed.delay_seconds = 3
         waiting = await submit(stub, delayed)
         watching = asyncio.create_task(wait_terminal(stub, waiting))
         await asyncio.sleep(0.2)  # (its Redis reads under way)
 
         await asyncio.to_thread(redis_sentinel.failover, kill=True)
-        after = await submit_acknowledged(stub, resize(bucket, 3), [])
+        after = await submit_acknowledged(stub, streamed(bucket, 3), [])
         for job_id in (after, waiting):
             job = await wait_terminal(stub, job_id)
             assert job.status == pb.JOB_STATUS_COMPLETED, (job.error, workers.outputs())

@@ -4,6 +4,7 @@ transition, and the reads Mend makes for itself (webhook payloads) go through Jo
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import AsyncIterator
@@ -34,14 +35,15 @@ class Parts:
     def __init__(self, redis_server: RedisServer) -> None:
         self.redis = connect(redis_server.url, shared=False)
         keys = Keys()
-        self.store = JobStore(
+        store = functools.partial(
+            JobStore,
             self.redis,
             keys,
             retention_completed_seconds=3600,
             retention_failed_seconds=3600,
             worker_liveness_seconds=30,
-            quota=Quota(max_pending=100, submit_rate=1000),  # writes the rate bucket
         )
+        self.store = store(quota=Quota(max_pending=100, submit_rate=1000))  # (rate bucket)
         self.queue = WorkQueue(
             self.redis,
             keys,
@@ -51,15 +53,7 @@ class Parts:
         )
         self.webhooks = WebhookQueue(self.redis, keys, dead_retention_seconds=3600)
         # Its writes wait for a replica this Redis does not have (MEND_SUBMIT_REPLICAS).
-        self.replicated = JobStore(
-            self.redis,
-            keys,
-            retention_completed_seconds=3600,
-            retention_failed_seconds=3600,
-            worker_liveness_seconds=30,
-            replicas=1,
-            replicas_timeout_seconds=0.01,
-        )
+        self.replicated = store(replicas=1, replicas_timeout_seconds=0.01)
 
 
 @pytest.fixture
