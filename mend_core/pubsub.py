@@ -121,7 +121,9 @@ class Subscriber:
 def _dedicated(connection_class: type[AbstractConnection], kwargs: dict[str, Any]) -> Any:
     # Its own connection, never returned to a pool; no health checks, whose PING the
     # subscribed connection would answer in pub/sub form (the link pings by itself).
-    return connection_class(**{**kwargs, "health_check_interval": 0})
+    # RESP2 (redis-py 8 speaks RESP3 by default): its pub/sub messages are replies that
+    # read_response() returns, not RESP3 pushes that go to a push handler.
+    return connection_class(**{**kwargs, "health_check_interval": 0, "protocol": 2})
 
 
 class _Link:

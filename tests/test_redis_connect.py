@@ -144,22 +144,27 @@ async def next_delivery(subscriber: Subscriber) -> Delivery:
     return await asyncio.wait_for(anext(subscriber.messages()), 20)
 
 
+def spublish(server: RedisServer, channel: str, message: str) -> None:
+    with server.client() as client:
+        client.execute_command("SPUBLISH", channel, message)
+
+
 async def test_subscriber_resubscribes_after_redis_restarts(redis_server: RedisServer) -> None:
     client = connect(redis_server.url)
     subscriber = Subscriber(client, sharded=True)
     try:
         await subscriber.subscribe("news")
         assert await next_delivery(subscriber) == Delivery("news", None)
-        await client.execute_command("SPUBLISH", "news", "one")
+        spublish(redis_server, "news", "one")
         assert await next_delivery(subscriber) == Delivery("news", "one")
         redis_server.kill()
         redis_server.restart()
         # Confirmed again: what was published in between, the reader must re-read.
         assert await next_delivery(subscriber) == Delivery("news", None)
-        await client.execute_command("SPUBLISH", "news", "two")
+        spublish(redis_server, "news", "two")
         assert await next_delivery(subscriber) == Delivery("news", "two")
         await subscriber.unsubscribe("news")
-        await client.execute_command("SPUBLISH", "news", "three")
+        spublish(redis_server, "news", "three")
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(anext(subscriber.messages()), 0.5)
     finally:
