@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -14,6 +15,7 @@ from mend_core.jobstate.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
 from mend_devkit.ports import free_port
+from mend_devkit.redis_cluster import RedisCluster, RedisSentinel
 from mend_devkit.redis_server import RedisServer
 from mend_devkit.s3 import AWS_ENV, AWS_UNSET
 from mend_devkit.sample import photo
@@ -42,6 +44,23 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """3 masters + 3 replicas; started by the first test that asks (a few seconds). A test
+    that fails a master over restarts it as a replica, so the shape stays the same."""
+    cluster = RedisCluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel() -> Iterator[RedisSentinel]:
+    """A master, its replica and a sentinel (tests may fail the master over)."""
+    sentinel = RedisSentinel()
+    yield sentinel
+    sentinel.stop()
 
 
 @pytest.fixture
@@ -115,6 +134,20 @@ async def work(redis_server: RedisServer) -> AsyncIterator[WorkQueue]:
         retention_failed_seconds=3600,
     )
     await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    redis_url: str, **overrides: object
+) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
+    """A MendServer on redis_url (make_settings with overrides), and a stub calling it."""
+    server = MendServer(make_settings(redis_url, **overrides))
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            yield jobs_pb2_grpc.JobServiceStub(channel)
+    finally:
+        await server.stop(grace=0)
 
 
 @pytest.fixture

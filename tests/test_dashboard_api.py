@@ -17,7 +17,7 @@ from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_devkit.redis_server import RedisServer
 from mend_server.server import MendServer
-from tests.conftest import AUTH, OTHER_AUTH, make_settings
+from tests.conftest import AUTH, OTHER_AUTH, serving
 from tests.helpers import bad_request, resize_request
 from tests.test_gateway_support import SEED_RESULT, Worker, gateway_settings, start_gateway
 
@@ -29,13 +29,8 @@ AS_ADMIN = (("x-api-key", ADMIN_KEY),)
 async def stub(
     redis_server: RedisServer, redis_client
 ) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
-    server = MendServer(make_settings(redis_server.url, admin_keys=f"ops={ADMIN_KEY}"))
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield jobs_pb2_grpc.JobServiceStub(channel)
-    finally:
-        await server.stop(grace=0)
+    async with serving(redis_server.url, admin_keys=f"ops={ADMIN_KEY}") as stub:
+        yield stub
 
 
 @pytest.fixture

@@ -9,11 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import (
+    AskError,
+    ConnectionError,
+    MovedError,
+    NoScriptError,
+    ResponseError,
+    TimeoutError,
+    TryAgainError,
+)
 
 from mend_core.jobstate.encoding import EVENTS_SNAPSHOT_EVERY
 from mend_core.jobstate.keys import Keys, lua_prelude
 from mend_core.jobstate.partitions import WAKE_MAXLEN
+from mend_core.redis_client import is_cluster
 
 _DIR = Path(__file__).with_name("lua")
 
@@ -69,6 +78,7 @@ class Scripts:
         # Every script's KEYS[1]: a key of the slot all keys share, so cluster clients
         # route the call.
         self._routing_key = keys.turns
+        self._barrier = keys.barrier
         self._source = {name: source for name, (source, _) in _sources().items()}
         self._sha = {name: sha for name, (_, sha) in _sources().items()}
 
@@ -81,6 +91,72 @@ class Scripts:
 
     async def load(self, name: str) -> None:
         await self._redis.script_load(self._source[name])  # type: ignore[misc]
+
+    async def replicated(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        *,
+        replicas: int,
+        timeout_ms: int,
+        keys: Sequence[str] = (),
+    ) -> tuple[Any, int]:
+        """Runs the script, then WAITs for `replicas` replicas to acknowledge it (at most
+        timeout_ms): the reply and how many did. WAIT covers the writes made on the
+        connection it runs on, up to its last: so all three commands go down one
+        connection to the master the keys route to, and a write to the barrier key comes
+        last. A reply that wrote nothing (a replayed request_id, a job already cancelled)
+        reports what an earlier write made, maybe on another connection: the barrier,
+        written after it, makes the WAIT cover it too."""
+        commands = [
+            self.command(name, *args, keys=keys),
+            ("INCR", self._barrier),
+            ("WAIT", replicas, timeout_ms),
+        ]
+        for _ in range(2):
+            try:
+                reply, _, acknowledged = await self._on_one_connection(commands)
+            except NoScriptError:  # the script ran nowhere: load it, then again
+                await self._redis.script_load(self._source[name])  # type: ignore[misc]
+                continue
+            return reply, int(acknowledged)
+        raise NoScriptError(f"script {name} vanished again after loading it")
+
+    async def _on_one_connection(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        if not is_cluster(self._redis):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                return await pipe.execute()  # type: ignore[no-any-return]
+        # Not a cluster pipeline: after a connection error it sends the commands again,
+        # the WAIT (which has no key) to whichever node it likes.
+        cluster = self._redis
+        await cluster.initialize()  # type: ignore[attr-defined]  # (once: the slot map)
+        node = cluster.get_node_from_key(self._routing_key)  # type: ignore[attr-defined]
+        connection = node.acquire_connection()
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands))
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except (ConnectionError, TimeoutError):
+            await connection.disconnect()
+            await cluster.nodes_manager.initialize()  # type: ignore[attr-defined]
+            raise
+        finally:
+            node.release(connection)
+        for reply in replies:
+            if isinstance(reply, (MovedError, AskError)):
+                # The slot moved (a failover, a reshard): nothing ran; the next call
+                # goes to its new master.
+                await cluster.nodes_manager.initialize()  # type: ignore[attr-defined]
+                raise TryAgainError(f"{self._routing_key}'s slot moved: {reply}")
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
 
     async def __call__(self, name: str, *args: Any, keys: Sequence[str] = ()) -> Any:
         # Every script takes the key prefix as ARGV[1] and builds its keys from it.

@@ -23,6 +23,7 @@ from mend_core.errors import (
     JobNotFinished,
     JobNotFound,
     JobNotRetryable,
+    NotReplicated,
     QuotaExceeded,
     RequestConflict,
 )
@@ -162,8 +163,15 @@ class JobStore:
         retention_failed_seconds: int,
         worker_liveness_seconds: float,
         quota: Quota = Quota(),
+        replicas: int = 0,
+        replicas_timeout_seconds: float = 1.0,
     ) -> None:
+        """replicas: how many replicas must hold each write a caller is answered about
+        (submit, cancel, retry, delete, purge) before the answer; NotReplicated when
+        fewer did within replicas_timeout_seconds."""
         self._redis = redis
+        self._replicas = replicas
+        self._replicas_timeout = replicas_timeout_seconds
         self._quota = quota
         self._parts = partitions
         self._scripts = [Scripts(redis, keys) for keys in partitions.keys]
@@ -301,7 +309,8 @@ class JobStore:
         batch_doc = json.dumps(asdict(batch)) if batch else ""
         taken, quota_arg = await self._quota_for(partition, tenant, len(docs))
         single = self._single_node
-        out = await self._scripts[partition](
+        out = await self._write(
+            partition,
             "submit",
             tenant,
             self._request_ttl_ms,
@@ -360,6 +369,22 @@ class JobStore:
         quota = self._quota
         home = self._scripts[self._parts.home(tenant)]
         out: list[Any] = await home("submit_rate", tenant, jobs, quota.submit_rate, quota.burst)
+        return out
+
+    async def _write(
+        self, partition: int, name: str, *args: Any, keys: Sequence[str] = ()
+    ) -> Any:
+        """A script whose change the caller is told about: with replicas required, the
+        answer waits for them (Redis WAIT)."""
+        scripts = self._scripts[partition]
+        if not self._replicas:
+            return await scripts(name, *args, keys=keys)
+        timeout_ms = max(1, round(self._replicas_timeout * 1000))
+        out, acknowledged = await scripts.replicated(
+            name, args, replicas=self._replicas, timeout_ms=timeout_ms, keys=keys
+        )
+        if acknowledged < self._replicas:
+            raise NotReplicated(acknowledged, self._replicas, self._replicas_timeout)
         return out
 
     async def get(self, tenant: str, job_id: str) -> Job:
@@ -544,7 +569,9 @@ class JobStore:
         await pipelined(self._redis, [("ZREM", keys.index(tenant, n), *job_ids) for n in names])
 
     async def cancel(self, tenant: str, job_id: str) -> Job:
-        out = await self._of(job_id)("cancel", job_id, tenant, self._cancelled_ttl_ms)
+        out = await self._write(
+            self._parts.of_job(job_id), "cancel", job_id, tenant, self._cancelled_ttl_ms
+        )
         code, fields = out[0], pairs(out[1:])
         if code == "not_found":
             raise JobNotFound(job_id)
@@ -557,7 +584,7 @@ class JobStore:
         """A failed or cancelled job back to pending with a fresh attempt budget (RetryJob);
         JobNotRetryable in any other state."""
         partition = self._parts.of_job(job_id)
-        out = await self._scripts[partition]("requeue", job_id, tenant)
+        out = await self._write(partition, "requeue", job_id, tenant)
         if out[0] == "not_found":
             raise JobNotFound(job_id)
         if out[0] == "state":
@@ -568,7 +595,7 @@ class JobStore:
 
     async def delete(self, tenant: str, job_id: str) -> None:
         """Deletes a finished job and all trace of it; JobNotFinished when it is not."""
-        out = await self._of(job_id)("delete", job_id, tenant)
+        out = await self._write(self._parts.of_job(job_id), "delete", job_id, tenant)
         if out[0] == "not_found":
             raise JobNotFound(job_id)
         if out[0] == "unfinished":
@@ -614,14 +641,20 @@ class JobStore:
         statuses = " ".join(s.value for s in match.statuses)
         before = "" if match.finished_before_ms is None else match.finished_before_ms
         args = (statuses, match.job_type or "", before, int(dry_run))
-        replies = await pipelined(
-            self._redis,
-            [
-                self._scripts[p].command("purge", tenant, *args, *ids)
+        if self._replicas and not dry_run:  # each write acknowledged by its replicas
+            replies = [
+                await self._write(p, "purge", tenant, *args, *ids)
                 for (p, tenant), ids in groups.items()
-            ],
-            [(self._scripts[p], "purge") for p, _ in groups],
-        )
+            ]
+        else:
+            replies = await pipelined(
+                self._redis,
+                [
+                    self._scripts[p].command("purge", tenant, *args, *ids)
+                    for (p, tenant), ids in groups.items()
+                ],
+                [(self._scripts[p], "purge") for p, _ in groups],
+            )
         matched = {job_id for ids in replies for job_id in ids}
         deleted = [job_id for _, job_id, _ in looked if job_id in matched]
         return Purged(deleted, looked[-1][0] if len(looked) == page_size else None)
