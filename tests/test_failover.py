@@ -17,7 +17,7 @@ from mend_devkit.redis_cluster import RedisCluster, RedisSentinel
 from mend_devkit.redis_server import RedisServer
 from tests.conftest import AUTH, serving
 from tests.faulty_s3 import S3Service
-from tests.helpers import resize_request
+from tests.helpers import PARTS, job_key, resize_request
 from tests.test_cluster import resize
 from tests.test_errors import rich
 from tests.workers import get_job, submit, wait_terminal, worker_pool
@@ -27,6 +27,11 @@ Stub = jobs_pb2_grpc.JobServiceStub
 
 def streamed(bucket: str, n: int) -> pb.SubmitImageResizeRequest:
     return resize(bucket, f"out/{n}.png", request_id=f"stream-{n}")
+
+
+def listed(redis_client) -> list[str]:
+    """acme's jobs, from its ListJobs index in every partition."""
+    return [i for keys in PARTS.keys for i in redis_client.zrange(keys.index("acme", "all"), 0, -1)]
 
 
 async def test_a_write_no_replica_acknowledged_answers_unavailable(
@@ -47,14 +52,14 @@ async def test_a_write_no_replica_acknowledged_answers_unavailable(
             assert "may or may not survive a failover" in err.details()
         # The master has the job (it may or may not survive a failover). A retry with the
         # same request_id finds it, and is refused again: it is still on no replica.
-        (job_id,) = redis_client.zrange("mend:{jobs}:tenant:acme:all", 0, -1)
-        assert redis_client.exists(f"mend:{{jobs}}:job:{job_id}")
+        (job_id,) = listed(redis_client)
+        assert redis_client.exists(job_key(job_id))
         try:
             await stub.SubmitImageResize(request, metadata=AUTH)
             raise AssertionError("submitted without the replica required")
         except grpc.aio.AioRpcError as err:
             assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
-        assert redis_client.zrange("mend:{jobs}:tenant:acme:all", 0, -1) == [job_id]
+        assert listed(redis_client) == [job_id]
         try:
             await stub.CancelJob(pb.CancelJobRequest(id=job_id), metadata=AUTH)
             raise AssertionError("cancelled without the replica required")

@@ -22,7 +22,7 @@ from mend_devkit.redis_cluster import RedisCluster, RedisSentinel
 from mend_devkit.redis_server import RedisServer, env_for
 from mend_server.server import MendServer
 from tests.conftest import AUTH, make_settings
-from tests.helpers import resize_request
+from tests.helpers import job_key, resize_request
 from tests.pki import Pki
 
 SERVER_BIN = Path(sys.executable).with_name("mend-server")
@@ -119,7 +119,7 @@ async def test_the_server_runs_on_redis_over_tls(tls_redis: RedisServer, pki: Pk
         await server.stop(grace=0)
     # The job went over TLS into that Redis.
     with tls_redis.client() as plain:
-        assert plain.exists(f"mend:{{jobs}}:job:{reply.job_id}")
+        assert plain.exists(job_key(reply.job_id))
     # A Redis whose certificate no trusted CA signed is refused.
     client = connect(tls_url(tls_redis, pki, pki.other_ca))
     with pytest.raises(redis.exceptions.ConnectionError, match="certificate verify failed"):
