@@ -21,6 +21,7 @@ from mend_server.server import MendServer
 from tests.conftest import API_KEY, AUTH, OTHER_AUTH, OTHER_KEY, make_settings
 from tests.helpers import resize_request
 from tests.test_gateway_support import RunningGateway, gateway_settings, start_gateway
+from tests.test_queue_order import request_ids
 
 ADMIN_KEY = "admin-key"
 ADMIN_AUTH = (("x-api-key", ADMIN_KEY),)
@@ -51,7 +52,12 @@ async def batch_error(stub, ids: list[str], auth=AUTH) -> grpc.aio.AioRpcError:
 
 
 async def test_batch_get_answers_each_id_as_get_job_in_order(stub) -> None:
-    ids = [await submit(stub) for _ in range(3)]
+    # In one partition (request_ids choose it), so that their queue positions are 1, 2, 3.
+    rids = request_ids()
+    ids = [
+        (await stub.SubmitImageResize(resize_request(request_id=next(rids)), metadata=AUTH)).job_id
+        for _ in range(3)
+    ]
     wanted = [ids[2], ids[0], ids[2].upper(), ids[1]]  # order kept, repeats answered
     got = await stub.BatchGetJobs(pb.BatchGetJobsRequest(ids=wanted), metadata=AUTH)
     alone = [await stub.GetJob(pb.GetJobRequest(id=i), metadata=AUTH) for i in wanted]

@@ -149,7 +149,8 @@ async def test_2000_streams_opened_and_cancelled_leave_nothing_behind(
             for _ in range(JOBS)
         ]
         idle = server_connections(redis_client)
-        assert pubsub_count(idle) == 1
+        # The change feed connects once a job is watched (one connection per node).
+        assert pubsub_count(idle) <= 1
 
         during: list[list[dict]] = []
         after: list[tuple[int, list[dict]]] = []

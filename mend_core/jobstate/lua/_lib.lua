@@ -41,13 +41,16 @@ local function schedule(id, tenant, due_ms)
   redis.call('HINCRBY', tenant_stats_key(tenant), 'scheduled', 1)
 end
 
--- The partition's next arrival number: milliseconds since 2025 times 128, or one more than
--- the last when that is not below it. Unique and increasing within the partition, and
--- close to creation time across partitions, so that ListJobs merges the partitions'
--- indexes newest first by it; below 1e14 for 24 years.
+-- The partition's next arrival number: the time since 2025 in units of 1/128 ms (7.8 µs,
+-- finer than two submits one after the other), or one more than the last when that is not
+-- below it. Unique and increasing within the partition, and creation order across the
+-- partitions of one Redis (across a cluster's nodes, as close as their clocks), so that
+-- ListJobs merges the partitions' indexes newest first by it; below 1e14 for 24 years.
 local SEQ_EPOCH_MS = 1735689600000
-local function next_seq(now)
-  local seq = math.max(tonumber(redis.call('GET', SEQ) or 0) + 1, (now - SEQ_EPOCH_MS) * 128)
+local function next_seq()
+  local t = redis.call('TIME')
+  local tick = math.floor(((tonumber(t[1]) - SEQ_EPOCH_MS / 1000) * 1e6 + tonumber(t[2])) * 0.128)
+  local seq = math.max(tonumber(redis.call('GET', SEQ) or 0) + 1, tick)
   redis.call('SET', SEQ, string.format('%d', seq))
   return seq
 end

@@ -76,7 +76,7 @@ for i, doc in ipairs(docs) do
     out[#out + 1] = 0
   else
     local id = doc.id
-    local seq = next_seq(now)
+    local seq = next_seq()
     local fields = {'status', 'pending', 'created_at', now, 'seq', seq, 'attempt', 0, 'fence', 0}
     -- A delayed job waits in the schedule, pending with scheduled_at, until it is due.
     local due = doc.run_at_ms or (doc.delay_ms and now + doc.delay_ms)
