@@ -164,13 +164,23 @@ class Partitions:
         """After a script queued `jobs` jobs in `partition` (or scheduled some): a token per
         job naming the partition wakes as many idle workers, and one token wakes a worker's
         housekeeping to look at the schedule."""
-        if not jobs and not scheduled:
+        commands = self.wake_commands(partition, jobs, scheduled=scheduled)
+        if not commands:
             return
         async with redis.pipeline(transaction=False) as pipe:
-            if jobs:
-                pipe.rpush(self.wake, *[partition] * min(jobs, WAKE_MAXLEN))
-                pipe.ltrim(self.wake, -WAKE_MAXLEN, -1)
-            if scheduled:
-                pipe.rpush(self.schedule_wake, 1)
-                pipe.ltrim(self.schedule_wake, -WAKE_MAXLEN, -1)
+            for command in commands:
+                pipe.execute_command(*command)
             await pipe.execute()
+
+    def wake_commands(
+        self, partition: int, jobs: int, *, scheduled: bool = False
+    ) -> list[tuple[str | int, ...]]:
+        """What wake_workers sends, for a caller that pipelines it with more."""
+        commands: list[tuple[str | int, ...]] = []
+        if jobs:
+            commands.append(("RPUSH", self.wake, *[partition] * min(jobs, WAKE_MAXLEN)))
+            commands.append(("LTRIM", self.wake, -WAKE_MAXLEN, -1))
+        if scheduled:
+            commands.append(("RPUSH", self.schedule_wake, 1))
+            commands.append(("LTRIM", self.schedule_wake, -WAKE_MAXLEN, -1))
+        return commands

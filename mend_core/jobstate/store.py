@@ -29,6 +29,7 @@ from mend_core.errors import (
 from mend_core.job import Batch, Job, JobSpec, JobStatus
 from mend_core.jobstate import activity
 from mend_core.jobstate.activity import MinuteCount, WorkerActivity
+from mend_core.jobstate.coalesce import RoundTrips
 from mend_core.jobstate.encoding import (
     EVENTS_SNAPSHOT_EVERY,
     fingerprint,
@@ -175,7 +176,10 @@ class JobStore:
         self._redis = redis
         self._quota = quota
         self._parts = partitions
-        self._scripts = [Scripts(redis, keys) for keys in partitions.keys]
+        # Concurrent calls share round trips (coalesce.py): every script call, and the
+        # pipelines of the calls the API makes most (submit, get).
+        self._trips = RoundTrips(redis)
+        self._scripts = [Scripts(redis, keys, self._trips) for keys in partitions.keys]
         # A request_id keeps answering with its job for as long as the job may live.
         self._request_ttl_ms = max(retention_completed_seconds, retention_failed_seconds) * 1000
         # Cancelled jobs are kept like failed ones.
@@ -263,7 +267,8 @@ class JobStore:
             raise RequestConflict(
                 [(indexes[int(pairs[i]) - 1], pairs[i + 1]) for i in range(0, len(pairs), 2)]
             )
-        await self._parts.wake_workers(self._redis, partition, created, scheduled=delayed)
+        wake = self._parts.wake_commands(partition, created, scheduled=delayed)
+        await self._trips.pipelined(wake)
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
 
     async def _quota_for(self, partition: int, tenant: str, jobs: int) -> tuple[int, str]:
@@ -284,8 +289,7 @@ class JobStore:
         elsewhere = 0
         if quota.max_pending > 0 and self._parts.count > 1:
             others = [q for q in range(self._parts.count) if q != partition]
-            counts = await pipelined(
-                self._redis,
+            counts = await self._trips.pipelined(
                 [("ZCARD", self._parts[q].index(tenant, "status:pending")) for q in others],
             )
             elsewhere = sum(int(n) for n in counts)
@@ -301,8 +305,7 @@ class JobStore:
     async def get(self, tenant: str, job_id: str) -> Job:
         partition = self._parts.of_job(job_id)
         scripts = self._scripts[partition]
-        out, *rest = await pipelined(
-            self._redis,
+        out, *rest = await self._trips.pipelined(
             [scripts.command("get", job_id, tenant), *self._around(partition)],
             [(scripts, "get")],
         )
