@@ -22,14 +22,16 @@ $(STAMP): pyproject.toml clients/pyproject.toml
 # What is not on PATH comes from Debian's packages: redis-server to run the stack, jq
 # and curl for the tests that run the docs' shell walkthrough, chromium for the tests a
 # browser runs (EventSource; Playwright drives it and never downloads one), and Node for
-# the test of a Node client built from protos/ (its npm packages: tests/node).
+# the test of a Node client built from protos/ (its npm packages: tests/node). The Redis
+# Cluster and Sentinel tests need redis-cli (redis-tools, which redis-server depends on)
+# to create the cluster; the sentinel is `redis-server --sentinel`.
 redis:
 	@scripts/ensure-packages.sh redis-server
 
 NODE_MODULES := tests/node/node_modules/.installed
 
 test-tools: $(NODE_MODULES)
-	@scripts/ensure-packages.sh redis-server jq curl chromium
+	@scripts/ensure-packages.sh redis-server redis-cli:redis-tools jq curl chromium
 
 $(NODE_MODULES): tests/node/package-lock.json
 	@scripts/ensure-packages.sh nodejs npm

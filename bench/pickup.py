@@ -73,8 +73,8 @@ class Changes:
     """The changes channel, read into a queue of (monotonic arrival, job id, version)."""
 
     def __init__(self, redis_url: str) -> None:
+        from bench.sharded_pubsub import ShardedPubSub
         from mend_core.redis_client import connect
-        from mend_server.feed import ShardedPubSub
 
         self.client = connect(redis_url)
         self.pubsub = ShardedPubSub(self.client.connection_pool)

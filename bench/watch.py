@@ -199,7 +199,7 @@ async def subscriber(redis_url: str, channels: str) -> None:
     "ready"; "stop" -> says the samples."""
     from redis.asyncio import Redis
 
-    from mend_server.feed import ShardedPubSub
+    from bench.sharded_pubsub import ShardedPubSub
 
     redis = Redis.from_url(redis_url, decode_responses=True)
     stdin = await _stdin_lines()

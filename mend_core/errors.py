@@ -198,6 +198,21 @@ class TokenForAnotherJob(RequestError):
     """A valid stream token, presented to watch a job it was not issued for."""
 
 
+class NotReplicated(Exception):
+    """Redis applied a write, but fewer replicas than required acknowledged it in time: a
+    failover may or may not lose it. The call is answered as unavailable; retried with the
+    same request_id, a submit gives back the job it made if that survived."""
+
+    def __init__(self, acknowledged: int, required: int, timeout_seconds: float) -> None:
+        super().__init__(
+            f"the job store applied the write, but only {acknowledged} of the {required} "
+            f"replicas required acknowledged it within {timeout_seconds:g} s; it may or may "
+            "not survive a failover: retry (a submit with the same request_id)"
+        )
+        self.acknowledged = acknowledged
+        self.required = required
+
+
 # ----------------------------------------------------------------------- webhook targets
 
 

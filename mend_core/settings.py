@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mend_core.redis_client import parse_redis_url
 from mend_core.tenancy import ANONYMOUS_TENANT, ApiKey, BucketGrants, parse_api_keys
 
 
@@ -21,6 +22,11 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Acknowledged writes (submits, cancels, retries, deletes) answer only once this many
+    # replicas hold them (Redis WAIT), or fail with UNAVAILABLE after the timeout: what a
+    # failover cannot lose. 0: answer once the master has them (replication is async).
+    submit_replicas: int = Field(default=0, ge=0)
+    submit_replicas_timeout_seconds: float = Field(default=1.0, gt=0)
 
     # Auth: comma separated `key` or `tenant=key`. Empty refuses to start unless
     # auth_disabled is set explicitly.
@@ -134,6 +140,12 @@ class Settings(BaseSettings):
     def _empty_path_is_unset(cls, value: object) -> object:
         # `MEND_TLS_CERT= make run` turns TLS off rather than naming the current directory.
         return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis_url(cls, value: str) -> str:
+        parse_redis_url(value)  # a cluster or Sentinel URL too; a bad one stops the start
+        return value
 
     @field_validator("metrics_port", "worker_metrics_port", mode="before")
     @classmethod

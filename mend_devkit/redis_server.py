@@ -27,8 +27,11 @@ def redis_binary() -> str:
     return binary
 
 
-def redis_argv(binary: str, port: int, data_dir: Path) -> list[str]:
-    """The command line: data (AOF) and log in data_dir, listening on 127.0.0.1:port."""
+def redis_argv(
+    binary: str, port: int, data_dir: Path, extra: dict[str, str] | None = None
+) -> list[str]:
+    """The command line: data (AOF) and log in data_dir, listening on 127.0.0.1:port;
+    `extra` settings (cluster, replication, TLS) come after these."""
     data_dir = data_dir.resolve()
     settings = {
         "bind": "127.0.0.1",
@@ -40,6 +43,7 @@ def redis_argv(binary: str, port: int, data_dir: Path) -> list[str]:
         "protected-mode": "yes",
         "loglevel": "warning",
         "logfile": str(data_dir / "redis.log"),
+        **(extra or {}),
     }
     # Flags as pairs, one per line above, so each setting reads at a glance.
     return [binary, *(arg for name, value in settings.items() for arg in (f"--{name}", value))]
@@ -47,18 +51,19 @@ def redis_argv(binary: str, port: int, data_dir: Path) -> list[str]:
 
 class RedisServer:
     """A redis-server process on a free port, its data in a temporary directory that
-    stop() removes."""
+    stop() removes. `extra`: more settings (redis_argv), e.g. to make it a cluster node."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra: dict[str, str] | None = None, *, port: int | None = None) -> None:
         self.binary = redis_binary()
         self.dir = Path(tempfile.mkdtemp(prefix="mend-redis-"))
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.extra = dict(extra or {})
         self._start()
 
     def _start(self) -> None:
         self.process = subprocess.Popen(
-            redis_argv(self.binary, self.port, self.dir),
+            redis_argv(self.binary, self.port, self.dir, self.extra),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

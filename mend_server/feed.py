@@ -22,15 +22,12 @@ from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from mend_core.jobstate.partitions import Partitions
+from mend_core.pubsub import Subscriber
 from mend_core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
-# Bounded reads keep the connection's health checks running while nothing is published.
-READ_TIMEOUT_SECONDS = 5.0
-
 
 T = TypeVar("T")
 
@@ -138,32 +135,6 @@ def _relay(waiter: asyncio.Future[None], future: asyncio.Future[Any]) -> None:
         waiter.set_result(None)
 
 
-class ShardedPubSub(PubSub):
-    """redis-py's asyncio PubSub with sharded channels, which it lacks: subscribed again
-    when it reconnects by itself, like its plain channels."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.shard_channels: set[str] = set()
-
-    @property
-    def subscribed(self) -> bool:
-        return bool(self.shard_channels) or super().subscribed
-
-    async def on_connect(self, connection: Any) -> None:
-        await super().on_connect(connection)
-        if self.shard_channels:
-            await self.execute_command("SSUBSCRIBE", *sorted(self.shard_channels))
-
-    async def ssubscribe(self, channel: str) -> None:
-        self.shard_channels.add(channel)
-        await self.execute_command("SSUBSCRIBE", channel)
-
-    async def sunsubscribe(self, channel: str) -> None:
-        self.shard_channels.discard(channel)
-        await self.execute_command("SUNSUBSCRIBE", channel)
-
-
 class ChangeFeed:
     def __init__(self, redis: Redis, partitions: Partitions) -> None:
         self._redis = redis
@@ -172,20 +143,20 @@ class ChangeFeed:
         self._jobs: dict[str, _Watched] = {}
         # Watched jobs by partition: its channel is subscribed while it has any.
         self._by_partition: dict[int, set[str]] = {}
-        self._pubsub: ShardedPubSub | None = None
+        self._subscriber: Subscriber | None = None
         self._changes: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
-        self._closed = False
 
     async def start(self) -> None:
+        # The subscriber reconnects (and follows a cluster's failovers) by itself.
+        self._subscriber = Subscriber(self._redis, sharded=True)
         self._task = asyncio.create_task(self._run(), name="change-feed")
 
     async def close(self) -> None:
-        # The flag, not only the cancellation, ends the loop: a cancel that lands while a
-        # read times out can surface as a Redis TimeoutError, which the loop would retry.
-        self._closed = True
         if self._task:
             await cancel_and_wait(self._task, *self._changes)
+        if self._subscriber:
+            await self._subscriber.aclose()
 
     @property
     def watcher_count(self) -> int:
@@ -198,8 +169,8 @@ class ChangeFeed:
     @property
     def subscribed_partitions(self) -> set[int]:
         """The partitions whose channel is subscribed (or being subscribed) now."""
-        pubsub = self._pubsub
-        return {self._channels[c] for c in pubsub.shard_channels} if pubsub else set()
+        subscriber = self._subscriber
+        return {self._channels[c] for c in subscriber.channels} if subscriber else set()
 
     @contextlib.contextmanager
     def listen(self, job_id: str) -> Iterator[Watch]:
@@ -230,13 +201,11 @@ class ChangeFeed:
     def _subscription(self, partition: int, on: bool) -> None:
         """(Un)subscribes the partition's channel. Sent at once, in order, by a task: the
         reading loop never waits for it."""
-        pubsub = self._pubsub
-        # The loop subscribes to what is watched when it connects; partition 0's channel
-        # stays subscribed, so that the connection always has something to read.
-        if pubsub is None or (partition == 0 and not on):
+        subscriber = self._subscriber
+        if subscriber is None:  # start() subscribes to what is watched by then
             return
         channel = self._parts[partition].changes_channel
-        change = pubsub.ssubscribe(channel) if on else pubsub.sunsubscribe(channel)
+        change = subscriber.subscribe(channel) if on else subscriber.unsubscribe(channel)
         task = asyncio.ensure_future(self._send(change))
         self._changes.add(task)
         task.add_done_callback(self._changes.discard)
@@ -258,37 +227,15 @@ class ChangeFeed:
             self._wake(job_id)
 
     async def _run(self) -> None:
-        while not self._closed:
-            pubsub = self._pubsub = ShardedPubSub(self._redis.connection_pool)
-            try:
-                # Something to read from at once, whether or not a job is watched yet.
-                await pubsub.ssubscribe(self._parts[0].changes_channel)
-                for partition, jobs in self._by_partition.items():
-                    if jobs and partition != 0:
-                        await pubsub.ssubscribe(self._parts[partition].changes_channel)
-                while True:
-                    message = await pubsub.get_message(timeout=READ_TIMEOUT_SECONDS)
-                    if message is None:
-                        continue
-                    kind = message["type"]
-                    if kind == "ssubscribe":
-                        # Redis confirmed the subscription (when a watcher arrived, at
-                        # start, or after redis-py reconnected by itself): every later
-                        # change reaches us, and those made before are in the logs, so the
-                        # partition's watchers re-read. Waking before could miss one.
-                        self._wake_partition(self._channels[_text(message["channel"])])
-                    elif kind == "smessage":
-                        self._wake(_text(message["data"]).rpartition(":")[0])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # connection lost: resubscribe after a pause
-                log.warning("change feed lost its Redis subscription (%s); reconnecting", exc)
-                await asyncio.sleep(0.2)
-            finally:
-                self._pubsub = None
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        subscriber = self._subscriber
+        assert subscriber is not None
+        watched = [self._parts[p].changes_channel for p, jobs in self._by_partition.items() if jobs]
+        await subscriber.subscribe(*watched)
+        async for delivery in subscriber.messages():
+            if delivery.data is None:
+                # Redis confirmed the subscription (when a watcher arrived, or after a
+                # reconnect): every later change reaches us, and those made before are in
+                # the logs, so the partition's watchers re-read. Waking before could miss one.
+                self._wake_partition(self._channels[delivery.channel])
+            else:
+                self._wake(delivery.data.rpartition(":")[0])

@@ -95,6 +95,8 @@ class MendServer:
                 submit_rate=settings.tenant_submit_rate,
                 submit_burst=settings.tenant_submit_burst,
             ),
+            replicas=settings.submit_replicas,
+            replicas_timeout_seconds=settings.submit_replicas_timeout_seconds,
         )
         self.feed = ChangeFeed(self.redis, self.partitions)
         self.health = health.aio.HealthServicer()

@@ -29,7 +29,7 @@ from mend_core.errors import (
     Violation,
 )
 from mend_core.job import Batch, Job, JobSpec, JobStatus
-from mend_core.jobstate.store import JobStore, ListCursor, PurgeCursor, PurgeFilter, Submitted
+from mend_core.jobstate.store import JobStore, ListCursor, PurgeFilter, Submitted
 from mend_core.operations import OPERATIONS
 from mend_core.telemetry.metrics import JobMetrics
 from mend_core.telemetry.tracing import TRACING_OFF, Tracing
@@ -431,12 +431,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         cursor = None
         if request.page_token:
             try:
-                raw = page_tokens.decode(request.page_token)
-                cursor = PurgeCursor(
-                    tenant=str(raw["tenant"]), seq=int(raw["seq"]), partition=int(raw["p"])
-                )
-            # OverflowError: a forged seq of Infinity or 1e400 (json reads both as floats).
-            except (ValueError, TypeError, KeyError, OverflowError):
+                cursor = _cursor(request.page_token)
+            except (ValueError, TypeError):
                 bad.append(Violation("page_token", "is not a token from a previous call"))
         before = None
         if request.HasField("finished_before"):
@@ -456,11 +452,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             page_size=request.page_size or DEFAULT_PURGE_PAGE_SIZE,
             cursor=cursor,
         )
-        token = ""
-        if (c := purged.next_cursor) is not None:
-            token = page_tokens.encode({"tenant": c.tenant, "seq": c.seq, "p": c.partition})
         return pb.PurgeJobsResponse(
-            deleted=len(purged.job_ids), next_page_token=token, job_ids=purged.job_ids
+            deleted=len(purged.job_ids),
+            next_page_token=_token(purged.next_cursor),
+            job_ids=purged.job_ids,
         )
 
     @_guarded
@@ -476,11 +471,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         cursor = None
         if request.page_token:
             try:
-                # [seq, partition] of the last job listed (store.ListCursor).
-                raw = page_tokens.decode(request.page_token)
-                if type(raw) is not list or [type(n) for n in raw] != [int, int] or min(raw) < 0:
-                    raise TypeError(raw)
-                cursor = ListCursor(seq=raw[0], partition=raw[1])
+                cursor = _cursor(request.page_token)
             except (ValueError, TypeError):
                 bad.append(Violation("page_token", "is not a token from a previous page"))
         if bad:
@@ -495,11 +486,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             page_size=request.page_size or DEFAULT_PAGE_SIZE,
             cursor=cursor,
         )
-        token = ""
-        if page.next_cursor is not None:
-            token = page_tokens.encode([page.next_cursor.seq, page.next_cursor.partition])
         return pb.ListJobsResponse(
-            jobs=[convert.job_to_pb(j) for j in page.jobs], next_page_token=token
+            jobs=[convert.job_to_pb(j) for j in page.jobs], next_page_token=_token(page.next_cursor)
         )
 
     @_guarded
@@ -606,6 +594,20 @@ def _type_and_page_size(
     if not 0 <= request.page_size <= max_page_size:
         bad.append(Violation("page_size", f"must be between 1 and {max_page_size}"))
     return job_type, bad
+
+
+def _cursor(token: str) -> ListCursor:
+    """A ListJobs or PurgeJobs page token -> the [seq, partition] of the last job it saw
+    (store.ListCursor); ValueError or TypeError when it is no token of ours."""
+    raw = page_tokens.decode(token)
+    if type(raw) is not list or [type(n) for n in raw] != [int, int] or min(raw) < 0:
+        raise TypeError(raw)
+    return ListCursor(seq=raw[0], partition=raw[1])
+
+
+def _token(cursor: ListCursor | None) -> str:
+    """The page token to go on from `cursor` ("" at the end)."""
+    return "" if cursor is None else page_tokens.encode([cursor.seq, cursor.partition])
 
 
 def _flat_handler(job_type: str) -> Callable[..., Awaitable[Any]]:

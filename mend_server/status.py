@@ -14,8 +14,6 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mend_core.errors import (
     AccessDenied,
@@ -28,6 +26,7 @@ from mend_core.errors import (
     JobNotRetryable,
     MalformedRequest,
     NotAuthenticated,
+    NotReplicated,
     QuotaExceeded,
     RequestConflict,
     RequestError,
@@ -35,6 +34,7 @@ from mend_core.errors import (
     ValidationError,
     VersionOutOfRange,
 )
+from mend_core.redis_client import UNAVAILABLE_ERRORS
 
 ERROR_DOMAIN = "mend.v1"
 Code = grpc.StatusCode
@@ -76,8 +76,9 @@ RULES: dict[type[Exception], Rule] = {
     NotAuthenticated: Rule(Code.UNAUTHENTICATED, "API_KEY_INVALID"),
     InvalidStreamToken: Rule(Code.UNAUTHENTICATED, "STREAM_TOKEN_INVALID"),
     TokenForAnotherJob: Rule(Code.PERMISSION_DENIED, "STREAM_TOKEN_FOR_ANOTHER_JOB"),
-    RedisConnectionError: STORE_UNAVAILABLE,
-    RedisTimeoutError: STORE_UNAVAILABLE,
+    NotReplicated: Rule(Code.UNAVAILABLE, "WRITE_NOT_REPLICATED", retry_after=1),
+    # Redis unreachable, or a cluster or Sentinel master failing over.
+    **{error: STORE_UNAVAILABLE for error in UNAVAILABLE_ERRORS},
 }
 # What the servicer turns into a status; anything else is a bug (UNKNOWN, logged by gRPC).
 HANDLED = tuple(RULES)

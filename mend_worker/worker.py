@@ -15,6 +15,7 @@ import redis.exceptions
 from mend_core.errors import AccessDenied
 from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.logs import job_context
+from mend_core.redis_client import UNAVAILABLE_ERRORS
 from mend_core.settings import Settings
 from mend_core.tasks import cancel_and_wait
 from mend_core.telemetry.metrics import JobMetrics
@@ -83,7 +84,7 @@ class Worker:
                     else:
                         with job_context(current.job_id):  # its tasks inherit the job id
                             self._next = await self._process(current)
-                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                except UNAVAILABLE_ERRORS as exc:
                     log.warning("redis unavailable (%s); retrying in 1s", exc)
                     await asyncio.sleep(1)
         finally:

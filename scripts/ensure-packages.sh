@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Installs, from Debian's packages, each command that is not on PATH.
-#   scripts/ensure-packages.sh redis-server jq curl
+# Installs, from Debian's packages, each command that is not on PATH; COMMAND:PACKAGE
+# names a command whose package is named otherwise.
+#   scripts/ensure-packages.sh redis-server redis-cli:redis-tools jq curl
 # redis-server is skipped when MEND_REDIS_URL points at a Redis that already runs.
 set -euo pipefail
 missing=()
-for cmd in "$@"; do
+commands=()
+for arg in "$@"; do
+  cmd="${arg%%:*}" package="${arg#*:}"
   if [ "$cmd" = redis-server ] && [ -n "${MEND_REDIS_URL:-}" ]; then continue; fi
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+  command -v "$cmd" >/dev/null 2>&1 || { missing+=("$package"); commands+=("$cmd"); }
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -24,4 +27,4 @@ fi
 $SUDO apt-get update -qq
 # Debian's redis-server package also starts a system service; Mend runs its own Redis.
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-for cmd in "${missing[@]}"; do command -v "$cmd" >/dev/null; done
+for cmd in "${commands[@]}"; do command -v "$cmd" >/dev/null; done

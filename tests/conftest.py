@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -14,6 +15,7 @@ from mend_core.jobstate.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.settings import Settings
 from mend_devkit.ports import free_port
+from mend_devkit.redis_cluster import RedisCluster, RedisSentinel
 from mend_devkit.redis_server import RedisServer
 from mend_devkit.s3 import AWS_ENV, AWS_UNSET
 from mend_devkit.sample import photo
@@ -27,10 +29,12 @@ OTHER_KEY = "other-key"
 AUTH = (("x-api-key", API_KEY),)
 OTHER_AUTH = (("x-api-key", OTHER_KEY),)
 SOURCE_KEY = "in/photo.jpg"
-# The partitions the fixtures' servers and workers use: the tests that look at Redis keys
-# or at the order of one queue assume one (today's `mend:{jobs}:` keys); the suites run
-# with more too (MEND_TEST_PARTITIONS=12), and tests/test_partitions.py always does.
-PARTITIONS = int(os.environ.get("MEND_TEST_PARTITIONS", "1"))
+# The partitions the fixtures' servers and workers use: the product's default, unless
+# MEND_TEST_PARTITIONS says otherwise (=1: the layout before partitions). Tests find keys
+# through tests.helpers.PARTS; the few that exercise one partition build their own stack.
+PARTITIONS = int(
+    os.environ.get("MEND_TEST_PARTITIONS", Settings.model_fields["partitions"].default)
+)
 # The workers, servers and tools the tests start inherit it.
 os.environ["MEND_PARTITIONS"] = str(PARTITIONS)
 
@@ -40,6 +44,23 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """3 masters + 3 replicas; started by the first test that asks (a few seconds). A test
+    that fails a master over restarts it as a replica, so the shape stays the same."""
+    cluster = RedisCluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel() -> Iterator[RedisSentinel]:
+    """A master, its replica and a sentinel (tests may fail the master over)."""
+    sentinel = RedisSentinel()
+    yield sentinel
+    sentinel.stop()
 
 
 @pytest.fixture
@@ -113,6 +134,20 @@ async def work(redis_server: RedisServer) -> AsyncIterator[WorkQueue]:
         retention_failed_seconds=3600,
     )
     await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    redis_url: str, **overrides: object
+) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
+    """A MendServer on redis_url (make_settings with overrides), and a stub calling it."""
+    server = MendServer(make_settings(redis_url, **overrides))
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            yield jobs_pb2_grpc.JobServiceStub(channel)
+    finally:
+        await server.stop(grace=0)
 
 
 @pytest.fixture

@@ -8,23 +8,70 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from redis import Redis
 
 from mend.v1 import jobs_pb2 as pb
 from mend_core.jobstate.partitions import Partitions
 from tests.conftest import PARTITIONS
 
-# The queue of tenant acme (tests.conftest.AUTH's tenant); TURNS_KEY has one entry per
-# queued job of every tenant. Both with one partition (tests.conftest.PARTITIONS).
-QUEUE_KEY = "mend:{jobs}:queue:acme"
-TURNS_KEY = "mend:{jobs}:turns"
+# The partitions of the fixtures' servers and workers (tests.conftest.PARTITIONS): tests
+# that look at Redis keys find them through it, never by spelling a hash tag.
+PARTS = Partitions(PARTITIONS)
 # A webhook target on a public address literal: accepted at submit without a DNS lookup
 # (tests use no DNS names but localhost). No test completes a job that has it.
 PUBLIC_WEBHOOK_URL = "https://8.8.8.8/hook"
 
 
 def job_key(job_id: str) -> str:
-    """The hash of a job, in its partition (the fixtures' partition count)."""
-    return Partitions(PARTITIONS).job_keys(job_id).job(job_id)
+    """The hash of a job, in its partition."""
+    return PARTS.job_keys(job_id).job(job_id)
+
+
+def events_key(job_id: str) -> str:
+    """The event log of a job, in its partition."""
+    return PARTS.job_keys(job_id).events(job_id)
+
+
+def queued(redis_client: Redis, tenant: str = "acme") -> set[str]:
+    """The ids in a tenant's queues, in every partition."""
+    with redis_client.pipeline(transaction=False) as pipe:
+        for keys in PARTS.keys:
+            pipe.zrange(keys.queue(tenant), 0, -1)
+        return {job_id for ids in pipe.execute() for job_id in ids}
+
+
+def is_queued(redis_client: Redis, job_id: str, tenant: str = "acme") -> bool:
+    """Whether the job is in its tenant's queue of its partition."""
+    return redis_client.zscore(PARTS.job_keys(job_id).queue(tenant), job_id) is not None
+
+
+def across(redis_client: Redis, command: str, key: str) -> int:
+    """A count (ZCARD, XLEN, ...) of one fixed key of every partition (its `Keys` name,
+    e.g. "inflight"), summed."""
+    with redis_client.pipeline(transaction=False) as pipe:
+        for keys in PARTS.keys:
+            pipe.execute_command(command, getattr(keys, key))
+        return sum(pipe.execute())
+
+
+def turns(redis_client: Redis) -> int:
+    """The claim turns held in every partition: one per queued job of every tenant."""
+    return across(redis_client, "ZCARD", "turns")
+
+
+def stored_jobs(redis_client: Redis) -> list[str]:
+    """The keys of every job hash in Redis, in any partition."""
+    return [key for keys in PARTS.keys for key in redis_client.keys(keys.job("*"))]
+
+
+def batch_key(tenant: str, batch_id: str) -> str:
+    """The hash of a batch, in the partition that holds it and all its jobs."""
+    return PARTS[PARTS.of_batch(tenant, batch_id)].batch(tenant, batch_id)
+
+
+def request_key(tenant: str, request_id: str) -> str:
+    """The idempotency key of a request_id, in the partition its job went to."""
+    return PARTS[PARTS.of_request(tenant, request_id)].request(tenant, request_id)
 
 
 def resize_params(**overrides: Any) -> pb.ImageResizeParameters:

@@ -12,7 +12,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from mend.v1 import jobs_pb2 as pb
 from tests.conftest import API_KEY, AUTH, OTHER_AUTH, OTHER_KEY
-from tests.helpers import QUEUE_KEY, resize_request, submit_request
+from tests.helpers import queued, resize_request, submit_request
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ async def test_every_rpc_refuses_bad_credentials(stub, redis_client, metadata) -
     watch = stub.WatchJob(pb.WatchJobRequest(id=job_id), metadata=metadata)
     assert await stream_code(watch) == grpc.StatusCode.UNAUTHENTICATED
     # Nothing the refused calls carried was stored or changed.
-    assert redis_client.zcard(QUEUE_KEY) == 1
+    assert queued(redis_client) == {job_id}
     job = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
     assert job.status == pb.JOB_STATUS_PENDING
 

@@ -16,7 +16,7 @@ from mend_devkit.sample import photo
 from mend_server.gateway.app import Gateway
 from mend_server.server import MendServer
 from tests.conftest import make_settings
-from tests.helpers import bad_request, resize_request, submit_request
+from tests.helpers import bad_request, resize_request, stored_jobs, submit_request
 from tests.images import encode
 from tests.workers import submit, wait_terminal, worker_pool
 
@@ -64,7 +64,7 @@ async def test_tenant_cannot_write_into_another_tenants_bucket(jobs, redis_clien
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await jobs.SubmitJob(request, metadata=AS_B)
     assert list(refused(info.value)) == ["dest_bucket"]
-    assert redis_client.keys("mend:{jobs}:job:*") == []  # nothing was queued
+    assert stored_jobs(redis_client) == []  # nothing was queued
 
 
 async def test_granted_buckets_are_usable(jobs) -> None:
@@ -81,7 +81,7 @@ async def test_a_batch_names_every_refused_item_and_queues_none(jobs, redis_clie
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await jobs.SubmitBatch(pb.SubmitBatchRequest(jobs=items), metadata=AS_B)
     assert sorted(refused(info.value)) == ["jobs[1].dest_bucket", "jobs[2].source_bucket"]
-    assert redis_client.keys("mend:{jobs}:job:*") == []
+    assert stored_jobs(redis_client) == []
 
 
 async def test_a_tenant_without_a_grant_uses_no_bucket(redis_server, redis_client) -> None:

@@ -29,10 +29,10 @@ import redis
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.job import JobStatus
-from mend_core.jobstate.keys import Keys
 from mend_devkit.redis_server import RedisServer
 from mend_devkit.sample import photo
 from tests.conftest import AUTH
+from tests.helpers import PARTS, across, job_key
 from tests.images import decode, encode
 from tests.test_server_lifecycle import ServerProcess
 from tests.workers import FAST_ENV, WorkerProcess, Workers, get_job, worker_pool
@@ -58,7 +58,6 @@ DRAIN_WITHIN = 90.0  # after the chaos: every accepted job must be terminal by t
 MAX_ATTEMPTS = 10
 BUCKET = "chaos"
 SOURCE_KEY = "in/photo.png"
-KEYS = Keys()
 # Reconnect quickly once the restarted server listens again (gRPC's default backoff
 # grows from 1 s towards 2 minutes), as a client that expects restarts would.
 CHANNEL_OPTIONS = [
@@ -221,7 +220,8 @@ def backlog(server: RedisServer) -> str:
     """How many jobs wait and run, for the timeline."""
     client = redis.Redis(port=server.port, socket_timeout=1)
     try:
-        return f"{client.zcard(KEYS.turns)} queued, {client.zcard(KEYS.inflight)} in flight"
+        queued, inflight = across(client, "ZCARD", "turns"), across(client, "ZCARD", "inflight")
+        return f"{queued} queued, {inflight} in flight"
     except redis.RedisError:
         return "redis down"
     finally:
@@ -233,7 +233,7 @@ def stuck(r: redis.Redis, job_ids: Iterable[str]) -> list[str]:
     ids = list(job_ids)
     with r.pipeline(transaction=False) as pipe:
         for job_id in ids:
-            pipe.hget(KEYS.job(job_id), "status")
+            pipe.hget(job_key(job_id), "status")
         statuses = pipe.execute()
     return [i for i, s in zip(ids, statuses, strict=True) if not (s and JobStatus(s).terminal)]
 
@@ -255,14 +255,16 @@ def describe(i: int, job: pb.Job) -> str:
 def leftovers(r: redis.Redis) -> dict[str, int]:
     """Jobs still queued, in flight or scheduled for a retry: none once all are done."""
     return {
-        "queue": r.zcard(KEYS.turns),
-        "inflight": r.zcard(KEYS.inflight),
-        "scheduled": r.zcard(KEYS.scheduled),
+        "queue": across(r, "ZCARD", "turns"),
+        "inflight": across(r, "ZCARD", "inflight"),
+        "scheduled": across(r, "ZCARD", "scheduled"),
     }
 
 
 def job_count(r: redis.Redis) -> int:
-    return sum(1 for _ in r.scan_iter(match=KEYS.job("*"), count=1000))
+    return sum(
+        1 for keys in PARTS.keys for _ in r.scan_iter(match=keys.job("*"), count=1000)
+    )
 
 
 def output_problem(root: Path, i: int, job: pb.Job) -> str | None:

@@ -17,7 +17,7 @@ from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_devkit.redis_server import RedisServer
 from mend_server.server import MendServer
-from tests.conftest import AUTH, OTHER_AUTH, make_settings
+from tests.conftest import AUTH, OTHER_AUTH, serving
 from tests.helpers import bad_request, resize_request
 from tests.test_gateway_support import SEED_RESULT, Worker, gateway_settings, start_gateway
 
@@ -29,13 +29,8 @@ AS_ADMIN = (("x-api-key", ADMIN_KEY),)
 async def stub(
     redis_server: RedisServer, redis_client
 ) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
-    server = MendServer(make_settings(redis_server.url, admin_keys=f"ops={ADMIN_KEY}"))
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield jobs_pb2_grpc.JobServiceStub(channel)
-    finally:
-        await server.stop(grace=0)
+    async with serving(redis_server.url, admin_keys=f"ops={ADMIN_KEY}") as stub:
+        yield stub
 
 
 @pytest.fixture
@@ -52,9 +47,11 @@ async def submit(stub, auth, **overrides) -> str:  # type: ignore[no-untyped-def
 async def test_throughput_counts_completions_and_failures_of_this_minute(stub, worker) -> None:
     for auth in (AUTH, AUTH, AUTH, OTHER_AUTH):
         await submit(stub, auth)
-    for outcome in ("complete", "complete", "fail", "complete"):  # the globex job last
+    # acme's: two completed, one failed; globex's completed (whichever is claimed first).
+    outcomes = {"acme": ["complete", "complete", "fail"], "globex": ["complete"]}
+    for _ in range(4):
         lease = await worker.claim()
-        if outcome == "complete":
+        if outcomes[lease.job.tenant].pop() == "complete":
             assert await worker.queue.complete(lease, SEED_RESULT)
         else:
             assert await worker.queue.fail(lease, "broken")
@@ -81,12 +78,16 @@ async def test_throughput_counts_completions_and_failures_of_this_minute(stub, w
 async def test_workers_detail_shows_each_live_worker_and_its_job(stub, worker) -> None:
     acme_job = await submit(stub, AUTH)
     globex_job = await submit(stub, OTHER_AUTH)
-    for worker_id in ("w-acme", "w-globex", "w-idle"):
+    for worker_id in ("w-1", "w-2", "w-idle"):
         await worker.queue.register_worker(worker_id)
-    first = await worker.queue.claim("w-acme")
-    second = await worker.queue.claim("w-globex")
+    # Which job each takes is the partitions' turn: the worker that took acme's job is
+    # "mine", the other "theirs".
+    first = await worker.queue.claim("w-1")
+    second = await worker.queue.claim("w-2")
     assert first is not None and second is not None
-    assert (first.job_id, second.job_id) == (acme_job, globex_job)
+    assert {first.job_id, second.job_id} == {acme_job, globex_job}
+    mine, theirs = ("w-1", "w-2") if first.job_id == acme_job else ("w-2", "w-1")
+    lease = first if first.job_id == acme_job else second
 
     def running(stats: pb.QueueStats) -> dict[str, tuple[str, int, bool]]:
         return {
@@ -99,23 +100,23 @@ async def test_workers_detail_shows_each_live_worker_and_its_job(stub, worker) -
     assert acme.workers == 3
     # A tenant sees every worker, but only its own job on it.
     assert running(acme) == {
-        "w-acme": (acme_job, resize, True),
-        "w-globex": ("", 0, False),
+        mine: (acme_job, resize, True),
+        theirs: ("", 0, False),
         "w-idle": ("", 0, False),
     }
     admin = await stub.GetQueueStats(pb.GetQueueStatsRequest(), metadata=AS_ADMIN)
     assert running(admin) == {
-        "w-acme": (acme_job, resize, True),
-        "w-globex": (globex_job, resize, True),
+        mine: (acme_job, resize, True),
+        theirs: (globex_job, resize, True),
         "w-idle": ("", 0, False),
     }
-    [w] = [w for w in admin.workers_detail if w.worker_id == "w-acme"]
+    [w] = [w for w in admin.workers_detail if w.worker_id == mine]
     assert abs(w.started_at.ToMilliseconds() - time.time() * 1000) < 60_000
 
-    assert await worker.queue.complete(first, SEED_RESULT)
+    assert await worker.queue.complete(lease, SEED_RESULT)
     await worker.queue.unregister_worker("w-idle")
     after = await stub.GetQueueStats(pb.GetQueueStatsRequest(), metadata=AS_ADMIN)
-    assert running(after) == {"w-acme": ("", 0, False), "w-globex": (globex_job, resize, True)}
+    assert running(after) == {mine: ("", 0, False), theirs: (globex_job, resize, True)}
 
 
 async def test_all_tenants_lists_every_tenants_jobs_for_an_admin_key(stub) -> None:

@@ -24,7 +24,15 @@ from mend_devkit.redis_server import RedisServer
 from mend_devkit.sample import photo
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, AUTH, OTHER_AUTH, make_settings
-from tests.helpers import job_key, resize_request, submit_request, violated_fields
+from tests.helpers import (
+    batch_key,
+    events_key,
+    job_key,
+    request_key,
+    resize_request,
+    submit_request,
+    violated_fields,
+)
 from tests.images import encode
 from tests.test_cli import env_for, mend
 from tests.test_gateway_support import gateway_settings, start_gateway
@@ -181,7 +189,7 @@ async def test_a_retried_batch_job_counts_in_its_batch_again(
     assert lease is not None and lease.job_id == first and lease.job.attempt == 1
     assert await work.complete(lease, RESULT)
     assert (await get_job(stub, second)).status == pb.JOB_STATUS_COMPLETED
-    counts = redis_client.hgetall("mend:{jobs}:batch:acme:b-retry")
+    counts = redis_client.hgetall(batch_key("acme", "b-retry"))
     assert (counts["remaining"], counts["failed"], counts["completed"]) == ("0", "0", "2")
 
 
@@ -194,6 +202,8 @@ async def test_delete_removes_a_finished_job_and_every_trace_of_it(
     job_id = await worked_job(stub, work, request_id="order-7")
     before = await stub.GetQueueStats(pb.GetQueueStatsRequest(), metadata=AUTH)
     assert before.totals.completed == 1
+    traces = (job_key(job_id), events_key(job_id), request_key("acme", "order-7"))
+    assert redis_client.exists(*traces) == 3
 
     assert await stub.DeleteJob(pb.DeleteJobRequest(id=job_id), metadata=AUTH) is not None
     err = await refused(stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH))
@@ -202,8 +212,7 @@ async def test_delete_removes_a_finished_job_and_every_trace_of_it(
     assert [j.id for j in listed.jobs] == []
     after = await stub.GetQueueStats(pb.GetQueueStatsRequest(), metadata=AUTH)
     assert after.totals.completed == 0 and after.by_type["image_resize"].completed == 0
-    assert not redis_client.exists(job_key(job_id), f"mend:{{jobs}}:events:{job_id}")
-    assert not redis_client.exists("mend:{jobs}:request:acme:order-7")
+    assert not redis_client.exists(*traces)
     # Its request_id is free again: a different request with it makes a new job.
     again = await submit(stub, resize_request(request_id="order-7", width=10))
     assert again != job_id
@@ -328,7 +337,8 @@ async def test_an_admin_purges_every_tenants_jobs_in_pages(admin_stub) -> None:
     theirs = [await cancelled_job(admin_stub, OTHER_AUTH) for _ in range(2)]
     pending = await submit(admin_stub, resize_request(), OTHER_AUTH)
     ids, calls = await purge_all(admin_stub, ADMIN_AUTH, all_tenants=True, page_size=1)
-    assert sorted(ids) == sorted(mine + theirs) and calls >= 5
+    # Oldest first across tenants and partitions; a call for each job, pending one included.
+    assert ids == mine + theirs and calls == 6
     # Without all_tenants, an admin purges its own tenant's jobs (it has none).
     assert await purge_all(admin_stub, ADMIN_AUTH) == ([], 1)
     job = await admin_stub.GetJob(pb.GetJobRequest(id=pending), metadata=OTHER_AUTH)

@@ -22,7 +22,13 @@ from mend_devkit.redis_server import RedisServer
 from mend_devkit.sample import photo
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, AUTH
-from tests.helpers import RESIZE_FIELDS, resize_request, submit_request, violated_fields
+from tests.helpers import (
+    PARTS,
+    RESIZE_FIELDS,
+    resize_request,
+    submit_request,
+    violated_fields,
+)
 from tests.images import encode
 from tests.test_cli import env_for, mend
 from tests.test_dead_letters import storage_env
@@ -54,7 +60,7 @@ def source_in(root: Path) -> Path:
 
 async def idle_worker(redis_client) -> None:
     """Waits until a worker has registered (and so is waiting for work)."""
-    await eventually(lambda: redis_client.zcard("mend:{jobs}:workers"), "a live worker")
+    await eventually(lambda: redis_client.zcard(PARTS.workers), "a live worker")
     await asyncio.sleep(0.3)  # its first claim found nothing; it is blocked in Redis
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from tests.conftest import API_KEY, AUTH
-from tests.helpers import QUEUE_KEY, RESIZE_FIELDS, is_uuid4
+from tests.helpers import RESIZE_FIELDS, is_queued, is_uuid4
 
 GRPCURL = Path(sys.executable).with_name("grpcurl")
 if not GRPCURL.exists():
@@ -102,7 +102,7 @@ async def test_submit_and_get_with_api_key(mend_server, stub, redis_client) -> N
     assert is_uuid4(job_id)
     assert submitted["status"] == "JOB_STATUS_PENDING"
     assert submitted["message"] == "Job queued for processing"
-    assert redis_client.zscore(QUEUE_KEY, job_id) is not None
+    assert is_queued(redis_client, job_id)
 
     _, out, _ = await grpcurl(
         mend_server,

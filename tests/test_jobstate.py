@@ -4,6 +4,7 @@ transition, and the reads Mend makes for itself (webhook payloads) go through Jo
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import mend_core.jobstate
+from mend_core.errors import NotReplicated
 from mend_core.job import Batch, JobStatus
 from mend_core.jobstate.keys import KEYS, Keys
 from mend_core.jobstate.partitions import GLOBAL_KEYS, GLOBAL_PREFIX, Partitions
@@ -34,14 +36,15 @@ class Parts:
     def __init__(self, redis_server: RedisServer) -> None:
         self.redis = connect(redis_server.url, shared=False)
         keys = Keys()
-        self.store = JobStore(
+        store = functools.partial(
+            JobStore,
             self.redis,
             Partitions(1),
             retention_completed_seconds=3600,
             retention_failed_seconds=3600,
             worker_liveness_seconds=30,
-            quota=Quota(max_pending=100, submit_rate=1000),  # writes the rate bucket
         )
+        self.store = store(quota=Quota(max_pending=100, submit_rate=1000))  # (rate bucket)
         self.queue = WorkQueue(
             self.redis,
             Partitions(1),
@@ -50,6 +53,8 @@ class Parts:
             retention_failed_seconds=3600,
         )
         self.webhooks = WebhookQueue(self.redis, keys, dead_retention_seconds=3600)
+        # Its writes wait for a replica this Redis does not have (MEND_SUBMIT_REPLICAS).
+        self.replicated = store(replicas=1, replicas_timeout_seconds=0.01)
 
 
 @pytest.fixture
@@ -85,6 +90,8 @@ async def workout(p: Parts) -> None:
     await store.get("acme", pending.job_id)
     await store.stats("acme", all_tenants=True)
     await queue.unregister_worker("w1")
+    with pytest.raises(NotReplicated):  # it writes the replication barrier, then WAITs
+        await p.replicated.cancel("acme", "no-such-job")
 
     await hooks.create_group()
     first, *rest = await hooks.take("c1", 10, block_ms=0, claim_idle_ms=60_000)

@@ -17,7 +17,7 @@ from mend_client import ResourceExhausted, from_rpc_error
 from mend_devkit.redis_server import RedisServer
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, AUTH, OTHER_AUTH, make_settings
-from tests.helpers import TURNS_KEY, resize_request, submit_request
+from tests.helpers import resize_request, submit_request, turns
 from tests.test_gateway_support import SEED_BODY, gateway_settings, start_gateway
 
 
@@ -58,7 +58,7 @@ async def test_pending_limit_counts_every_job_of_a_batch(stub, redis_client) -> 
     assert error.metadata == {"tenant": "acme", "quota": "pending"}
     assert error.retry_after is not None and error.retry_after > 0
     assert "3 pending jobs" in error.message
-    assert redis_client.zcard(TURNS_KEY) == 2
+    assert turns(redis_client) == 2
     # One more fits; the limit is per tenant.
     await stub.SubmitImageResize(resize_request(), metadata=AUTH)
     await stub.SubmitBatch(batch(3), metadata=OTHER_AUTH)

@@ -9,14 +9,16 @@ from mend.v1 import jobs_pb2 as pb
 from tests.conftest import AUTH, OTHER_AUTH
 from tests.helpers import (
     PUBLIC_WEBHOOK_URL,
-    QUEUE_KEY,
-    TURNS_KEY,
     bad_request,
+    batch_key,
+    is_queued,
     is_uuid4,
     job_key,
+    queued,
     resize_params,
     resize_request,
     submit_request,
+    turns,
     violated_fields,
 )
 
@@ -78,7 +80,7 @@ async def test_accepted_job_is_durable_in_redis(stub, redis_client) -> None:
     assert fields["status"] == "pending"
     assert fields["id"] == response.job_id
     assert fields["source_key"] == "images/input.jpg"
-    assert redis_client.zscore(QUEUE_KEY, response.job_id) is not None
+    assert is_queued(redis_client, response.job_id)
 
 
 async def test_job_ids_are_distinct_uuid4(stub) -> None:
@@ -97,7 +99,7 @@ async def test_submit_batch(stub, redis_client) -> None:
     assert response.total_jobs == 3
     assert response.status == "queued"
     assert len(set(response.job_ids)) == 3
-    assert redis_client.zcard(QUEUE_KEY) == 3
+    assert queued(redis_client) == set(response.job_ids)
     for i, job_id in enumerate(response.job_ids):
         job = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
         assert job.batch_id == response.batch_id
@@ -117,7 +119,7 @@ async def test_submit_batch_keeps_given_batch_id_and_batch_webhook(stub, redis_c
     assert job.batch_id == "nightly-2024"
     # The batch's webhook is for batch.completed, not for each job.
     assert job.webhook_url == ""
-    batch = redis_client.hgetall("mend:{jobs}:batch:acme:nightly-2024")
+    batch = redis_client.hgetall(batch_key("acme", "nightly-2024"))
     assert batch["webhook_url"] == PUBLIC_WEBHOOK_URL
     assert batch["fail_fast"] == "1"
     assert batch["total"] == "1"
@@ -132,11 +134,11 @@ async def test_request_id_is_idempotent_per_tenant(stub, redis_client) -> None:
     again = await stub.SubmitJob(request, metadata=AUTH)
 
     assert again.job_id == first.job_id
-    assert redis_client.zcard(QUEUE_KEY) == 1
+    assert queued(redis_client) == {first.job_id}
 
     other = await stub.SubmitJob(request, metadata=OTHER_AUTH)
     assert other.job_id != first.job_id
-    assert redis_client.zcard(TURNS_KEY) == 2
+    assert turns(redis_client) == 2
 
 
 async def test_flat_request_id_is_idempotent(stub, redis_client) -> None:
@@ -144,14 +146,14 @@ async def test_flat_request_id_is_idempotent(stub, redis_client) -> None:
     first = await stub.SubmitImageResize(request, metadata=AUTH)
     again = await stub.SubmitImageResize(request, metadata=AUTH)
     assert again.job_id == first.job_id
-    assert redis_client.zcard(QUEUE_KEY) == 1
+    assert queued(redis_client) == {first.job_id}
 
     job = await stub.GetJob(pb.GetJobRequest(id=first.job_id), metadata=AUTH)
     assert job.request_id == "upload-7"
 
     other = await stub.SubmitImageResize(request, metadata=OTHER_AUTH)
     assert other.job_id != first.job_id
-    assert redis_client.zcard(TURNS_KEY) == 2
+    assert turns(redis_client) == 2
 
 
 async def test_nested_and_flat_share_request_id_space(stub) -> None:
@@ -187,7 +189,7 @@ async def test_request_id_with_a_different_request_is_a_conflict(stub, redis_cli
         await stub.SubmitImageResize(resize_request(request_id="order-43", width=1), metadata=AUTH)
     assert conflicting_fields(flat.value) == ["request_id"]
 
-    assert redis_client.zcard(QUEUE_KEY) == 1
+    assert queued(redis_client) == {first.job_id}
     job = await stub.GetJob(pb.GetJobRequest(id=first.job_id), metadata=AUTH)
     assert job.parameters.image_resize.width == 800
 
@@ -202,7 +204,7 @@ async def test_batch_jobs_sharing_a_request_id_are_refused(stub, redis_client) -
         await stub.SubmitBatch(pb.SubmitBatchRequest(jobs=items), metadata=AUTH)
     assert violated_fields(info.value) == ["jobs[2].options.request_id"]
     assert "jobs[0]" in bad_request(info.value).field_violations[0].description
-    assert redis_client.zcard(QUEUE_KEY) == 0
+    assert queued(redis_client) == set()
 
 
 async def test_batch_job_with_an_earlier_jobs_request_id_is_refused(stub, redis_client) -> None:
@@ -219,7 +221,7 @@ async def test_batch_job_with_an_earlier_jobs_request_id_is_refused(stub, redis_
     assert conflicting_fields(info.value) == ["jobs[1].options.request_id"]
     assert earlier.job_id in (info.value.details() or "")
     # Nothing of the batch was stored: the same batch id works once the item is fixed.
-    assert redis_client.zcard(QUEUE_KEY) == 1
+    assert queued(redis_client) == {earlier.job_id}
     batch.jobs[1].options.request_id = "r-10"
     fixed = await stub.SubmitBatch(batch, metadata=AUTH)
     assert fixed.total_jobs == 2 and earlier.job_id not in fixed.job_ids
@@ -229,4 +231,4 @@ async def test_submit_without_key_stores_nothing(stub, redis_client) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.SubmitJob(submit_request())
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert redis_client.zcard(QUEUE_KEY) == 0
+    assert queued(redis_client) == set()

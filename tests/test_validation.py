@@ -12,9 +12,10 @@ import pytest
 from mend.v1 import jobs_pb2 as pb
 from tests.conftest import AUTH
 from tests.helpers import (
-    QUEUE_KEY,
     bad_request,
+    queued,
     resize_request,
+    stored_jobs,
     submit_request,
     violated_fields,
 )
@@ -124,14 +125,14 @@ async def test_flat_submit_names_field(stub, redis_client, overrides, field) -> 
     err = await rejected(stub.SubmitImageResize(resize_request(**overrides), metadata=AUTH))
     assert violated_fields(err) == [field]
     assert all(v.description for v in bad_request(err).field_violations)
-    assert redis_client.zcard(QUEUE_KEY) == 0
+    assert queued(redis_client) == set()
 
 
 @pytest.mark.parametrize(("overrides", "field"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 async def test_nested_submit_names_field_path(stub, redis_client, overrides, field) -> None:
     err = await rejected(stub.SubmitJob(nested_request(overrides), metadata=AUTH))
     assert violated_fields(err) == [nested_path(field)]
-    assert redis_client.zcard(QUEUE_KEY) == 0
+    assert queued(redis_client) == set()
 
 
 async def test_every_bad_field_is_named_at_once(stub) -> None:
@@ -161,13 +162,13 @@ async def test_oversized_flat_request_names_source_key(stub, redis_client) -> No
     )
     assert violated_fields(err) == ["source_key"]
     assert "limit" in bad_request(err).field_violations[0].description
-    assert redis_client.zcard(QUEUE_KEY) == 0
+    assert queued(redis_client) == set()
 
 
 async def test_oversized_nested_request_names_source_key(stub, redis_client) -> None:
     err = await rejected(stub.SubmitJob(submit_request(source_key="k" * 70_000), metadata=AUTH))
     assert violated_fields(err) == ["source_key"]
-    assert redis_client.zcard(QUEUE_KEY) == 0
+    assert queued(redis_client) == set()
 
 
 async def test_oversized_request_names_the_big_field(stub) -> None:
@@ -182,7 +183,7 @@ async def test_batch_over_request_limit_is_rejected(stub, redis_client) -> None:
     jobs = [submit_request(source_key="s" * 1000, dest_key=f"{i}" + "d" * 990) for i in range(100)]
     err = await rejected(stub.SubmitBatch(pb.SubmitBatchRequest(jobs=jobs), metadata=AUTH))
     assert violated_fields(err) == ["jobs"]
-    assert redis_client.zcard(QUEUE_KEY) == 0
+    assert queued(redis_client) == set()
 
 
 @pytest.mark.parametrize("count", [0, 101])
@@ -190,7 +191,7 @@ async def test_batch_size_limits(stub, redis_client, count) -> None:
     jobs = [submit_request() for _ in range(count)]
     err = await rejected(stub.SubmitBatch(pb.SubmitBatchRequest(jobs=jobs), metadata=AUTH))
     assert violated_fields(err) == ["jobs"]
-    assert redis_client.zcard(QUEUE_KEY) == 0
+    assert queued(redis_client) == set()
 
 
 async def test_batch_names_bad_job_by_index_and_stores_nothing(stub, redis_client) -> None:
@@ -201,8 +202,8 @@ async def test_batch_names_bad_job_by_index_and_stores_nothing(stub, redis_clien
     assert sorted(violated_fields(err)) == ["jobs[2].parameters.image_resize.width",
                                             "jobs[2].source_key"]
     # All or nothing: the four good jobs were not stored either.
-    assert redis_client.zcard(QUEUE_KEY) == 0
-    assert redis_client.keys("mend:{jobs}:job:*") == []
+    assert queued(redis_client) == set()
+    assert stored_jobs(redis_client) == []
 
 
 async def test_batch_names_bad_options_of_several_jobs(stub) -> None:

@@ -16,13 +16,12 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
-from mend_core.jobstate.keys import Keys
 from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.results import ImageMetadata, JobResult
 from mend_devkit.redis_server import RedisServer
 from mend_server.server import MendServer
 from tests.conftest import AUTH, OTHER_AUTH, make_settings
-from tests.helpers import bad_request, resize_request, violated_fields
+from tests.helpers import bad_request, events_key, job_key, resize_request, violated_fields
 
 # Bounds that only catch hangs (a watcher that never hears of a change); they time nothing.
 # Below the default heartbeat (15 s), whose re-read of the log would hide a missed wake-up.
@@ -201,7 +200,7 @@ async def test_a_finished_jobs_log_goes_soon_and_a_resume_gets_the_final_state(
     assert await queue.progress(lease, 30, "a")
     assert await queue.complete(lease, RESULT)
     final = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
-    log, job = Keys().events(job_id), Keys().job(job_id)
+    log, job = events_key(job_id), job_key(job_id)
     assert 0 < redis_client.pttl(log) <= 60_000
     assert redis_client.ttl(job) > 3000  # the work fixture's retention: an hour
 
@@ -219,7 +218,7 @@ async def test_each_log_entry_holds_what_its_version_changed(stub, queue, redis_
     lease = await claim(queue, job_id)
     assert await queue.progress(lease, 30, "a")
     assert await queue.complete(lease, RESULT)
-    entries = [fields for _, fields in redis_client.xrange(Keys().events(job_id))]
+    entries = [fields for _, fields in redis_client.xrange(events_key(job_id))]
     # The submit's entry is the whole job; each later one what changed: fields set, and
     # under "-" the names of those removed.
     assert entries[0]["id"] == job_id and entries[0]["status"] == "pending"
@@ -242,7 +241,7 @@ async def test_resume_from_any_version_of_a_long_log(stub, queue, redis_client) 
     current = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
     whole = [
         int(entry_id.partition("-")[2])
-        for entry_id, fields in redis_client.xrange(Keys().events(job_id))
+        for entry_id, fields in redis_client.xrange(events_key(job_id))
         if "id" in fields
     ]
     assert whole == [1, 65, 129]

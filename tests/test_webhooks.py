@@ -25,8 +25,6 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
-from mend_core.jobstate.keys import Keys
-from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.jobstate.webhook_queue import WebhookQueue
 from mend_core.results import ImageMetadata, JobResult
@@ -34,10 +32,13 @@ from mend_core.settings import Settings
 from mend_core.validation import JobDraft, Limits, validate
 from mend_devkit.redis_server import env_for
 from mend_server.server import MendServer
-from tests.conftest import API_KEY, AUTH, PARTITIONS, make_settings
+from tests.conftest import API_KEY, AUTH, make_settings
 from tests.helpers import (
+    PARTS,
     PUBLIC_WEBHOOK_URL,
+    across,
     is_uuid4,
+    queued,
     resize_request,
     submit_request,
     violated_fields,
@@ -47,7 +48,6 @@ from tests.test_server_lifecycle import ServerProcess
 from tests.workers import eventually
 
 SECRET = "webhook-secret"
-KEYS = Keys()
 # Test schedules: two quick retries, so three attempts in all.
 QUICK_RETRIES = (0.05, 0.05)
 
@@ -122,7 +122,7 @@ async def hooked_stub(hooked_server) -> AsyncIterator[jobs_pb2_grpc.JobServiceSt
 def work_queue(server: MendServer) -> WorkQueue:
     return WorkQueue(
         server.redis,
-        Partitions(PARTITIONS),
+        PARTS,
         lease_seconds=10,
         retention_completed_seconds=3600,
         retention_failed_seconds=3600,
@@ -144,8 +144,16 @@ async def finish_one(server: MendServer, *, failed: bool = False) -> None:
 
 
 def settled(redis_client) -> bool:
-    """Nothing left to deliver: no delivery in the stream, none waiting to retry."""
-    return redis_client.xlen(KEYS.webhooks) == 0 and redis_client.zcard(KEYS.webhook_retries) == 0
+    """Nothing left to deliver: no delivery in the streams, none waiting to retry."""
+    return across(redis_client, "XLEN", "webhooks") == 0 == across(
+        redis_client, "ZCARD", "webhook_retries"
+    )
+
+
+def dead(redis_client) -> int:
+    """The dead letters of every partition."""
+    return across(redis_client, "XLEN", "dead_webhooks")
+
 
 
 def admin(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -207,7 +215,7 @@ async def test_retries_until_delivered_once_with_one_delivery_id(
     assert payload["job"]["error"] == "Source file not found: s3://b/k"
     # Delivered once: nothing waits for another attempt, nothing is dead-lettered.
     await eventually(lambda: settled(redis_client), "the delivery to be settled")
-    assert redis_client.xlen(KEYS.dead_webhooks) == 0
+    assert dead(redis_client) == 0
     assert len(receiver.requests) == 3 and receiver.delivery_ids() == [delivery_id] * 3
 
 
@@ -267,7 +275,7 @@ async def test_failing_receiver_ends_in_dead_letters_listed_and_replayed_by_the_
         await hooked_stub.SubmitJob(request, metadata=AUTH)
         await finish_one(hooked_server)
     await receiver.wait(6)  # three attempts each
-    await eventually(lambda: redis_client.xlen(KEYS.dead_webhooks) == 2, "two dead letters")
+    await eventually(lambda: dead(redis_client) == 2, "two dead letters")
     assert settled(redis_client)
     sent_ids = receiver.delivery_ids()
     assert len(set(sent_ids)) == 2
@@ -326,7 +334,8 @@ async def test_retry_survives_a_server_restart(redis_server, redis_client, recei
 
         await receiver.wait(1)
         await eventually(
-            lambda: redis_client.zcard(KEYS.webhook_retries) == 1, "the retry to be scheduled"
+            lambda: across(redis_client, "ZCARD", "webhook_retries") == 1,
+            "the retry to be scheduled",
         )
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(10)
@@ -361,13 +370,6 @@ def test_retry_schedule_is_a_setting(monkeypatch) -> None:
 async def test_delivery_stream_is_not_trimmed_by_count(redis_server, redis_client, work):
     """A backlog past 100,000 deliveries (no server running to send them) keeps every one."""
     backlog = 100_500  # past the old cap (MAXLEN ~ 100000) by more than one stream node
-    redis_client.eval(
-        "for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'n', i) end",
-        1,
-        KEYS.webhooks,
-        backlog,
-    )
-    oldest = redis_client.xrange(KEYS.webhooks, count=1)[0][0]
     server = MendServer(make_settings(redis_server.url))  # its store only; not started
     try:
         spec = validate(
@@ -380,29 +382,39 @@ async def test_delivery_stream_is_not_trimmed_by_count(redis_server, redis_clien
             ),
             Limits.from_settings(server.settings),
         )
-        await server.store.submit("acme", [spec])
+        [submitted] = await server.store.submit("acme", [spec])
+        # The backlog is in the stream of the job's partition, where its delivery goes.
+        stream = PARTS.job_keys(submitted.job_id).webhooks
+        redis_client.eval(
+            "for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'n', i) end",
+            1,
+            stream,
+            backlog,
+        )
+        oldest = redis_client.xrange(stream, count=1)[0][0]
         lease = await work.claim("w1")
         assert lease is not None and await work.complete(lease, RESULT)
     finally:
         await server.redis.aclose()
-    assert redis_client.xlen(KEYS.webhooks) == backlog + 1
-    assert redis_client.xrange(KEYS.webhooks, count=1)[0][0] == oldest
+    assert redis_client.xlen(stream) == backlog + 1
+    assert redis_client.xrange(stream, count=1)[0][0] == oldest
 
 
 async def test_dead_letters_are_trimmed_by_age_not_count(redis_server, redis_client, work):
-    queue = WebhookQueue(work._redis, KEYS, dead_retention_seconds=3600)  # noqa: SLF001
+    keys = PARTS[0]
+    queue = WebhookQueue(work._redis, keys, dead_retention_seconds=3600)  # noqa: SLF001
     # One dead letter from long ago (older than the retention) and 500 recent ones.
-    redis_client.xadd(KEYS.dead_webhooks, {"event": "job.failed", "error": "old"}, id="1-0")
+    redis_client.xadd(keys.dead_webhooks, {"event": "job.failed", "error": "old"}, id="1-0")
     for i in range(500):
-        redis_client.xadd(KEYS.dead_webhooks, {"event": "job.failed", "error": f"recent {i}"})
+        redis_client.xadd(keys.dead_webhooks, {"event": "job.failed", "error": f"recent {i}"})
     await queue.create_group()
-    redis_client.xadd(KEYS.webhooks, {"event": "job.failed", "url": "http://x/", "job_id": "j"})
+    redis_client.xadd(keys.webhooks, {"event": "job.failed", "url": "http://x/", "job_id": "j"})
     [delivery] = await queue.take("c", 1, block_ms=100, claim_idle_ms=60_000)
     dead_id = await queue.bury(delivery, "HTTP 500", "{}")
     assert dead_id is not None
-    ids = [entry_id for entry_id, _ in redis_client.xrange(KEYS.dead_webhooks)]
+    ids = [entry_id for entry_id, _ in redis_client.xrange(keys.dead_webhooks)]
     assert "1-0" not in ids and len(ids) == 501 and ids[-1] == dead_id
-    assert redis_client.xlen(KEYS.webhooks) == 0
+    assert redis_client.xlen(keys.webhooks) == 0
 
 
 # ------------------------------------------------------------------ refused targets
@@ -429,7 +441,7 @@ async def test_submit_refuses_a_private_webhook_target(stub, redis_client, url):
         await stub.SubmitJob(request, metadata=AUTH)
     assert violated_fields(err.value) == ["options.webhook_url"]
     assert "webhooks go to public addresses only" in err.value.details()
-    assert redis_client.zcard("mend:{jobs}:queue") == 0
+    assert queued(redis_client) == set()
 
 
 async def test_every_submit_path_names_its_refused_webhook(stub, redis_client):
@@ -455,7 +467,7 @@ async def test_every_submit_path_names_its_refused_webhook(stub, redis_client):
         "jobs[1].options.webhook_url",
         "options.webhook_url",
     }
-    assert redis_client.zcard("mend:{jobs}:queue") == 0
+    assert queued(redis_client) == set()
 
     # A public address literal needs no lookup and is accepted.
     accepted = await stub.SubmitJob(submit_request(options=ok), metadata=AUTH)
@@ -510,7 +522,7 @@ async def test_target_refused_at_delivery_is_dead_lettered(
     )
     await mend_server.store.submit("acme", [spec])
     await finish_one(mend_server)
-    await eventually(lambda: redis_client.xlen(KEYS.dead_webhooks) == 1, "a dead letter")
+    await eventually(lambda: dead(redis_client) == 1, "a dead letter")
     [letter] = dead_letters(redis_server.url)
     assert letter["error"].startswith("refused: 127.0.0.1, a loopback address")
     assert letter["attempts"] == 1

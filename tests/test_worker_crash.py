@@ -10,15 +10,13 @@ import signal
 from pathlib import Path
 
 from mend.v1 import jobs_pb2 as pb
-from mend_core.jobstate.keys import Keys
-from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.queue import WorkQueue
 from mend_core.redis_client import connect
 from mend_core.results import ImageMetadata, JobResult
 from mend_devkit.redis_server import RedisServer
 from mend_devkit.sample import photo
 from tests.faulty_s3 import S3Service
-from tests.helpers import job_key, resize_request
+from tests.helpers import PARTS, job_key, resize_request
 from tests.images import decode, encode
 from tests.workers import (
     children,
@@ -98,25 +96,25 @@ RESULT = JobResult(
 async def test_worker_that_lost_its_lease_cannot_change_the_job(
     stub, redis_server: RedisServer, redis_client
 ) -> None:
-    keys = Keys()
     redis = connect(redis_server.url)
     try:
         # Worker A's lease is short; worker B's outlives the test.
         queue_a = WorkQueue(
             redis,
-            Partitions(1),
+            PARTS,
             lease_seconds=0.2,
             retention_completed_seconds=3600,
             retention_failed_seconds=3600,
         )
         queue_b = WorkQueue(
             redis,
-            Partitions(1),
+            PARTS,
             lease_seconds=60,
             retention_completed_seconds=3600,
             retention_failed_seconds=3600,
         )
         job_id = await submit(stub, resize_request())
+        keys = PARTS.job_keys(job_id)
         lease_a = await queue_a.claim("worker-a")
         assert lease_a is not None and lease_a.job_id == job_id
 

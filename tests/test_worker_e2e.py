@@ -14,7 +14,7 @@ from mend_devkit.redis_server import RedisServer
 from mend_devkit.sample import photo
 from mend_worker.worker import WAIT_TIMEOUT_SECONDS
 from tests.faulty_s3 import S3Service
-from tests.helpers import job_key, resize_request
+from tests.helpers import events_key, job_key, resize_request
 from tests.images import encode, padded_icc, px, red_blue_swapped_icc
 from tests.workers import (
     eventually,
@@ -216,7 +216,7 @@ async def test_finished_jobs_expire_after_their_retention(
     for job_id, ttl in ((done, 1000), (failed, 300)):
         assert ttl - 30 < redis_client.ttl(job_key(job_id)) <= ttl
         # Its event log only for a short grace: a resume after it gets the final state.
-        log = f"mend:{{jobs}}:events:{job_id}"
+        log = events_key(job_id)
         assert 0 < redis_client.ttl(log) <= 60, redis_client.ttl(log)
     # A pending job stays until it is processed.
     pending = await submit(stub, resize_request())

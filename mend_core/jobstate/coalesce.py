@@ -22,7 +22,8 @@ from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 
-from mend_core.jobstate.scripts import Scripts, pipelined_replies
+from mend_core.jobstate.scripts import Scripts, pipelined, pipelined_replies
+from mend_core.redis_client import is_cluster
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -107,10 +108,12 @@ _Call = tuple[Commands, Sequence[tuple[Scripts, str]]]
 
 class RoundTrips:
     """`pipelined` (mend_core/jobstate/scripts.py) for concurrent callers, who share round
-    trips (see the module docstring)."""
+    trips (see the module docstring). On a cluster each caller's pipeline goes alone: a
+    cluster pipeline splits by node anyway, and retries what failed on its own terms."""
 
     def __init__(self, redis: Redis, *, max_callers: int = MAX_CALLERS) -> None:
         self._redis = redis
+        self._alone = is_cluster(redis)
         self._lane: Coalescer[_Call, list[Any]] = Coalescer(self._send, max_batch=max_callers)
 
     @property
@@ -125,6 +128,8 @@ class RoundTrips:
         commands call by EVALSHA, loaded if Redis lacks them."""
         if not commands:
             return []
+        if self._alone:
+            return await pipelined(self._redis, commands, scripts)
         return await self._lane((commands, scripts))
 
     async def _send(self, calls: list[_Call]) -> list[list[Any] | BaseException]:

@@ -38,6 +38,11 @@ KEYS: dict[str, tuple[str, str, str]] = {
     "submit_rate": ("tenant:{tenant}:rate", "hash", "submit rate bucket: `tokens`, `at` (ms)"),
     "tenants": ("tenants", "set", "every tenant that submitted a job to the partition"),
     "stats": ("stats", "hash", "`<type>:<status>` counts, `<type>:avg_ms` (job slot time)"),
+    "barrier": (
+        "replication:barrier",
+        "string",
+        "incremented before each WAIT (MEND_SUBMIT_REPLICAS), so it covers what is answered",
+    ),
     "throughput": (
         "throughput:{minute}",
         "hash",
@@ -126,6 +131,10 @@ class Keys:
     @cached_property
     def stats(self) -> str:
         return self._key("stats")
+
+    @cached_property
+    def barrier(self) -> str:
+        return self._key("barrier")
 
     @cached_property
     def changes_channel(self) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from mend_core.jobstate.keys import Keys
@@ -47,6 +48,14 @@ GLOBAL_KEYS: dict[str, tuple[str, str, str]] = {
     "schedule_wake": ("schedule:wake", "list", "a token per scheduled job; housekeeping BLPOPs it"),
     "partitions": ("partitions", "string", "P, stored by the first process to start"),
 }
+
+
+def single_node(redis: Redis) -> bool:
+    """Whether every key is on one node (a plain Redis or a Sentinel-managed master, not a
+    cluster client). There a script may also touch keys outside its partition (the wake
+    lists, the other partitions' queues), given as extra KEYS, which saves a round trip;
+    on a cluster those live on other nodes, so the caller sends separate commands."""
+    return not isinstance(redis, RedisCluster)
 
 
 class PartitionsMismatch(SystemExit):
@@ -117,7 +126,9 @@ class Partitions:
     def new_job_id(self, partition: int) -> str:
         """A random uuid4 whose first 16 bits are `partition` modulo P."""
         high = secrets.randbelow(0x10000 // self.count) * self.count + partition
-        return str(uuid.UUID(f"{high:04x}{uuid.uuid4().hex[4:]}"))
+        # uuid4's own formatting, without parsing a UUID back from hex (a submit's hot path).
+        h = f"{high:04x}{uuid.uuid4().hex[4:]}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def random(self) -> int:
         return secrets.randbelow(self.count)
@@ -164,23 +175,13 @@ class Partitions:
         """After a script queued `jobs` jobs in `partition` (or scheduled some): a token per
         job naming the partition wakes as many idle workers, and one token wakes a worker's
         housekeeping to look at the schedule."""
-        commands = self.wake_commands(partition, jobs, scheduled=scheduled)
-        if not commands:
+        if not jobs and not scheduled:
             return
         async with redis.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
+            if jobs:
+                pipe.rpush(self.wake, *[partition] * min(jobs, WAKE_MAXLEN))
+                pipe.ltrim(self.wake, -WAKE_MAXLEN, -1)
+            if scheduled:
+                pipe.rpush(self.schedule_wake, 1)
+                pipe.ltrim(self.schedule_wake, -WAKE_MAXLEN, -1)
             await pipe.execute()
-
-    def wake_commands(
-        self, partition: int, jobs: int, *, scheduled: bool = False
-    ) -> list[tuple[str | int, ...]]:
-        """What wake_workers sends, for a caller that pipelines it with more."""
-        commands: list[tuple[str | int, ...]] = []
-        if jobs:
-            commands.append(("RPUSH", self.wake, *[partition] * min(jobs, WAKE_MAXLEN)))
-            commands.append(("LTRIM", self.wake, -WAKE_MAXLEN, -1))
-        if scheduled:
-            commands.append(("RPUSH", self.schedule_wake, 1))
-            commands.append(("LTRIM", self.schedule_wake, -WAKE_MAXLEN, -1))
-        return commands

@@ -3,14 +3,16 @@ lease alive, and makes each transition with a Lua script that first checks the c
 still holds the lease (its fence token), so a worker that lost a job cannot touch it.
 
 Across partitions (partitions.py): a worker claims from the partitions in turn, staying
-with one for at most STAY claims in a row while it has jobs, so that none starves when
-another is flooded. What it knows of each partition's queue (the count of queued jobs)
-comes from its claims' replies and from a scan of every partition (one pipelined round
-trip), made when it knows of no job and every SCAN_EVERY claims otherwise (pipelined with
-a completion, so it costs no round trip). An idle worker blocks on the one global wake
-list (a token naming the partition per queued job), then claims from that partition
-first: pickup within a round trip, no polling. Priority and fair turns order each
-partition's queue; across partitions, the turns decide."""
+with one while it has jobs for at most STAY claims in a row and STAY_SECONDS, so that none
+starves when another is flooded, while moving on (a second script next to a completion)
+stays rare when jobs are short. What it knows of each partition's queue (the count of
+queued jobs) comes from its claims' replies and from a scan of every partition (one
+pipelined round trip), made when it knows of no job and whenever a stay ends otherwise
+(pipelined with a completion, so it costs no round trip). A completion that stays with its
+partition and scans nothing is one script call, as with a single partition. An idle worker
+blocks on the one global wake list (a token naming the partition per queued job), then
+claims from that partition first: pickup within a round trip, no polling. Priority and
+fair turns order each partition's queue; across partitions, the turns decide."""
 
 from __future__ import annotations
 
@@ -55,8 +57,11 @@ def _lease(flat: list[str] | None) -> Lease | None:
     return Lease(job=job, fence=job.fence)
 
 
-# Claims in a row from one partition while it has jobs, at most.
-STAY = 4
+# A worker stays with one partition while it has queued jobs, for at most this many claims
+# in a row and this long: with short jobs a stay spans many claims (moving on costs a second
+# script next to a completion, and a scan), with long ones every partition gets its turn soon.
+STAY = 32
+STAY_SECONDS = 0.05
 
 
 class _Rotation:
@@ -67,31 +72,35 @@ class _Rotation:
         self.queued = [0] * count
         self.current = random.randrange(count)
         self.stayed = 0
-        self.since_scan = -1  # -1: never scanned
+        self.until = 0.0  # when the stay with `current` ends (time.monotonic())
+        self.stay_ended = True  # since the last scan: time to look at every partition again
 
     def pick(self) -> int | None:
-        count = len(self.queued)
         if self.stayed < STAY and self.queued[self.current] > 0:
-            self.stayed += 1
-            return self.current
+            now = time.monotonic()
+            if now < self.until:
+                self.stayed += 1
+                return self.current
+        self.stay_ended = True
+        count = len(self.queued)
         for step in range(1, count + 1):
             p = (self.current + step) % count
             if self.queued[p] > 0:
                 self.current, self.stayed = p, 1
+                self.until = time.monotonic() + STAY_SECONDS
                 return p
         return None
 
     def claimed(self, partition: int, left: int) -> None:
         self.queued[partition] = left
-        if self.since_scan >= 0:
-            self.since_scan += 1
 
     def scanned(self, queued: list[int]) -> None:
         self.queued = queued
-        self.since_scan = 0
+        self.stay_ended = False
 
     def scan_due(self) -> bool:
-        return not 0 <= self.since_scan < 2 * len(self.queued)
+        """A single partition's count comes with every claim: it needs no scan."""
+        return self.stay_ended and len(self.queued) > 1
 
 
 class WorkQueue:
@@ -216,7 +225,16 @@ class WorkQueue:
         partition = self._parts.of_job(lease.job_id)
         scripts = self._scripts[partition]
         following = self._turns.pick()
+        scan = self._turns.scan_due()
         args = (lease.job_id, lease.fence, json.dumps(result_fields(result)), result.duration)
+        if (following is None or following == partition) and not scan:
+            # Staying: one script call, no pipeline (the common case when jobs are short).
+            done = await scripts(
+                "complete", *args, self._completed_ttl_ms, worker_id, self._lease_ms
+            )
+            fields, left = (done[1], done[2]) if len(done) > 1 else ([], 0)
+            self._turns.claimed(partition, int(left))
+            return done[0] == 1, _lease(fields)
         commands: list[tuple[Any, ...]] = []
         needed = [(scripts, "complete")]
         if following is None or following == partition:
@@ -231,7 +249,6 @@ class WorkQueue:
             commands.append(scripts.command("complete", *args, self._completed_ttl_ms))
             commands.append(other.command("claim", worker_id, self._lease_ms))
             needed.append((other, "claim"))
-        scan = self._turns.scan_due()
         if scan:
             commands += self._scan_commands()
         out = await pipelined(self._redis, commands, needed)
@@ -241,7 +258,7 @@ class WorkQueue:
             done, rest = out[0], out[1:]
             fields, left = (done[1], done[2]) if len(done) > 1 else ([], 0)
         self._turns.claimed(following, int(left))
-        if scan:
+        if scan:  # read after the claim: the fresher count
             self._turns.scanned([int(n) for n in rest])
         return done[0] == 1, _lease(fields)
 

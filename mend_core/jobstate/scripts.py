@@ -9,10 +9,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import (
+    AskError,
+    ConnectionError,
+    MovedError,
+    NoScriptError,
+    ResponseError,
+    TimeoutError,
+    TryAgainError,
+)
 
 from mend_core.jobstate.encoding import EVENTS_SNAPSHOT_EVERY
 from mend_core.jobstate.keys import Keys, lua_prelude
+from mend_core.jobstate.partitions import WAKE_MAXLEN
+from mend_core.redis_client import is_cluster
 
 if TYPE_CHECKING:
     from mend_core.jobstate.coalesce import RoundTrips
@@ -25,7 +35,9 @@ _DIR = Path(__file__).with_name("lua")
 # change feed), settle (webhook, batch, fail_fast), cancel, schedule, promote_due, remove,
 # claim_next and read_job. Only the worker registry and wake lists (global keys, see
 # partitions.py) and index cleanup (JobStore) are written outside them. A script touches
-# the keys of one partition only: its Scripts is that partition's.
+# the keys of one partition only (its Scripts is that partition's), but on a single Redis
+# (partitions.single_node) submit also pushes the wake tokens and get also reads the other
+# partitions' queue lengths, given as extra KEYS: a round trip, or a pipeline, fewer.
 TRANSITIONS: dict[str, str] = {
     "submit": "new -> pending: store, index, enqueue jobs (all or none); idempotent by request_id",
     "submit_rate": "takes (or gives back) a tenant's submit tokens, before a submit",
@@ -53,7 +65,10 @@ TRANSITIONS: dict[str, str] = {
 @functools.cache
 def _sources() -> dict[str, tuple[str, str]]:
     """name -> (source, SHA1)"""
-    constants = f"local EVENTS_SNAPSHOT_EVERY = {EVENTS_SNAPSHOT_EVERY}\n"
+    constants = (
+        f"local EVENTS_SNAPSHOT_EVERY = {EVENTS_SNAPSHOT_EVERY}\n"
+        f"local WAKE_MAXLEN = {WAKE_MAXLEN}\n"
+    )
     head = lua_prelude() + constants + (_DIR / "_lib.lua").read_text()
     sources = {name: head + "\n" + (_DIR / f"{name}.lua").read_text() for name in TRANSITIONS}
     return {name: (s, hashlib.sha1(s.encode()).hexdigest()) for name, s in sources.items()}
@@ -68,24 +83,96 @@ class Scripts:
         # Every script's KEYS[1]: a key of the slot all keys share, so cluster clients
         # route the call.
         self._routing_key = keys.turns
+        self._barrier = keys.barrier
         self._source = {name: source for name, (source, _) in _sources().items()}
         self._sha = {name: sha for name, (_, sha) in _sources().items()}
 
-    def command(self, name: str, *args: Any) -> tuple[Any, ...]:
-        """The EVALSHA command line, for a pipeline (see `pipelined`)."""
-        return ("EVALSHA", self._sha[name], 1, self._routing_key, self._prefix, *args)
+    def command(self, name: str, *args: Any, keys: Sequence[str] = ()) -> tuple[Any, ...]:
+        """The EVALSHA command line, for a pipeline (see `pipelined`). `keys`: keys outside
+        the partition, after the routing key (only on a single Redis; see
+        partitions.single_node)."""
+        return ("EVALSHA", self._sha[name], 1 + len(keys), self._routing_key, *keys,
+                self._prefix, *args)
 
     async def load(self, name: str) -> None:
         await self._redis.script_load(self._source[name])  # type: ignore[misc]
 
-    async def __call__(self, name: str, *args: Any) -> Any:
+    async def replicated(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        *,
+        replicas: int,
+        timeout_ms: int,
+        keys: Sequence[str] = (),
+    ) -> tuple[Any, int]:
+        """Runs the script, then WAITs for `replicas` replicas to acknowledge it (at most
+        timeout_ms): the reply and how many did. WAIT covers the writes made on the
+        connection it runs on, up to its last: so all three commands go down one
+        connection to the master the keys route to, and a write to the barrier key comes
+        last. A reply that wrote nothing (a replayed request_id, a job already cancelled)
+        reports what an earlier write made, maybe on another connection: the barrier,
+        written after it, makes the WAIT cover it too."""
+        commands = [
+            self.command(name, *args, keys=keys),
+            ("INCR", self._barrier),
+            ("WAIT", replicas, timeout_ms),
+        ]
+        for _ in range(2):
+            try:
+                reply, _, acknowledged = await self._on_one_connection(commands)
+            except NoScriptError:  # the script ran nowhere: load it, then again
+                await self._redis.script_load(self._source[name])  # type: ignore[misc]
+                continue
+            return reply, int(acknowledged)
+        raise NoScriptError(f"script {name} vanished again after loading it")
+
+    async def _on_one_connection(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        if not is_cluster(self._redis):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                return await pipe.execute()  # type: ignore[no-any-return]
+        # Not a cluster pipeline: after a connection error it sends the commands again,
+        # the WAIT (which has no key) to whichever node it likes.
+        cluster = self._redis
+        await cluster.initialize()  # type: ignore[attr-defined]  # (once: the slot map)
+        node = cluster.get_node_from_key(self._routing_key)  # type: ignore[attr-defined]
+        connection = node.acquire_connection()
+        try:
+            await connection.send_packed_command(connection.pack_commands(commands))
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except (ConnectionError, TimeoutError):
+            await connection.disconnect()
+            await cluster.nodes_manager.initialize()  # type: ignore[attr-defined]
+            raise
+        finally:
+            node.release(connection)
+        for reply in replies:
+            if isinstance(reply, (MovedError, AskError)):
+                # The slot moved (a failover, a reshard): nothing ran; the next call
+                # goes to its new master.
+                await cluster.nodes_manager.initialize()  # type: ignore[attr-defined]
+                raise TryAgainError(f"{self._routing_key}'s slot moved: {reply}")
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
+
+    async def __call__(self, name: str, *args: Any, keys: Sequence[str] = ()) -> Any:
         # Every script takes the key prefix as ARGV[1] and builds its keys from it.
         # EVALSHA directly rather than through redis-py's Script objects, whose call
         # costs a few µs more (an import and a Protocol isinstance check per call).
         if self._round_trips is not None:
-            [out] = await self._round_trips.pipelined([self.command(name, *args)], [(self, name)])
+            [out] = await self._round_trips.pipelined(
+                [self.command(name, *args, keys=keys)], [(self, name)]
+            )
             return out
-        call = (self._sha[name], 1, self._routing_key, self._prefix, *args)
+        call = (self._sha[name], 1 + len(keys), self._routing_key, *keys, self._prefix, *args)
         try:
             return await self._redis.evalsha(*call)  # type: ignore[misc]
         except NoScriptError:  # a restarted or flushed Redis: load the script again

@@ -23,6 +23,7 @@ from mend_core.errors import (
     JobNotFinished,
     JobNotFound,
     JobNotRetryable,
+    NotReplicated,
     QuotaExceeded,
     RequestConflict,
 )
@@ -41,7 +42,7 @@ from mend_core.jobstate.encoding import (
     trace_fields,
 )
 from mend_core.jobstate.estimate import Ahead, SlotTimes, pending_mix, slot_averages, wait_seconds
-from mend_core.jobstate.partitions import Partitions
+from mend_core.jobstate.partitions import Partitions, single_node
 from mend_core.jobstate.scripts import Scripts, pipelined
 from mend_core.operations import job_types
 
@@ -114,7 +115,8 @@ def _total(by_type: dict[str, Counts]) -> Counts:
 class ListCursor:
     """Where a listing goes on: after the job of this arrival number (seq) in this partition.
     Jobs are listed newest first by (seq, partition), which is unique: seq is unique within
-    a partition and follows creation time across them (lua/_lib.lua next_seq)."""
+    a partition and follows creation time across them (lua/_lib.lua next_seq). A purge
+    goes the other way, oldest first."""
 
     seq: int
     partition: int
@@ -137,19 +139,9 @@ class PurgeFilter:
 
 
 @dataclass(frozen=True)
-class PurgeCursor:
-    """Where a purge goes on: the tenant, the partition, and the submission sequence it had
-    reached in it."""
-
-    tenant: str
-    seq: int
-    partition: int = 0
-
-
-@dataclass(frozen=True)
 class Purged:
     job_ids: list[str]  # deleted (dry run: would be)
-    next_cursor: PurgeCursor | None  # None: every matching job was looked at
+    next_cursor: ListCursor | None  # None: every matching job was looked at
 
 
 @dataclass(frozen=True)
@@ -172,19 +164,36 @@ class JobStore:
         retention_failed_seconds: int,
         worker_liveness_seconds: float,
         quota: Quota = Quota(),
+        replicas: int = 0,
+        replicas_timeout_seconds: float = 1.0,
     ) -> None:
+        """replicas: how many replicas must hold each write a caller is answered about
+        (submit, cancel, retry, delete, purge) before the answer; NotReplicated when
+        fewer did within replicas_timeout_seconds."""
         self._redis = redis
+        self._replicas = replicas
+        self._replicas_timeout = replicas_timeout_seconds
         self._quota = quota
         self._parts = partitions
-        # Concurrent calls share round trips (coalesce.py): every script call, and the
-        # pipelines of the calls the API makes most (submit, get).
+        # Concurrent calls share round trips (coalesce.py): every script call (on a cluster,
+        # where a pipeline's retries differ, each goes alone as before) and submit's quota
+        # reads.
         self._trips = RoundTrips(redis)
-        self._scripts = [Scripts(redis, keys, self._trips) for keys in partitions.keys]
+        coalesced = self._trips if single_node(redis) else None
+        self._scripts = [Scripts(redis, keys, coalesced) for keys in partitions.keys]
         # A request_id keeps answering with its job for as long as the job may live.
         self._request_ttl_ms = max(retention_completed_seconds, retention_failed_seconds) * 1000
         # Cancelled jobs are kept like failed ones.
         self._cancelled_ttl_ms = retention_failed_seconds * 1000
         self._liveness_ms = int(worker_liveness_seconds * 1000)
+        # On a single Redis, submit pushes its wake tokens and get reads the other
+        # partitions' queues in the same script (partitions.single_node).
+        self._single_node = single_node(redis)
+        self._wake_keys = (partitions.wake, partitions.schedule_wake)
+        self._around_keys = [
+            (partitions.workers, *(k.turns for q, k in enumerate(partitions.keys) if q != p))
+            for p in range(partitions.count)
+        ]
 
     def _of(self, job_id: str) -> Scripts:
         return self._scripts[self._parts.of_job(job_id)]
@@ -212,13 +221,69 @@ class JobStore:
             else:
                 partition = self._parts.random()
             groups.setdefault(partition, []).append(i)
+        if batch is not None:
+            await self._refuse_used_requests(tenant, specs, self._parts.of_batch(tenant, batch.id))
         done: dict[int, Submitted] = {}
         for partition, group in groups.items():
             submitted = await self._submit_in(
                 partition, tenant, [specs[i] for i in group], batch, trace_parent, group
             )
             done.update(zip(group, submitted, strict=True))
+        if batch is not None:
+            await self._record_requests(tenant, specs, [done[i] for i in range(len(specs))])
         return [done[i] for i in range(len(specs))]
+
+    def _foreign_requests(
+        self, tenant: str, specs: list[JobSpec], partition: int
+    ) -> list[tuple[int, str]]:
+        """(index, request key) of each batch item whose request_id belongs to a partition
+        other than the batch's: a single job with that request_id lives (and is looked up)
+        there, so the batch checks and records it there too."""
+        out = []
+        for i, spec in enumerate(specs):
+            if spec.request_id:
+                home = self._parts.of_request(tenant, spec.request_id)
+                if home != partition:
+                    out.append((i, self._parts[home].request(tenant, spec.request_id)))
+        return out
+
+    async def _refuse_used_requests(
+        self, tenant: str, specs: list[JobSpec], partition: int
+    ) -> None:
+        """RequestConflict naming each batch item whose request_id made a job that still
+        exists, in the request_id's own partition (the batch script checks its own). Not
+        atomic with the batch: a single submit racing it with the same request_id may pass."""
+        foreign = self._foreign_requests(tenant, specs, partition)
+        if not foreign:
+            return
+        stored = await pipelined(self._redis, [("GET", key) for _, key in foreign])
+        used = [(i, str(value).split(" ")[0]) for (i, _), value in zip(foreign, stored, strict=True)
+                if value]
+        if not used:
+            return
+        job_keys = [self._parts.job_keys(job_id).job(job_id) for _, job_id in used]
+        exists = await pipelined(self._redis, [("EXISTS", key) for key in job_keys])
+        conflicts = [pair for pair, n in zip(used, exists, strict=True) if int(n)]
+        if conflicts:
+            raise RequestConflict(conflicts)
+
+    async def _record_requests(
+        self, tenant: str, specs: list[JobSpec], submitted: list[Submitted]
+    ) -> None:
+        """Records the batch items' request_ids in their own partitions (see _foreign_requests),
+        so that a later single submit with one of them finds the batch's job: marked
+        `elsewhere`, as the job is in the batch's partition (lua/submit.lua)."""
+        partition = self._parts.of_job(submitted[0].job_id) if submitted else 0
+        foreign = self._foreign_requests(tenant, specs, partition)
+        if foreign:
+            await pipelined(
+                self._redis,
+                [
+                    ("SET", key, f"{submitted[i].job_id} {fingerprint(specs[i])} elsewhere",
+                     "PX", self._request_ttl_ms)
+                    for i, key in foreign
+                ],
+            )
 
     async def _submit_in(
         self,
@@ -249,8 +314,17 @@ class JobStore:
             docs.append(json.dumps(doc))
         batch_doc = json.dumps(asdict(batch)) if batch else ""
         taken, quota_arg = await self._quota_for(partition, tenant, len(docs))
-        out = await self._scripts[partition](
-            "submit", tenant, self._request_ttl_ms, batch_doc, quota_arg, *docs
+        single = self._single_node
+        out = await self._write(
+            partition,
+            "submit",
+            tenant,
+            self._request_ttl_ms,
+            batch_doc,
+            quota_arg,
+            partition if single else "",
+            *docs,
+            keys=self._wake_keys if single else (),
         )
         refused = bool(out) and out[0] in ("over_quota", "batch_exists", "request_conflict")
         created = 0 if refused else sum(1 for i in range(1, len(out), 2) if out[i] == 1)
@@ -267,8 +341,8 @@ class JobStore:
             raise RequestConflict(
                 [(indexes[int(pairs[i]) - 1], pairs[i + 1]) for i in range(0, len(pairs), 2)]
             )
-        wake = self._parts.wake_commands(partition, created, scheduled=delayed)
-        await self._trips.pipelined(wake)
+        if not single:  # on a single Redis the script woke them (only for the jobs queued)
+            await self._parts.wake_workers(self._redis, partition, created, scheduled=delayed)
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
 
     async def _quota_for(self, partition: int, tenant: str, jobs: int) -> tuple[int, str]:
@@ -302,10 +376,33 @@ class JobStore:
         out: list[Any] = await home("submit_rate", tenant, jobs, quota.submit_rate, quota.burst)
         return out
 
+    async def _write(
+        self, partition: int, name: str, *args: Any, keys: Sequence[str] = ()
+    ) -> Any:
+        """A script whose change the caller is told about: with replicas required, the
+        answer waits for them (Redis WAIT)."""
+        scripts = self._scripts[partition]
+        if not self._replicas:
+            return await scripts(name, *args, keys=keys)
+        timeout_ms = max(1, round(self._replicas_timeout * 1000))
+        out, acknowledged = await scripts.replicated(
+            name, args, replicas=self._replicas, timeout_ms=timeout_ms, keys=keys
+        )
+        if acknowledged < self._replicas:
+            raise NotReplicated(acknowledged, self._replicas, self._replicas_timeout)
+        return out
+
     async def get(self, tenant: str, job_id: str) -> Job:
         partition = self._parts.of_job(job_id)
         scripts = self._scripts[partition]
-        out, *rest = await self._trips.pipelined(
+        if self._single_node:  # one script call, which reads the other partitions too
+            since = int(time.time() * 1000) - self._liveness_ms
+            out = await scripts("get", job_id, tenant, since, keys=self._around_keys[partition])
+            if not out:
+                raise JobNotFound(job_id)
+            return self._read(out[:8], out[8] if len(out) > 8 else [])
+        out, *rest = await pipelined(
+            self._redis,
             [scripts.command("get", job_id, tenant), *self._around(partition)],
             [(scripts, "get")],
         )
@@ -441,17 +538,17 @@ class JobStore:
         replies = await pipelined(
             self._redis,
             [
-                ("ZREVRANGEBYSCORE", s.index, s.upper, "-inf", "WITHSCORES", "LIMIT", 0, batch)
+                (s.read, s.index, s.bound, s.end, "WITHSCORES", "LIMIT", 0, batch)
                 for s in empty
             ],
         )
         for source, flat in zip(empty, replies, strict=True):
             entries = [(int(float(flat[i + 1])), flat[i]) for i in range(0, len(flat), 2)]
             source.buffer = [(ListCursor(seq, source.partition), job_id) for seq, job_id in entries]
-            source.buffer.reverse()  # popped from the end: newest last
+            source.buffer.reverse()  # popped from the end: the next to take last
             source.done = len(entries) < batch
             if entries:
-                source.upper = f"({entries[-1][0]}"
+                source.bound = f"({entries[-1][0]}"
 
     async def _left(self, sources: list[_Source]) -> int:
         """Whether any source has entries beyond those read (one round trip)."""
@@ -459,7 +556,8 @@ class JobStore:
         if not open_sources:
             return 0
         counts = await pipelined(
-            self._redis, [("ZCOUNT", s.index, "-inf", s.upper) for s in open_sources]
+            self._redis,
+            [("ZCOUNT", s.index, *s.unread) for s in open_sources],
         )
         return sum(int(n) for n in counts)
 
@@ -476,7 +574,9 @@ class JobStore:
         await pipelined(self._redis, [("ZREM", keys.index(tenant, n), *job_ids) for n in names])
 
     async def cancel(self, tenant: str, job_id: str) -> Job:
-        out = await self._of(job_id)("cancel", job_id, tenant, self._cancelled_ttl_ms)
+        out = await self._write(
+            self._parts.of_job(job_id), "cancel", job_id, tenant, self._cancelled_ttl_ms
+        )
         code, fields = out[0], pairs(out[1:])
         if code == "not_found":
             raise JobNotFound(job_id)
@@ -489,7 +589,7 @@ class JobStore:
         """A failed or cancelled job back to pending with a fresh attempt budget (RetryJob);
         JobNotRetryable in any other state."""
         partition = self._parts.of_job(job_id)
-        out = await self._scripts[partition]("requeue", job_id, tenant)
+        out = await self._write(partition, "requeue", job_id, tenant)
         if out[0] == "not_found":
             raise JobNotFound(job_id)
         if out[0] == "state":
@@ -500,7 +600,7 @@ class JobStore:
 
     async def delete(self, tenant: str, job_id: str) -> None:
         """Deletes a finished job and all trace of it; JobNotFinished when it is not."""
-        out = await self._of(job_id)("delete", job_id, tenant)
+        out = await self._write(self._parts.of_job(job_id), "delete", job_id, tenant)
         if out[0] == "not_found":
             raise JobNotFound(job_id)
         if out[0] == "unfinished":
@@ -513,49 +613,56 @@ class JobStore:
         *,
         dry_run: bool,
         page_size: int,
-        cursor: PurgeCursor | None,
+        cursor: ListCursor | None,
     ) -> Purged:
-        """Deletes the finished jobs that match, oldest first within each tenant and
-        partition, looking at no more than page_size jobs per call; go on from
-        next_cursor. tenants=None: every tenant's."""
+        """Deletes the finished jobs that match, oldest first: the partitions' indexes (for
+        tenants=None, every tenant's) merged by (seq, partition), as ListJobs merges them
+        newest first. Looks at no more than page_size jobs per call; next_cursor, that pair
+        of the last job looked at, goes on exactly there whatever was submitted or deleted
+        meanwhile (None once a call looked at fewer: nothing more to look at)."""
         if tenants is None:
             tenants = sorted(await self._tenant_names())
-        if cursor is not None:
-            tenants = [t for t in tenants if t >= cursor.tenant]
         index = "all"
         if len(match.statuses) == 1:
             index = f"status:{match.statuses[0].value}"
         elif match.job_type is not None:
             index = f"type:{match.job_type}"
+        sources = [
+            _Source(p, t, keys.index(t, index), cursor, oldest_first=True)
+            for p, keys in enumerate(self._parts.keys)
+            for t in tenants
+        ]
+        looked: list[tuple[ListCursor, str, _Source]] = []
+        while len(looked) < page_size:
+            await self._fill(sources, page_size)
+            taken = _merge(sources, page_size - len(looked))
+            if not taken:
+                break
+            looked += taken
+        # Checked and deleted by one script per (partition, tenant), in one round trip.
+        groups: dict[tuple[int, str], list[str]] = {}
+        for _, job_id, source in looked:
+            groups.setdefault((source.partition, source.tenant), []).append(job_id)
         statuses = " ".join(s.value for s in match.statuses)
         before = "" if match.finished_before_ms is None else match.finished_before_ms
-        budget, deleted = page_size, []
-        for tenant in tenants:
-            for partition, keys in enumerate(self._parts.keys):
-                after = 0
-                if cursor is not None and cursor.tenant == tenant:
-                    if partition < cursor.partition:
-                        continue
-                    if partition == cursor.partition:
-                        after = cursor.seq
-                entries = await self._redis.zrangebyscore(
-                    keys.index(tenant, index),
-                    f"({after}",
-                    "+inf",
-                    start=0,
-                    num=budget,
-                    withscores=True,
-                )
-                if entries:
-                    ids = [job_id for job_id, _ in entries]
-                    deleted += await self._scripts[partition](
-                        "purge", tenant, statuses, match.job_type or "", before, int(dry_run),
-                        *ids,
-                    )
-                    budget -= len(entries)
-                if budget == 0:
-                    return Purged(deleted, PurgeCursor(tenant, int(entries[-1][1]), partition))
-        return Purged(deleted, None)
+        args = (statuses, match.job_type or "", before, int(dry_run))
+        if self._replicas and not dry_run:  # each write acknowledged by its replicas
+            replies = [
+                await self._write(p, "purge", tenant, *args, *ids)
+                for (p, tenant), ids in groups.items()
+            ]
+        else:
+            replies = await pipelined(
+                self._redis,
+                [
+                    self._scripts[p].command("purge", tenant, *args, *ids)
+                    for (p, tenant), ids in groups.items()
+                ],
+                [(self._scripts[p], "purge") for p, _ in groups],
+            )
+        matched = {job_id for ids in replies for job_id in ids}
+        deleted = [job_id for _, job_id, _ in looked if job_id in matched]
+        return Purged(deleted, looked[-1][0] if len(looked) == page_size else None)
 
     async def events(self, job_id: str, after_version: int, count: int = 100) -> list[Job]:
         """Up to `count` of the job's states with a version above after_version, oldest
@@ -677,28 +784,52 @@ def _sum_hashes(rows: Sequence[dict[str, str]]) -> dict[str, str]:
 @dataclass
 class _Source:
     """One index of one partition that a listing reads, newest first, from below the
-    cursor; `buffer` holds entries read but not yet taken (the newest last)."""
+    cursor (a purge: oldest first, from above it); `buffer` holds entries read but not
+    yet taken (the next to take last). `bound`: the score to read on from."""
 
     partition: int
     tenant: str
     index: str
     cursor: ListCursor | None
-    upper: str = "+inf"
+    oldest_first: bool = False
+    bound: str = ""
     buffer: list[tuple[ListCursor, str]] = field(default_factory=list)
     done: bool = False
 
     def __post_init__(self) -> None:
+        self.bound = "-inf" if self.oldest_first else "+inf"
         if self.cursor is not None:
             # Jobs come after the cursor's in (seq, partition) order: at its seq, only
-            # those of a lower partition.
-            inclusive = self.partition < self.cursor.partition
-            self.upper = f"{'' if inclusive else '('}{self.cursor.seq}"
+            # those of a lower partition (oldest first: of a higher one).
+            if self.oldest_first:
+                inclusive = self.partition > self.cursor.partition
+            else:
+                inclusive = self.partition < self.cursor.partition
+            self.bound = f"{'' if inclusive else '('}{self.cursor.seq}"
+
+    @property
+    def read(self) -> str:
+        return "ZRANGEBYSCORE" if self.oldest_first else "ZREVRANGEBYSCORE"
+
+    @property
+    def end(self) -> str:
+        return "+inf" if self.oldest_first else "-inf"
+
+    @property
+    def unread(self) -> tuple[str, str]:
+        """ZCOUNT's (min, max) of the entries not read yet."""
+        return (self.bound, self.end) if self.oldest_first else (self.end, self.bound)
+
+    def key(self) -> tuple[int, int]:
+        """The heap key of the next entry to take: the smallest is taken first."""
+        at = self.buffer[-1][0]
+        return (at.seq, at.partition) if self.oldest_first else (-at.seq, -at.partition)
 
 
 def _merge(sources: list[_Source], wanted: int) -> list[tuple[ListCursor, str, _Source]]:
-    """Takes up to `wanted` entries, newest first across the sources, while every source
-    that may hold newer entries than those taken has some read."""
-    heap = [(_desc(s.buffer[-1][0]), n) for n, s in enumerate(sources) if s.buffer]
+    """Takes up to `wanted` entries, in the sources' order (newest or oldest first) across
+    them, while every source that may hold entries before those taken has some read."""
+    heap = [(s.key(), n) for n, s in enumerate(sources) if s.buffer]
     heapq.heapify(heap)
     taken: list[tuple[ListCursor, str, _Source]] = []
     while heap and len(taken) < wanted:
@@ -707,11 +838,8 @@ def _merge(sources: list[_Source], wanted: int) -> list[tuple[ListCursor, str, _
         at, job_id = source.buffer.pop()
         taken.append((at, job_id, source))
         if source.buffer:
-            heapq.heappush(heap, (_desc(source.buffer[-1][0]), n))
+            heapq.heappush(heap, (source.key(), n))
         elif not source.done:
             break  # its next entries are unread and may come before the others'
     return taken
 
-
-def _desc(at: ListCursor) -> tuple[int, int]:
-    return (-at.seq, -at.partition)

@@ -88,12 +88,13 @@ class Delivery:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    id: str
+    id: str  # the stream entry id, `<partition>/` before it with several partitions
     fields: Mapping[str, str]
 
     @property
     def failed_at(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(int(self.id.split("-")[0]) / 1000, dt.UTC)
+        entry_id = self.id.rpartition("/")[2]  # `<ms>-<seq>`: buried at <ms>
+        return dt.datetime.fromtimestamp(int(entry_id.split("-")[0]) / 1000, dt.UTC)
 
     def to_dict(self) -> dict[str, Any]:
         """What an operator sees of it (the payload itself stays out of listings)."""
@@ -255,7 +256,8 @@ class WebhookQueues:
                 continue
             by_queue.setdefault(partition, []).append(found[2])
         if bad:
-            raise ValueError(f"not a dead-letter id: {', '.join(bad)} (expected <ms>-<seq>)")
+            form = "<ms>-<seq>" if len(self.queues) == 1 else "<partition>/<ms>-<seq>"
+            raise ValueError(f"not a dead-letter id: {', '.join(bad)} (expected {form})")
         replayed = []
         for partition, entries in by_queue.items():
             done = await self.queues[partition].replay(entries)

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.store import _counts_by_type as counts_by_type
+from mend_core.redis_client import connect_sync
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,7 @@ class QueueGauges(Collector):
         worker_liveness_seconds: float,
         cache_seconds: float = CACHE_SECONDS,
     ) -> None:
-        self._redis = redis.Redis.from_url(
-            redis_url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0
-        )
+        self._redis = connect_sync(redis_url, timeout=2.0)
         self._parts = parts
         self._liveness_ms = int(worker_liveness_seconds * 1000)
         self._cache_seconds = cache_seconds

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mend.v1 import jobs_pb2
+from mend_core.redis_client import connect
 from mend_core.settings import Settings
 from mend_core.telemetry.tracing import TRACING_OFF, Tracing
 from mend_server.gateway import compat
@@ -196,11 +197,7 @@ class Gateway:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         await self.upstream.start()
-        self.redis = Redis.from_url(
-            self.settings.redis_url,
-            socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
-            socket_timeout=CHECK_TIMEOUT_SECONDS,
-        )
+        self.redis = connect(self.settings.redis_url, shared=False, timeout=CHECK_TIMEOUT_SECONDS)
         self.health = Health(self.settings, self.redis, self.upstream.channel)
         try:
             yield

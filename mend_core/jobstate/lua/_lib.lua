@@ -84,8 +84,23 @@ local function leave_turns(tenant, next_turn)
   redis.call('HSET', tenant_stats_key(tenant), 'next_turn', next_turn)
 end
 
+-- Pushes n tokens (at most WAKE_MAXLEN) on a global wake list, given as one of the script's
+-- extra KEYS: only on a single Redis (partitions.single_node); on a cluster the list is on
+-- another node and the caller pushes.
+local function wake(list, token, n)
+  local tokens, total = {}, math.min(n, WAKE_MAXLEN)
+  for i = 1, total do
+    tokens[#tokens + 1] = token
+    if #tokens == 1000 or i == total then  -- unpack's limit on the Lua stack
+      redis.call('RPUSH', list, unpack(tokens))
+      tokens = {}
+    end
+  end
+  redis.call('LTRIM', list, -WAKE_MAXLEN, -1)
+end
+
 -- Queues a pending job. The caller then wakes an idle worker (a token naming the partition
--- on the global wake list).
+-- on the global wake list; submit.lua can push it itself).
 local function enqueue(id, priority, seq, tenant)
   local queue = queue_key(tenant)
   if redis.call('ZADD', queue, queue_score(priority, seq), id) == 0 then return end
@@ -315,7 +330,11 @@ end
 local MAX_TENANTS = 256  -- beyond this many queued tenants, one group with the global mix
 local MAX_EXACT = 256  -- up to this many jobs ahead, their types one by one
 
-local function read_job(id, tenant)
+-- others: the other partitions' queue lengths when the caller knows them (get.lua on a
+-- single Redis): the jobs they hold count as ahead up to as many as are ahead here (as
+-- store.py's _read counts them), so the types are listed one by one only when few jobs are
+-- ahead overall.
+local function read_job(id, tenant, others)
   local fields = redis.call('HGETALL', job_key(id))
   local job = {}
   for i = 1, #fields, 2 do job[fields[i]] = fields[i + 1] end
@@ -360,8 +379,13 @@ local function read_job(id, tenant)
     return out
   end
 
+  local elsewhere = 0
+  if others and position >= 0 then
+    for _, n in ipairs(others) do elsewhere = elsewhere + math.min(n, position) end
+  end
+
   local ahead = {}
-  if rank and position <= MAX_EXACT then
+  if rank and position + elsewhere <= MAX_EXACT then
     -- Each tenant's first jobs, as many as it has turns before ours, in turn order.
     local turns = {}
     for _, t in ipairs(tenants_ahead()) do

@@ -6,5 +6,15 @@
 -- groups the partition's jobs that will be claimed before this one by tenant, each with its
 -- tenant's stats hash (whose `<type>:pending` counts give the mix of types), or, when few
 -- jobs are ahead, their types in claim order {{'exact', type, ...}}; `stats` holds
--- `<type>:avg_ms`. The caller adds the other partitions and the live workers.
-return read_job(ARGV[2], ARGV[3])
+-- `<type>:avg_ms`. The caller adds the other partitions and the live workers; or, on a
+-- single Redis, gives ARGV[4] = the oldest registration (ms) of a live worker, KEYS[2] = the
+-- workers registry and KEYS[3..] = the other partitions' TURNS: a pending job's reply then
+-- ends with {live workers, queued in each of those partitions}.
+if #KEYS == 1 then return read_job(ARGV[2], ARGV[3]) end
+local others = {}
+for i = 3, #KEYS do others[#others + 1] = redis.call('ZCARD', KEYS[i]) end
+local out = read_job(ARGV[2], ARGV[3], others)
+if out and #out > 1 then
+  out[#out + 1] = {redis.call('ZCOUNT', KEYS[2], ARGV[4], '+inf'), unpack(others)}
+end
+return out

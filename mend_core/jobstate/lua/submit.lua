@@ -3,8 +3,9 @@
 --   {"id", "fail_fast", "webhook_url", "webhook_style"}), the tenant's quota
 --   "<max pending (0: no limit)> <its pending jobs in the other partitions> <submit rate
 --   refused: 0, or the burst it was refused for> <retry after ms>" (the rate bucket is
---   taken before, by submit_rate.lua in the tenant's home partition), then one JSON
---   document per job:
+--   taken before, by submit_rate.lua in the tenant's home partition), the partition's wake
+--   token ('': the caller wakes the workers; else KEYS[2] and KEYS[3] are the global wake
+--   and schedule wake lists, on a single Redis), then one JSON document per job:
 --   {"id", "request_id", "fingerprint", "priority", "type", "fields": {...}}, and for a
 --   delayed job "run_at_ms" (epoch ms) or "delay_ms"
 -- Returns {id, created (1) or replayed (0), ...} in request order, {'batch_exists'}, or
@@ -21,16 +22,19 @@ if bkey and redis.call('EXISTS', bkey) == 1 then return {'batch_exists'} end
 
 -- Every check comes before the first write: a script's writes are not undone by a return.
 local docs, replays, conflicts = {}, {}, {}
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local doc = cjson.decode(ARGV[i])
   docs[#docs + 1] = doc
   if doc.request_id and doc.request_id ~= '' then
     doc.request_key = request_key(tenant, doc.request_id)
-    -- "<job id> <fingerprint>"; keys written before fingerprints hold only the id.
+    -- "<job id> <fingerprint>"; keys written before fingerprints hold only the id. A batch
+    -- item's key recorded outside its batch's partition (store.py _record_requests) ends
+    -- with " elsewhere": its job is in another partition, which this script cannot read, so
+    -- it counts as existing for as long as the key lives.
     local stored = redis.call('GET', doc.request_key)
     if stored then
-      local id, fingerprint = string.match(stored, '^(%S+) ?(%S*)$')
-      if redis.call('EXISTS', job_key(id)) == 1 then
+      local id, fingerprint, where = string.match(stored, '^(%S+) ?(%S*) ?(%S*)$')
+      if where == 'elsewhere' or redis.call('EXISTS', job_key(id)) == 1 then
         if bkey or (fingerprint ~= '' and fingerprint ~= doc.fingerprint) then
           conflicts[#conflicts + 1] = #docs
           conflicts[#conflicts + 1] = id
@@ -65,7 +69,7 @@ if bkey then
     'fail_fast', batch.fail_fast and '1' or '0', 'webhook_url', batch.webhook_url or '',
     'webhook_style', batch.webhook_style or '')
 end
-local out = {}
+local out, queued, scheduled = {}, 0, 0
 for i, doc in ipairs(docs) do
   if replays[i] then
     out[#out + 1] = replays[i]
@@ -95,9 +99,19 @@ for i, doc in ipairs(docs) do
     end
     if bjobs then redis.call('ZADD', bjobs, seq, id) end
     commit(id, now, {})
-    if delayed then schedule(id, tenant, due) else enqueue(id, doc.priority, seq, tenant) end
+    if delayed then
+      schedule(id, tenant, due)
+      scheduled = scheduled + 1
+    else
+      enqueue(id, doc.priority, seq, tenant)
+      queued = queued + 1
+    end
     out[#out + 1] = id
     out[#out + 1] = 1
   end
+end
+if ARGV[6] ~= '' then
+  if queued > 0 then wake(KEYS[2], ARGV[6], queued) end
+  if scheduled > 0 then wake(KEYS[3], '1', 1) end
 end
 return out

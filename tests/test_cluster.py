@@ -1,0 +1,196 @@
+"""Mend on a Redis Cluster (3 masters + 3 replicas, tests/conftest.py's redis_cluster):
+the real gRPC server and real worker processes with MEND_REDIS_URL=redis+cluster://...
+Today every key carries the `{jobs}` hash tag, so one master holds the jobs; what these
+tests prove is that every call Mend makes (scripts, pipelines, BLPOP, streams, pub/sub)
+goes through the cluster client to the right node, and survives a failover."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mend.v1 import jobs_pb2 as pb
+from mend.v1 import jobs_pb2_grpc
+from mend_devkit.redis_cluster import RedisCluster
+from mend_devkit.redis_server import env_for
+from mend_devkit.sample import photo
+from mend_server.server import MendServer, queue_gauges
+from tests.conftest import AUTH, make_settings, serving
+from tests.faulty_s3 import S3Service
+from tests.helpers import resize_request, submit_request
+from tests.images import decode, encode
+from tests.test_gateway_support import gateway_settings, start_gateway
+from tests.workers import (
+    eventually,
+    get_job,
+    history,
+    mend_workers_of,
+    statuses,
+    submit,
+    wait_terminal,
+    watch_until,
+    worker_pool,
+)
+
+
+@pytest.fixture
+async def cluster_stub(
+    redis_cluster: RedisCluster,
+) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
+    redis_cluster.flushall()
+    async with serving(redis_cluster.url) as stub:
+        yield stub
+
+
+def resize(bucket: str, dest_key: str, **overrides: object) -> pb.SubmitImageResizeRequest:
+    return resize_request(
+        source_bucket=bucket,
+        source_key="in/photo.jpg",
+        dest_bucket=bucket,
+        dest_key=dest_key,
+        width=64,
+        height=48,
+        **overrides,
+    )
+
+
+async def test_jobs_on_a_cluster(
+    cluster_stub, redis_cluster: RedisCluster, s3: S3Service, bucket: str
+) -> None:
+    stub = cluster_stub
+    # Submitted before any worker runs: they wait, in order.
+    ids = [await submit(stub, resize(bucket, f"out/{i}.png")) for i in range(5)]
+    got = await get_job(stub, ids[0])
+    assert got.status == pb.JOB_STATUS_PENDING and got.queue_position == 1
+
+    listed: list[str] = []
+    token = ""
+    while True:
+        page = await stub.ListJobs(pb.ListJobsRequest(page_size=2, page_token=token), metadata=AUTH)
+        listed += [job.id for job in page.jobs]
+        token = page.next_page_token
+        if not token:
+            break
+    assert listed == ids[::-1]
+
+    cancelled = await stub.CancelJob(pb.CancelJobRequest(id=ids[1]), metadata=AUTH)
+    assert cancelled.status == pb.JOB_STATUS_CANCELLED
+
+    batch = await stub.SubmitBatch(
+        pb.SubmitBatchRequest(
+            jobs=[
+                submit_request(
+                    source_bucket=bucket,
+                    source_key="in/photo.jpg",
+                    dest_bucket=bucket,
+                    dest_key=f"batch/{i}.png",
+                )
+                for i in range(3)
+            ]
+        ),
+        metadata=AUTH,
+    )
+    assert len(batch.job_ids) == 3
+
+    # A watcher in place before the workers start sees the job through to the end.
+    watching = asyncio.create_task(
+        watch_until(stub, ids[0], lambda job: job.status == pb.JOB_STATUS_COMPLETED)
+    )
+    async with worker_pool(redis_cluster.url, **s3.env()) as workers:
+        workers.start()
+        workers.start()
+        for job_id in [ids[0], *ids[2:], *batch.job_ids]:
+            job = await wait_terminal(stub, job_id)
+            assert job.status == pb.JOB_STATUS_COMPLETED, (job.error, workers.outputs())
+        seen = await watching
+        assert statuses(seen) == ["pending", "processing", "completed"]
+        # Resumed after the version the client saw, the watch replays only what followed.
+        states = await history(stub, ids[0])
+        resumed = await watch_until(
+            stub,
+            ids[0],
+            lambda job: job.status == pb.JOB_STATUS_COMPLETED,
+            from_version=states[1].version,
+        )
+        assert [s.version for s in resumed] == [s.version for s in states[2:]]
+    assert (await get_job(stub, ids[1])).status == pb.JOB_STATUS_CANCELLED
+    data, _ = s3.get(bucket, "batch/2.png")
+    assert decode(data).size == (800, 600)
+    assert decode(s3.get(bucket, "out/4.png")[0]).size == (64, 48)
+
+
+async def test_sigkilled_worker_loses_no_job_on_a_cluster(
+    cluster_stub, redis_cluster: RedisCluster, s3: S3Service
+) -> None:
+    stub = cluster_stub
+    bucket = s3.new_bucket()
+    s3.put(bucket, "in/photo.jpg", encode(photo(640, 480), "JPEG"))
+    s3.proxy.hold_reads(key="in/photo.jpg")  # the first worker is mid-job when it dies
+    async with worker_pool(redis_cluster.url, **s3.env()) as workers:
+        doomed = workers.start()
+        job_id = await submit(stub, resize(bucket, "out.png"))
+        await eventually(lambda: s3.proxy.held, "the worker to start downloading the source")
+        doomed.signal(signal.SIGKILL)
+        assert await doomed.wait_exit() == -signal.SIGKILL
+        await eventually(
+            lambda: not mend_workers_of(redis_cluster.url), "the killed worker's executor to die"
+        )
+        s3.proxy.release()
+        workers.start()
+        job = await wait_terminal(stub, job_id)
+        assert job.status == pb.JOB_STATUS_COMPLETED, (job.error, workers.outputs())
+        assert job.attempt == 2
+        assert statuses(await history(stub, job_id)) == [
+            "pending", "processing", "pending", "processing", "completed"
+        ]
+
+
+def run_tool(redis_url: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = env_for(redis_url)
+    return subprocess.run([*argv], env=env, capture_output=True, text=True, timeout=60)
+
+
+async def test_health_probes_metrics_and_tools_on_a_cluster(
+    redis_cluster: RedisCluster, tmp_path: Path
+) -> None:
+    """Every other way Mend opens Redis: the gateway's readiness check, the queue gauges
+    (a synchronous client), the worker health probe and mend-admin."""
+    redis_cluster.flushall()
+    settings = make_settings(redis_cluster.url)
+    server = MendServer(settings)
+    await server.start()
+    gateway = await start_gateway(gateway_settings(settings, server.port, tmp_path))
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url) as http:
+            ready = await http.get("/health/ready")
+        assert ready.status_code == 200, ready.text
+        gauges = queue_gauges(settings)
+        try:
+            families = {family.name: family for family in gauges.collect()}
+        finally:
+            gauges.close()
+        assert families["mend_queue_stats_up"].samples[0].value == 1
+        assert families["mend_workers"].samples[0].value == 0
+
+        probe = (sys.executable, "-m", "mend_server.probe", "worker")
+        async with worker_pool(redis_cluster.url) as workers:
+            workers.start()
+            await eventually(
+                lambda: run_tool(redis_cluster.url, *probe).returncode == 0,
+                "the worker probe to see the worker",
+                every=0.5,
+            )
+        admin = (str(Path(sys.executable).with_name("mend-admin")), "webhooks", "list", "--json")
+        listed = run_tool(redis_cluster.url, *admin)
+        assert (listed.returncode, json.loads(listed.stdout or "null")) == (0, []), listed.stderr
+    finally:
+        await gateway.stop()
+        await server.stop(grace=0)
