@@ -6,7 +6,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.exceptions import (
@@ -23,6 +23,9 @@ from mend_core.jobstate.encoding import EVENTS_SNAPSHOT_EVERY
 from mend_core.jobstate.keys import Keys, lua_prelude
 from mend_core.jobstate.partitions import WAKE_MAXLEN
 from mend_core.redis_client import is_cluster
+
+if TYPE_CHECKING:
+    from mend_core.jobstate.coalesce import RoundTrips
 
 _DIR = Path(__file__).with_name("lua")
 
@@ -72,8 +75,10 @@ def _sources() -> dict[str, tuple[str, str]]:
 
 
 class Scripts:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, round_trips: RoundTrips | None = None) -> None:
+        """round_trips: calls go through it, sharing round trips with concurrent callers."""
         self._redis = redis
+        self._round_trips = round_trips
         self._prefix = keys.prefix
         # Every script's KEYS[1]: a key of the slot all keys share, so cluster clients
         # route the call.
@@ -162,6 +167,11 @@ class Scripts:
         # Every script takes the key prefix as ARGV[1] and builds its keys from it.
         # EVALSHA directly rather than through redis-py's Script objects, whose call
         # costs a few µs more (an import and a Protocol isinstance check per call).
+        if self._round_trips is not None:
+            [out] = await self._round_trips.pipelined(
+                [self.command(name, *args, keys=keys)], [(self, name)]
+            )
+            return out
         call = (self._sha[name], 1 + len(keys), self._routing_key, *keys, self._prefix, *args)
         try:
             return await self._redis.evalsha(*call)  # type: ignore[misc]
@@ -173,9 +183,21 @@ class Scripts:
 async def pipelined(
     redis: Redis, commands: list[tuple[Any, ...]], scripts: Sequence[tuple[Scripts, str]] = ()
 ) -> list[Any]:
-    """Runs commands in one pipeline (one round trip per node). A script Redis lacks (a
-    restarted or flushed Redis) is loaded from `scripts` (those the commands call by
-    EVALSHA), and only the commands that failed for it run again."""
+    """Runs commands in one pipeline (one round trip per node): their replies, or the
+    first error among them. A script Redis lacks (a restarted or flushed Redis) is loaded
+    from `scripts` (those the commands call by EVALSHA), and only the commands that failed
+    for it run again."""
+    out = await pipelined_replies(redis, commands, scripts)
+    for reply in out:
+        if isinstance(reply, Exception):
+            raise reply
+    return out
+
+
+async def pipelined_replies(
+    redis: Redis, commands: list[tuple[Any, ...]], scripts: Sequence[tuple[Scripts, str]] = ()
+) -> list[Any]:
+    """`pipelined`, with each command's error in place of its reply."""
     async with redis.pipeline(transaction=False) as pipe:
         for command in commands:
             pipe.execute_command(*command)
@@ -189,7 +211,4 @@ async def pipelined(
                 pipe.execute_command(*commands[i])
             for i, reply in zip(missing, await pipe.execute(raise_on_error=False), strict=True):
                 out[i] = reply
-    for reply in out:
-        if isinstance(reply, Exception):
-            raise reply
     return out

@@ -30,6 +30,7 @@ from mend_core.errors import (
 from mend_core.job import Batch, Job, JobSpec, JobStatus
 from mend_core.jobstate import activity
 from mend_core.jobstate.activity import MinuteCount, WorkerActivity
+from mend_core.jobstate.coalesce import RoundTrips
 from mend_core.jobstate.encoding import (
     EVENTS_SNAPSHOT_EVERY,
     fingerprint,
@@ -174,7 +175,12 @@ class JobStore:
         self._replicas_timeout = replicas_timeout_seconds
         self._quota = quota
         self._parts = partitions
-        self._scripts = [Scripts(redis, keys) for keys in partitions.keys]
+        # Concurrent calls share round trips (coalesce.py): every script call (on a cluster,
+        # where a pipeline's retries differ, each goes alone as before) and submit's quota
+        # reads.
+        self._trips = RoundTrips(redis)
+        coalesced = self._trips if single_node(redis) else None
+        self._scripts = [Scripts(redis, keys, coalesced) for keys in partitions.keys]
         # A request_id keeps answering with its job for as long as the job may live.
         self._request_ttl_ms = max(retention_completed_seconds, retention_failed_seconds) * 1000
         # Cancelled jobs are kept like failed ones.
@@ -357,8 +363,7 @@ class JobStore:
         elsewhere = 0
         if quota.max_pending > 0 and self._parts.count > 1:
             others = [q for q in range(self._parts.count) if q != partition]
-            counts = await pipelined(
-                self._redis,
+            counts = await self._trips.pipelined(
                 [("ZCARD", self._parts[q].index(tenant, "status:pending")) for q in others],
             )
             elsewhere = sum(int(n) for n in counts)
