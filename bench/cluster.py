@@ -444,6 +444,31 @@ def settled_memory(client: redis.Redis) -> int:
     return int(m["used_memory"]) - scripts
 
 
+def memory_by_kind(client: redis.Redis, jobs: int, samples: int = 1000) -> dict[str, float]:
+    """Bytes per pending job by kind of key (bench memory's kinds): the per-job keys (a
+    job's hash, its event log) from MEMORY USAGE of RANDOMKEY samples times their count,
+    the shared ones (queues, indexes, counters) exactly."""
+    from bench.memory import kind_of
+
+    sampled: dict[str, list[int]] = {}
+    for _ in range(samples):
+        key = client.randomkey()
+        if key is not None:
+            sampled.setdefault(kind_of(key.decode()), []).append(
+                int(client.memory_usage(key) or 0))
+    counts: dict[str, int] = {}
+    shared: dict[str, int] = {}
+    for key in client.scan_iter(count=10_000):
+        kind = kind_of(key.decode())
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind not in ("job", "events"):
+            shared[kind] = shared.get(kind, 0) + int(client.memory_usage(key, samples=0) or 0)
+    out = {k: report.median(sampled[k]) * counts[k] / jobs
+           for k in ("job", "events") if k in sampled and k in counts}
+    out.update({k: v / jobs for k, v in shared.items()})
+    return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
 def part_scale(args: argparse.Namespace) -> dict[str, Any]:
     names = ("empty", "full")
     deployments: dict[str, Deployment] = {}
@@ -473,6 +498,7 @@ def part_scale(args: argparse.Namespace) -> dict[str, Any]:
             "fill_seconds": round(fill_seconds, 1),
             "used_memory_grown": after - before,
             "bytes_per_pending_job": round((after - before) / args.scale_jobs, 1),
+            "by_kind": memory_by_kind(full.clients[0], args.scale_jobs),
         }
         print(f"  filled in {fill_seconds:.0f} s; {memory['bytes_per_pending_job']:,.0f} bytes "
               "of used_memory per pending job", flush=True)
@@ -650,6 +676,7 @@ SubmitImageResize and GetJob at {IN_FLIGHT} in flight for {st['seconds']:g} s ea
         scale = data["results"]["scale"]
         mem, depth = scale["memory"], scale["queue_depth_at_end"]
         h, rows = scale_table(scale)
+        by_kind = ", ".join(f"`{k}` {v:,.0f}" for k, v in mem.get("by_kind", {}).items())
         out.append(f"""## A queue of {mem['jobs']:,} pending jobs
 
 Two redis-servers (`MEND_PARTITIONS=12`) with a `mend-server` each, alternated: one filled
@@ -663,8 +690,8 @@ Pending jobs at the end: {depth['empty']:,} (empty) and {depth['full']:,} (full)
 
 **Memory:** {mem['bytes_per_pending_job']:,.0f} bytes of Redis `used_memory` per pending job
 ({mem['used_memory_grown'] / 2**20:,.0f} MiB for {mem['jobs']:,}; the Lua script cache left
-out): the job's hash and its entries in the partition's queue, claim order and the
-tenant's indexes.
+out). By kind of key (MEMORY USAGE; a job's hash and event log from 1,000 random keys, the
+shared keys exactly), bytes per pending job: {by_kind}.
 
 Redis' own time per command (INFO commandstats, µs per call, median of the rounds):
 
