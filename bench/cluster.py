@@ -41,7 +41,7 @@ import redis
 
 from bench import report
 from bench.api import Fleet
-from bench.drain import WORKERS, make_source, tree_cpu_seconds
+from bench.drain import WORKERS, default_storage_dir, make_source, tree_cpu_seconds
 from bench.services import (
     API_KEY,
     BIN,
@@ -709,10 +709,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--drain-jobs", type=int, default=3_000,
                    help="jobs per drain (default 3000)")
     p.add_argument("--scale-jobs", type=int, default=1_000_000,
-                   help="pending jobs of the scale part (default 1000000: minutes, ~2 GB)")
+                   help="pending jobs of the scale part (default 1000000: ~2 min, ~5.5 GB)")
     p.add_argument("--skip", default="", help="cost or scale: a part not to run")
-    p.add_argument("--storage-dir", default="/dev/shm" if os.access("/dev/shm", os.W_OK)
-                   else None, help="where the drains' files go (default /dev/shm)")
+    p.add_argument("--storage-dir", default=default_storage_dir(),
+                   help="where the drains' files go (default /dev/shm, a tmpfs)")
     p.add_argument("--no-record", action="store_true",
                    help="print only; do not write bench/results/cluster.{json,md}")
     return p.parse_args(argv)
