@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, str] = {
     "optimize": "bench.optimize",  # image/optimize to WebP and AVIF against libvips
     "colors": "bench.colors",  # image/colors against colorthief
     "memory": "bench.memory",  # Redis bytes per finished job against Celery's results
+    "cluster": "bench.cluster",  # Redis Cluster spread, cost of partitions, 1M pending jobs
 }
 
 
