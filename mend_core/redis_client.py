@@ -157,6 +157,9 @@ def _options(timeout: float) -> dict[str, Any]:
         "socket_connect_timeout": min(5.0, timeout),
         "socket_keepalive": True,
         "health_check_interval": 15,
+        # RESP2 whatever the redis-py version's default (8.x speaks RESP3): Mend reads raw
+        # replies (pipelined commands, WITHSCORES pairs, script results) in their RESP2 shape.
+        "protocol": 2,
     }
 
 
