@@ -149,6 +149,18 @@ def spublish(server: RedisServer, channel: str, message: str) -> None:
         client.execute_command("SPUBLISH", channel, message)
 
 
+async def test_mend_speaks_resp2_whatever_redis_pys_default(redis_server: RedisServer) -> None:
+    """Mend reads raw replies in their RESP2 shape (ZRANGE WITHSCORES as a flat list); redis-py
+    8 speaks RESP3 by default, whose pairs broke ListJobs."""
+    redis = connect(redis_server.url)
+    try:
+        assert (await redis.client_info())["resp"] == "2"
+    finally:
+        await redis.aclose()
+    with connect_sync(redis_server.url, timeout=2.0) as sync:
+        assert sync.client_info()["resp"] == "2"
+
+
 async def test_subscriber_resubscribes_after_redis_restarts(redis_server: RedisServer) -> None:
     client = connect(redis_server.url)
     subscriber = Subscriber(client, sharded=True)
