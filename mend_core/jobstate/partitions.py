@@ -31,8 +31,10 @@ from functools import cached_property
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from redis.exceptions import ConnectionError, TimeoutError, TryAgainError
 
 from mend_core.jobstate.keys import Keys
+from mend_core.redis_client import on_key_node
 
 DEFAULT_PARTITIONS = 12
 # The wake lists keep at most this many tokens (a worker drains what it finds anyway).
@@ -177,6 +179,21 @@ class Partitions:
         housekeeping to look at the schedule."""
         if not jobs and not scheduled:
             return
+        if isinstance(redis, RedisCluster):
+            # The wake lists share the `{jobs}` slot: one write down a connection of its
+            # node; after a moved slot or a broken connection, the cluster pipeline below.
+            commands: list[tuple[str | int, ...]] = []
+            if jobs:
+                commands += [("RPUSH", self.wake, *[partition] * min(jobs, WAKE_MAXLEN)),
+                             ("LTRIM", self.wake, -WAKE_MAXLEN, -1)]
+            if scheduled:
+                commands += [("RPUSH", self.schedule_wake, 1),
+                             ("LTRIM", self.schedule_wake, -WAKE_MAXLEN, -1)]
+            try:
+                await on_key_node(redis, self.wake, commands)
+                return
+            except (TryAgainError, ConnectionError, TimeoutError):
+                pass
         async with redis.pipeline(transaction=False) as pipe:
             if jobs:
                 pipe.rpush(self.wake, *[partition] * min(jobs, WAKE_MAXLEN))
