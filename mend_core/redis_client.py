@@ -230,15 +230,25 @@ async def on_key_node(cluster: Any, key: str, commands: list[tuple[Any, ...]]) -
     """Sends `commands` down one connection of the cluster master `key`'s slot routes to,
     in one write, and reads their replies: far cheaper in redis-py than a cluster pipeline
     (which also resends after a connection error, maybe to another node). The first error
-    reply is raised; a MOVED or ASK one (the slot moved: a failover, a reshard) as
-    TryAgainError, once the slot map is read again: nothing ran. After a connection error
-    the slot map is read again too, and the error raised: the commands may have run."""
+    reply is raised (a moved slot's as TryAgainError: see on_node_replies)."""
     await cluster.initialize()  # (once: the slot map)
-    node = cluster.get_node_from_key(key)
+    replies = await on_node_replies(cluster, cluster.get_node_from_key(key), commands)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+async def on_node_replies(cluster: Any, node: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """`commands` down one connection of a cluster node, in one write: their replies, an
+    error reply in its command's place. A MOVED or ASK reply (the slot moved: a failover,
+    a reshard; that command did not run) becomes a TryAgainError, once the slot map is
+    read again. After a connection error the slot map is read again too, and the error
+    raised: the commands may have run."""
     connection = node.acquire_connection()
     try:
         await connection.send_packed_command(connection.pack_commands(commands))
-        replies = []
+        replies: list[Any] = []
         for _ in commands:
             try:
                 replies.append(await connection.read_response())
@@ -250,12 +260,13 @@ async def on_key_node(cluster: Any, key: str, commands: list[tuple[Any, ...]]) -
         raise
     finally:
         node.release(connection)
-    for reply in replies:
-        if isinstance(reply, (MovedError, AskError)):
-            await cluster.nodes_manager.initialize()
-            raise TryAgainError(f"{key}'s slot moved: {reply}")
-        if isinstance(reply, ResponseError):
-            raise reply
+    if any(isinstance(reply, (MovedError, AskError)) for reply in replies):
+        await cluster.nodes_manager.initialize()
+        replies = [
+            TryAgainError(f"slot moved: {reply}")
+            if isinstance(reply, (MovedError, AskError)) else reply
+            for reply in replies
+        ]
     return replies
 
 

@@ -260,3 +260,27 @@ async def test_shared_estimate_counts_leak_nothing_between_tenants(
     job = await store.get("acme", mine.job_id)
     assert job.spec == SPEC and job.queue_position >= 1
     assert store._counts.reads == 1
+
+
+def _reads(redis_cluster: RedisCluster) -> int:
+    """Socket reads of the masters so far (one per round trip of a small pipeline)."""
+    return sum(int(n.info("stats")["total_reads_processed"]) for n in redis_cluster.masters())
+
+
+async def test_concurrent_calls_share_each_nodes_round_trips_on_a_cluster(
+    cluster_store: JobStore, redis_cluster: RedisCluster
+) -> None:
+    store = cluster_store
+    submitted = await store.submit("acme", [SPEC] * 60)
+    for s in submitted:
+        await store.cancel("acme", s.job_id)
+        await store.get("acme", s.job_id)  # (the script loaded on every master)
+    start = _reads(redis_cluster)
+    before = _reads(redis_cluster)  # less the reads of counting them
+    jobs = await asyncio.gather(*(store.get("acme", s.job_id) for s in submitted))
+    reads = _reads(redis_cluster) - before - (before - start)
+    assert [j.id for j in jobs] == [s.job_id for s in submitted]
+    assert {j.status for j in jobs} == {JobStatus.CANCELLED}
+    # Alone, 60 round trips; shared, a couple per master (plus the INFO reads and any
+    # replica's acknowledgements meanwhile).
+    assert reads <= 20, reads

@@ -25,8 +25,10 @@ import functools
 import secrets
 import uuid
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -35,6 +37,9 @@ from redis.exceptions import ConnectionError, TimeoutError, TryAgainError
 
 from mend_core.jobstate.keys import Keys
 from mend_core.redis_client import on_key_node
+
+# Sends commands that all go to the node of a key (the first argument): their replies.
+OnNode = Callable[[str, list[tuple[Any, ...]]], Awaitable[list[Any]]]
 
 DEFAULT_PARTITIONS = 12
 # The wake lists keep at most this many tokens (a worker drains what it finds anyway).
@@ -172,11 +177,19 @@ class Partitions:
             raise PartitionsMismatch(self.count, stored)
 
     async def wake_workers(
-        self, redis: Redis, partition: int, jobs: int, *, scheduled: bool = False
+        self,
+        redis: Redis,
+        partition: int,
+        jobs: int,
+        *,
+        scheduled: bool = False,
+        on_node: OnNode | None = None,
     ) -> None:
         """After a script queued `jobs` jobs in `partition` (or scheduled some): a token per
         job naming the partition wakes as many idle workers, and one token wakes a worker's
-        housekeeping to look at the schedule."""
+        housekeeping to look at the schedule. on_node: how commands for one cluster node
+        go (default redis_client.on_key_node; the server shares round trips,
+        coalesce.RoundTrips.on_node)."""
         if not jobs and not scheduled:
             return
         if isinstance(redis, RedisCluster):
@@ -190,7 +203,10 @@ class Partitions:
                 commands += [("RPUSH", self.schedule_wake, 1),
                              ("LTRIM", self.schedule_wake, -WAKE_MAXLEN, -1)]
             try:
-                await on_key_node(redis, self.wake, commands)
+                if on_node is None:
+                    await on_key_node(redis, self.wake, commands)
+                else:
+                    await on_node(self.wake, commands)
                 return
             except (TryAgainError, ConnectionError, TimeoutError):
                 pass

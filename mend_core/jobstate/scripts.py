@@ -134,7 +134,7 @@ class Scripts:
         # Every script takes the key prefix as ARGV[1] and builds its keys from it.
         # EVALSHA directly rather than through redis-py's Script objects, whose call
         # costs a few µs more (an import and a Protocol isinstance check per call).
-        if self._round_trips is not None:
+        if self._round_trips is not None and not self._cluster:
             [out] = await self._round_trips.pipelined(
                 [self.command(name, *args, keys=keys)], [(self, name)]
             )
@@ -142,10 +142,12 @@ class Scripts:
         if self._cluster:
             # Straight down a connection of the partition's node; after a moved slot or a
             # broken connection, through the cluster client, which follows the cluster.
+            command = [self.command(name, *args, keys=keys)]
             try:
-                [out] = await on_key_node(
-                    self._redis, self._routing_key, [self.command(name, *args, keys=keys)]
-                )
+                if self._round_trips is not None:  # sharing the node's round trips
+                    [out] = await self._round_trips.on_node(self._routing_key, command)
+                else:
+                    [out] = await on_key_node(self._redis, self._routing_key, command)
                 return out
             except NoScriptError:
                 await self._redis.script_load(self._source[name])  # type: ignore[misc]

@@ -181,12 +181,11 @@ class JobStore:
         self._replicas_timeout = replicas_timeout_seconds
         self._quota = quota
         self._parts = partitions
-        # Concurrent calls share round trips (coalesce.py): every script call (on a cluster,
-        # where a pipeline's retries differ, each goes alone as before) and submit's quota
-        # reads.
+        # Concurrent calls share round trips (coalesce.py): every script call and submit's
+        # quota reads (on a cluster, where a pipeline's retries differ, the calls of one
+        # node share its round trips: scripts and wake pushes).
         self._trips = RoundTrips(redis)
-        coalesced = self._trips if single_node(redis) else None
-        self._scripts = [Scripts(redis, keys, coalesced) for keys in partitions.keys]
+        self._scripts = [Scripts(redis, keys, self._trips) for keys in partitions.keys]
         # A request_id keeps answering with its job for as long as the job may live.
         self._request_ttl_ms = max(retention_completed_seconds, retention_failed_seconds) * 1000
         # Cancelled jobs are kept like failed ones.
@@ -350,7 +349,9 @@ class JobStore:
                 [(indexes[int(pairs[i]) - 1], pairs[i + 1]) for i in range(0, len(pairs), 2)]
             )
         if not single:  # on a single Redis the script woke them (only for the jobs queued)
-            await self._parts.wake_workers(self._redis, partition, created, scheduled=delayed)
+            await self._parts.wake_workers(
+                self._redis, partition, created, scheduled=delayed, on_node=self._trips.on_node
+            )
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
 
     async def _quota_for(self, partition: int, tenant: str, jobs: int) -> tuple[int, str]:
