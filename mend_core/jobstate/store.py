@@ -411,8 +411,12 @@ class JobStore:
                 raise JobNotFound(job_id)
             return self._read(out[:8], out[8] if len(out) > 8 else [])
         # Elsewhere the job first, with one script on its node; only a pending job's
-        # estimate needs the other partitions' counts, shared by concurrent calls.
-        out = await scripts("get", job_id, tenant)
+        # estimate needs the other partitions' counts, shared by concurrent calls. The
+        # script takes the last counts known (only to choose how to describe the jobs
+        # ahead: exact types, or groups when many are queued elsewhere).
+        last = self._counts.last
+        known = [n for q, n in enumerate(last[1:]) if q != partition] if last else []
+        out = await scripts("get", job_id, tenant, *known)
         if not out:
             raise JobNotFound(job_id)
         return self._read(out, await self._around(partition) if len(out) > 1 else [])
@@ -793,6 +797,11 @@ class _Recent:
         self._at = 0.0
         self._flight: asyncio.Future[list[int]] | None = None
         self.reads = 0  # what tests look at
+
+    @property
+    def last(self) -> list[int] | None:
+        """The last answer, whatever its age (None: none yet)."""
+        return self._value
 
     async def __call__(self) -> list[int]:
         if self._value is not None and time.monotonic() - self._at < self._ttl:
