@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,11 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
+from mend_core.errors import JobNotFound
+from mend_core.job import JobStatus
+from mend_core.jobstate.partitions import Partitions
+from mend_core.jobstate.store import JobStore
+from mend_core.redis_client import connect
 from mend_devkit.redis_cluster import RedisCluster
 from mend_devkit.redis_server import env_for
 from mend_devkit.sample import photo
@@ -28,6 +34,7 @@ from tests.faulty_s3 import S3Service
 from tests.helpers import resize_request, submit_request
 from tests.images import decode, encode
 from tests.test_gateway_support import gateway_settings, start_gateway
+from tests.test_work_queue import SPEC
 from tests.workers import (
     eventually,
     get_job,
@@ -194,3 +201,86 @@ async def test_health_probes_metrics_and_tools_on_a_cluster(
     finally:
         await gateway.stop()
         await server.stop(grace=0)
+
+
+def _calls(redis_cluster: RedisCluster) -> Counter[str]:
+    """Commands served by the masters so far, by name (INFO itself and replication apart)."""
+    out: Counter[str] = Counter()
+    for node in redis_cluster.masters():
+        for name, stat in node.info("commandstats").items():
+            out[name.removeprefix("cmdstat_")] += int(stat["calls"])
+    return out - Counter({"info": 10**9, "replconf": 10**9, "cluster|nodes": 10**9})
+
+
+@pytest.fixture
+async def cluster_store(redis_cluster: RedisCluster) -> AsyncIterator[JobStore]:
+    """A JobStore on the cluster client whose estimate counts stay shared for a minute."""
+    redis_cluster.flushall()
+    redis = connect(redis_cluster.url, shared=False)
+    store = JobStore(redis, Partitions(12), retention_completed_seconds=3600,
+                     retention_failed_seconds=3600, worker_liveness_seconds=30,
+                     estimate_counts_ttl_seconds=60)
+    yield store
+    await redis.aclose()
+
+
+async def test_get_on_a_cluster_reads_other_partitions_only_for_a_pending_job(
+    cluster_store: JobStore, redis_cluster: RedisCluster
+) -> None:
+    store = cluster_store
+    submitted = await store.submit("acme", [SPEC] * 24)
+    await store.cancel("acme", submitted[0].job_id)
+    await store.get("acme", submitted[0].job_id)  # the script loaded on its node
+    before = _calls(redis_cluster)
+    cancelled = await store.get("acme", submitted[0].job_id)
+    # Not pending: one script on the job's node (its own HGETALL counts too), nothing else.
+    assert cancelled.status == JobStatus.CANCELLED
+    assert _calls(redis_cluster) - before == Counter({"evalsha": 1, "hgetall": 1})
+    # Pending: the live workers and every partition's queue, read once for both gets.
+    before = _calls(redis_cluster)
+    first = await store.get("acme", submitted[1].job_id)
+    second = await store.get("acme", submitted[2].job_id)
+    assert first.queue_position and second.queue_position
+    calls = _calls(redis_cluster) - before
+    # (each script also counts its own partition's queue with a ZCARD)
+    assert (calls["evalsha"], calls["zcount"], calls["zcard"]) == (2, 1, 12 + 2)
+
+
+async def test_shared_estimate_counts_leak_nothing_between_tenants(
+    cluster_store: JobStore,
+) -> None:
+    store = cluster_store
+    [mine] = await store.submit("acme", [SPEC])
+    others = await store.submit("other", [SPEC] * 30)
+    await store.get("other", others[0].job_id)  # the counts, read and shared from now on
+    # Another tenant's job stays unknown, and its estimate is computed from the caller's
+    # own partition: nothing of the call that read the counts.
+    with pytest.raises(JobNotFound):
+        await store.get("other", mine.job_id)
+    job = await store.get("acme", mine.job_id)
+    assert job.spec == SPEC and job.queue_position >= 1
+    assert store._counts.reads == 1
+
+
+def _reads(redis_cluster: RedisCluster) -> int:
+    """Socket reads of the masters so far (one per round trip of a small pipeline)."""
+    return sum(int(n.info("stats")["total_reads_processed"]) for n in redis_cluster.masters())
+
+
+async def test_concurrent_calls_share_each_nodes_round_trips_on_a_cluster(
+    cluster_store: JobStore, redis_cluster: RedisCluster
+) -> None:
+    store = cluster_store
+    submitted = await store.submit("acme", [SPEC] * 60)
+    for s in submitted:
+        await store.cancel("acme", s.job_id)
+        await store.get("acme", s.job_id)  # (the script loaded on every master)
+    start = _reads(redis_cluster)
+    before = _reads(redis_cluster)  # less the reads of counting them
+    jobs = await asyncio.gather(*(store.get("acme", s.job_id) for s in submitted))
+    reads = _reads(redis_cluster) - before - (before - start)
+    assert [j.id for j in jobs] == [s.job_id for s in submitted]
+    assert {j.status for j in jobs} == {JobStatus.CANCELLED}
+    # Alone, 60 round trips; shared, a couple per master (plus the INFO reads and any
+    # replica's acknowledgements meanwhile).
+    assert reads <= 20, reads

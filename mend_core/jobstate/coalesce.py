@@ -17,13 +17,14 @@ interleave as they would on separate connections, and each script stays atomic."
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 
 from mend_core.jobstate.scripts import Scripts, pipelined, pipelined_replies
-from mend_core.redis_client import is_cluster
+from mend_core.redis_client import is_cluster, on_node_replies
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -109,12 +110,44 @@ _Call = tuple[Commands, Sequence[tuple[Scripts, str]]]
 class RoundTrips:
     """`pipelined` (mend_core/jobstate/scripts.py) for concurrent callers, who share round
     trips (see the module docstring). On a cluster each caller's pipeline goes alone: a
-    cluster pipeline splits by node anyway, and retries what failed on its own terms."""
+    cluster pipeline splits by node anyway, and retries what failed on its own terms; but
+    the calls whose commands all go to one node (`on_node`: a script, a wake push) share
+    that node's round trips."""
 
     def __init__(self, redis: Redis, *, max_callers: int = MAX_CALLERS) -> None:
         self._redis = redis
         self._alone = is_cluster(redis)
+        self._max_callers = max_callers
         self._lane: Coalescer[_Call, list[Any]] = Coalescer(self._send, max_batch=max_callers)
+        # On a cluster: node name -> (its ClusterNode, the lane of its round trips).
+        self._nodes: dict[str, tuple[Any, Coalescer[Commands, list[Any]]]] = {}
+
+    async def on_node(self, key: str, commands: Commands) -> list[Any]:
+        """On a cluster: the replies to `commands`, every one for the master `key`'s slot
+        routes to, sent with the other callers' of that node down one connection (see
+        redis_client.on_key_node): the first error among them raised, a moved slot as
+        TryAgainError (nothing ran; the caller may go through the cluster client)."""
+        cluster: Any = self._redis
+        await cluster.initialize()  # (once: the slot map)
+        node = cluster.get_node_from_key(key)
+        known = self._nodes.get(node.name)
+        if known is None or known[0] is not node:  # new, or replaced after a failover
+            lane: Coalescer[Commands, list[Any]] = Coalescer(
+                functools.partial(self._send_to, node), max_batch=self._max_callers
+            )
+            known = self._nodes[node.name] = (node, lane)
+        return await known[1](commands)
+
+    async def _send_to(self, node: Any, calls: list[Commands]) -> list[list[Any] | BaseException]:
+        replies = await on_node_replies(self._redis, node, [c for cs in calls for c in cs])
+        out: list[list[Any] | BaseException] = []
+        start = 0
+        for commands in calls:
+            mine = replies[start : start + len(commands)]
+            start += len(commands)
+            error = next((r for r in mine if isinstance(r, Exception)), None)
+            out.append(mine if error is None else error)
+        return out
 
     @property
     def trips(self) -> int:

@@ -25,14 +25,21 @@ import functools
 import secrets
 import uuid
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from redis.exceptions import ConnectionError, TimeoutError, TryAgainError
 
 from mend_core.jobstate.keys import Keys
+from mend_core.redis_client import on_key_node
+
+# Sends commands that all go to the node of a key (the first argument): their replies.
+OnNode = Callable[[str, list[tuple[Any, ...]]], Awaitable[list[Any]]]
 
 DEFAULT_PARTITIONS = 12
 # The wake lists keep at most this many tokens (a worker drains what it finds anyway).
@@ -170,13 +177,39 @@ class Partitions:
             raise PartitionsMismatch(self.count, stored)
 
     async def wake_workers(
-        self, redis: Redis, partition: int, jobs: int, *, scheduled: bool = False
+        self,
+        redis: Redis,
+        partition: int,
+        jobs: int,
+        *,
+        scheduled: bool = False,
+        on_node: OnNode | None = None,
     ) -> None:
         """After a script queued `jobs` jobs in `partition` (or scheduled some): a token per
         job naming the partition wakes as many idle workers, and one token wakes a worker's
-        housekeeping to look at the schedule."""
+        housekeeping to look at the schedule. on_node: how commands for one cluster node
+        go (default redis_client.on_key_node; the server shares round trips,
+        coalesce.RoundTrips.on_node)."""
         if not jobs and not scheduled:
             return
+        if isinstance(redis, RedisCluster):
+            # The wake lists share the `{jobs}` slot: one write down a connection of its
+            # node; after a moved slot or a broken connection, the cluster pipeline below.
+            commands: list[tuple[str | int, ...]] = []
+            if jobs:
+                commands += [("RPUSH", self.wake, *[partition] * min(jobs, WAKE_MAXLEN)),
+                             ("LTRIM", self.wake, -WAKE_MAXLEN, -1)]
+            if scheduled:
+                commands += [("RPUSH", self.schedule_wake, 1),
+                             ("LTRIM", self.schedule_wake, -WAKE_MAXLEN, -1)]
+            try:
+                if on_node is None:
+                    await on_key_node(redis, self.wake, commands)
+                else:
+                    await on_node(self.wake, commands)
+                return
+            except (TryAgainError, ConnectionError, TimeoutError):
+                pass
         async with redis.pipeline(transaction=False) as pipe:
             if jobs:
                 pipe.rpush(self.wake, *[partition] * min(jobs, WAKE_MAXLEN))

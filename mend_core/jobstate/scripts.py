@@ -9,20 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
-from redis.exceptions import (
-    AskError,
-    ConnectionError,
-    MovedError,
-    NoScriptError,
-    ResponseError,
-    TimeoutError,
-    TryAgainError,
-)
+from redis.exceptions import ConnectionError, NoScriptError, TimeoutError, TryAgainError
 
 from mend_core.jobstate.encoding import EVENTS_SNAPSHOT_EVERY
 from mend_core.jobstate.keys import Keys, lua_prelude
 from mend_core.jobstate.partitions import WAKE_MAXLEN
-from mend_core.redis_client import is_cluster
+from mend_core.redis_client import is_cluster, on_key_node
 
 if TYPE_CHECKING:
     from mend_core.jobstate.coalesce import RoundTrips
@@ -79,6 +71,7 @@ class Scripts:
         """round_trips: calls go through it, sharing round trips with concurrent callers."""
         self._redis = redis
         self._round_trips = round_trips
+        self._cluster = is_cluster(redis)
         self._prefix = keys.prefix
         # Every script's KEYS[1]: a key of the slot all keys share, so cluster clients
         # route the call.
@@ -135,43 +128,31 @@ class Scripts:
                 return await pipe.execute()  # type: ignore[no-any-return]
         # Not a cluster pipeline: after a connection error it sends the commands again,
         # the WAIT (which has no key) to whichever node it likes.
-        cluster = self._redis
-        await cluster.initialize()  # type: ignore[attr-defined]  # (once: the slot map)
-        node = cluster.get_node_from_key(self._routing_key)  # type: ignore[attr-defined]
-        connection = node.acquire_connection()
-        try:
-            await connection.send_packed_command(connection.pack_commands(commands))
-            replies = []
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
-        except (ConnectionError, TimeoutError):
-            await connection.disconnect()
-            await cluster.nodes_manager.initialize()  # type: ignore[attr-defined]
-            raise
-        finally:
-            node.release(connection)
-        for reply in replies:
-            if isinstance(reply, (MovedError, AskError)):
-                # The slot moved (a failover, a reshard): nothing ran; the next call
-                # goes to its new master.
-                await cluster.nodes_manager.initialize()  # type: ignore[attr-defined]
-                raise TryAgainError(f"{self._routing_key}'s slot moved: {reply}")
-            if isinstance(reply, ResponseError):
-                raise reply
-        return replies
+        return await on_key_node(self._redis, self._routing_key, commands)
 
     async def __call__(self, name: str, *args: Any, keys: Sequence[str] = ()) -> Any:
         # Every script takes the key prefix as ARGV[1] and builds its keys from it.
         # EVALSHA directly rather than through redis-py's Script objects, whose call
         # costs a few µs more (an import and a Protocol isinstance check per call).
-        if self._round_trips is not None:
+        if self._round_trips is not None and not self._cluster:
             [out] = await self._round_trips.pipelined(
                 [self.command(name, *args, keys=keys)], [(self, name)]
             )
             return out
+        if self._cluster:
+            # Straight down a connection of the partition's node; after a moved slot or a
+            # broken connection, through the cluster client, which follows the cluster.
+            command = [self.command(name, *args, keys=keys)]
+            try:
+                if self._round_trips is not None:  # sharing the node's round trips
+                    [out] = await self._round_trips.on_node(self._routing_key, command)
+                else:
+                    [out] = await on_key_node(self._redis, self._routing_key, command)
+                return out
+            except NoScriptError:
+                await self._redis.script_load(self._source[name])  # type: ignore[misc]
+            except (TryAgainError, ConnectionError, TimeoutError):
+                pass
         call = (self._sha[name], 1 + len(keys), self._routing_key, *keys, self._prefix, *args)
         try:
             return await self._redis.evalsha(*call)  # type: ignore[misc]

@@ -7,11 +7,12 @@ each step."""
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,6 +48,9 @@ from mend_core.jobstate.scripts import Scripts, pipelined
 from mend_core.operations import job_types
 
 _STATUSES = tuple(s.value for s in JobStatus)
+# On a cluster, how long concurrent GetJobs share one read of the live workers and of every
+# partition's queue length (for a pending job's estimate, which may be this much stale).
+ESTIMATE_COUNTS_TTL_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
@@ -166,21 +170,22 @@ class JobStore:
         quota: Quota = Quota(),
         replicas: int = 0,
         replicas_timeout_seconds: float = 1.0,
+        estimate_counts_ttl_seconds: float = ESTIMATE_COUNTS_TTL_SECONDS,
     ) -> None:
         """replicas: how many replicas must hold each write a caller is answered about
         (submit, cancel, retry, delete, purge) before the answer; NotReplicated when
-        fewer did within replicas_timeout_seconds."""
+        fewer did within replicas_timeout_seconds. estimate_counts_ttl_seconds: see
+        ESTIMATE_COUNTS_TTL_SECONDS."""
         self._redis = redis
         self._replicas = replicas
         self._replicas_timeout = replicas_timeout_seconds
         self._quota = quota
         self._parts = partitions
-        # Concurrent calls share round trips (coalesce.py): every script call (on a cluster,
-        # where a pipeline's retries differ, each goes alone as before) and submit's quota
-        # reads.
+        # Concurrent calls share round trips (coalesce.py): every script call and submit's
+        # quota reads (on a cluster, where a pipeline's retries differ, the calls of one
+        # node share its round trips: scripts and wake pushes).
         self._trips = RoundTrips(redis)
-        coalesced = self._trips if single_node(redis) else None
-        self._scripts = [Scripts(redis, keys, coalesced) for keys in partitions.keys]
+        self._scripts = [Scripts(redis, keys, self._trips) for keys in partitions.keys]
         # A request_id keeps answering with its job for as long as the job may live.
         self._request_ttl_ms = max(retention_completed_seconds, retention_failed_seconds) * 1000
         # Cancelled jobs are kept like failed ones.
@@ -194,6 +199,8 @@ class JobStore:
             (partitions.workers, *(k.turns for q, k in enumerate(partitions.keys) if q != p))
             for p in range(partitions.count)
         ]
+        # Elsewhere (a cluster) a pending job's estimate takes the counts from here.
+        self._counts = _Recent(self._read_counts, estimate_counts_ttl_seconds)
 
     def _of(self, job_id: str) -> Scripts:
         return self._scripts[self._parts.of_job(job_id)]
@@ -342,7 +349,9 @@ class JobStore:
                 [(indexes[int(pairs[i]) - 1], pairs[i + 1]) for i in range(0, len(pairs), 2)]
             )
         if not single:  # on a single Redis the script woke them (only for the jobs queued)
-            await self._parts.wake_workers(self._redis, partition, created, scheduled=delayed)
+            await self._parts.wake_workers(
+                self._redis, partition, created, scheduled=delayed, on_node=self._trips.on_node
+            )
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
 
     async def _quota_for(self, partition: int, tenant: str, jobs: int) -> tuple[int, str]:
@@ -401,23 +410,33 @@ class JobStore:
             if not out:
                 raise JobNotFound(job_id)
             return self._read(out[:8], out[8] if len(out) > 8 else [])
-        out, *rest = await pipelined(
-            self._redis,
-            [scripts.command("get", job_id, tenant), *self._around(partition)],
-            [(scripts, "get")],
-        )
+        # Elsewhere the job first, with one script on its node; only a pending job's
+        # estimate needs the other partitions' counts, shared by concurrent calls. The
+        # script takes the last counts known (only to choose how to describe the jobs
+        # ahead: exact types, or groups when many are queued elsewhere).
+        last = self._counts.last
+        known = [n for q, n in enumerate(last[1:]) if q != partition] if last else []
+        out = await scripts("get", job_id, tenant, *known)
         if not out:
             raise JobNotFound(job_id)
-        return self._read(out, rest)
+        return self._read(out, await self._around(partition) if len(out) > 1 else [])
 
-    def _around(self, partition: int) -> list[tuple[Any, ...]]:
-        """What a pending job's estimate needs beyond its partition (pipelined with its read):
-        the live workers, and how many jobs each other partition has queued."""
+    async def _around(self, partition: int) -> list[int]:
+        """What a pending job's estimate needs beyond its partition: the live workers, and
+        how many jobs each other partition has queued (at most ESTIMATE_COUNTS_TTL_SECONDS
+        old: they hold nothing of any tenant's own, so every caller may share them)."""
+        workers, *queued = await self._counts()
+        return [workers, *(n for q, n in enumerate(queued) if q != partition)]
+
+    async def _read_counts(self) -> list[int]:
+        """The live workers, then every partition's queued jobs (one pipelined call)."""
         since = int(time.time() * 1000) - self._liveness_ms
-        return [
-            ("ZCOUNT", self._parts.workers, since, "+inf"),
-            *(("ZCARD", keys.turns) for q, keys in enumerate(self._parts.keys) if q != partition),
-        ]
+        counts = await pipelined(
+            self._redis,
+            [("ZCOUNT", self._parts.workers, since, "+inf"),
+             *(("ZCARD", keys.turns) for keys in self._parts.keys)],
+        )
+        return [int(n) for n in counts]
 
     async def get_many(self, wanted: list[tuple[str, str]]) -> list[Job | None]:
         """`get` for each (tenant, job id) in one round trip; None where get would raise
@@ -596,7 +615,7 @@ class JobStore:
             raise JobNotRetryable(job_from_fields(pairs(out[1:])))
         await self._parts.wake_workers(self._redis, partition, 1)
         # The state the retry made, with its place in the queue as GetJob shows it.
-        return self._read(out[1], await pipelined(self._redis, self._around(partition)))
+        return self._read(out[1], await self._around(partition))
 
     async def delete(self, tenant: str, job_id: str) -> None:
         """Deletes a finished job and all trace of it; JobNotFinished when it is not."""
@@ -766,6 +785,41 @@ class JobStore:
             return bool(await self._redis.ping())  # type: ignore[misc]
         except Exception:
             return False
+
+
+class _Recent:
+    """`await recent()`: what `read()` answered at most `ttl` seconds ago; concurrent
+    callers past that share one new read (its answer, or its error)."""
+
+    def __init__(self, read: Callable[[], Awaitable[list[int]]], ttl: float) -> None:
+        self._read, self._ttl = read, ttl
+        self._value: list[int] | None = None
+        self._at = 0.0
+        self._flight: asyncio.Future[list[int]] | None = None
+        self.reads = 0  # what tests look at
+
+    @property
+    def last(self) -> list[int] | None:
+        """The last answer, whatever its age (None: none yet)."""
+        return self._value
+
+    async def __call__(self) -> list[int]:
+        if self._value is not None and time.monotonic() - self._at < self._ttl:
+            return self._value
+        if self._flight is None:
+            self._flight = asyncio.ensure_future(self._refresh())
+        # A caller cancelled meanwhile leaves the read to the others.
+        return await asyncio.shield(self._flight)
+
+    async def _refresh(self) -> list[int]:
+        try:
+            started = time.monotonic()
+            self.reads += 1
+            value = await self._read()
+            self._value, self._at = value, started
+            return value
+        finally:
+            self._flight = None
 
 
 def _sum_hashes(rows: Sequence[dict[str, str]]) -> dict[str, str]:
