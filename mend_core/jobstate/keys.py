@@ -27,7 +27,7 @@ KEYS: dict[str, tuple[str, str, str]] = {
     "rounds": ("rounds", "string", "the round a tenant joining the turns got last"),
     "scheduled": ("scheduled", "zset", "pending jobs waiting for a retry or run_at, by due ms"),
     "inflight": ("inflight", "zset", "processing job ids by lease deadline (ms)"),
-    "seq": ("seq", "string", "the partition's arrival sequence (ms since 2025 x 128, or more)"),
+    "seq": ("seq", "string", "the partition's arrival sequence (1/128 ms since 2025, or more)"),
     "request": ("request:{tenant}:{request_id}", "string", "idempotency: job id, fingerprint"),
     "index": ("tenant:{tenant}:{name}", "zset", "ListJobs: all, status:<s>, type:<t>, by seq"),
     "tenant_stats": (

@@ -228,17 +228,21 @@ class JobStore:
             else:
                 partition = self._parts.random()
             groups.setdefault(partition, []).append(i)
-        if batch is not None:
-            await self._refuse_used_requests(tenant, specs, self._parts.of_batch(tenant, batch.id))
+        foreign = (
+            self._foreign_requests(tenant, specs, self._parts.of_batch(tenant, batch.id))
+            if batch is not None
+            else []
+        )
+        await self._refuse_used_requests(foreign)
         done: dict[int, Submitted] = {}
         for partition, group in groups.items():
             submitted = await self._submit_in(
                 partition, tenant, [specs[i] for i in group], batch, trace_parent, group
             )
             done.update(zip(group, submitted, strict=True))
-        if batch is not None:
-            await self._record_requests(tenant, specs, [done[i] for i in range(len(specs))])
-        return [done[i] for i in range(len(specs))]
+        submitted = [done[i] for i in range(len(specs))]
+        await self._record_requests(foreign, specs, submitted)
+        return submitted
 
     def _foreign_requests(
         self, tenant: str, specs: list[JobSpec], partition: int
@@ -254,13 +258,10 @@ class JobStore:
                     out.append((i, self._parts[home].request(tenant, spec.request_id)))
         return out
 
-    async def _refuse_used_requests(
-        self, tenant: str, specs: list[JobSpec], partition: int
-    ) -> None:
+    async def _refuse_used_requests(self, foreign: list[tuple[int, str]]) -> None:
         """RequestConflict naming each batch item whose request_id made a job that still
         exists, in the request_id's own partition (the batch script checks its own). Not
         atomic with the batch: a single submit racing it with the same request_id may pass."""
-        foreign = self._foreign_requests(tenant, specs, partition)
         if not foreign:
             return
         stored = await pipelined(self._redis, [("GET", key) for _, key in foreign])
@@ -275,13 +276,11 @@ class JobStore:
             raise RequestConflict(conflicts)
 
     async def _record_requests(
-        self, tenant: str, specs: list[JobSpec], submitted: list[Submitted]
+        self, foreign: list[tuple[int, str]], specs: list[JobSpec], submitted: list[Submitted]
     ) -> None:
         """Records the batch items' request_ids in their own partitions (see _foreign_requests),
         so that a later single submit with one of them finds the batch's job: marked
         `elsewhere`, as the job is in the batch's partition (lua/submit.lua)."""
-        partition = self._parts.of_job(submitted[0].job_id) if submitted else 0
-        foreign = self._foreign_requests(tenant, specs, partition)
         if foreign:
             await pipelined(
                 self._redis,
