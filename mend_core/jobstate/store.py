@@ -402,22 +402,32 @@ class JobStore:
 
     async def get(self, tenant: str, job_id: str) -> Job:
         partition = self._parts.of_job(job_id)
-        scripts = self._scripts[partition]
-        if self._single_node:  # one script call, which reads the other partitions too
-            since = int(time.time() * 1000) - self._liveness_ms
-            out = await scripts("get", job_id, tenant, since, keys=self._around_keys[partition])
-            if not out:
-                raise JobNotFound(job_id)
-            return self._read(out[:8], out[8] if len(out) > 8 else [])
-        # Elsewhere the job first, with one script on its node; only a pending job's
-        # estimate needs the other partitions' counts, shared by concurrent calls. The
-        # script takes the last counts known (only to choose how to describe the jobs
-        # ahead: exact types, or groups when many are queued elsewhere).
-        last = self._counts.last
-        known = [n for q, n in enumerate(last[1:]) if q != partition] if last else []
-        out = await scripts("get", job_id, tenant, *known)
+        args, keys = self._get_args(partition, tenant, job_id)
+        out = await self._scripts[partition]("get", *args, keys=keys)
         if not out:
             raise JobNotFound(job_id)
+        return await self._job_from_reply(partition, out)
+
+    def _get_args(
+        self, partition: int, tenant: str, job_id: str
+    ) -> tuple[tuple[Any, ...], Sequence[str]]:
+        """The get script's ARGV after the prefix, and its keys beyond the routing key. On a
+        single Redis one script call reads the other partitions too. Elsewhere the job first,
+        with one script on its node; only a pending job's estimate needs the other
+        partitions' counts, shared by concurrent calls (`_around`). The script takes the last
+        counts known (only to choose how to describe the jobs ahead: exact types, or groups
+        when many are queued elsewhere)."""
+        if self._single_node:
+            since = int(time.time() * 1000) - self._liveness_ms
+            return (job_id, tenant, since), self._around_keys[partition]
+        last = self._counts.last
+        known = [n for q, n in enumerate(last[1:]) if q != partition] if last else []
+        return (job_id, tenant, *known), ()
+
+    async def _job_from_reply(self, partition: int, out: list[Any]) -> Job:
+        """The get script's (non-empty) reply -> the job, with its estimate while pending."""
+        if self._single_node:
+            return self._read(out[:8], out[8] if len(out) > 8 else [])
         return self._read(out, await self._around(partition) if len(out) > 1 else [])
 
     async def _around(self, partition: int) -> list[int]:
@@ -438,26 +448,20 @@ class JobStore:
         return [int(n) for n in counts]
 
     async def get_many(self, wanted: list[tuple[str, str]]) -> list[Job | None]:
-        """`get` for each (tenant, job id) in one round trip; None where get would raise
-        JobNotFound."""
-        parts = [self._parts.of_job(job_id) for _, job_id in wanted]
-        since = int(time.time() * 1000) - self._liveness_ms
-        commands = [
-            self._scripts[p].command("get", job_id, tenant)
-            for p, (tenant, job_id) in zip(parts, wanted, strict=True)
-        ]
-        commands += [
-            ("ZCOUNT", self._parts.workers, since, "+inf"),
-            *(("ZCARD", keys.turns) for keys in self._parts.keys),
-        ]
-        needed = [(self._scripts[p], "get") for p in sorted(set(parts))]
-        out = await pipelined(self._redis, commands, needed)
-        replies, (workers, *queued) = out[: len(wanted)], out[len(wanted) :]
+        """`get` for each (tenant, job id), the scripts in one pipelined round trip; None
+        where get would raise JobNotFound."""
+        calls = []
+        for tenant, job_id in wanted:
+            partition = self._parts.of_job(job_id)
+            calls.append((partition, *self._get_args(partition, tenant, job_id)))
+        replies = await pipelined(
+            self._redis,
+            [self._scripts[p].command("get", *args, keys=keys) for p, args, keys in calls],
+            [(self._scripts[p], "get") for p in sorted({p for p, _, _ in calls})],
+        )
         return [
-            self._read(reply, [workers, *(n for q, n in enumerate(queued) if q != p)])
-            if reply
-            else None
-            for p, reply in zip(parts, replies, strict=True)
+            await self._job_from_reply(p, out) if out else None
+            for (p, _, _), out in zip(calls, replies, strict=True)
         ]
 
     def _read(self, out: list[Any], around: Sequence[Any]) -> Job:
