@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
@@ -286,3 +287,24 @@ async def test_concurrent_calls_share_each_nodes_round_trips_on_a_cluster(
     # Alone, 60 round trips; shared, a couple per master (plus the INFO reads and any
     # replica's acknowledgements meanwhile).
     assert reads <= 20, reads
+
+
+async def test_concurrent_submits_push_their_wake_tokens_together_on_a_cluster(
+    cluster_store: JobStore, redis_cluster: RedisCluster
+) -> None:
+    """Each job queued gets its wake token, but concurrent submits push them in shared
+    RPUSHes on the `{jobs}` node, not one each."""
+    store, parts = cluster_store, Partitions(12)
+    wake_node = redis_cluster.master_of(parts.wake)
+    client = redis.Redis(port=wake_node.port)
+    try:
+        client.delete(parts.wake)
+        before = client.info("commandstats").get("cmdstat_rpush", {}).get("calls", 0)
+        submitted = await asyncio.gather(*(store.submit("acme", [SPEC]) for _ in range(60)))
+        pushes = client.info("commandstats")["cmdstat_rpush"]["calls"] - before
+        tokens = [int(t) for t in client.lrange(parts.wake, 0, -1)]
+    finally:
+        client.close()
+    expected = sorted(parts.of_job(s.job_id) for [s] in submitted)
+    assert sorted(tokens) == expected
+    assert pushes < 20, pushes

@@ -25,7 +25,7 @@ import functools
 import secrets
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -187,21 +187,36 @@ class Partitions:
     ) -> None:
         """After a script queued `jobs` jobs in `partition` (or scheduled some): a token per
         job naming the partition wakes as many idle workers, and one token wakes a worker's
-        housekeeping to look at the schedule. on_node: how commands for one cluster node
-        go (default redis_client.on_key_node; the server shares round trips,
-        coalesce.RoundTrips.on_node)."""
-        if not jobs and not scheduled:
+        housekeeping to look at the schedule (see push_wake_tokens)."""
+        await self.push_wake_tokens(
+            redis, [partition] * min(jobs, WAKE_MAXLEN), scheduled=scheduled, on_node=on_node
+        )
+
+    async def push_wake_tokens(
+        self,
+        redis: Redis,
+        tokens: Sequence[int],
+        *,
+        scheduled: bool = False,
+        on_node: OnNode | None = None,
+    ) -> None:
+        """Pushes `tokens` (a partition per job queued) onto the wake list, and a token onto
+        the schedule's when jobs were scheduled: one RPUSH and LTRIM each, however many jobs
+        and partitions (the server merges its concurrent submits' tokens). on_node: how
+        commands for one cluster node go (default redis_client.on_key_node; the server
+        shares round trips, coalesce.RoundTrips.on_node)."""
+        tokens = tokens[-WAKE_MAXLEN:]
+        commands: list[tuple[str | int, ...]] = []
+        if tokens:
+            commands += [("RPUSH", self.wake, *tokens), ("LTRIM", self.wake, -WAKE_MAXLEN, -1)]
+        if scheduled:
+            commands += [("RPUSH", self.schedule_wake, 1),
+                         ("LTRIM", self.schedule_wake, -WAKE_MAXLEN, -1)]
+        if not commands:
             return
         if isinstance(redis, RedisCluster):
             # The wake lists share the `{jobs}` slot: one write down a connection of its
             # node; after a moved slot or a broken connection, the cluster pipeline below.
-            commands: list[tuple[str | int, ...]] = []
-            if jobs:
-                commands += [("RPUSH", self.wake, *[partition] * min(jobs, WAKE_MAXLEN)),
-                             ("LTRIM", self.wake, -WAKE_MAXLEN, -1)]
-            if scheduled:
-                commands += [("RPUSH", self.schedule_wake, 1),
-                             ("LTRIM", self.schedule_wake, -WAKE_MAXLEN, -1)]
             try:
                 if on_node is None:
                     await on_key_node(redis, self.wake, commands)
@@ -211,10 +226,6 @@ class Partitions:
             except (TryAgainError, ConnectionError, TimeoutError):
                 pass
         async with redis.pipeline(transaction=False) as pipe:
-            if jobs:
-                pipe.rpush(self.wake, *[partition] * min(jobs, WAKE_MAXLEN))
-                pipe.ltrim(self.wake, -WAKE_MAXLEN, -1)
-            if scheduled:
-                pipe.rpush(self.schedule_wake, 1)
-                pipe.ltrim(self.schedule_wake, -WAKE_MAXLEN, -1)
+            for command in commands:
+                pipe.execute_command(*command)
             await pipe.execute()

@@ -31,7 +31,7 @@ from mend_core.errors import (
 from mend_core.job import Batch, Job, JobSpec, JobStatus
 from mend_core.jobstate import activity
 from mend_core.jobstate.activity import MinuteCount, WorkerActivity
-from mend_core.jobstate.coalesce import RoundTrips
+from mend_core.jobstate.coalesce import Coalescer, RoundTrips
 from mend_core.jobstate.encoding import (
     EVENTS_SNAPSHOT_EVERY,
     fingerprint,
@@ -195,6 +195,8 @@ class JobStore:
         # partitions' queues in the same script (partitions.single_node).
         self._single_node = single_node(redis)
         self._wake_keys = (partitions.wake, partitions.schedule_wake)
+        # Elsewhere concurrent submits push their tokens together: one RPUSH, not one each.
+        self._wakes: Coalescer[tuple[int, int, bool], None] = Coalescer(self._push_wakes)
         self._around_keys = [
             (partitions.workers, *(k.turns for q, k in enumerate(partitions.keys) if q != p))
             for p in range(partitions.count)
@@ -347,11 +349,18 @@ class JobStore:
             raise RequestConflict(
                 [(indexes[int(pairs[i]) - 1], pairs[i + 1]) for i in range(0, len(pairs), 2)]
             )
-        if not single:  # on a single Redis the script woke them (only for the jobs queued)
-            await self._parts.wake_workers(
-                self._redis, partition, created, scheduled=delayed, on_node=self._trips.on_node
-            )
+        if not single and (created or delayed):  # on a single Redis the script woke them
+            await self._wakes((partition, created, delayed))
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
+
+    async def _push_wakes(self, submits: list[tuple[int, int, bool]]) -> list[None]:
+        """The wake tokens of submits (partition, jobs queued, any scheduled), in one push."""
+        tokens = [partition for partition, jobs, _ in submits for _ in range(jobs)]
+        scheduled = any(delayed for _, _, delayed in submits)
+        await self._parts.push_wake_tokens(
+            self._redis, tokens, scheduled=scheduled, on_node=self._trips.on_node
+        )
+        return [None] * len(submits)
 
     async def _quota_for(self, partition: int, tenant: str, jobs: int) -> tuple[int, str]:
         """The submit script's quota argument for `jobs` new jobs in `partition`, and the
