@@ -353,14 +353,17 @@ class JobStore:
             await self._wakes((partition, created, delayed))
         return [Submitted(job_id=out[i], created=out[i + 1] == 1) for i in range(0, len(out), 2)]
 
-    async def _push_wakes(self, submits: list[tuple[int, int, bool]]) -> list[None]:
+    async def _push_wakes(
+        self, submits: list[tuple[int, int, bool]]
+    ) -> list[None | BaseException]:
         """The wake tokens of submits (partition, jobs queued, any scheduled), in one push."""
         tokens = [partition for partition, jobs, _ in submits for _ in range(jobs)]
         scheduled = any(delayed for _, _, delayed in submits)
         await self._parts.push_wake_tokens(
             self._redis, tokens, scheduled=scheduled, on_node=self._trips.on_node
         )
-        return [None] * len(submits)
+        none: list[None | BaseException] = [None] * len(submits)
+        return none
 
     async def _quota_for(self, partition: int, tenant: str, jobs: int) -> tuple[int, str]:
         """The submit script's quota argument for `jobs` new jobs in `partition`, and the
