@@ -10,6 +10,10 @@ from redis.asyncio.client import PubSub
 
 
 class ShardedPubSub(PubSub):
+    # A sharded message is a message: without this, redis-py takes it for a subscribe
+    # confirmation and drops it when those are ignored.
+    PUBLISH_MESSAGE_TYPES = ("message", "pmessage", "smessage")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.shard_channels: set[str] = set()

@@ -232,9 +232,9 @@ async def subscriber(redis_url: str, channels: str) -> None:
 class Child:
     """A helper process spoken to in JSON lines."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, module: str = "bench.watch") -> None:
         self.popen = subprocess.Popen(
-            python_module("bench.watch", *args),
+            python_module(module, *args),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -359,8 +359,14 @@ async def run_round(
     server_pid: int,
     redis_pid: int,
     redis_port: int,
+    relay: Child | None = None,
 ) -> dict[str, Any]:
+    """One round; with `relay`, the watchers are the bare relay's (bench/watch_relay.py),
+    told where each job's streams end: submit is version 1, claim 2, then the progress
+    updates and complete."""
     job_ids = await submit_jobs(stub, scenario.jobs)
+    if relay is not None:
+        relay.send(end={job_id: 3 + scenario.progress_steps for job_id in job_ids})
     streams = [job_id for job_id in job_ids for _ in range(scenario.watchers_per_job)]
     shares = [streams[i :: len(watchers)] for i in range(len(watchers))]
     opening = [server_pid, *(w.popen.pid for w in watchers)]
@@ -476,6 +482,23 @@ def cpu_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
     ]
 
 
+RELAY_HEADER = ["scenario", "server µs CPU/delivery: Mend", "bare relay", "Mend/relay",
+                "p99 ms: Mend", "bare relay", "burst first p99 ms: Mend", "bare relay"]
+
+
+def relay_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Mend's server against the bare grpc.aio relay of the same pub/sub (the floor)."""
+    out = []
+    for s in (s for s in SCENARIOS if s.name in results):
+        r, b = results[s.name], results[s.name]["relay"]
+        mend_cpu, relay_cpu = r["server_cpu_us_per_delivery"], b["server_cpu_us_per_delivery"]
+        first = [f"{r['first_p99_ms']:.0f}", f"{b['first_p99_ms']:.0f}"] if s.burst else ["", ""]
+        out.append([s.name, f"{mend_cpu:.0f}", f"{relay_cpu:.0f}",
+                    f"{mend_cpu / relay_cpu:.2f}x", f"{r['p99_ms']:.1f}", f"{b['p99_ms']:.1f}",
+                    *first])
+    return out
+
+
 def markdown(data: dict[str, Any]) -> str:
     m, st = data["machine"], data["settings"]
     scenarios = "\n".join(f"- **{s['name']}**: {s['describe']}" for s in data["scenarios"])
@@ -514,6 +537,15 @@ streams open (its pool and one pub/sub subscription).
 
 {report.markdown_table(CPU_HEADER, cpu_rows(data["results"]))}
 
+The server side's floor, in the same rounds (alternated with Mend's): a bare grpc.aio
+relay (`bench/watch_relay.py`) serving WatchJob from the same sharded pub/sub, with its own
+watcher processes: no authentication, no job read, no event log, no resume; each
+transition is one pub/sub message, encoded once and written to every stream of its job
+through an identity serializer. What it costs per delivery is what one grpc.aio process
+pays to send a message down a stream on this machine.
+
+{report.markdown_table(RELAY_HEADER, relay_rows(data["results"]))}
+
 Per-round figures are in `watch.json`.
 """
 
@@ -546,7 +578,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     server, port = start_mend_server(redis_server.url, extra_env={"MEND_SERVER_PROCESSES": "1"})
     watchers = [Child("_watcher", str(port), str(args.channels)) for _ in range(args.watchers)]
     parts = Partitions(Settings().partitions)
-    floor = Child("_subscriber", redis_server.url, " ".join(k.changes_channel for k in parts.keys))
+    channels = " ".join(k.changes_channel for k in parts.keys)
+    floor = Child("_subscriber", redis_server.url, channels)
+    # The server side's floor: a bare grpc.aio relay of the same pub/sub, its own watchers.
+    relay = Child(redis_server.url, channels, module="bench.watch_relay")
+    relay_port = (await relay.receive(READY_TIMEOUT))["port"]
+    relay_watchers = [Child("_watcher", str(relay_port), str(args.channels))
+                      for _ in range(args.watchers)]
     redis = connect(redis_server.url)
     queue = WorkQueue(redis, parts, lease_seconds=300, retention_completed_seconds=3600,
                       retention_failed_seconds=3600)
@@ -557,7 +595,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for scenario in SCENARIOS:
             if args.scenario and scenario.name not in args.scenario:
                 continue
-            rounds = []
+            rounds, relay_rounds = [], []
             for i in range(args.rounds):
                 spy = None
                 if args.profile and i == 0:
@@ -582,11 +620,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                       f"p99 {r['p99_ms']:.2f} ms, floor p99 {r['floor_p99_ms']:.2f} ms, "
                       f"{r['missing']} missing", flush=True)
                 rounds.append(r)
-            results[scenario.name] = {"rounds": rounds, **summarise(rounds)}
+                rr = await run_round(scenario, stub, queue, relay_watchers, floor,
+                                     relay.popen.pid, redis_server.pid, redis_server.port,
+                                     relay=relay)
+                print(f"{scenario.name} round {i + 1}, bare relay: p50 {rr['p50_ms']:.2f} ms, "
+                      f"p99 {rr['p99_ms']:.2f} ms, {rr['server_cpu_us_per_delivery']:.0f} µs "
+                      f"CPU/delivery (Mend {r['server_cpu_us_per_delivery']:.0f}), "
+                      f"{rr['missing']} missing", flush=True)
+                relay_rounds.append(rr)
+            results[scenario.name] = {"rounds": rounds, **summarise(rounds),
+                                      "relay": {"rounds": relay_rounds,
+                                                **summarise(relay_rounds)}}
     finally:
         await channel.close()
         await redis.aclose()
-        for child in [*watchers, floor]:
+        for child in [*watchers, *relay_watchers, floor, relay]:
             child.stop()
         server.stop()
         redis_server.stop()
@@ -604,6 +652,8 @@ def main(argv: list[str]) -> int:
         print(report.text_table(BURST_HEADER, burst_rows(results)))
         print()
     print(report.text_table(CPU_HEADER, cpu_rows(results)))
+    print()
+    print(report.text_table(RELAY_HEADER, relay_rows(results)))
     data = {
         "command": " ".join(["python -m bench watch", *argv]),
         "date": report.now_utc(),
@@ -618,7 +668,8 @@ def main(argv: list[str]) -> int:
         json_path, md_path = report.record(NAME, data, markdown(data))
         print(f"\nrecorded {json_path} and {md_path}")
     # Latency on a shared machine is reported, not enforced; a lost delivery is a failure.
-    return 1 if any(r["missing"] or r["errors"] for r in results.values()) else 0
+    return 1 if any(r["missing"] or r["errors"] or r["relay"]["missing"] or r["relay"]["errors"]
+                    for r in results.values()) else 0
 
 
 if __name__ == "__main__":
