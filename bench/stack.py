@@ -44,8 +44,7 @@ from typing import Any
 import redis
 from PIL import Image, ImageChops
 
-from bench import drain, report
-from bench.gateway import start_gateway
+from bench import drain, gateway, report
 from bench.gateway_sse import SseStream
 from bench.resize import source as base_photo
 from bench.services import (
@@ -56,11 +55,9 @@ from bench.services import (
     machine_busy_seconds,
     process_tree,
     python_module,
-    start_mend_server,
 )
 from mend_core.jobstate.partitions import Partitions
 from mend_core.settings import Settings
-from mend_devkit.redis_server import RedisServer
 
 NAME = "stack"
 DATA = Path(__file__).parent / ".data" / "stack"
@@ -131,24 +128,18 @@ def sources(count: int) -> list[Path]:
 # -------------------------------------------------------------------------------- stack
 
 
-class Stack:
-    """Redis, one server process, the gateway and two workers on file storage at root."""
+class Stack(gateway.Stack):
+    """bench gateway's stack (Redis, one server process, the gateway) and two workers on
+    file storage at root."""
 
     def __init__(self, root: Path) -> None:
-        self.stopping: list[Any] = []
-        storage = {"MEND_STORAGE": "file", "MEND_STORAGE_ROOT": str(root)}
+        super().__init__()
         try:
-            self.redis = self._own(RedisServer())
             self.client = redis.Redis(port=self.redis.port)
-            self.server, grpc_port = start_mend_server(
-                self.redis.url, extra_env={"MEND_SERVER_PROCESSES": "1", **storage}
-            )
-            self._own(self.server)
-            self.gateway, self.http_port = start_gateway(self.redis.url, grpc_port)
-            self._own(self.gateway)
             env = {
                 **os.environ,
-                **storage,
+                "MEND_STORAGE": "file",
+                "MEND_STORAGE_ROOT": str(root),
                 "MEND_REDIS_URL": self.redis.url,
                 "MEND_WORKERS": str(WORKERS),
             }
@@ -163,10 +154,6 @@ class Stack:
         except BaseException:
             self.stop()
             raise
-
-    def _own(self, thing: Any) -> Any:
-        self.stopping.append(thing)
-        return thing
 
     def _wait_for_workers(self) -> None:
         """Until both workers are registered and both executor children run."""
@@ -194,12 +181,11 @@ class Stack:
         return out
 
     def check_alive(self) -> None:
-        for process in (self.server, self.gateway, self.workers):
-            process.check_alive()
+        super().check_alive()
+        self.workers.check_alive()
 
     def stop(self) -> None:
-        for thing in reversed(self.stopping):
-            thing.stop()
+        super().stop()
         if hasattr(self, "client"):
             self.client.close()
 
