@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, str] = {
     "api": "bench.api",  # gRPC API throughput and latency against a no-op ceiling
     "resize": "bench.resize",  # resize throughput per core against libvips
     "drain": "bench.drain",  # queue drain rate against Celery and Dramatiq
+    "stack": "bench.stack",  # the whole stack on 40 12 MP photos against plain Pillow
     "pickup": "bench.pickup",  # idle-worker pickup latency, recovery after SIGKILL
     "watch": "bench.watch",  # WatchJob delivery latency with 1,000 streams on one server
     "gateway": "bench.gateway",  # REST gateway vs gRPC: submit/get throughput, SSE fan-out
