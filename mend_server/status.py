@@ -33,6 +33,7 @@ from mend_core.errors import (
     TokenForAnotherJob,
     ValidationError,
     VersionOutOfRange,
+    Violation,
 )
 from mend_core.redis_client import UNAVAILABLE_ERRORS
 
@@ -52,6 +53,14 @@ class Rule:
     # Seconds to wait before retrying, for errors a retry may cure.
     retry_after: float | None = None
 
+
+# gRPC clients refuse a response whose trailers pass 8 KiB (soft limit) or 16 KiB (hard)
+# by default, and then read RESOURCE_EXHAUSTED instead of the error. A status naming
+# hundreds of fields (a batch of bad items) names the first ones that fit, and how many
+# more there were.
+DETAILS_BUDGET = 3_000  # bytes of BadRequest (base64 in the trailers: ~4 KB)
+MESSAGE_BUDGET = 1_000  # characters of violations in the message
+TEXT_MAX = 300  # characters of one field path or description (they may quote the input)
 
 STORE_UNAVAILABLE = Rule(
     Code.UNAVAILABLE,
@@ -95,29 +104,58 @@ def to_status(error: Exception) -> status_pb2.Status:
     """The google.rpc.Status, with its details, that answers `error`."""
     rule = rule_for(error)
     violations = error.violations if isinstance(error, RequestError) else []
+    shown = _field_violations(violations)
     message = rule.message or str(error)
     if violations and rule.summary:
-        message = f"{rule.summary}: " + "; ".join(f"{v.field} {v.description}" for v in violations)
+        message = f"{rule.summary}: " + _listed(shown, len(violations))
     status = status_pb2.Status(code=rule.code.value[0], message=message)
-    metadata = error.metadata if isinstance(error, RequestError) else {}
+    metadata = dict(error.metadata) if isinstance(error, RequestError) else {}
+    if len(shown) < len(violations):
+        metadata["violations_omitted"] = str(len(violations) - len(shown))
     info = error_details_pb2.ErrorInfo(reason=rule.reason, domain=ERROR_DOMAIN, metadata=metadata)
     status.details.add().Pack(info)
-    if violations:
-        bad = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in violations
-            ]
-        )
-        status.details.add().Pack(bad)
+    if shown:
+        status.details.add().Pack(error_details_pb2.BadRequest(field_violations=shown))
     retry_after = error.retry_after if isinstance(error, QuotaExceeded) else rule.retry_after
     if retry_after is not None:
         delay = Duration()
         delay.FromNanoseconds(int(retry_after * 1e9))
         status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
     return status
+
+
+def _field_violations(
+    violations: list[Violation],
+) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    """The violations, in order, that fit DETAILS_BUDGET (at least one)."""
+    shown, size = [], 0
+    for v in violations:
+        item = error_details_pb2.BadRequest.FieldViolation(
+            field=_clip(v.field), description=_clip(v.description)
+        )
+        size += item.ByteSize() + 3  # its tag and length in the list
+        if shown and size > DETAILS_BUDGET:
+            break
+        shown.append(item)
+    return shown
+
+
+def _listed(shown: list[error_details_pb2.BadRequest.FieldViolation], total: int) -> str:
+    """"<field> <description>; ..." within MESSAGE_BUDGET, then how many more there are."""
+    parts: list[str] = []
+    length = 0
+    for v in shown:
+        part = f"{v.field} {v.description}"
+        length += len(part) + 2
+        if parts and length > MESSAGE_BUDGET:
+            break
+        parts.append(part)
+    more = total - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more else "")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= TEXT_MAX else text[: TEXT_MAX - 1] + "…"
 
 
 async def abort(context: grpc.aio.ServicerContext, error: Exception) -> None:

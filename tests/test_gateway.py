@@ -295,6 +295,22 @@ async def test_batch_errors_name_the_item_field_in_mends_shape(http: httpx.Async
     assert empty.status_code == 400 and empty.json()["details"][0]["field"] == "jobs"
 
 
+async def test_a_batch_of_bad_items_is_400_naming_the_first_fields(
+    http: httpx.AsyncClient,
+) -> None:
+    """Hundreds of violations: the error still reaches the client through gRPC's trailer
+    limits, naming the first fields and how many more there were (not a 429 from gRPC)."""
+    item = {**SEED_BODY, "type": "image_resize", "parameters": {"width": -1, "quality": 101}}
+    del item["width"], item["height"]
+    bad = {**item, "dest_bucket": "x", "source_key": "../" + "s" * 200}
+    response = await http.post("/api/v1/jobs/batch", json={"jobs": [bad] * 100})
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["error"].startswith("invalid request: jobs[0].")
+    assert "more" in body["error"]
+    assert body["details"][0]["field"].startswith("jobs[0].")
+
+
 async def test_submit_job_accepts_mend_and_proto_shapes(http: httpx.AsyncClient) -> None:
     location = {k: SEED_BODY[k] for k in ("source_bucket", "source_key", "dest_bucket", "dest_key")}
     mend = await http.post(

@@ -14,6 +14,7 @@ from tests.conftest import AUTH
 from tests.helpers import (
     bad_request,
     queued,
+    resize_params,
     resize_request,
     stored_jobs,
     submit_request,
@@ -266,3 +267,29 @@ async def test_unknown_but_wellformed_id_is_not_found(stub) -> None:
 async def test_list_rejects_bad_arguments(stub, request_fields, field) -> None:
     err = await rejected(stub.ListJobs(pb.ListJobsRequest(**request_fields), metadata=AUTH))
     assert violated_fields(err) == [field]
+
+
+async def test_a_batch_of_bad_items_gets_a_readable_error(stub, redis_client) -> None:
+    """100 items, each with several bad fields: the status must still fit gRPC's default
+    metadata limits (8 KiB soft, 16 KiB hard, trailers included), or a client with default
+    options reads RESOURCE_EXHAUSTED "metadata size exceeds hard limit" instead of the
+    fields. The first violations are named; the error says how many more there were."""
+    jobs = [
+        submit_request(source_key="../" + "s" * 200, dest_bucket="x", dest_key="/" + "d" * 200,
+                       params=resize_params(width=-1, quality=101))
+        for _ in range(100)
+    ]
+    err = await rejected(stub.SubmitBatch(pb.SubmitBatchRequest(jobs=jobs), metadata=AUTH))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = violated_fields(err)
+    assert fields[:5] == sorted(fields[:5], key=fields.index)  # in the batch's order
+    assert {f.partition(".")[0] for f in fields[:5]} == {"jobs[0]"}
+    assert 5 <= len(fields) < 500
+    assert "more" in err.details()
+    trailers = sum(len(k) + len(v) for k, v in (await_trailers(err)))
+    assert trailers < 8192, trailers
+    assert queued(redis_client) == set()
+
+
+def await_trailers(err: grpc.aio.AioRpcError) -> list[tuple[str, bytes | str]]:
+    return list(err.trailing_metadata() or ())

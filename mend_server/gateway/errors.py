@@ -115,6 +115,8 @@ def from_rpc_error(
         if code is grpc.StatusCode.INVALID_ARGUMENT:
             summary = "invalid request"
         message = f"{summary}: " + "; ".join(f"{v.field} {v.description}" for v in details)
+        if omitted := rich.metadata.get("violations_omitted"):  # past gRPC's trailer limits
+            message += f"; and {omitted} more"
     headers = {}
     if code is grpc.StatusCode.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = 'Bearer realm="mend"'
