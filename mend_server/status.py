@@ -128,7 +128,8 @@ def _field_violations(
     violations: list[Violation],
 ) -> list[error_details_pb2.BadRequest.FieldViolation]:
     """The violations, in order, that fit DETAILS_BUDGET (at least one)."""
-    shown, size = [], 0
+    shown: list[error_details_pb2.BadRequest.FieldViolation] = []
+    size = 0
     for v in violations:
         item = error_details_pb2.BadRequest.FieldViolation(
             field=_clip(v.field), description=_clip(v.description)
