@@ -97,6 +97,8 @@ class Changes:
     ) -> tuple[float, int]:
         """Arrival time of the first change of job_id past after_version that made its
         status `status` (read from the job's event log at that version), and the version."""
+        from mend_core.jobstate.encoding import log_entry
+
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -108,12 +110,9 @@ class Changes:
                 continue
             if jid != job_id or version <= after_version:
                 continue
-            entry = await self.client.xrange(
-                _partitions().job_keys(job_id).events(job_id),
-                min=f"0-{version}",
-                max=f"0-{version}",
-            )
-            if entry and entry[0][1].get("status") == status:
+            log = await self.client.lrange(_partitions().job_keys(job_id).events(job_id), 0, -1)
+            entry = dict(log_entry(raw) for raw in log).get(version, {})
+            if entry.get("status") == status:
                 return at, version
 
     def drain(self) -> None:

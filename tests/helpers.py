@@ -11,6 +11,7 @@ from grpc_status import rpc_status
 from redis import Redis
 
 from mend.v1 import jobs_pb2 as pb
+from mend_core.jobstate.encoding import log_entry
 from mend_core.jobstate.partitions import Partitions
 from tests.conftest import PARTITIONS
 
@@ -30,6 +31,11 @@ def job_key(job_id: str) -> str:
 def events_key(job_id: str) -> str:
     """The event log of a job, in its partition."""
     return PARTS.job_keys(job_id).events(job_id)
+
+
+def log_entries(redis_client: Redis, job_id: str) -> list[tuple[int, dict[str, str]]]:
+    """The entries of a job's event log, oldest first: (version, fields)."""
+    return [log_entry(raw) for raw in redis_client.lrange(events_key(job_id), 0, -1)]
 
 
 def queued(redis_client: Redis, tenant: str = "acme") -> set[str]:

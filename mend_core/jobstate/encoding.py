@@ -110,10 +110,12 @@ def _legacy_result(raw: str) -> JobResult:
     )
 
 
-# The event log (lua/_lib.lua's commit): entry `0-<version>` holds the fields that version
-# set and, under REMOVED, the names of those it removed; a log's first entry, and that of
-# every version 1 + a multiple of EVENTS_SNAPSHOT_EVERY, holds the whole job instead.
+# The event log (lua/_lib.lua's commit): a list holding the last EVENTS_MAXLEN versions,
+# each entry a JSON array `[<version>, name, value, ...]` of the fields that version set
+# and, under REMOVED, the names of those it removed; a log's first entry, and that of every
+# version 1 + a multiple of EVENTS_SNAPSHOT_EVERY, holds the whole job instead.
 EVENTS_SNAPSHOT_EVERY = 64
+EVENTS_MAXLEN = 512
 REMOVED = "-"
 
 
@@ -123,25 +125,29 @@ def log_start(after_version: int) -> int:
     return after_version + 1 - after_version % EVENTS_SNAPSHOT_EVERY
 
 
-def replay(
-    entries: list[tuple[str, dict[str, str]]], after_version: int
-) -> list[dict[str, str]]:
+def log_entry(raw: str) -> tuple[int, dict[str, str]]:
+    """One entry of the log: its version and its fields."""
+    version, *flat = json.loads(raw)
+    return int(version), dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def replay(entries: list[str], after_version: int) -> list[dict[str, str]]:
     """The job's states (its fields, as the hash held them) after after_version, from
-    consecutive log entries (XRANGE's `(id, fields)`) starting at a whole-job one. Entries
-    before the first whole-job one cannot be rebuilt (the log was trimmed) and are left out."""
+    consecutive log entries (as stored) starting at a whole-job one. Entries before the
+    first whole-job one cannot be rebuilt and are left out."""
     states, state = [], None
-    for entry_id, fields in entries:
-        version = entry_id.partition("-")[2]
+    for raw in entries:
+        version, fields = log_entry(raw)
         if "tenant" in fields:  # the whole job: no change sets the tenant
-            state = dict(fields)
+            state = fields
         elif state is None:
             continue
         else:
             state = state | fields
             for name in state.pop(REMOVED, "").split():
                 state.pop(name, None)
-        state["version"] = version
-        if int(version) > after_version:
+        state["version"] = str(version)
+        if version > after_version:
             states.append(state)
     return states
 

@@ -690,16 +690,12 @@ class JobStore:
         """Up to `count` of the job's states with a version above after_version, oldest
         first, rebuilt from its event log; where the log no longer reaches (it expires
         soon after the job's end), the job's current state."""
-        entries = await self._redis.xrange(
-            self._parts.job_keys(job_id).events(job_id),
-            min=f"0-{log_start(after_version)}",
-            max="+",
-            count=count + EVENTS_SNAPSHOT_EVERY,
+        kind, found = await self._of(job_id)(
+            "events", job_id, log_start(after_version), after_version, count + EVENTS_SNAPSHOT_EVERY
         )
-        states = replay(entries, after_version)[:count]
-        if states or (entries and int(entries[-1][0].partition("-")[2]) <= after_version):
-            return [job_from_fields(state) for state in states]
-        current = await self._redis.hgetall(self._parts.job_keys(job_id).job(job_id))  # type: ignore[misc]
+        if kind == "log":
+            return [job_from_fields(state) for state in replay(found, after_version)[:count]]
+        current = pairs(found)
         if current and int(current.get("version", 0)) > after_version:
             return [job_from_fields(current)]
         return []

@@ -2,8 +2,9 @@
 -- mend_core/jobstate/keys.py (TURNS, job_key(id), ..., on the key prefix in ARGV[1]).
 -- Webhook deliveries are never trimmed by count: an entry leaves WEBHOOKS only once it was
 -- delivered, scheduled for a retry or dead-lettered (see mend_core/jobstate/webhook_queue.py).
-local EVENTS_MAXLEN = 512
--- A job's log entry holds what its version changed; the log's first entry, and the entry of
+-- A job's event log is a list, one entry per version, oldest first, the last EVENTS_MAXLEN
+-- of them (encoding.py; each commit trims it): a job with thousands of progress updates
+-- keeps a bounded log. An entry holds what its version changed; the log's first entry, and the entry of
 -- every version 1 + a multiple of EVENTS_SNAPSHOT_EVERY (encoding.py, prepended to the
 -- scripts), holds the whole job, so that any retained state can be rebuilt from at most
 -- that many entries. A finished job's log outlives its end by EVENTS_GRACE_MS: long enough
@@ -148,10 +149,21 @@ local function load(id)
   return job
 end
 
+-- Whether the job's log exists. A log of a job stored before the log was a list is a stream:
+-- it goes, and the list starts over with the whole job.
+local function has_log(log)
+  local kind = redis.call('TYPE', log)['ok']
+  if kind == 'list' then return true end
+  if kind ~= 'none' then redis.call('DEL', log) end
+  return false
+end
+
 -- Every change goes through here: bump the version, record the change in the job's event
--- log, and only then announce it (pub/sub is a wake-up, the log is the truth). The entry
--- `0-<version>` holds the fields set and, under `-`, the names of those removed (space
--- separated); or the whole job (see EVENTS_SNAPSHOT_EVERY).
+-- log, and only then announce it (pub/sub is a wake-up, the log is the truth). An entry is
+-- a JSON array `[<version>, name, value, ...]`: the fields set, as stored, and under `-`
+-- the names of those removed (space separated); or the whole job (see EVENTS_SNAPSHOT_EVERY).
+-- A list rather than a stream: Redis 7.0 gives every stream a 4 KB node up front, and a
+-- list stays a few compact listpacks.
 -- Returns the new version and the job's fields as recorded (HGETALL), for a caller to answer with.
 local function commit(id, now, changes, removed)
   local key, log = job_key(id), events_key(id)
@@ -164,14 +176,23 @@ local function commit(id, now, changes, removed)
   changes[#changes + 1] = now
   redis.call('HSET', key, unpack(changes))
   local fields = redis.call('HGETALL', key)
-  local entry = changes
-  if version % EVENTS_SNAPSHOT_EVERY == 1 or redis.call('EXISTS', log) == 0 then
-    entry = fields
-  elseif #gone > 0 then
-    entry[#entry + 1] = '-'
-    entry[#entry + 1] = table.concat(gone, ' ')
+  local entry = {version}
+  if not has_log(log) or version % EVENTS_SNAPSHOT_EVERY == 1 then
+    for i = 1, #fields do entry[i + 1] = fields[i] end
+  else
+    local stored = {}  -- the values as the hash holds them (strings, whatever was given)
+    for i = 1, #fields, 2 do stored[fields[i]] = fields[i + 1] end
+    for i = 1, #changes, 2 do
+      entry[#entry + 1] = changes[i]
+      entry[#entry + 1] = stored[changes[i]]
+    end
+    if #gone > 0 then
+      entry[#entry + 1] = '-'
+      entry[#entry + 1] = table.concat(gone, ' ')
+    end
   end
-  redis.call('XADD', log, 'MAXLEN', '~', EVENTS_MAXLEN, '0-' .. version, unpack(entry))
+  redis.call('RPUSH', log, cjson.encode(entry))
+  redis.call('LTRIM', log, -EVENTS_MAXLEN, -1)
   redis.call('SPUBLISH', CHANGES, id .. ':' .. version)
   return version, fields
 end
