@@ -229,7 +229,7 @@ async def test_each_log_entry_holds_what_its_version_changed(stub, queue, redis_
     entries = [fields for _, fields in log_entries(redis_client, job_id)]
     # The submit's entry is the whole job; each later one what changed: fields set, and
     # under "-" the names of those removed.
-    assert entries[0]["id"] == job_id and entries[0]["status"] == "pending"
+    assert entries[0]["tenant"] == "acme" and entries[0]["status"] == "pending"
     assert set(entries[1]) == {"status", "attempt", "fence", "started_at", "worker", "updated_at"}
     assert entries[2].pop("updated_at")
     assert entries[2] == {"progress_percent": "30", "progress_message": "a"}
@@ -247,7 +247,7 @@ async def test_resume_from_any_version_of_a_long_log(stub, queue, redis_client) 
     for i in range(140):
         assert await queue.progress(lease, i % 100, f"step {i}")
     current = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
-    whole = [version for version, fields in log_entries(redis_client, job_id) if "id" in fields]
+    whole = [v for v, fields in log_entries(redis_client, job_id) if "tenant" in fields]
     assert whole == [1, 65, 129]
     for k in (0, 1, claimed, 63, 64, 65, 66, 100, 128, 129, 130, current.version - 1):
         call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=k), metadata=AUTH)
