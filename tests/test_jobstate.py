@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import re
 import string
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import mend_core.jobstate
 from mend_core.errors import JobNotFound, NotReplicated
 from mend_core.job import Batch, JobStatus
+from mend_core.jobstate import activity
 from mend_core.jobstate.encoding import full_names
 from mend_core.jobstate.keys import KEYS, Keys
 from mend_core.jobstate.partitions import GLOBAL_KEYS, GLOBAL_PREFIX, Partitions
@@ -241,6 +243,14 @@ async def test_jobs_stored_under_the_full_field_names_read_and_change_as_before(
     renamed = redis_client.hgetall(running_key)
     assert not set(renamed) & (set(stored) - {"result"})  # no full name, no `id` left
     assert full_names(renamed)["source_key"] == stored["source_key"]
+    # Running under the full names (a job claimed before the upgrade): the overview shows it.
+    _as_stored_before(redis_client, running_key, running_job.job_id)
+    await queue.register_worker("w1")
+    now_ms = int(time.time() * 1000)
+    shown = await activity.read(
+        parts.redis, Partitions(1), now_ms=now_ms, liveness_ms=60_000, tenant="acme"
+    )
+    assert [(w.worker_id, w.job_id) for w in shown.workers] == [("w1", running_job.job_id)]
     assert await queue.progress(lease, 40, "on")
     assert await queue.complete(lease, RESULT)
     states = await store.events(running_job.job_id, pending.version)

@@ -63,6 +63,18 @@ def full_names(stored: dict[str, str]) -> dict[str, str]:
     return {_FULL_NAMES.get(name, name): value for name, value in stored.items()}
 
 
+def hmget_fields(names: list[str]) -> list[str]:
+    """The fields to HMGET for a job's fields by full name, under either names."""
+    return [FIELDS[name] for name in names] + names
+
+
+def hmget_values(values: list[Any]) -> list[Any]:
+    """HMGET's reply for hmget_fields: one value per full name."""
+    half = len(values) // 2
+    both = zip(values[:half], values[half:], strict=True)
+    return [new if new is not None else old for new, old in both]
+
+
 def lua_fields() -> str:
     """FIELDS for the head of every script: F (full name -> stored) and FULL_NAMES."""
     to_short = ", ".join(f"{name} = '{short}'" for name, short in FIELDS.items())

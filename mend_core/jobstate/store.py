@@ -34,9 +34,10 @@ from mend_core.jobstate.activity import MinuteCount, WorkerActivity
 from mend_core.jobstate.coalesce import RoundTrips
 from mend_core.jobstate.encoding import (
     EVENTS_SNAPSHOT_EVERY,
-    FIELDS,
     fingerprint,
     full_names,
+    hmget_fields,
+    hmget_values,
     job_from_fields,
     log_start,
     pairs,
@@ -50,7 +51,7 @@ from mend_core.jobstate.scripts import Scripts, pipelined
 from mend_core.operations import job_types
 
 _STATUSES = tuple(s.value for s in JobStatus)
-_TENANT_NAMES = [FIELDS["tenant"], "tenant"]  # a job stored before FIELDS: the full name
+_TENANT = hmget_fields(["tenant"])
 # On a cluster, how long concurrent GetJobs share one read of the live workers and of every
 # partition's queue length (for a pending job's estimate, which may be this much stale).
 ESTIMATE_COUNTS_TTL_SECONDS = 0.005
@@ -713,8 +714,8 @@ class JobStore:
         """tenant_of for each id, in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hmget(self._parts.job_keys(job_id).job(job_id), _TENANT_NAMES)
-        tenants = [stored or before for stored, before in await pipe.execute()]
+            pipe.hmget(self._parts.job_keys(job_id).job(job_id), _TENANT)
+        tenants = [hmget_values(values)[0] for values in await pipe.execute()]
         return [t if t is None else str(t) for t in tenants]
 
     async def find(self, job_id: str) -> Job | None:
