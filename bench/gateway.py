@@ -338,6 +338,7 @@ async def settle(pids: list[int]) -> None:
 
 async def updated_at(redis: Any, job_ids: list[str]) -> dict[tuple[str, int], int]:
     """(job id, version) -> updated_at ms, from each job's event log."""
+    from mend_core.jobstate.encoding import log_entry
     from mend_core.jobstate.partitions import Partitions
     from mend_core.settings import Settings
 
@@ -347,10 +348,10 @@ async def updated_at(redis: Any, job_ids: list[str]) -> dict[tuple[str, int], in
         chunk = job_ids[start : start + 200]
         pipe = redis.pipeline(transaction=False)
         for job_id in chunk:
-            pipe.xrange(parts.job_keys(job_id).events(job_id))
+            pipe.lrange(parts.job_keys(job_id).events(job_id), 0, -1)
         for job_id, entries in zip(chunk, await pipe.execute(), strict=True):
-            for entry_id, fields in entries:
-                out[(job_id, int(entry_id.partition("-")[2]))] = int(fields["updated_at"])
+            for version, fields in map(log_entry, entries):
+                out[(job_id, version)] = int(fields["updated_at"])
     return out
 
 

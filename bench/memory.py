@@ -112,11 +112,18 @@ def sample_job(client: redis.Redis) -> dict[str, Any] | None:
     for key in client.scan_iter(count=1000):
         name = key.decode()
         if kind_of(name) == "job":
+            from mend_core.jobstate.encoding import full_names
+
             fields = client.hgetall(name)
+            stored = {k.decode(): k.decode() for k in fields}
+            names = full_names(stored)  # full name -> stored name
             return {
                 "memory_usage": client.memory_usage(name, samples=0),
                 "encoding": client.object("encoding", name).decode(),
-                "fields": {k.decode(): len(v) for k, v in fields.items()},
+                "fields": {
+                    full if full == short else f"{full} ({short})": len(fields[short.encode()])
+                    for full, short in names.items()
+                },
                 "value_bytes": sum(len(k) + len(v) for k, v in fields.items()),
             }
     return None

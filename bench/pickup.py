@@ -37,6 +37,7 @@ from PIL import Image
 
 from bench import report
 from bench.services import BIN, Process
+from mend_core.jobstate.encoding import FIELDS, full_names, log_entry
 from mend_devkit.redis_server import RedisServer
 
 NAME = "pickup"
@@ -108,12 +109,9 @@ class Changes:
                 continue
             if jid != job_id or version <= after_version:
                 continue
-            entry = await self.client.xrange(
-                _partitions().job_keys(job_id).events(job_id),
-                min=f"0-{version}",
-                max=f"0-{version}",
-            )
-            if entry and entry[0][1].get("status") == status:
+            log = await self.client.lrange(_partitions().job_keys(job_id).events(job_id), 0, -1)
+            entry = dict(log_entry(raw) for raw in log).get(version, {})
+            if entry.get("status") == status:
                 return at, version
 
     def drain(self) -> None:
@@ -179,7 +177,7 @@ async def pickup(
         await asyncio.sleep(random.uniform(*idle_ms) / 1000)
         job_id, to_processing, to_completed = await run_job(store, changes, f"p/{i}.jpg")
         created, started = await redis.hmget(
-            _partitions().job_keys(job_id).job(job_id), ["created_at", "started_at"]
+            _partitions().job_keys(job_id).job(job_id), [FIELDS["created_at"], FIELDS["started_at"]]
         )
         client_ms.append(to_processing)
         total_ms.append(to_completed)
@@ -209,7 +207,7 @@ async def recovery_once(
     job_id = await submit(store, spec(LARGE, f"slow/{n}.png", 4000, 0))
     _, version = await changes.until(job_id, "processing", 20)
     key = _partitions().job_keys(job_id).job(job_id)
-    holder = await redis.hget(key, "worker")
+    holder = await redis.hget(key, FIELDS["worker"])
     victim = workers.pop(holder)
     victim.popen.send_signal(signal.SIGKILL)
     t_kill = time.perf_counter()
@@ -217,7 +215,7 @@ async def recovery_once(
     victim.popen.wait()
     victim.stop()
     again, version = await changes.until(job_id, "processing", 60, version)
-    fields = await redis.hgetall(key)
+    fields = full_names(await redis.hgetall(key))
     rescuer = fields.get("worker")
     if fields.get("attempt") != "2" or rescuer == holder or rescuer not in workers:
         raise RuntimeError(f"unexpected recovery of {job_id}: {fields}")

@@ -40,9 +40,6 @@ def redis_argv(
         "appendonly": "yes",  # accepted means durable
         "appendfsync": "everysec",
         "save": "",  # no RDB snapshots: their fork would only add latency
-        # A job's event log is a stream, whose first node Redis allocates at this size
-        # whatever it holds: 4 KB by default, most of a pending job's memory.
-        "stream-node-max-bytes": "1024",
         "protected-mode": "yes",
         "loglevel": "warning",
         "logfile": str(data_dir / "redis.log"),

@@ -11,6 +11,7 @@ from grpc_status import rpc_status
 from redis import Redis
 
 from mend.v1 import jobs_pb2 as pb
+from mend_core.jobstate.encoding import FIELDS, REMOVED, full_names, log_entry
 from mend_core.jobstate.partitions import Partitions
 from tests.conftest import PARTITIONS
 
@@ -30,6 +31,28 @@ def job_key(job_id: str) -> str:
 def events_key(job_id: str) -> str:
     """The event log of a job, in its partition."""
     return PARTS.job_keys(job_id).events(job_id)
+
+
+def log_entries(redis_client: Redis, job_id: str) -> list[tuple[int, dict[str, str]]]:
+    """The entries of a job's event log, oldest first: (version, fields by full name, the
+    names under "-" too)."""
+    out = []
+    for raw in redis_client.lrange(events_key(job_id), 0, -1):
+        version, fields = log_entry(raw)
+        if REMOVED in fields:
+            fields[REMOVED] = " ".join(full_names(dict.fromkeys(fields[REMOVED].split(), "")))
+        out.append((version, full_names(fields)))
+    return out
+
+
+def job_fields(redis_client: Redis, job_id: str) -> dict[str, str]:
+    """A job's hash as stored, by full names (encoding.FIELDS)."""
+    return full_names(redis_client.hgetall(job_key(job_id)))
+
+
+def job_field(redis_client: Redis, job_id: str, name: str) -> str | None:
+    """One field of a job's hash (its full name)."""
+    return redis_client.hget(job_key(job_id), FIELDS[name])
 
 
 def queued(redis_client: Redis, tenant: str = "acme") -> set[str]:

@@ -29,6 +29,7 @@ import redis
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_core.job import JobStatus
+from mend_core.jobstate.encoding import FIELDS
 from mend_devkit.redis_server import RedisServer
 from mend_devkit.sample import photo
 from tests.conftest import AUTH
@@ -233,7 +234,7 @@ def stuck(r: redis.Redis, job_ids: Iterable[str]) -> list[str]:
     ids = list(job_ids)
     with r.pipeline(transaction=False) as pipe:
         for job_id in ids:
-            pipe.hget(job_key(job_id), "status")
+            pipe.hget(job_key(job_id), FIELDS["status"])
         statuses = pipe.execute()
     return [i for i, s in zip(ids, statuses, strict=True) if not (s and JobStatus(s).terminal)]
 

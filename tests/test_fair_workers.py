@@ -16,7 +16,7 @@ from mend_devkit.redis_server import RedisServer
 from mend_devkit.sample import photo
 from tests.conftest import AUTH, OTHER_AUTH
 from tests.faulty_s3 import S3Service
-from tests.helpers import PARTS, job_key
+from tests.helpers import PARTS, job_field
 from tests.images import encode
 from tests.workers import eventually, wait_terminal, worker_pool
 
@@ -70,7 +70,7 @@ async def submit_all(
 
 
 def started_ms(redis_client, job_id: str) -> int | None:
-    value = redis_client.hget(job_key(job_id), "started_at")
+    value = job_field(redis_client, job_id, "started_at")
     return int(value) if value else None
 
 

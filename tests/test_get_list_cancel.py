@@ -9,7 +9,7 @@ from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
 from mend_server.server import MendServer
 from tests.conftest import AUTH, make_settings
-from tests.helpers import is_queued, job_key, resize_request, submit_request
+from tests.helpers import is_queued, job_field, job_key, resize_request, submit_request
 
 
 async def submit(stub, **overrides) -> str:
@@ -150,7 +150,7 @@ async def test_cancel_pending_job(stub, redis_client) -> None:
     assert not job.HasField("queue_position")
     # A cancelled job leaves the queue, so no worker can claim it.
     assert not is_queued(redis_client, job_id)
-    assert redis_client.hget(job_key(job_id), "status") == "cancelled"
+    assert job_field(redis_client, job_id, "status") == "cancelled"
 
     again = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
     assert again.status == pb.JOB_STATUS_CANCELLED

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import re
 import string
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,8 +15,10 @@ from pathlib import Path
 import pytest
 
 import mend_core.jobstate
-from mend_core.errors import NotReplicated
+from mend_core.errors import JobNotFound, NotReplicated
 from mend_core.job import Batch, JobStatus
+from mend_core.jobstate import activity
+from mend_core.jobstate.encoding import full_names
 from mend_core.jobstate.keys import KEYS, Keys
 from mend_core.jobstate.partitions import GLOBAL_KEYS, GLOBAL_PREFIX, Partitions
 from mend_core.jobstate.queue import WorkQueue
@@ -190,3 +193,70 @@ def test_the_readme_lists_the_key_table() -> None:
     table = {re.sub(r"\{(\w+)\}", r"<\1>", t): kind for t, kind, _ in KEYS.values()}
     table |= {key: kind for key, kind, _ in GLOBAL_KEYS.values()}
     assert listed == table
+
+
+def _as_stored_before(redis_client, key: str, job_id: str) -> dict[str, str]:
+    """Rewrites a job's hash as Mend stored it before the short names (encoding.FIELDS):
+    full names and an `id` field; its TTL kept. Returns the hash as now stored."""
+    ttl = redis_client.pttl(key)
+    before = full_names(redis_client.hgetall(key)) | {"id": job_id}
+    redis_client.delete(key)
+    redis_client.hset(key, mapping=before)
+    if ttl > 0:
+        redis_client.pexpire(key, ttl)
+    return before
+
+
+async def test_jobs_stored_under_the_full_field_names_read_and_change_as_before(
+    parts: Parts, redis_client
+) -> None:
+    # Jobs in a deployment's Redis from before the short names: every read takes them as
+    # they are, and the first change stores them under the short names.
+    store, queue, keys = parts.store, parts.queue, Keys()
+    (done_job, running_job) = await store.submit("acme", [SPEC, JOB])
+    lease = await queue.claim("w1")
+    assert lease is not None and lease.job_id == done_job.job_id
+    assert await queue.complete(lease, RESULT)
+    finished = await store.get("acme", done_job.job_id)
+    pending = await store.get("acme", running_job.job_id)
+
+    done_key, running_key = keys.job(done_job.job_id), keys.job(running_job.job_id)
+    _as_stored_before(redis_client, done_key, done_job.job_id)
+    stored = _as_stored_before(redis_client, running_key, running_job.job_id)
+    assert "status" in redis_client.hgetall(running_key)
+    assert redis_client.pttl(done_key) > 0
+
+    assert await store.get("acme", done_job.job_id) == finished
+    assert await store.find(done_job.job_id) == finished
+    assert await store.tenants_of([done_job.job_id, "no-such-job"]) == ["acme", None]
+    assert await store.get("acme", running_job.job_id) == pending
+    page = await store.list_jobs("acme", status=None, job_type=None, page_size=10, cursor=None)
+    assert [j.id for j in page.jobs] == [running_job.job_id, done_job.job_id]
+    assert page.jobs[1] == replace(finished, queue_position=None, estimated_wait_seconds=None)
+    with pytest.raises(JobNotFound):
+        await store.get("globex", done_job.job_id)
+
+    # The pending one runs: claimed (its queue's entry read its type), it is renamed.
+    lease = await queue.claim("w1")
+    assert lease is not None and lease.job_id == running_job.job_id
+    assert lease.job.spec == pending.spec and lease.job.attempt == 1
+    renamed = redis_client.hgetall(running_key)
+    assert not set(renamed) & (set(stored) - {"result"})  # no full name, no `id` left
+    assert full_names(renamed)["source_key"] == stored["source_key"]
+    # Running under the full names (a job claimed before the upgrade): the overview shows it.
+    _as_stored_before(redis_client, running_key, running_job.job_id)
+    await queue.register_worker("w1")
+    now_ms = int(time.time() * 1000)
+    shown = await activity.read(
+        parts.redis, Partitions(1), now_ms=now_ms, liveness_ms=60_000, tenant="acme"
+    )
+    assert [(w.worker_id, w.job_id) for w in shown.workers] == [("w1", running_job.job_id)]
+    assert await queue.progress(lease, 40, "on")
+    assert await queue.complete(lease, RESULT)
+    states = await store.events(running_job.job_id, pending.version)
+    assert [(s.version, s.status) for s in states] == [
+        (pending.version + 1, JobStatus.PROCESSING),
+        (pending.version + 2, JobStatus.PROCESSING),
+        (pending.version + 3, JobStatus.COMPLETED),
+    ]
+    assert states[-1].spec == pending.spec and states[-1].result == finished.result

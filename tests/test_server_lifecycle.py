@@ -19,7 +19,7 @@ from mend.v1 import jobs_pb2_grpc
 from mend_devkit.ports import free_port
 from mend_devkit.redis_server import RedisServer, env_for
 from tests.conftest import API_KEY, AUTH
-from tests.helpers import job_key, resize_request
+from tests.helpers import job_field, resize_request
 
 SERVER_BIN = Path(sys.executable).with_name("mend-server")
 # Generous bounds for a loaded 2-core machine: these catch hangs, they time nothing.
@@ -97,7 +97,7 @@ def test_serves_then_stops_cleanly_on_signal(spawn, redis_client, sig) -> None:
     # It really serves the API, with the keys from its environment.
     stub = jobs_pb2_grpc.JobServiceStub(server.channel)
     job_id = stub.SubmitImageResize(resize_request(), metadata=AUTH, timeout=10).job_id
-    assert redis_client.hget(job_key(job_id), "status") == "pending"
+    assert job_field(redis_client, job_id, "status") == "pending"
 
     assert server.stop(sig) == 0
     assert "Traceback" not in server.output()

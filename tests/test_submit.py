@@ -13,7 +13,7 @@ from tests.helpers import (
     batch_key,
     is_queued,
     is_uuid4,
-    job_key,
+    job_fields,
     queued,
     resize_params,
     resize_request,
@@ -76,9 +76,9 @@ async def test_accepted_job_is_durable_in_redis(stub, redis_client) -> None:
     response = await stub.SubmitJob(submit_request(), metadata=AUTH)
 
     # Read Redis right after the RPC returned: nothing may still be in flight.
-    fields = redis_client.hgetall(job_key(response.job_id))
+    fields = job_fields(redis_client, response.job_id)
     assert fields["status"] == "pending"
-    assert fields["id"] == response.job_id
+    assert fields["tenant"] == "acme"
     assert fields["source_key"] == "images/input.jpg"
     assert is_queued(redis_client, response.job_id)
 

@@ -35,7 +35,7 @@ from mend_devkit.redis_server import RedisServer
 from mend_devkit.sample import photo
 from mend_server.server import MendServer
 from tests.conftest import API_KEY, AUTH, make_settings
-from tests.helpers import job_key, resize_request
+from tests.helpers import job_field, resize_request
 from tests.images import encode
 from tests.telemetry import OtlpReceiver
 from tests.test_gateway_support import SEED_BODY, gateway_settings, start_gateway
@@ -95,7 +95,7 @@ async def test_one_jobs_spans_form_one_trace(
                 if {"storage put", "job image_resize"} <= {s.name for s in otlp.spans}:
                     break
                 await asyncio.sleep(0.05)
-            stored_context = redis_client.hget(job_key(job_id), "traceparent")
+            stored_context = job_field(redis_client, job_id, "traceparent")
     finally:
         await gateway.stop()
         await server.stop(grace=0)
@@ -132,7 +132,7 @@ async def test_one_jobs_spans_form_one_trace(
 async def test_untraced_jobs_carry_no_trace_context(stub, redis_client) -> None:
     """Off by default: no field in the job hash."""
     response = await stub.SubmitImageResize(resize_request(), metadata=AUTH)
-    assert redis_client.hget(job_key(response.job_id), "traceparent") is None
+    assert job_field(redis_client, response.job_id, "traceparent") is None
 
 
 def memory_tracing(sampler: sampling.Sampler) -> tuple[OtelTracing, InMemorySpanExporter]:
@@ -219,12 +219,12 @@ async def test_an_unsampled_call_stores_an_unsampled_context(
             )
     finally:
         await server.stop(grace=0)
-    stored = redis_client.hget(job_key(response.job_id), "traceparent")
+    stored = job_field(redis_client, response.job_id, "traceparent")
     assert stored is not None and parse(stored)[1] is False
     names = {s.name for s in memory.get_finished_spans()}
     assert names == {"mend.v1.JobService/SubmitImageResize", "JobStore.submit"}
     assert {f"{s.context.trace_id:032x}" for s in memory.get_finished_spans()} == {CALLER_TRACE}
-    assert parse(redis_client.hget(job_key(traced.job_id), "traceparent")) == (
+    assert parse(job_field(redis_client, traced.job_id, "traceparent")) == (
         int(CALLER_TRACE, 16), True
     )
 

@@ -16,12 +16,20 @@ import pytest
 
 from mend.v1 import jobs_pb2 as pb
 from mend.v1 import jobs_pb2_grpc
+from mend_core.jobstate.encoding import EVENTS_MAXLEN, log_start
 from mend_core.jobstate.queue import Lease, WorkQueue
 from mend_core.results import ImageMetadata, JobResult
 from mend_devkit.redis_server import RedisServer
 from mend_server.server import MendServer
 from tests.conftest import AUTH, OTHER_AUTH, make_settings
-from tests.helpers import bad_request, events_key, job_key, resize_request, violated_fields
+from tests.helpers import (
+    bad_request,
+    events_key,
+    job_key,
+    log_entries,
+    resize_request,
+    violated_fields,
+)
 
 # Bounds that only catch hangs (a watcher that never hears of a change); they time nothing.
 # Below the default heartbeat (15 s), whose re-read of the log would hide a missed wake-up.
@@ -218,10 +226,10 @@ async def test_each_log_entry_holds_what_its_version_changed(stub, queue, redis_
     lease = await claim(queue, job_id)
     assert await queue.progress(lease, 30, "a")
     assert await queue.complete(lease, RESULT)
-    entries = [fields for _, fields in redis_client.xrange(events_key(job_id))]
+    entries = [fields for _, fields in log_entries(redis_client, job_id)]
     # The submit's entry is the whole job; each later one what changed: fields set, and
     # under "-" the names of those removed.
-    assert entries[0]["id"] == job_id and entries[0]["status"] == "pending"
+    assert entries[0]["tenant"] == "acme" and entries[0]["status"] == "pending"
     assert set(entries[1]) == {"status", "attempt", "fence", "started_at", "worker", "updated_at"}
     assert entries[2].pop("updated_at")
     assert entries[2] == {"progress_percent": "30", "progress_message": "a"}
@@ -239,11 +247,7 @@ async def test_resume_from_any_version_of_a_long_log(stub, queue, redis_client) 
     for i in range(140):
         assert await queue.progress(lease, i % 100, f"step {i}")
     current = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
-    whole = [
-        int(entry_id.partition("-")[2])
-        for entry_id, fields in redis_client.xrange(events_key(job_id))
-        if "id" in fields
-    ]
+    whole = [v for v, fields in log_entries(redis_client, job_id) if "tenant" in fields]
     assert whole == [1, 65, 129]
     for k in (0, 1, claimed, 63, 64, 65, 66, 100, 128, 129, 130, current.version - 1):
         call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=k), metadata=AUTH)
@@ -256,6 +260,55 @@ async def test_resume_from_any_version_of_a_long_log(stub, queue, redis_client) 
                 step = s.version - claimed - 1
                 assert s.progress.message == f"step {step}", (k, s.version)
                 assert s.status == pb.JOB_STATUS_PROCESSING and s.attempt == 1
+
+
+async def test_a_long_log_keeps_its_last_versions_only(stub, queue, redis_client) -> None:
+    # A job with more progress updates than the log holds: the log keeps the last
+    # EVENTS_MAXLEN versions; a resume within them replays them, one from before them
+    # gets the current state.
+    job_id = await submit(stub)
+    lease = await claim(queue, job_id)
+    for i in range(EVENTS_MAXLEN + 40):
+        assert await queue.progress(lease, i % 100, f"step {i}")
+    current = await stub.GetJob(pb.GetJobRequest(id=job_id), metadata=AUTH)
+    versions = [version for version, _ in log_entries(redis_client, job_id)]
+    assert versions == list(range(current.version - EVENTS_MAXLEN + 1, current.version + 1))
+
+    k = current.version - 100
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=k), metadata=AUTH)
+    states = [await next_job(call) for _ in range(k, current.version)]
+    call.cancel()
+    assert [s.version for s in states if s] == list(range(k + 1, current.version + 1))
+    assert states[-1] == current
+
+    for k in (0, 1, versions[0] - 2):
+        assert log_start(k) < versions[0]  # its states' whole-job entry is trimmed
+        call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=k), metadata=AUTH)
+        assert await next_job(call) == current, k
+        call.cancel()
+
+
+async def test_a_job_whose_log_is_still_a_stream_goes_on(stub, queue, redis_client) -> None:
+    # A job stored before the log was a list has a stream there: a resume answers with the
+    # job as it is, and the job's next change starts the list over with the whole job.
+    job_id = await submit(stub)
+    log = events_key(job_id)
+    redis_client.delete(log)
+    redis_client.xadd(log, {"status": "pending", "version": "1"}, id="0-1")
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=0), metadata=AUTH)
+    pending = await next_job(call)
+    call.cancel()
+    assert pending is not None and (pending.version, pending.status) == (1, pb.JOB_STATUS_PENDING)
+
+    lease = await claim(queue, job_id)
+    assert await queue.progress(lease, 30, "a")
+    assert redis_client.type(log) == "list"
+    assert [v for v, _ in log_entries(redis_client, job_id)] == [2, 3]
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id, from_version=2), metadata=AUTH)
+    progress = await next_job(call)
+    call.cancel()
+    assert progress is not None and (progress.version, progress.progress.percent) == (3, 30)
+    assert await queue.complete(lease, RESULT)
 
 
 async def test_watch_accepts_the_id_in_upper_case(stub, queue) -> None:

@@ -127,7 +127,7 @@ async def test_worker_that_lost_its_lease_cannot_change_the_job(
 
         before = redis_client.hgetall(job_key(job_id))
         deadline = redis_client.zscore(keys.inflight, job_id)
-        events = redis_client.xlen(keys.events(job_id))
+        events = redis_client.llen(keys.events(job_id))
         # A wakes up and tries everything a worker can do: all refused.
         assert await queue_a.heartbeat(lease_a) is False
         assert await queue_a.progress(lease_a, 50, "half way") is False
@@ -137,7 +137,7 @@ async def test_worker_that_lost_its_lease_cannot_change_the_job(
         assert await queue_a.release(lease_a) is False
         assert redis_client.hgetall(job_key(job_id)) == before
         assert redis_client.zscore(keys.inflight, job_id) == deadline
-        assert redis_client.xlen(keys.events(job_id)) == events
+        assert redis_client.llen(keys.events(job_id)) == events
         job = await get_job(stub, job_id)
         assert (job.status, job.attempt) == (pb.JOB_STATUS_PROCESSING, 2)
 

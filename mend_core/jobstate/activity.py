@@ -9,11 +9,14 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from mend_core.jobstate.encoding import hmget_fields, hmget_values
 from mend_core.jobstate.partitions import Partitions
 
 THROUGHPUT_MINUTES = 15
 # More jobs in flight than this are not looked at (a worker runs one job at a time).
 _MAX_INFLIGHT = 1000
+# Of each job in flight (under either names: encoding.FIELDS).
+_FIELDS = hmget_fields(["worker", "type", "started_at", "tenant", "status"])
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,8 @@ async def read(
     ]
     async with redis.pipeline(transaction=False) as pipe:
         for job_id in inflight:
-            pipe.hmget(
-                parts.job_keys(job_id).job(job_id),
-                ["worker", "type", "started_at", "tenant", "status"],
-            )
-        rows = await pipe.execute()
+            pipe.hmget(parts.job_keys(job_id).job(job_id), _FIELDS)
+        rows = [hmget_values(values) for values in await pipe.execute()]
     running: dict[str, WorkerActivity] = {}
     for job_id, (worker, job_type, started, owner, status) in zip(inflight, rows, strict=True):
         if not worker or status != "processing":

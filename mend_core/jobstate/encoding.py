@@ -13,11 +13,78 @@ from mend_core.job import DEFAULT_PRIORITY, Job, JobSpec, JobStatus
 from mend_core.operations import operation, params_to_dict
 from mend_core.results import ImageMetadata, JobResult
 
+# The job hash's field names as stored: a letter or two for each (Redis keeps every name in
+# every job: the full names were about half of a finished job's hash). Python and the Lua
+# scripts use the full names; the scripts get this table (lua_fields) and translate where
+# they read and write the hash. A job's id is its key's, not a field. Jobs stored before
+# (full names, and an `id` field) read the same (full_names); a script's first change to
+# one stores it under these names (lua/_lib.lua's short_names). Never reuse a short name.
+FIELDS: dict[str, str] = {
+    "tenant": "t",
+    "type": "y",
+    "status": "s",
+    "version": "v",
+    "seq": "q",
+    "source_bucket": "sb",
+    "source_key": "sk",
+    "dest_bucket": "db",
+    "dest_key": "dk",
+    "params": "p",
+    "priority": "pr",
+    "max_attempts": "ma",
+    "timeout_seconds": "to",
+    "request_id": "r",
+    "webhook_url": "wu",
+    "webhook_style": "ws",
+    "batch_id": "b",
+    "traceparent": "tp",
+    "created_at": "c",
+    "updated_at": "u",
+    "started_at": "sa",
+    "completed_at": "ca",
+    "scheduled_at": "da",
+    "attempt": "a",
+    "fence": "f",
+    "worker": "w",
+    "error": "e",
+    "progress_percent": "pp",
+    "progress_message": "pm",
+    "duration_seconds": "d",
+    "output_url": "o",
+    "file_size": "fs",
+    "image": "i",
+    "details": "dt",
+}
+_FULL_NAMES = {short: name for name, short in FIELDS.items()}
 
-def spec_fields(spec: JobSpec, job_id: str, tenant: str) -> dict[str, str]:
-    """The fields a submit stores; empty ones are left out."""
+
+def full_names(stored: dict[str, str]) -> dict[str, str]:
+    """A job's fields as stored (either names) under their full names."""
+    return {_FULL_NAMES.get(name, name): value for name, value in stored.items()}
+
+
+def hmget_fields(names: list[str]) -> list[str]:
+    """The fields to HMGET for a job's fields by full name, under either names."""
+    return [FIELDS[name] for name in names] + names
+
+
+def hmget_values(values: list[Any]) -> list[Any]:
+    """HMGET's reply for hmget_fields: one value per full name."""
+    half = len(values) // 2
+    both = zip(values[:half], values[half:], strict=True)
+    return [new if new is not None else old for new, old in both]
+
+
+def lua_fields() -> str:
+    """FIELDS for the head of every script: F (full name -> stored) and FULL_NAMES."""
+    to_short = ", ".join(f"{name} = '{short}'" for name, short in FIELDS.items())
+    to_full = ", ".join(f"{short} = '{name}'" for name, short in FIELDS.items())
+    return f"local F = {{{to_short}}}\nlocal FULL_NAMES = {{{to_full}}}\n"
+
+
+def spec_fields(spec: JobSpec, tenant: str) -> dict[str, str]:
+    """The fields a submit stores (full names); empty ones are left out."""
     fields = {
-        "id": job_id,
         "tenant": tenant,
         "type": spec.type,
         "source_bucket": spec.source_bucket,
@@ -49,7 +116,7 @@ def trace_fields(trace_parent: str) -> dict[str, str]:
 def fingerprint(spec: JobSpec) -> str:
     """What makes a resubmission with the same request_id "the same request" (AIP-155):
     every setting of the job, defaults applied."""
-    fields = spec_fields(spec, "", "")
+    fields = spec_fields(spec, "")
     fields.pop("batch_id", None)
     # When to run, as the request said it (a delay, not the time it works out to).
     if spec.run_at_ms is not None:
@@ -110,11 +177,14 @@ def _legacy_result(raw: str) -> JobResult:
     )
 
 
-# The event log (lua/_lib.lua's commit): entry `0-<version>` holds the fields that version
-# set and, under REMOVED, the names of those it removed; a log's first entry, and that of
-# every version 1 + a multiple of EVENTS_SNAPSHOT_EVERY, holds the whole job instead.
+# The event log (lua/_lib.lua's commit): a list holding the last EVENTS_MAXLEN versions,
+# each entry a JSON array `[<version>, name, value, ...]` of the fields that version set
+# and, under REMOVED, the names of those it removed; a log's first entry, and that of every
+# version 1 + a multiple of EVENTS_SNAPSHOT_EVERY, holds the whole job instead.
 EVENTS_SNAPSHOT_EVERY = 64
+EVENTS_MAXLEN = 512
 REMOVED = "-"
+_TENANT = FIELDS["tenant"]
 
 
 def log_start(after_version: int) -> int:
@@ -123,25 +193,29 @@ def log_start(after_version: int) -> int:
     return after_version + 1 - after_version % EVENTS_SNAPSHOT_EVERY
 
 
-def replay(
-    entries: list[tuple[str, dict[str, str]]], after_version: int
-) -> list[dict[str, str]]:
+def log_entry(raw: str) -> tuple[int, dict[str, str]]:
+    """One entry of the log: its version and its fields."""
+    version, *flat = json.loads(raw)
+    return int(version), dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def replay(entries: list[str], after_version: int) -> list[dict[str, str]]:
     """The job's states (its fields, as the hash held them) after after_version, from
-    consecutive log entries (XRANGE's `(id, fields)`) starting at a whole-job one. Entries
-    before the first whole-job one cannot be rebuilt (the log was trimmed) and are left out."""
+    consecutive log entries (as stored) starting at a whole-job one. Entries before the
+    first whole-job one cannot be rebuilt and are left out."""
     states, state = [], None
-    for entry_id, fields in entries:
-        version = entry_id.partition("-")[2]
-        if "tenant" in fields:  # the whole job: no change sets the tenant
-            state = dict(fields)
+    for raw in entries:
+        version, fields = log_entry(raw)
+        if _TENANT in fields:  # the whole job: no change sets the tenant
+            state = fields
         elif state is None:
             continue
         else:
             state = state | fields
             for name in state.pop(REMOVED, "").split():
                 state.pop(name, None)
-        state["version"] = version
-        if int(version) > after_version:
+        state["version"] = str(version)
+        if version > after_version:
             states.append(state)
     return states
 
@@ -154,11 +228,14 @@ def pairs(flat: list[str] | dict[str, str]) -> dict[str, str]:
 
 
 def job_from_fields(
-    f: dict[str, str],
+    stored: dict[str, str],
+    job_id: str,
     *,
     queue_position: int | None = None,
     estimated_wait_seconds: float | None = None,
 ) -> Job:
+    """The job from its hash as stored (either names)."""
+    f = full_names(stored)
     get = f.get
     started, completed, scheduled = get("started_at"), get("completed_at"), get("scheduled_at")
     duration = get("duration_seconds")
@@ -180,7 +257,7 @@ def job_from_fields(
         batch_id=get("batch_id", ""),
     )
     return Job(
-        id=f["id"],
+        id=job_id,
         tenant=f["tenant"],
         spec=spec,
         status=_JOB_STATUSES.get(f["status"]) or JobStatus(f["status"]),

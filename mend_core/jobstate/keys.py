@@ -19,7 +19,11 @@ from functools import cached_property
 # job_key(id)) taking the template's fields in order. README's "Redis keys" lists them.
 KEYS: dict[str, tuple[str, str, str]] = {
     "job": ("job:{id}", "hash", "the job"),
-    "events": ("events:{id}", "stream", "the job's states, entry id `0-<version>`"),
+    "events": (
+        "events:{id}",
+        "list",
+        "the job's last 512 versions, each `[<version>, name, value, ...]` (JSON)",
+    ),
     "queue": ("queue:{tenant}", "zset", "a tenant's queued job ids by priority, then arrival"),
     "turns": ("turns", "zset", "claim order: `<round>:<turn>:<tenant>` per queued job, by turn"),
     "fair": ("fair", "hash", "tenant with queued jobs -> `<round> <turn of its first job>`"),

@@ -53,7 +53,8 @@ class Reaped:
 def _lease(flat: list[str] | None) -> Lease | None:
     if not flat:
         return None
-    job = job_from_fields(pairs(flat))
+    fields = pairs(flat)
+    job = job_from_fields(fields, fields.pop("id"))  # claim_next adds the id
     return Lease(job=job, fence=job.fence)
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, NoScriptError, TimeoutError, TryAgainError
 
-from mend_core.jobstate.encoding import EVENTS_SNAPSHOT_EVERY
+from mend_core.jobstate.encoding import EVENTS_MAXLEN, EVENTS_SNAPSHOT_EVERY, lua_fields
 from mend_core.jobstate.keys import Keys, lua_prelude
 from mend_core.jobstate.partitions import WAKE_MAXLEN
 from mend_core.redis_client import is_cluster, on_key_node
@@ -46,6 +46,7 @@ TRANSITIONS: dict[str, str] = {
     "purge": "completed | failed | cancelled -> gone, for those matching a filter (PurgeJobs)",
     "reap": "processing -> pending or failed (lease expired); scheduled -> queued (due)",
     "get": "reads a job, and for a pending one its queue estimate (changes nothing)",
+    "events": "reads a job's states after a version, from its event log (changes nothing)",
     "webhook_delivered": "delivery -> gone (acknowledged and deleted)",
     "webhook_retry": "delivery -> waiting in the retry schedule",
     "webhook_promote": "waiting -> delivery (due)",
@@ -59,9 +60,10 @@ def _sources() -> dict[str, tuple[str, str]]:
     """name -> (source, SHA1)"""
     constants = (
         f"local EVENTS_SNAPSHOT_EVERY = {EVENTS_SNAPSHOT_EVERY}\n"
+        f"local EVENTS_MAXLEN = {EVENTS_MAXLEN}\n"
         f"local WAKE_MAXLEN = {WAKE_MAXLEN}\n"
     )
-    head = lua_prelude() + constants + (_DIR / "_lib.lua").read_text()
+    head = lua_prelude() + lua_fields() + constants + (_DIR / "_lib.lua").read_text()
     sources = {name: head + "\n" + (_DIR / f"{name}.lua").read_text() for name in TRANSITIONS}
     return {name: (s, hashlib.sha1(s.encode()).hexdigest()) for name, s in sources.items()}
 

@@ -35,6 +35,9 @@ from mend_core.jobstate.coalesce import Coalescer, RoundTrips
 from mend_core.jobstate.encoding import (
     EVENTS_SNAPSHOT_EVERY,
     fingerprint,
+    full_names,
+    hmget_fields,
+    hmget_values,
     job_from_fields,
     log_start,
     pairs,
@@ -48,6 +51,7 @@ from mend_core.jobstate.scripts import Scripts, pipelined
 from mend_core.operations import job_types
 
 _STATUSES = tuple(s.value for s in JobStatus)
+_TENANT = hmget_fields(["tenant"])
 # On a cluster, how long concurrent GetJobs share one read of the live workers and of every
 # partition's queue length (for a pending job's estimate, which may be this much stale).
 ESTIMATE_COUNTS_TTL_SECONDS = 0.005
@@ -311,7 +315,7 @@ class JobStore:
                 "fingerprint": fingerprint(spec) if spec.request_id else "",
                 "priority": spec.priority,
                 "type": spec.type,
-                "fields": spec_fields(spec, job_id, tenant) | trace_fields(trace_parent),
+                "fields": spec_fields(spec, tenant) | trace_fields(trace_parent),
             }
             # When to run: the script works the delay out on Redis's clock.
             if spec.run_at_ms is not None:
@@ -418,7 +422,7 @@ class JobStore:
         out = await self._scripts[partition]("get", *args, keys=keys)
         if not out:
             raise JobNotFound(job_id)
-        return await self._job_from_reply(partition, out)
+        return await self._job_from_reply(partition, job_id, out)
 
     def _get_args(
         self, partition: int, tenant: str, job_id: str
@@ -436,11 +440,11 @@ class JobStore:
         known = [n for q, n in enumerate(last[1:]) if q != partition] if last else []
         return (job_id, tenant, *known), ()
 
-    async def _job_from_reply(self, partition: int, out: list[Any]) -> Job:
+    async def _job_from_reply(self, partition: int, job_id: str, out: list[Any]) -> Job:
         """The get script's (non-empty) reply -> the job, with its estimate while pending."""
         if self._single_node:
-            return self._read(out[:8], out[8] if len(out) > 8 else [])
-        return self._read(out, await self._around(partition) if len(out) > 1 else [])
+            return self._read(job_id, out[:8], out[8] if len(out) > 8 else [])
+        return self._read(job_id, out, await self._around(partition) if len(out) > 1 else [])
 
     async def _around(self, partition: int) -> list[int]:
         """What a pending job's estimate needs beyond its partition: the live workers, and
@@ -472,16 +476,16 @@ class JobStore:
             [(self._scripts[p], "get") for p in sorted({p for p, _, _ in calls})],
         )
         return [
-            await self._job_from_reply(p, out) if out else None
-            for (p, _, _), out in zip(calls, replies, strict=True)
+            await self._job_from_reply(p, job_id, out) if out else None
+            for (p, _, _), (_, job_id), out in zip(calls, wanted, replies, strict=True)
         ]
 
-    def _read(self, out: list[Any], around: Sequence[Any]) -> Job:
+    def _read(self, job_id: str, out: list[Any], around: Sequence[Any]) -> Job:
         """read_job's reply (lua/get.lua) and `_around`'s -> the job, with its estimate while
         pending. Other partitions' queued jobs count as ahead of it up to as many as are
         ahead in its own partition (workers claim from the partitions in turn)."""
         if len(out) == 1:
-            return job_from_fields(pairs(out[0]))
+            return job_from_fields(pairs(out[0]), job_id)
         position, queued, due_ms, now_ms, running, ahead, stats = out[1:]
         workers, *others = around
         # A job waiting for a retry backoff joins the end of the queue when it is due.
@@ -510,6 +514,7 @@ class JobStore:
             wait += max(0.0, (float(due_ms) - int(now_ms)) / 1000)
         return job_from_fields(
             pairs(out[0]),
+            job_id,
             queue_position=before + elsewhere + 1,
             estimated_wait_seconds=round(wait, 3),
         )
@@ -556,7 +561,7 @@ class JobStore:
                 if not fields:  # expired by retention: its index entries go
                     expired.setdefault((at.partition, source.tenant), []).append(job_id)
                     continue
-                job = job_from_fields(fields)
+                job = job_from_fields(fields, job_id)
                 if other is None or job.spec.type == other:
                     jobs.append(job)
             for (p, t), ids in expired.items():
@@ -614,7 +619,7 @@ class JobStore:
         code, fields = out[0], pairs(out[1:])
         if code == "not_found":
             raise JobNotFound(job_id)
-        job = job_from_fields(fields)
+        job = job_from_fields(fields, job_id)
         if code == "finished":
             raise JobFinished(job)
         return job
@@ -627,10 +632,10 @@ class JobStore:
         if out[0] == "not_found":
             raise JobNotFound(job_id)
         if out[0] == "state":
-            raise JobNotRetryable(job_from_fields(pairs(out[1:])))
+            raise JobNotRetryable(job_from_fields(pairs(out[1:]), job_id))
         await self._parts.wake_workers(self._redis, partition, 1)
         # The state the retry made, with its place in the queue as GetJob shows it.
-        return self._read(out[1], await self._around(partition))
+        return self._read(job_id, out[1], await self._around(partition))
 
     async def delete(self, tenant: str, job_id: str) -> None:
         """Deletes a finished job and all trace of it; JobNotFinished when it is not."""
@@ -638,7 +643,7 @@ class JobStore:
         if out[0] == "not_found":
             raise JobNotFound(job_id)
         if out[0] == "unfinished":
-            raise JobNotFinished(job_from_fields(pairs(out[1:])))
+            raise JobNotFinished(job_from_fields(pairs(out[1:]), job_id))
 
     async def purge(
         self,
@@ -702,39 +707,35 @@ class JobStore:
         """Up to `count` of the job's states with a version above after_version, oldest
         first, rebuilt from its event log; where the log no longer reaches (it expires
         soon after the job's end), the job's current state."""
-        entries = await self._redis.xrange(
-            self._parts.job_keys(job_id).events(job_id),
-            min=f"0-{log_start(after_version)}",
-            max="+",
-            count=count + EVENTS_SNAPSHOT_EVERY,
+        kind, found = await self._of(job_id)(
+            "events", job_id, log_start(after_version), after_version, count + EVENTS_SNAPSHOT_EVERY
         )
-        states = replay(entries, after_version)[:count]
-        if states or (entries and int(entries[-1][0].partition("-")[2]) <= after_version):
-            return [job_from_fields(state) for state in states]
-        current = await self._redis.hgetall(self._parts.job_keys(job_id).job(job_id))  # type: ignore[misc]
+        if kind == "log":
+            states = replay(found, after_version)[:count]
+            return [job_from_fields(state, job_id) for state in states]
+        current = full_names(pairs(found))
         if current and int(current.get("version", 0)) > after_version:
-            return [job_from_fields(current)]
+            return [job_from_fields(current, job_id)]
         return []
 
     async def tenant_of(self, job_id: str) -> str | None:
         """The tenant a job belongs to (None: no such job), for admin keys' calls."""
-        key = self._parts.job_keys(job_id).job(job_id)
-        tenant = await self._redis.hget(key, "tenant")  # type: ignore[misc]
-        return tenant if tenant is None else str(tenant)
+        return (await self.tenants_of([job_id]))[0]
 
     async def tenants_of(self, job_ids: list[str]) -> list[str | None]:
         """tenant_of for each id, in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hget(self._parts.job_keys(job_id).job(job_id), "tenant")
-        return [t if t is None else str(t) for t in await pipe.execute()]
+            pipe.hmget(self._parts.job_keys(job_id).job(job_id), _TENANT)
+        tenants = [hmget_values(values)[0] for values in await pipe.execute()]
+        return [t if t is None else str(t) for t in tenants]
 
     async def find(self, job_id: str) -> Job | None:
         """Any tenant's job, or None once it has expired: for Mend's own use (webhook
         payloads), never to answer a caller, whose reads go through get()."""
         key = self._parts.job_keys(job_id).job(job_id)
         fields = await self._redis.hgetall(key)  # type: ignore[misc]
-        return job_from_fields(fields) if fields else None
+        return job_from_fields(fields, job_id) if fields else None
 
     async def batch(self, tenant: str, batch_id: str) -> BatchCounts | None:
         """The batch's counts, or None when there is no such batch (or it expired)."""

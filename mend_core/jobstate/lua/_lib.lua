@@ -2,8 +2,9 @@
 -- mend_core/jobstate/keys.py (TURNS, job_key(id), ..., on the key prefix in ARGV[1]).
 -- Webhook deliveries are never trimmed by count: an entry leaves WEBHOOKS only once it was
 -- delivered, scheduled for a retry or dead-lettered (see mend_core/jobstate/webhook_queue.py).
-local EVENTS_MAXLEN = 512
--- A job's log entry holds what its version changed; the log's first entry, and the entry of
+-- A job's event log is a list, one entry per version, oldest first, the last EVENTS_MAXLEN
+-- of them (encoding.py; each commit trims it): a job with thousands of progress updates
+-- keeps a bounded log. An entry holds what its version changed; the log's first entry, and the entry of
 -- every version 1 + a multiple of EVENTS_SNAPSHOT_EVERY (encoding.py, prepended to the
 -- scripts), holds the whole job, so that any retained state can be rebuilt from at most
 -- that many entries. A finished job's log outlives its end by EVENTS_GRACE_MS: long enough
@@ -140,38 +141,103 @@ local function move_status(job, from, to)
   count(job, to, 1)
 end
 
-local function load(id)
-  local flat = redis.call('HGETALL', job_key(id))
-  if #flat == 0 then return nil end
-  local job = {}
-  for i = 1, #flat, 2 do job[flat[i]] = flat[i + 1] end
+-- The job hash stores its fields under short names (F, FULL_NAMES: encoding.py's FIELDS);
+-- the scripts use the full names. A job's fields (HGETALL) by full name, with its id.
+local function as_job(id, flat)
+  local job = {id = id}
+  for i = 1, #flat, 2 do job[FULL_NAMES[flat[i]] or flat[i]] = flat[i + 1] end
   return job
 end
 
+local function load(id)
+  local flat = redis.call('HGETALL', job_key(id))
+  if #flat == 0 then return nil end
+  return as_job(id, flat)
+end
+
+-- Some fields of a job by full name (HMGET), under whichever names it was stored.
+local function peek(id, names)
+  local asked, n = {}, #names
+  for i, name in ipairs(names) do
+    asked[i] = F[name]
+    asked[n + i] = name
+  end
+  local got = redis.call('HMGET', job_key(id), unpack(asked))
+  local out = {}
+  for i = 1, n do out[i] = got[i] or got[n + i] end
+  return out
+end
+
+-- Full names -> stored names in a flat list of names and values (in place).
+local function stored_names(flat)
+  for i = 1, #flat, 2 do flat[i] = F[flat[i]] or flat[i] end
+  return flat
+end
+
+-- A job stored under the full names (and an `id` field), by Mend before F, takes the
+-- short names at its first change.
+local function rename_fields(key)
+  if redis.call('HEXISTS', key, 'tenant') == 0 then return end
+  local flat, ttl = redis.call('HGETALL', key), redis.call('PTTL', key)
+  local renamed = {}
+  for i = 1, #flat, 2 do
+    if flat[i] ~= 'id' then
+      renamed[#renamed + 1] = F[flat[i]] or flat[i]
+      renamed[#renamed + 1] = flat[i + 1]
+    end
+  end
+  redis.call('DEL', key)
+  redis.call('HSET', key, unpack(renamed))
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+
+-- Whether the job's log exists. A log of a job stored before the log was a list is a stream:
+-- it goes, and the list starts over with the whole job.
+local function has_log(log)
+  local kind = redis.call('TYPE', log)['ok']
+  if kind == 'list' then return true end
+  if kind ~= 'none' then redis.call('DEL', log) end
+  return false
+end
+
 -- Every change goes through here: bump the version, record the change in the job's event
--- log, and only then announce it (pub/sub is a wake-up, the log is the truth). The entry
--- `0-<version>` holds the fields set and, under `-`, the names of those removed (space
--- separated); or the whole job (see EVENTS_SNAPSHOT_EVERY).
+-- log, and only then announce it (pub/sub is a wake-up, the log is the truth). An entry is
+-- a JSON array `[<version>, name, value, ...]`: the fields set, as stored (stored names
+-- too), and under `-`
+-- the names of those removed (space separated); or the whole job (see EVENTS_SNAPSHOT_EVERY).
+-- A list rather than a stream: Redis 7.0 gives every stream a 4 KB node up front, and a
+-- list stays a few compact listpacks.
 -- Returns the new version and the job's fields as recorded (HGETALL), for a caller to answer with.
 local function commit(id, now, changes, removed)
   local key, log = job_key(id), events_key(id)
+  rename_fields(key)
   local gone = {}
   for _, name in ipairs(removed or {}) do
+    name = F[name] or name
     if redis.call('HDEL', key, name) == 1 then gone[#gone + 1] = name end
   end
-  local version = redis.call('HINCRBY', key, 'version', 1)
+  local version = redis.call('HINCRBY', key, F.version, 1)
   changes[#changes + 1] = 'updated_at'
   changes[#changes + 1] = now
-  redis.call('HSET', key, unpack(changes))
+  redis.call('HSET', key, unpack(stored_names(changes)))
   local fields = redis.call('HGETALL', key)
-  local entry = changes
-  if version % EVENTS_SNAPSHOT_EVERY == 1 or redis.call('EXISTS', log) == 0 then
-    entry = fields
-  elseif #gone > 0 then
-    entry[#entry + 1] = '-'
-    entry[#entry + 1] = table.concat(gone, ' ')
+  local entry = {version}
+  if not has_log(log) or version % EVENTS_SNAPSHOT_EVERY == 1 then
+    for i = 1, #fields do entry[i + 1] = fields[i] end
+  else
+    local stored = {}  -- the values as the hash holds them (strings, whatever was given)
+    for i = 1, #fields, 2 do stored[fields[i]] = fields[i + 1] end
+    for i = 1, #changes, 2 do
+      entry[#entry + 1] = changes[i]
+      entry[#entry + 1] = stored[changes[i]]
+    end
+    if #gone > 0 then
+      entry[#entry + 1] = '-'
+      entry[#entry + 1] = table.concat(gone, ' ')
+    end
   end
-  redis.call('XADD', log, 'MAXLEN', '~', EVENTS_MAXLEN, '0-' .. version, unpack(entry))
+  redis.call('RPUSH', log, cjson.encode(entry))
+  redis.call('LTRIM', log, -EVENTS_MAXLEN, -1)
   redis.call('SPUBLISH', CHANGES, id .. ':' .. version)
   return version, fields
 end
@@ -322,6 +388,8 @@ local function claim_next(worker, lease_ms)
         'status', 'processing', 'attempt', tonumber(job.attempt) + 1,
         'fence', tonumber(job.fence) + 1, 'started_at', now, 'worker', worker,
       }, {'progress_percent', 'progress_message'})
+      fields[#fields + 1] = 'id'  -- the caller knows no id: the job's key holds it
+      fields[#fields + 1] = id
       return fields
     end
     -- Not pending any more (or expired): drop the stale queue entry and look further.
@@ -339,8 +407,7 @@ local MAX_EXACT = 256  -- up to this many jobs ahead, their types one by one
 -- ahead overall.
 local function read_job(id, tenant, others)
   local fields = redis.call('HGETALL', job_key(id))
-  local job = {}
-  for i = 1, #fields, 2 do job[fields[i]] = fields[i + 1] end
+  local job = as_job(id, fields)
   if job.tenant ~= tenant then return nil end
   if job.status ~= 'pending' then return {fields} end
   local now = now_ms()
@@ -354,7 +421,7 @@ local function read_job(id, tenant, others)
 
   local running = {}
   for _, rid in ipairs(redis.call('ZRANGE', INFLIGHT, 0, -1)) do
-    local other = redis.call('HMGET', job_key(rid), 'type', 'started_at')
+    local other = peek(rid, {'type', 'started_at'})
     if other[1] and other[2] then
       running[#running + 1] = other[1]
       running[#running + 1] = other[2]
@@ -395,7 +462,7 @@ local function read_job(id, tenant, others)
       local other, round, first, count = t[1], t[2], t[3], t[4]
       if count > 0 then
         for j, qid in ipairs(redis.call('ZRANGE', queue_key(other), 0, count - 1)) do
-          turns[#turns + 1] = {first + j - 1, round, redis.call('HGET', job_key(qid), 'type') or ''}
+          turns[#turns + 1] = {first + j - 1, round, peek(qid, {'type'})[1] or ''}
         end
       end
     end

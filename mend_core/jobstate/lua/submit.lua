@@ -89,7 +89,7 @@ for i, doc in ipairs(docs) do
       fields[#fields + 1] = k
       fields[#fields + 1] = v
     end
-    redis.call('HSET', job_key(id), unpack(fields))
+    redis.call('HSET', job_key(id), unpack(stored_names(fields)))
     redis.call('ZADD', index_key(tenant, 'all'), seq, id)
     redis.call('ZADD', index_key(tenant, 'status:pending'), seq, id)
     redis.call('ZADD', index_key(tenant, 'type:' .. doc.type), seq, id)
