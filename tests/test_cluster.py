@@ -300,11 +300,12 @@ async def test_concurrent_submits_push_their_wake_tokens_together_on_a_cluster(
     try:
         client.delete(parts.wake)
         before = client.info("commandstats").get("cmdstat_rpush", {}).get("calls", 0)
-        submitted = await asyncio.gather(*(store.submit("acme", [SPEC]) for _ in range(60)))
+        submitted = await asyncio.gather(*(store.submit("acme", [SPEC]) for _ in range(120)))
         pushes = client.info("commandstats")["cmdstat_rpush"]["calls"] - before
         tokens = [int(t) for t in client.lrange(parts.wake, 0, -1)]
     finally:
         client.close()
     expected = sorted(parts.of_job(s.job_id) for [s] in submitted)
     assert sorted(tokens) == expected
-    assert pushes < 20, pushes
+    # Alone, one each (120); shared, a few per wave of answers (20-30 on a quiet machine).
+    assert pushes <= 60, pushes
