@@ -111,3 +111,20 @@ async def test_a_completed_job_is_kept_compact_and_reads_back_the_same(
     assert job.result == result
     assert (job.progress_percent, job.progress_message) == (100, "Completed")
     assert job.duration_seconds == 0.25
+
+
+async def test_a_jobs_creation_is_announced_to_no_one(stores, redis_client) -> None:
+    """Nobody can watch a job before it exists: the change feed hears of its changes from
+    the claim on, not of its creation (one SPUBLISH less per submit)."""
+    store, queue = stores
+    pubsub = redis_client.pubsub()
+    pubsub.ssubscribe(Partitions(1).keys[0].changes_channel)
+    assert pubsub.get_message(timeout=1)["type"] == "ssubscribe"
+    [submitted] = await store.submit("t", [SPEC])
+    lease = await queue.claim("w1")
+    assert lease is not None and await queue.complete(lease, RESULT)
+    heard = []
+    while (message := pubsub.get_message(timeout=0.5)) is not None:
+        heard.append(message["data"])
+    pubsub.close()
+    assert heard == [f"{submitted.job_id}:2", f"{submitted.job_id}:3"]

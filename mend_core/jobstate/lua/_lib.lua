@@ -238,7 +238,9 @@ local function commit(id, now, changes, removed)
   end
   redis.call('RPUSH', log, cjson.encode(entry))
   redis.call('LTRIM', log, -EVENTS_MAXLEN, -1)
-  redis.call('SPUBLISH', CHANGES, id .. ':' .. version)
+  -- Nobody can watch a job before it exists: its first version wakes no one (on a cluster
+  -- a SPUBLISH also travels to the shard's replicas).
+  if version > 1 then redis.call('SPUBLISH', CHANGES, id .. ':' .. version) end
   return version, fields
 end
 
