@@ -1,0 +1,470 @@
+"""`python -m bench latency`: submit -> COMPLETED seen by a WatchJob, one tiny job at a time,
+with the workers hot (busy a moment ago) and idle (0.5 s since the last job), and beside them
+the machine's own floor for the same two cases.
+
+The stack, on loopback: a redis-server with AOF on (fsync every second, as `make run`), the
+real `mend-server` (gRPC), `mend-worker --processes 2` (as deployed: a supervisor and two
+worker processes, each with its executor child; file storage). The client is this process:
+one grpc.aio channel; per job it calls SubmitImageResize (a 16x16 JPEG to 8x8), then opens
+WatchJob on the id it got and reads until the COMPLETED state arrives. Latency is from just
+before the submit call to that arrival.
+
+Modes, interleaved in every round (their order rotates), so both see the same machine:
+- hot: each job is submitted as soon as the previous one was seen completed;
+- idle: IDLE seconds (0.5) of nothing before each job.
+
+Per job, where the time went, from the client's clocks and the job's own timestamps (Redis
+TIME, whole milliseconds, so each of those stages reads up to 1 ms off):
+submit (the SubmitImageResize round trip), queue (created_at -> started_at: the wake-up of an
+idle worker and its claim), processing (started_at -> completed_at: the executor child's round
+trip and the work), seen (completed_at -> arrival on the stream: the change feed and gRPC).
+
+The floor, measured in the same rounds with the same gap: a bare Python ping-pong between two
+processes over a socketpair (what waking a sleeping process costs here) and a bare BLPOP wake
+through the same redis-server (a process blocked in BLPOP, woken by an RPUSH, answering with
+an RPUSH its peer BLPOPs), plus a fixed piece of CPU work (decode and resize the same 16x16
+JPEG with Pillow, in this process) run hot and after the same sleep: what a cold CPU costs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from PIL import Image
+
+from bench import report
+from bench.drain import default_storage_dir, filesystem
+from bench.services import (
+    API_KEY,
+    BIN,
+    Process,
+    python_module,
+    start_mend_server,
+    wait_for_port,
+)
+from mend_devkit.ports import free_port
+from mend_devkit.redis_server import RedisServer
+
+NAME = "latency"
+SOURCE = ("bench", "small.jpg")
+GOAL_P50_MS, GOAL_P99_MS = 3.0, 10.0
+WORKERS = 2
+AUTH = (("x-api-key", API_KEY),)
+JOB_TIMEOUT = 30.0  # catches a hang; times nothing
+MODES = ("hot", "idle")
+STAGES = ("submit", "queue", "processing", "seen")
+
+# The echo side of the ping-pong floor: a second Python process answering each byte.
+ECHO = """
+import socket, sys
+s = socket.socket(fileno=int(sys.argv[1]))
+while (b := s.recv(1)):
+    s.send(b)
+"""
+# The waiter of the BLPOP floor: blocks on `ping`, answers on `pong`.
+BLPOP_WAITER = """
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+r.rpush("floor:ready", 1)
+while True:
+    key, value = r.blpop(["floor:ping"])
+    if value == b"stop":
+        break
+    r.rpush("floor:pong", value)
+"""
+
+
+# --- Mend --------------------------------------------------------------------------------
+
+
+class Client:
+    """One grpc.aio channel to the server; run() times one job."""
+
+    def __init__(self, port: int) -> None:
+        from mend.v1 import jobs_pb2 as pb
+        from mend.v1 import jobs_pb2_grpc
+
+        self.pb = pb
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        self.stub = jobs_pb2_grpc.JobServiceStub(self.channel)
+        self.count = 0
+
+    async def run(self) -> dict[str, float]:
+        pb = self.pb
+        self.count += 1
+        request = pb.SubmitImageResizeRequest(
+            source_bucket=SOURCE[0], source_key=SOURCE[1],
+            dest_bucket="out", dest_key=f"lat/{self.count}.jpg", width=8, height=8,
+        )
+        t0_wall = time.time_ns()
+        t0 = time.perf_counter()
+        reply = await self.stub.SubmitImageResize(request, metadata=AUTH, timeout=JOB_TIMEOUT)
+        t1 = time.perf_counter()
+        call = self.stub.WatchJob(pb.WatchJobRequest(id=reply.job_id), metadata=AUTH,
+                                  timeout=JOB_TIMEOUT)
+        first = None
+        async for message in call:
+            if not message.HasField("job"):
+                continue
+            if first is None:
+                first = time.perf_counter()
+            job = message.job
+            if job.status == pb.JOB_STATUS_COMPLETED:
+                t2 = time.perf_counter()
+                t2_wall = time.time_ns()
+                call.cancel()
+                break
+            if job.status in (pb.JOB_STATUS_FAILED, pb.JOB_STATUS_CANCELLED):
+                raise RuntimeError(f"job {job.id} ended {job.status}: {job.error}")
+        else:
+            raise RuntimeError(f"job {reply.job_id}: stream ended before completion")
+        assert first is not None
+        created = job.created_at.ToMilliseconds()
+        started = job.started_at.ToMilliseconds()
+        completed = job.completed_at.ToMilliseconds()
+        return {
+            "total": 1000 * (t2 - t0),
+            "submit": 1000 * (t1 - t0),
+            "watch_open": 1000 * (first - t1),  # the stream's first message after submit
+            "commit": created - t0_wall / 1e6,  # submit call -> the job's created_at
+            "queue": float(started - created),
+            "processing": float(completed - started),
+            "seen": t2_wall / 1e6 - completed,
+        }
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+def start_workers(redis_url: str, root: Path) -> Process:
+    env = {
+        **os.environ,
+        "MEND_REDIS_URL": redis_url,
+        "MEND_STORAGE": "file",
+        "MEND_STORAGE_ROOT": str(root),
+        "MEND_WORKERS": str(WORKERS),
+    }
+    return Process("mend-worker", [str(BIN / "mend-worker"), "--processes", str(WORKERS)],
+                   env=env)
+
+
+def make_source(root: Path) -> None:
+    from mend_devkit.sample import photo
+
+    path = root.joinpath(*SOURCE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    photo(16, 16).save(buf, "JPEG", quality=90)
+    path.write_bytes(buf.getvalue())
+
+
+# --- the floor ---------------------------------------------------------------------------
+
+
+class PipePingPong:
+    """A second Python process echoing one byte over a socketpair."""
+
+    def __init__(self) -> None:
+        self.sock, theirs = socket.socketpair()
+        self.proc = subprocess.Popen([sys.executable, "-c", ECHO, str(theirs.fileno())],
+                                     pass_fds=(theirs.fileno(),))
+        theirs.close()
+
+    async def run(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        self.sock.send(b"x")
+        self.sock.recv(1)
+        return {"total": 1000 * (time.perf_counter() - t0)}
+
+    def close(self) -> None:
+        self.sock.close()
+        self.proc.wait(10)
+
+
+class BlpopPingPong:
+    """A second process blocked in BLPOP; woken by an RPUSH, it answers with an RPUSH that
+    this one BLPOPs (redis-py, synchronous on both sides)."""
+
+    def __init__(self, port: int) -> None:
+        import redis
+
+        self.redis = redis.Redis(port=port)
+        self.proc = subprocess.Popen([sys.executable, "-c", BLPOP_WAITER, str(port)])
+        self.redis.blpop(["floor:ready"], timeout=30)
+
+    async def run(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        self.redis.rpush("floor:ping", 1)
+        self.redis.blpop(["floor:pong"], timeout=10)
+        return {"total": 1000 * (time.perf_counter() - t0)}
+
+    def close(self) -> None:
+        self.redis.rpush("floor:ping", "stop")
+        self.proc.wait(10)
+        self.redis.close()
+
+
+class GrpcNoop:
+    """SubmitImageResize against the no-op server (bench/noop_server.py: grpc.aio on uvloop
+    with the server's options, answering a constant), over its own channel."""
+
+    def __init__(self) -> None:
+        from mend.v1 import jobs_pb2 as pb
+        from mend.v1 import jobs_pb2_grpc
+
+        port = free_port()
+        self.server = Process("noop-server", python_module("bench.noop_server", str(port)))
+        wait_for_port(self.server, port)
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        self.stub = jobs_pb2_grpc.JobServiceStub(self.channel)
+        self.request = pb.SubmitImageResizeRequest(
+            source_bucket=SOURCE[0], source_key=SOURCE[1], dest_bucket="out", dest_key="x.jpg",
+            width=8, height=8,
+        )
+
+    async def run(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        await self.stub.SubmitImageResize(self.request, metadata=AUTH, timeout=JOB_TIMEOUT)
+        return {"total": 1000 * (time.perf_counter() - t0)}
+
+    async def close(self) -> None:
+        await self.channel.close()
+        self.server.stop()
+
+
+class ColdCompute:
+    """A fixed piece of CPU work in this process: decode the 16x16 JPEG, resize to 8x8,
+    encode (what the executor child does, without the storage)."""
+
+    def __init__(self, source: bytes) -> None:
+        self.source = source
+
+    async def run(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        with Image.open(io.BytesIO(self.source)) as img:
+            out = io.BytesIO()
+            img.resize((8, 8), Image.Resampling.LANCZOS).save(out, "JPEG", quality=85)
+        return {"total": 1000 * (time.perf_counter() - t0)}
+
+
+# --- the rounds --------------------------------------------------------------------------
+
+
+async def series(
+    run: Callable[[], Awaitable[dict[str, float]]], count: int, idle: float
+) -> list[dict[str, float]]:
+    """count samples of run(); before each, `idle` seconds of sleep (0: back to back)."""
+    out = []
+    for _ in range(count):
+        if idle:
+            time.sleep(idle)  # a plain sleep: nothing of this process wakes meanwhile
+        out.append(await run())
+    return out
+
+
+def summary(samples: list[dict[str, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"samples": len(samples)}
+    for key in samples[0]:
+        values = sorted(s[key] for s in samples)
+        out[key] = {
+            f"p{q}": round(report.percentile(values, q), 3) for q in (50, 90, 99)
+        } | {"mean": round(sum(values) / len(values), 3)}
+    return out
+
+
+async def measure(args: argparse.Namespace, redis_server: RedisServer, root: Path) -> Any:
+    server, port = start_mend_server(redis_server.url)
+    workers = start_workers(redis_server.url, root)
+    client = Client(port)
+    pipe = PipePingPong()
+    blpop = BlpopPingPong(redis_server.port)
+    noop = GrpcNoop()
+    compute = ColdCompute(root.joinpath(*SOURCE).read_bytes())
+    subjects: dict[str, tuple[Callable[[], Awaitable[dict[str, float]]], int]] = {
+        "mend": (client.run, args.jobs),
+        "pipe": (pipe.run, args.floor_samples),
+        "blpop": (blpop.run, args.floor_samples),
+        "grpc": (noop.run, args.floor_samples),
+        "compute": (compute.run, args.floor_samples),
+    }
+    samples: dict[str, dict[str, list[dict[str, float]]]] = {
+        name: {mode: [] for mode in MODES} for name in subjects
+    }
+    try:
+        # Warm-up: the workers' executor children start, every partition gets used.
+        await series(client.run, args.warmup, 0)
+        await series(client.run, 3, args.idle)
+        for r in range(args.rounds):
+            order = [(name, mode) for name in subjects for mode in MODES]
+            shift = r % len(order)
+            for name, mode in order[shift:] + order[:shift]:
+                run, count = subjects[name]
+                if count:
+                    idle = args.idle if mode == "idle" else 0.0
+                    samples[name][mode] += await series(run, count, idle)
+            workers.check_alive()
+            m = summary(samples["mend"]["hot"]), summary(samples["mend"]["idle"])
+            print(
+                f"  round {r + 1}/{args.rounds}: mend hot p50 {m[0]['total']['p50']:.2f} "
+                f"p99 {m[0]['total']['p99']:.2f} ms, idle p50 {m[1]['total']['p50']:.2f} "
+                f"p99 {m[1]['total']['p99']:.2f} ms (load {os.getloadavg()[0]:.2f})",
+                flush=True,
+            )
+    finally:
+        await client.close()
+        pipe.close()
+        blpop.close()
+        await noop.close()
+        workers.stop()
+        server.stop()
+    return {
+        name: {mode: summary(s) for mode, s in by_mode.items() if s}
+        for name, by_mode in samples.items()
+    } | {"raw_ms": {
+        mode: [round(s["total"], 3) for s in samples["mend"][mode]] for mode in MODES
+    }}
+
+
+# --- the record --------------------------------------------------------------------------
+
+
+def _ms(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def tables(results: dict[str, Any]) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    goal = []
+    for mode in MODES:
+        t = results["mend"][mode]["total"]
+        goal.append([
+            mode, _ms(t["p50"]), _ms(t["p90"]), _ms(t["p99"]),
+            f"p50 < {GOAL_P50_MS:g}, p99 < {GOAL_P99_MS:g}",
+            "yes" if t["p50"] < GOAL_P50_MS and t["p99"] < GOAL_P99_MS else "no",
+        ])
+    stages = []
+    for stage in ("submit", "watch_open", "commit", "queue", "processing", "seen", "total"):
+        row = [stage]
+        for mode in MODES:
+            s = results["mend"][mode][stage]
+            row += [f"{_ms(s['p50'])} / {_ms(s['p99'])} / {_ms(s['mean'])}"]
+        stages.append(row)
+    floor = []
+    labels = {
+        "mend": "Mend: submit -> COMPLETED seen",
+        "pipe": "ping-pong over a socketpair (2 Python processes)",
+        "blpop": "BLPOP wake and answer through Redis (2 processes)",
+        "grpc": "gRPC unary call to a no-op server (grpc.aio both sides)",
+        "compute": "decode + resize + encode 16x16 JPEG (in process)",
+    }
+    for name, label in labels.items():
+        by_mode = results.get(name, {})
+        if set(MODES) <= set(by_mode):
+            hot, idle = by_mode["hot"]["total"], by_mode["idle"]["total"]
+            floor.append([
+                label, _ms(hot["p50"]), _ms(hot["p99"]), _ms(idle["p50"]), _ms(idle["p99"]),
+                f"{idle['p50'] - hot['p50']:+.2f}",
+            ])
+    return goal, stages, floor
+
+
+def markdown(data: dict[str, Any]) -> str:
+    s, r, m = data["settings"], data["results"], data["machine"]
+    goal, stages, floor = tables(r)
+    return f"""# Submit -> COMPLETED seen by a WatchJob (one 16x16 job at a time), hot and idle
+
+- command: `{data["command"]}`
+- date: {data["date"]}
+- machine: nproc {m["nproc"]}, {m["cpu"]}; python {m["python"]}, grpcio {m["grpcio"]},
+  redis-server {m["redis_server"]}; load average at start {data["loadavg"]}, at the end
+  {data["loadavg_end"]} (shared machine)
+- stack: redis-server (AOF, fsync every second), `mend-server`, `mend-worker --processes
+  {WORKERS}` (file storage on {data["storage_fs"]}); client: this process, one grpc.aio
+  channel, SubmitImageResize (16x16 JPEG -> 8x8) then WatchJob until COMPLETED
+- {s["rounds"]} rounds; per round and mode {s["jobs"]} jobs and {s["floor_samples"]} samples
+  of each floor; hot: back to back; idle: {s["idle"]:g} s of sleep before each; the order of
+  the modes rotates from round to round
+
+| mode | p50 ms | p90 ms | p99 ms | goal | met |
+|---|---|---|---|---|---|
+{chr(10).join("| " + " | ".join(row) + " |" for row in goal)}
+
+Where the time goes, per stage, ms p50 / p99 / mean (submit, watch_open, total: client
+clocks; commit, queue, processing, seen: the job's timestamps, whole ms of Redis TIME, so each
+reads up to 1 ms off, and their percentiles do not add up to the total's):
+
+| stage | hot | idle |
+|---|---|---|
+{chr(10).join("| " + " | ".join(row) + " |" for row in stages)}
+
+- submit: the SubmitImageResize call; watch_open: submit's return -> the stream's first
+  message; commit: before the submit call -> the job's created_at; queue: created_at ->
+  started_at (an idle worker wakes in BLPOP and claims); processing: started_at ->
+  completed_at (the executor child's round trip and the work); seen: completed_at -> the
+  COMPLETED state read from the stream.
+
+The floor, same rounds, same gap (ms):
+
+| what | hot p50 | hot p99 | idle p50 | idle p99 | idle - hot, p50 |
+|---|---|---|---|---|---|
+{chr(10).join("| " + " | ".join(row) + " |" for row in floor)}
+
+Every latency is in `latency.json` (`raw_ms`).
+"""
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench latency", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--rounds", type=int, default=10, help="rounds (default 10)")
+    p.add_argument("--jobs", type=int, default=30, help="Mend jobs per round and mode (30)")
+    p.add_argument("--floor-samples", type=int, default=10,
+                   help="samples of each floor per round and mode (10; 0: no floor)")
+    p.add_argument("--idle", type=float, default=0.5, help="idle gap, seconds (0.5)")
+    p.add_argument("--warmup", type=int, default=20, help="warm-up jobs (20)")
+    p.add_argument("--storage-dir", default=default_storage_dir(),
+                   help="where the file storage lives (default /dev/shm: a tmpfs, so the "
+                   "output's fsyncs cost nothing and the figures are Mend's, not the disk's)")
+    p.add_argument("--no-record", action="store_true",
+                   help="print only; do not write bench/results/latency.{json,md}")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    loadavg = os.getloadavg()
+    root = Path(tempfile.mkdtemp(prefix="mend-bench-latency-", dir=args.storage_dir))
+    redis_server = RedisServer()
+    try:
+        make_source(root)
+        results = asyncio.run(measure(args, redis_server, root))
+    finally:
+        redis_server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    data = report.run_data(
+        NAME, argv, args, loadavg, {}, results,
+        storage_fs=filesystem(Path(args.storage_dir or tempfile.gettempdir())),
+        loadavg_end=" ".join(f"{x:.2f}" for x in os.getloadavg()),
+    )
+    md = markdown(data)
+    print()
+    print("\n".join(line for line in md.splitlines() if line.startswith("|")))
+    report.save(NAME, data, md, args.no_record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
