@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,10 @@ from bench.services import (
     API_KEY,
     BIN,
     Process,
+    cpu_seconds,
     python_module,
     start_mend_server,
+    tree_cpu_seconds,
     wait_for_port,
 )
 from mend_devkit.ports import free_port
@@ -302,6 +305,27 @@ async def measure(args: argparse.Namespace, redis_server: RedisServer, root: Pat
     samples: dict[str, dict[str, list[dict[str, float]]]] = {
         name: {mode: [] for mode in MODES} for name in subjects
     }
+    cpu_used: dict[str, Counter[str]] = {mode: Counter() for mode in MODES}
+
+    def children(pid: int) -> list[int]:
+        try:
+            return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+
+    def cpu() -> dict[str, float]:
+        """CPU seconds so far of each part of the stack (the supervisor's children are the
+        workers; theirs, the executor children)."""
+        worker_pids = children(workers.pid)
+        executor_pids = [c for w in worker_pids for c in children(w)]
+        return {
+            "server": tree_cpu_seconds(server.pid),
+            "redis": cpu_seconds(redis_server.pid),
+            "worker": sum(map(cpu_seconds, worker_pids)),
+            "executor child": sum(map(cpu_seconds, executor_pids)),
+            "client": time.process_time(),
+        }
+
     try:
         # Warm-up: the workers' executor children start, every partition gets used.
         await series(client.run, args.warmup, 0)
@@ -313,7 +337,10 @@ async def measure(args: argparse.Namespace, redis_server: RedisServer, root: Pat
                 run, count = subjects[name]
                 if count:
                     idle = args.idle if mode == "idle" else 0.0
+                    before = cpu() if name == "mend" else {}
                     samples[name][mode] += await series(run, count, idle)
+                    for who, seconds in (cpu() if name == "mend" else {}).items():
+                        cpu_used[mode][who] += seconds - before[who]
             workers.check_alive()
             m = summary(samples["mend"]["hot"]), summary(samples["mend"]["idle"])
             print(
@@ -329,10 +356,14 @@ async def measure(args: argparse.Namespace, redis_server: RedisServer, root: Pat
         await noop.close()
         workers.stop()
         server.stop()
+    jobs = {mode: len(samples["mend"][mode]) for mode in MODES}
     return {
         name: {mode: summary(s) for mode, s in by_mode.items() if s}
         for name, by_mode in samples.items()
-    } | {"raw_ms": {
+    } | {"cpu_ms_per_job": {
+        mode: {who: round(1000 * s / jobs[mode], 3) for who, s in cpu_used[mode].items()}
+        for mode in MODES
+    }} | {"raw_ms": {
         mode: [round(s["total"], 3) for s in samples["mend"][mode]] for mode in MODES
     }}
 
@@ -382,6 +413,7 @@ def tables(results: dict[str, Any]) -> tuple[list[list[str]], list[list[str]], l
 def markdown(data: dict[str, Any]) -> str:
     s, r, m = data["settings"], data["results"], data["machine"]
     goal, stages, floor = tables(r)
+    cpu = r["cpu_ms_per_job"]
     return f"""# Submit -> COMPLETED seen by a WatchJob (one 16x16 job at a time), hot and idle
 
 - command: `{data["command"]}`
@@ -413,6 +445,13 @@ reads up to 1 ms off, and their percentiles do not add up to the total's):
   started_at (an idle worker wakes in BLPOP and claims); processing: started_at ->
   completed_at (the executor child's round trip and the work); seen: completed_at -> the
   COMPLETED state read from the stream.
+
+CPU time per job, ms, by part of the stack (all the process's threads; over the jobs of
+each mode, /proc at 10 ms ticks):
+
+| part | hot | idle |
+|---|---|---|
+{chr(10).join(f"| {who} | {cpu['hot'][who]:.2f} | {cpu['idle'][who]:.2f} |" for who in cpu["hot"])}
 
 The floor, same rounds, same gap (ms):
 
