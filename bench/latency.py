@@ -46,7 +46,7 @@ import grpc
 from PIL import Image
 
 from bench import report
-from bench.drain import default_storage_dir, filesystem
+from bench.drain import SOURCE, default_storage_dir, filesystem, make_source
 from bench.services import (
     API_KEY,
     BIN,
@@ -61,7 +61,6 @@ from mend_devkit.ports import free_port
 from mend_devkit.redis_server import RedisServer
 
 NAME = "latency"
-SOURCE = ("bench", "small.jpg")
 GOAL_P50_MS, GOAL_P99_MS = 3.0, 10.0
 WORKERS = 2
 AUTH = (("x-api-key", API_KEY),)
@@ -161,16 +160,6 @@ def start_workers(redis_url: str, root: Path) -> Process:
     }
     return Process("mend-worker", [str(BIN / "mend-worker"), "--processes", str(WORKERS)],
                    env=env)
-
-
-def make_source(root: Path) -> None:
-    from mend_devkit.sample import photo
-
-    path = root.joinpath(*SOURCE)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    photo(16, 16).save(buf, "JPEG", quality=90)
-    path.write_bytes(buf.getvalue())
 
 
 # --- the floor ---------------------------------------------------------------------------
