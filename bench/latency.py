@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from bench.drain import SOURCE, default_storage_dir, filesystem, make_source
 from bench.services import (
     API_KEY,
     BIN,
+    ROOT,
     Process,
     cpu_seconds,
     python_module,
@@ -94,7 +95,7 @@ while True:
 class Client:
     """One grpc.aio channel to the server; run() times one job."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, name: str) -> None:
         from mend.v1 import jobs_pb2 as pb
         from mend.v1 import jobs_pb2_grpc
 
@@ -102,13 +103,14 @@ class Client:
         self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         self.stub = jobs_pb2_grpc.JobServiceStub(self.channel)
         self.count = 0
+        self.name = name
 
     async def run(self) -> dict[str, float]:
         pb = self.pb
         self.count += 1
         request = pb.SubmitImageResizeRequest(
             source_bucket=SOURCE[0], source_key=SOURCE[1],
-            dest_bucket="out", dest_key=f"lat/{self.count}.jpg", width=8, height=8,
+            dest_bucket="out", dest_key=f"lat/{self.name}/{self.count}.jpg", width=8, height=8,
         )
         t0_wall = time.time_ns()
         t0 = time.perf_counter()
@@ -150,16 +152,53 @@ class Client:
         await self.channel.close()
 
 
-def start_workers(redis_url: str, root: Path) -> Process:
-    env = {
-        **os.environ,
-        "MEND_REDIS_URL": redis_url,
-        "MEND_STORAGE": "file",
-        "MEND_STORAGE_ROOT": str(root),
-        "MEND_WORKERS": str(WORKERS),
-    }
-    return Process("mend-worker", [str(BIN / "mend-worker"), "--processes", str(WORKERS)],
-                   env=env)
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+class Stack:
+    """A redis-server, `mend-server` and `mend-worker --processes 2` running the Mend code
+    at `code` (this tree, or --baseline's), with a client."""
+
+    def __init__(self, name: str, code: Path, storage: Path) -> None:
+        self.name = name
+        self.redis = RedisServer()
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(code), str(code / "clients")]),
+            "MEND_REDIS_URL": self.redis.url,
+            "MEND_STORAGE": "file",
+            "MEND_STORAGE_ROOT": str(storage),
+            "MEND_WORKERS": str(WORKERS),
+        }
+        self.server, port = start_mend_server(self.redis.url, extra_env=env, root=code)
+        self.workers = Process(
+            "mend-worker", [str(BIN / "mend-worker"), "--processes", str(WORKERS)],
+            env=env, root=code,
+        )
+        self.client = Client(port, name)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of each part of the stack (the supervisor's children are the
+        workers; theirs, the executor children)."""
+        workers = _children(self.workers.pid)
+        executors = [c for w in workers for c in _children(w)]
+        return {
+            "server": tree_cpu_seconds(self.server.pid),
+            "redis": cpu_seconds(self.redis.pid),
+            "worker": sum(map(cpu_seconds, workers)),
+            "executor child": sum(map(cpu_seconds, executors)),
+            "client": time.process_time(),
+        }
+
+    async def close(self) -> None:
+        await self.client.close()
+        self.workers.stop()
+        self.server.stop()
+        self.redis.stop()
 
 
 # --- the floor ---------------------------------------------------------------------------
@@ -276,16 +315,17 @@ def summary(samples: list[dict[str, float]]) -> dict[str, Any]:
     return out
 
 
-async def measure(args: argparse.Namespace, redis_server: RedisServer, root: Path) -> Any:
-    server, port = start_mend_server(redis_server.url)
-    workers = start_workers(redis_server.url, root)
-    client = Client(port)
+async def measure(args: argparse.Namespace, root: Path) -> Any:
+    stacks = {"mend": Stack("mend", ROOT, root)}
+    if args.baseline:
+        stacks["baseline"] = Stack("baseline", Path(args.baseline), root)
+    floor_redis = stacks["mend"].redis
     pipe = PipePingPong()
-    blpop = BlpopPingPong(redis_server.port)
+    blpop = BlpopPingPong(floor_redis.port)
     noop = GrpcNoop()
     compute = ColdCompute(root.joinpath(*SOURCE).read_bytes())
     subjects: dict[str, tuple[Callable[[], Awaitable[dict[str, float]]], int]] = {
-        "mend": (client.run, args.jobs),
+        **{name: (stack.client.run, args.jobs) for name, stack in stacks.items()},
         "pipe": (pipe.run, args.floor_samples),
         "blpop": (blpop.run, args.floor_samples),
         "grpc": (noop.run, args.floor_samples),
@@ -294,66 +334,53 @@ async def measure(args: argparse.Namespace, redis_server: RedisServer, root: Pat
     samples: dict[str, dict[str, list[dict[str, float]]]] = {
         name: {mode: [] for mode in MODES} for name in subjects
     }
-    cpu_used: dict[str, Counter[str]] = {mode: Counter() for mode in MODES}
-
-    def children(pid: int) -> list[int]:
-        try:
-            return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        except OSError:
-            return []
-
-    def cpu() -> dict[str, float]:
-        """CPU seconds so far of each part of the stack (the supervisor's children are the
-        workers; theirs, the executor children)."""
-        worker_pids = children(workers.pid)
-        executor_pids = [c for w in worker_pids for c in children(w)]
-        return {
-            "server": tree_cpu_seconds(server.pid),
-            "redis": cpu_seconds(redis_server.pid),
-            "worker": sum(map(cpu_seconds, worker_pids)),
-            "executor child": sum(map(cpu_seconds, executor_pids)),
-            "client": time.process_time(),
-        }
-
+    cpu_used = {name: {mode: defaultdict[str, float](float) for mode in MODES} for name in stacks}
     try:
-        # Warm-up: the workers' executor children start, every partition gets used.
-        await series(client.run, args.warmup, 0)
-        await series(client.run, 3, args.idle)
+        for stack in stacks.values():
+            # Warm-up: the executor children start, every partition gets used.
+            await series(stack.client.run, args.warmup, 0)
+            await series(stack.client.run, 3, args.idle)
         for r in range(args.rounds):
             order = [(name, mode) for name in subjects for mode in MODES]
             shift = r % len(order)
             for name, mode in order[shift:] + order[:shift]:
                 run, count = subjects[name]
-                if count:
-                    idle = args.idle if mode == "idle" else 0.0
-                    before = cpu() if name == "mend" else {}
-                    samples[name][mode] += await series(run, count, idle)
-                    for who, seconds in (cpu() if name == "mend" else {}).items():
-                        cpu_used[mode][who] += seconds - before[who]
-            workers.check_alive()
-            m = summary(samples["mend"]["hot"]), summary(samples["mend"]["idle"])
-            print(
-                f"  round {r + 1}/{args.rounds}: mend hot p50 {m[0]['total']['p50']:.2f} "
-                f"p99 {m[0]['total']['p99']:.2f} ms, idle p50 {m[1]['total']['p50']:.2f} "
-                f"p99 {m[1]['total']['p99']:.2f} ms (load {os.getloadavg()[0]:.2f})",
-                flush=True,
-            )
+                if not count:
+                    continue
+                idle = args.idle if mode == "idle" else 0.0
+                timed = stacks.get(name)
+                before = timed.cpu() if timed else {}
+                samples[name][mode] += await series(run, count, idle)
+                if timed:
+                    for who, seconds in timed.cpu().items():
+                        cpu_used[name][mode][who] += seconds - before[who]
+            line = []
+            for name, stack in stacks.items():
+                stack.workers.check_alive()
+                hot, idle_ = (summary(samples[name][m])["total"] for m in MODES)
+                line.append(f"{name} hot p50 {hot['p50']:.2f} p99 {hot['p99']:.2f}, idle p50 "
+                            f"{idle_['p50']:.2f} p99 {idle_['p99']:.2f} ms")
+            print(f"  round {r + 1}/{args.rounds}: {'; '.join(line)} "
+                  f"(load {os.getloadavg()[0]:.2f})", flush=True)
     finally:
-        await client.close()
         pipe.close()
         blpop.close()
         await noop.close()
-        workers.stop()
-        server.stop()
-    jobs = {mode: len(samples["mend"][mode]) for mode in MODES}
+        for stack in stacks.values():
+            await stack.close()
     return {
         name: {mode: summary(s) for mode, s in by_mode.items() if s}
         for name, by_mode in samples.items()
     } | {"cpu_ms_per_job": {
-        mode: {who: round(1000 * s / jobs[mode], 3) for who, s in cpu_used[mode].items()}
-        for mode in MODES
+        name: {
+            mode: {who: round(1000 * s / len(samples[name][mode]), 3)
+                   for who, s in used[mode].items()}
+            for mode in MODES
+        }
+        for name, used in cpu_used.items()
     }} | {"raw_ms": {
-        mode: [round(s["total"], 3) for s in samples["mend"][mode]] for mode in MODES
+        name: {mode: [round(s["total"], 3) for s in samples[name][mode]] for mode in MODES}
+        for name in stacks
     }}
 
 
@@ -364,45 +391,50 @@ def _ms(x: float) -> str:
     return f"{x:.2f}"
 
 
-def tables(results: dict[str, Any]) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
-    goal = []
-    for mode in MODES:
-        t = results["mend"][mode]["total"]
-        goal.append([
-            mode, _ms(t["p50"]), _ms(t["p90"]), _ms(t["p99"]),
-            f"p50 < {GOAL_P50_MS:g}, p99 < {GOAL_P99_MS:g}",
-            "yes" if t["p50"] < GOAL_P50_MS and t["p99"] < GOAL_P99_MS else "no",
-        ])
-    stages = []
-    for stage in ("submit", "watch_open", "commit", "queue", "processing", "seen", "total"):
-        row = [stage]
-        for mode in MODES:
-            s = results["mend"][mode][stage]
-            row += [f"{_ms(s['p50'])} / {_ms(s['p99'])} / {_ms(s['mean'])}"]
-        stages.append(row)
-    floor = []
-    labels = {
-        "mend": "Mend: submit -> COMPLETED seen",
-        "pipe": "ping-pong over a socketpair (2 Python processes)",
-        "blpop": "BLPOP wake and answer through Redis (2 processes)",
-        "grpc": "gRPC unary call to a no-op server (grpc.aio both sides)",
-        "compute": "decode + resize + encode 16x16 JPEG (in process)",
-    }
-    for name, label in labels.items():
-        by_mode = results.get(name, {})
-        if set(MODES) <= set(by_mode):
-            hot, idle = by_mode["hot"]["total"], by_mode["idle"]["total"]
-            floor.append([
-                label, _ms(hot["p50"]), _ms(hot["p99"]), _ms(idle["p50"]), _ms(idle["p99"]),
-                f"{idle['p50'] - hot['p50']:+.2f}",
-            ])
-    return goal, stages, floor
+STACK_LABELS = {"mend": "Mend (this tree)", "baseline": "Mend (--baseline)"}
+FLOOR_LABELS = {
+    "pipe": "ping-pong over a socketpair (2 Python processes)",
+    "blpop": "BLPOP wake and answer through Redis (2 processes)",
+    "grpc": "gRPC unary call to a no-op server (grpc.aio both sides)",
+    "compute": "decode + resize + encode 16x16 JPEG (in process)",
+}
+STAGE_NAMES = ("submit", "watch_open", "commit", "queue", "processing", "seen", "total")
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def markdown(data: dict[str, Any]) -> str:
     s, r, m = data["settings"], data["results"], data["machine"]
-    goal, stages, floor = tables(r)
+    stacks = [n for n in STACK_LABELS if n in r]
+    goal, floor = [], []
+    for name in stacks:
+        for mode in MODES:
+            t = r[name][mode]["total"]
+            met = t["p50"] < GOAL_P50_MS and t["p99"] < GOAL_P99_MS
+            goal.append(_row([STACK_LABELS[name], mode, _ms(t["p50"]), _ms(t["p90"]),
+                              _ms(t["p99"]), f"p50 < {GOAL_P50_MS:g}, p99 < {GOAL_P99_MS:g}",
+                              "yes" if met else "no"]))
+    columns = [(name, mode) for name in stacks for mode in MODES]
+    head = ["stage", *(f"{name} {mode}" for name, mode in columns)]
+    stages = [_row(head), _row(["---"] * len(head))]
+    for stage in STAGE_NAMES:
+        cells = [r[n][mode][stage] for n, mode in columns]
+        stages.append(_row([stage, *(f"{_ms(c['p50'])} / {_ms(c['p99'])} / {_ms(c['mean'])}"
+                                     for c in cells)]))
     cpu = r["cpu_ms_per_job"]
+    head = ["part", *(f"{name} {mode}" for name, mode in columns)]
+    cpu_rows = [_row(head), _row(["---"] * len(head))]
+    for who in cpu["mend"]["hot"]:
+        cpu_rows.append(_row([who, *(f"{cpu[n][mode][who]:.2f}" for n, mode in columns)]))
+    for name, label in {**STACK_LABELS, **FLOOR_LABELS}.items():
+        if name in r and set(MODES) <= set(r[name]):
+            hot, idle = r[name]["hot"]["total"], r[name]["idle"]["total"]
+            floor.append(_row([label, _ms(hot["p50"]), _ms(hot["p99"]), _ms(idle["p50"]),
+                               _ms(idle["p99"]), f"{idle['p50'] - hot['p50']:+.2f}"]))
+    baseline = (f"; beside it, in the same rounds, the same stack running the Mend tree at "
+                f"`{s['baseline']}` (--baseline)" if s.get("baseline") else "")
     return f"""# Submit -> COMPLETED seen by a WatchJob (one 16x16 job at a time), hot and idle
 
 - command: `{data["command"]}`
@@ -412,22 +444,20 @@ def markdown(data: dict[str, Any]) -> str:
   {data["loadavg_end"]} (shared machine)
 - stack: redis-server (AOF, fsync every second), `mend-server`, `mend-worker --processes
   {WORKERS}` (file storage on {data["storage_fs"]}); client: this process, one grpc.aio
-  channel, SubmitImageResize (16x16 JPEG -> 8x8) then WatchJob until COMPLETED
+  channel, SubmitImageResize (16x16 JPEG -> 8x8) then WatchJob until COMPLETED{baseline}
 - {s["rounds"]} rounds; per round and mode {s["jobs"]} jobs and {s["floor_samples"]} samples
   of each floor; hot: back to back; idle: {s["idle"]:g} s of sleep before each; the order of
   the modes rotates from round to round
 
-| mode | p50 ms | p90 ms | p99 ms | goal | met |
-|---|---|---|---|---|---|
-{chr(10).join("| " + " | ".join(row) + " |" for row in goal)}
+| stack | mode | p50 ms | p90 ms | p99 ms | goal | met |
+|---|---|---|---|---|---|---|
+{chr(10).join(goal)}
 
 Where the time goes, per stage, ms p50 / p99 / mean (submit, watch_open, total: client
 clocks; commit, queue, processing, seen: the job's timestamps, whole ms of Redis TIME, so each
 reads up to 1 ms off, and their percentiles do not add up to the total's):
 
-| stage | hot | idle |
-|---|---|---|
-{chr(10).join("| " + " | ".join(row) + " |" for row in stages)}
+{chr(10).join(stages)}
 
 - submit: the SubmitImageResize call; watch_open: submit's return -> the stream's first
   message; commit: before the submit call -> the job's created_at; queue: created_at ->
@@ -438,15 +468,13 @@ reads up to 1 ms off, and their percentiles do not add up to the total's):
 CPU time per job, ms, by part of the stack (all the process's threads; over the jobs of
 each mode, /proc at 10 ms ticks):
 
-| part | hot | idle |
-|---|---|---|
-{chr(10).join(f"| {who} | {cpu['hot'][who]:.2f} | {cpu['idle'][who]:.2f} |" for who in cpu["hot"])}
+{chr(10).join(cpu_rows)}
 
 The floor, same rounds, same gap (ms):
 
 | what | hot p50 | hot p99 | idle p50 | idle p99 | idle - hot, p50 |
 |---|---|---|---|---|---|
-{chr(10).join("| " + " | ".join(row) + " |" for row in floor)}
+{chr(10).join(floor)}
 
 Every latency is in `latency.json` (`raw_ms`).
 """
@@ -466,6 +494,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--storage-dir", default=default_storage_dir(),
                    help="where the file storage lives (default /dev/shm: a tmpfs, so the "
                    "output's fsyncs cost nothing and the figures are Mend's, not the disk's)")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="a second Mend tree (e.g. `git worktree add /tmp/main main`) run as a "
+                   "second stack in the same rounds, for before/after figures")
     p.add_argument("--no-record", action="store_true",
                    help="print only; do not write bench/results/latency.{json,md}")
     return p.parse_args(argv)
@@ -473,14 +504,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    if args.baseline:
+        args.baseline = str(Path(args.baseline).resolve())
     loadavg = os.getloadavg()
     root = Path(tempfile.mkdtemp(prefix="mend-bench-latency-", dir=args.storage_dir))
-    redis_server = RedisServer()
     try:
         make_source(root)
-        results = asyncio.run(measure(args, redis_server, root))
+        results = asyncio.run(measure(args, root))
     finally:
-        redis_server.stop()
         shutil.rmtree(root, ignore_errors=True)
     data = report.run_data(
         NAME, argv, args, loadavg, {}, results,
