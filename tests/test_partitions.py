@@ -255,6 +255,33 @@ async def test_a_watcher_is_woken_through_its_partitions_sharded_channel(
         await feed.close()
 
 
+async def test_going_idle_after_a_completion_scans_once_after_dropping_the_tokens(
+    stack: Stack, redis_client
+) -> None:
+    """The completion that finds no next job scans every partition with it; the claim that
+    follows drops the wake tokens and scans again (no job queued meanwhile goes unseen),
+    with no scan of its own before: two scans in all, not three."""
+    store, queue = stack.store, stack.queue
+
+    def zcards() -> int:
+        return int(redis_client.info("commandstats").get("cmdstat_zcard", {}).get("calls", 0))
+
+    await store.submit("acme", [SPEC])
+    lease = await queue.claim("w1")
+    assert lease is not None
+    before = zcards()
+    assert await queue.complete_and_claim(lease, RESULT, "w1") == (True, None)
+    assert await queue.claim("w1") is None
+    # A scan is P ZCARDs; the scripts' own (the count left in a queue) are a few more.
+    assert (zcards() - before) // P == 2
+    assert redis_client.llen(PARTS.wake) == 0
+    # A job queued now is found as before: its token wakes the idle worker.
+    [submitted] = await store.submit("acme", [SPEC])
+    await queue.wait_for_work(5)
+    lease = await queue.claim("w1")
+    assert lease is not None and lease.job_id == submitted.job_id
+
+
 async def test_a_partition_stays_subscribed_a_while_after_its_last_watcher(
     stack: Stack, redis_client
 ) -> None:
