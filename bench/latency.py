@@ -67,6 +67,7 @@ WORKERS = 2
 AUTH = (("x-api-key", API_KEY),)
 JOB_TIMEOUT = 30.0  # catches a hang; times nothing
 MODES = ("hot", "idle")
+QUIET_SECONDS = 1.0  # per round: the stacks' CPU with no job at all
 STAGES = ("submit", "queue", "processing", "seen")
 
 # The echo side of the ping-pong floor: a second Python process answering each byte.
@@ -335,12 +336,22 @@ async def measure(args: argparse.Namespace, root: Path) -> Any:
         name: {mode: [] for mode in MODES} for name in subjects
     }
     cpu_used = {name: {mode: defaultdict[str, float](float) for mode in MODES} for name in stacks}
+    # What each stack uses with no job at all (housekeeping, Redis's cron, timers): taken
+    # out of the idle mode's CPU, whose jobs are IDLE seconds apart.
+    quiet = {name: defaultdict[str, float](float) for name in stacks}
+    quiet_seconds = 0.0
     try:
         for stack in stacks.values():
             # Warm-up: the executor children start, every partition gets used.
             await series(stack.client.run, args.warmup, 0)
             await series(stack.client.run, 3, args.idle)
         for r in range(args.rounds):
+            befores = {name: stack.cpu() for name, stack in stacks.items()}
+            time.sleep(QUIET_SECONDS)
+            quiet_seconds += QUIET_SECONDS
+            for name, stack in stacks.items():
+                for who, seconds in stack.cpu().items():
+                    quiet[name][who] += seconds - befores[name][who]
             order = [(name, mode) for name in subjects for mode in MODES]
             shift = r % len(order)
             for name, mode in order[shift:] + order[:shift]:
@@ -368,16 +379,27 @@ async def measure(args: argparse.Namespace, root: Path) -> Any:
         await noop.close()
         for stack in stacks.values():
             await stack.close()
+
+    def background(name: str, who: str, mode: str) -> float:
+        if mode != "idle":
+            return 0.0  # hot jobs have no gaps
+        return quiet[name][who] / quiet_seconds * args.idle * len(samples[name][mode])
+
     return {
         name: {mode: summary(s) for mode, s in by_mode.items() if s}
         for name, by_mode in samples.items()
     } | {"cpu_ms_per_job": {
         name: {
-            mode: {who: round(1000 * s / len(samples[name][mode]), 3)
-                   for who, s in used[mode].items()}
+            mode: {
+                who: round(1000 * (s - background(name, who, mode)) / len(samples[name][mode]), 3)
+                for who, s in used[mode].items()
+            }
             for mode in MODES
         }
         for name, used in cpu_used.items()
+    }, "cpu_quiet_percent": {
+        name: {who: round(100 * s / quiet_seconds, 2) for who, s in q.items()}
+        for name, q in quiet.items()
     }} | {"raw_ms": {
         name: {mode: [round(s["total"], 3) for s in samples[name][mode]] for mode in MODES}
         for name in stacks
@@ -424,6 +446,10 @@ def markdown(data: dict[str, Any]) -> str:
         stages.append(_row([stage, *(f"{_ms(c['p50'])} / {_ms(c['p99'])} / {_ms(c['mean'])}"
                                      for c in cells)]))
     cpu = r["cpu_ms_per_job"]
+    quiet = "; ".join(
+        f"{name} " + ", ".join(f"{who} {pct:.2f}" for who, pct in parts.items())
+        for name, parts in r["cpu_quiet_percent"].items()
+    )
     head = ["part", *(f"{name} {mode}" for name, mode in columns)]
     cpu_rows = [_row(head), _row(["---"] * len(head))]
     for who in cpu["mend"]["hot"]:
@@ -466,7 +492,8 @@ reads up to 1 ms off, and their percentiles do not add up to the total's):
   COMPLETED state read from the stream.
 
 CPU time per job, ms, by part of the stack (all the process's threads; over the jobs of
-each mode, /proc at 10 ms ticks):
+each mode, /proc at 10 ms ticks; idle: less what the part uses with no job at all, measured
+for {QUIET_SECONDS:g} s a round, times the gaps — that use, % of a core: {quiet}):
 
 {chr(10).join(cpu_rows)}
 
