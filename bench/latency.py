@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import shutil
@@ -52,10 +53,9 @@ from bench.services import (
     BIN,
     ROOT,
     Process,
-    cpu_seconds,
+    process_tree,
     python_module,
     start_mend_server,
-    tree_cpu_seconds,
     wait_for_port,
 )
 from mend_devkit.ports import free_port
@@ -160,6 +160,16 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def run_seconds(pid: int) -> float:
+    """Time on a CPU of all the threads of a process, to the ns (/proc/PID/task/*/schedstat;
+    /proc/PID/stat counts 10 ms ticks, too coarse for a job's few ms)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError):  # a thread may end between listing and reading
+            total += int(task.read_text().split()[0])
+    return total / 1e9
+
+
 class Stack:
     """A redis-server, `mend-server` and `mend-worker --processes 2` running the Mend code
     at `code` (this tree, or --baseline's), with a client."""
@@ -188,11 +198,11 @@ class Stack:
         workers = _children(self.workers.pid)
         executors = [c for w in workers for c in _children(w)]
         return {
-            "server": tree_cpu_seconds(self.server.pid),
-            "redis": cpu_seconds(self.redis.pid),
-            "worker": sum(map(cpu_seconds, workers)),
-            "executor child": sum(map(cpu_seconds, executors)),
-            "client": time.process_time(),
+            "server": sum(map(run_seconds, process_tree(self.server.pid))),
+            "redis": run_seconds(self.redis.pid),
+            "worker": sum(map(run_seconds, workers)),
+            "executor child": sum(map(run_seconds, executors)),
+            "client": run_seconds(os.getpid()),
         }
 
     async def close(self) -> None:
@@ -491,9 +501,10 @@ reads up to 1 ms off, and their percentiles do not add up to the total's):
   completed_at (the executor child's round trip and the work); seen: completed_at -> the
   COMPLETED state read from the stream.
 
-CPU time per job, ms, by part of the stack (all the process's threads; over the jobs of
-each mode, /proc at 10 ms ticks; idle: less what the part uses with no job at all, measured
-for {QUIET_SECONDS:g} s a round, times the gaps — that use, % of a core: {quiet}):
+CPU time per job, ms, by part of the stack (all the process's threads, from
+/proc/PID/task/*/schedstat, over the jobs of each mode; idle: less what the part uses with
+no job at all, measured for {QUIET_SECONDS:g} s a round, times the gaps — that use, % of a
+core: {quiet}):
 
 {chr(10).join(cpu_rows)}
 
