@@ -469,8 +469,8 @@ def markdown(data: dict[str, Any]) -> str:
             hot, idle = r[name]["hot"]["total"], r[name]["idle"]["total"]
             floor.append(_row([label, _ms(hot["p50"]), _ms(hot["p99"]), _ms(idle["p50"]),
                                _ms(idle["p99"]), f"{idle['p50'] - hot['p50']:+.2f}"]))
-    baseline = (f"; beside it, in the same rounds, the same stack running the Mend tree at "
-                f"`{s['baseline']}` (--baseline)" if s.get("baseline") else "")
+    baseline = (f"\n- baseline: in the same rounds, the same stack running the Mend tree at\n"
+                f"  `{s['baseline']}` (--baseline)" if s.get("baseline") else "")
     return f"""# Submit -> COMPLETED seen by a WatchJob (one 16x16 job at a time), hot and idle
 
 - command: `{data["command"]}`
