@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "colors": "bench.colors",  # image/colors against colorthief
     "memory": "bench.memory",  # Redis bytes per finished job against Celery's results
     "cluster": "bench.cluster",  # Redis Cluster spread, cost of partitions, 1M pending jobs
+    "latency": "bench.latency",  # submit -> completed seen by WatchJob, hot and idle, vs the floor
 }
 
 

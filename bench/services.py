@@ -122,13 +122,15 @@ class Process:
     """A child process with its output in a log file; stop() ends it (SIGTERM, then SIGKILL)."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None
+        self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+        root: Path = ROOT,
     ) -> None:
+        """root: the tree whose code the process runs (first on its PYTHONPATH)."""
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"mend-bench-{name}-"))
         self.log = self.dir / "output.log"
         env = dict(env or os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
         with open(self.log, "wb") as out:
             self.popen = subprocess.Popen(
                 list(argv), stdout=out, stderr=subprocess.STDOUT, env=env,
@@ -183,9 +185,11 @@ def start_mend_server(
     uvloop: bool = False,
     extra_env: Mapping[str, str] | None = None,
     processes: int | None = None,
+    root: Path = ROOT,
 ) -> tuple[Process, int]:
-    """The real `mend-server` (its console script) on a free port, API key `bench-key`.
-    With `processes`, MEND_SERVER_PROCESSES=N, and it returns once all N listen."""
+    """The real `mend-server` (its console script) on a free port, API key `bench-key`,
+    running the code of the tree at `root`. With `processes`, MEND_SERVER_PROCESSES=N, and
+    it returns once all N listen."""
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -200,7 +204,7 @@ def start_mend_server(
     argv = (
         python_module("mend_server.main", uvloop=True) if uvloop else [str(BIN / "mend-server")]
     )
-    process = Process("mend-server", argv, env=env)
+    process = Process("mend-server", argv, env=env, root=root)
     try:
         wait_for_port(process, port)
         if processes and processes > 1:

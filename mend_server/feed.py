@@ -5,7 +5,11 @@ The scripts publish "<job id>:<version>" on the job's partition's sharded channe
 feed subscribes (SSUBSCRIBE) to a partition's channel when the first watcher of one of its
 jobs arrives and unsubscribes when the last leaves; each confirmed subscription wakes that
 partition's watchers, which then read the logs, so a watcher registered before its
-partition's subscription was confirmed misses nothing. A message wakes only the watchers
+partition's subscription was confirmed misses nothing. After its last watcher leaves, a
+partition stays subscribed for LINGER_SECONDS: the next watcher of one of its jobs (a client
+following its jobs one after another) then finds the subscription in place and costs no
+SSUBSCRIBE, confirmation and re-read, nor an SUNSUBSCRIBE when it leaves; a server nobody
+watches through receives nothing once the linger is over. A message wakes only the watchers
 of its job; they then read the log, so a lost message (or a dropped subscription) can delay
 a watcher but never make it miss a state.
 Watchers of one job woken by the same change share one read of the log (Watch.shared),
@@ -30,6 +34,11 @@ from mend_core.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# How long a partition's channel stays subscribed after its last watcher left. Meanwhile
+# its changes reach this server for nothing (a lookup each); a watcher arriving saves a
+# subscription round trip, its confirmation's re-read and the unsubscription.
+LINGER_SECONDS = 30.0
 
 
 class _Watched:
@@ -136,8 +145,13 @@ def _relay(waiter: asyncio.Future[None], future: asyncio.Future[Any]) -> None:
 
 
 class ChangeFeed:
-    def __init__(self, redis: Redis, partitions: Partitions) -> None:
+    def __init__(
+        self, redis: Redis, partitions: Partitions, *, linger_seconds: float = LINGER_SECONDS
+    ) -> None:
         self._redis = redis
+        self._linger = linger_seconds
+        # Partitions without watchers still subscribed: when each is to be unsubscribed.
+        self._lingering: dict[int, asyncio.TimerHandle] = {}
         self._parts = partitions
         self._channels = {keys.changes_channel: p for p, keys in enumerate(partitions.keys)}
         self._jobs: dict[str, _Watched] = {}
@@ -153,6 +167,9 @@ class ChangeFeed:
         self._task = asyncio.create_task(self._run(), name="change-feed")
 
     async def close(self) -> None:
+        for timer in self._lingering.values():
+            timer.cancel()
+        self._lingering.clear()
         if self._task:
             await cancel_and_wait(self._task, *self._changes)
         if self._subscriber:
@@ -195,8 +212,25 @@ class ChangeFeed:
         jobs = self._by_partition.setdefault(partition, set())
         before = bool(jobs)
         (jobs.add if watching else jobs.discard)(job_id)
-        if bool(jobs) != before:
-            self._subscription(partition, bool(jobs))
+        if bool(jobs) == before:
+            return
+        if jobs:
+            lingering = self._lingering.pop(partition, None)
+            if lingering is not None:
+                lingering.cancel()  # still subscribed: nothing to send, nor to re-read
+            else:
+                self._subscription(partition, True)
+        elif self._linger > 0 and self._subscriber is not None:
+            self._lingering[partition] = asyncio.get_running_loop().call_later(
+                self._linger, self._linger_over, partition
+            )
+        else:
+            self._subscription(partition, False)
+
+    def _linger_over(self, partition: int) -> None:
+        del self._lingering[partition]
+        if not self._by_partition.get(partition):
+            self._subscription(partition, False)
 
     def _subscription(self, partition: int, on: bool) -> None:
         """(Un)subscribes the partition's channel. Sent at once, in order, by a task: the

@@ -551,6 +551,13 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             # or, with nothing to catch up on, a heartbeat.
             greet = from_version is not None
             fresh = False
+            if not greet and not watch.changed:
+                # Opened on the current state: a change since the registration (or the
+                # partition's subscription being confirmed) sets `changed`, so there is
+                # nothing to read before that.
+                fresh = not await watch.wait(self._heartbeat)
+                if fresh:
+                    yield _HEARTBEAT
             while True:
                 watch.clear()
                 read = functools.partial(self._states_after, job_id, last)

@@ -229,7 +229,7 @@ async def test_an_idle_worker_claims_from_the_partition_a_token_names(stack: Sta
 async def test_a_watcher_is_woken_through_its_partitions_sharded_channel(
     stack: Stack, redis_client
 ) -> None:
-    feed = ChangeFeed(stack.redis, PARTS)
+    feed = ChangeFeed(stack.redis, PARTS, linger_seconds=0.1)
     await feed.start()
     try:
         [submitted] = await stack.store.submit("acme", [SPEC])
@@ -253,6 +253,81 @@ async def test_a_watcher_is_woken_through_its_partitions_sharded_channel(
         assert redis_client.pubsub_numsub("mend:{jobs}:changes") == [("mend:{jobs}:changes", 0)]
     finally:
         await feed.close()
+
+
+async def test_going_idle_after_a_completion_scans_once_after_dropping_the_tokens(
+    stack: Stack, redis_client
+) -> None:
+    """The completion that finds no next job scans every partition with it; the claim that
+    follows drops the wake tokens and scans again (no job queued meanwhile goes unseen),
+    with no scan of its own before: two scans in all, not three."""
+    store, queue = stack.store, stack.queue
+
+    def zcards() -> int:
+        return int(redis_client.info("commandstats").get("cmdstat_zcard", {}).get("calls", 0))
+
+    await store.submit("acme", [SPEC])
+    lease = await queue.claim("w1")
+    assert lease is not None
+    before = zcards()
+    assert await queue.complete_and_claim(lease, RESULT, "w1") == (True, None)
+    assert await queue.claim("w1") is None
+    # A scan is P ZCARDs; the scripts' own (the count left in a queue) are a few more.
+    assert (zcards() - before) // P == 2
+    assert redis_client.llen(PARTS.wake) == 0
+    # A job queued now is found as before: its token wakes the idle worker.
+    [submitted] = await store.submit("acme", [SPEC])
+    await queue.wait_for_work(5)
+    lease = await queue.claim("w1")
+    assert lease is not None and lease.job_id == submitted.job_id
+
+
+async def test_a_partition_stays_subscribed_a_while_after_its_last_watcher(
+    stack: Stack, redis_client
+) -> None:
+    """A watcher arriving during the linger finds the subscription in place (no SSUBSCRIBE,
+    no confirmation to wait for) and is woken by its job's changes; after the linger the
+    channel is unsubscribed."""
+    feed = ChangeFeed(stack.redis, PARTS, linger_seconds=30)
+    await feed.start()
+
+    def ssubscribes() -> int:
+        stats = redis_client.info("commandstats").get("cmdstat_ssubscribe", {})
+        return int(stats.get("calls", 0))
+
+    try:
+        [first] = await stack.store.submit("acme", [SPEC])
+        partition = PARTS.of_job(first.job_id)
+        channel = PARTS[partition].changes_channel
+
+        def subscribers() -> int:
+            return int(redis_client.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1])
+
+        with feed.listen(first.job_id):
+            await eventually(lambda: subscribers() == 1, "the partition's subscription")
+        assert partition in feed.subscribed_partitions and subscribers() == 1
+        # Another job of the same partition, watched during the linger.
+        [second] = await stack.store.submit("acme", [SPEC])
+        while PARTS.of_job(second.job_id) != partition:
+            [second] = await stack.store.submit("acme", [SPEC])
+        before = ssubscribes()
+        with feed.listen(second.job_id) as watch:
+            watch.clear()
+            await stack.store.cancel("acme", second.job_id)
+            assert await watch.wait(5)
+        assert ssubscribes() == before
+        assert subscribers() == 1
+    finally:
+        await feed.close()
+    short = ChangeFeed(stack.redis, PARTS, linger_seconds=0.1)
+    await short.start()
+    try:
+        with short.listen(first.job_id):
+            await eventually(lambda: subscribers() == 1, "the partition's subscription")
+        await eventually(lambda: subscribers() == 0, "the partition to be unsubscribed")
+        assert partition not in short.subscribed_partitions
+    finally:
+        await short.close()
 
 
 async def test_quotas_hold_across_partitions(redis_server: RedisServer, redis_client) -> None:

@@ -527,6 +527,37 @@ def evalsha_calls(redis_client) -> int:
     return int(redis_client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
 
 
+def xrange_calls(redis_client) -> int:
+    return int(redis_client.info("commandstats").get("cmdstat_xrange", {}).get("calls", 0))
+
+
+async def test_a_stream_opened_on_the_current_state_reads_the_log_only_after_a_change(
+    stub, mend_server, redis_client
+) -> None:
+    """After the current state, the stream waits for a change before reading the job's log
+    (a change since the stream registered wakes it): one read per change, none for nothing."""
+    parts = mend_server.partitions
+    first = await submit(stub)
+    holding = stub.WatchJob(pb.WatchJobRequest(id=first), metadata=AUTH)
+    assert await next_job(holding) is not None  # keeps the partition subscribed
+    partition = parts.of_job(first)
+    while parts.of_job(job_id := await submit(stub)) != partition:
+        pass
+    await asyncio.sleep(0.3)  # the first stream's reads, if any, are done
+    before = xrange_calls(redis_client)
+    call = stub.WatchJob(pb.WatchJobRequest(id=job_id), metadata=AUTH)
+    current = await next_job(call)
+    assert current is not None and current.status == pb.JOB_STATUS_PENDING
+    await asyncio.sleep(0.3)  # room for a read the stream should not make
+    assert xrange_calls(redis_client) == before
+    await stub.CancelJob(pb.CancelJobRequest(id=job_id), metadata=AUTH)
+    cancelled = await next_job(call)
+    assert cancelled is not None and cancelled.status == pb.JOB_STATUS_CANCELLED
+    assert await rest_of(call) == []
+    assert xrange_calls(redis_client) == before + 1
+    holding.cancel()
+
+
 async def test_watchers_opening_at_once_share_one_first_read_per_tenant(
     stub, queue, redis_client
 ) -> None:

@@ -122,6 +122,9 @@ class WorkQueue:
         self._failed_ttl_ms = retention_failed_seconds * 1000
         self._turns = _Rotation(partitions.count)
         self._woken_for: int | None = None  # the partition the last wake token named
+        # The last completion scanned every partition (pipelined with it) and leased nothing:
+        # a claim right after it needs no scan of its own before going idle.
+        self._scanned_idle = False
 
     @classmethod
     def from_settings(cls, redis: Redis, settings: Settings) -> WorkQueue:
@@ -143,14 +146,16 @@ class WorkQueue:
         the one the last wake token named, else the next in turn with jobs queued; None
         when every partition's queue is empty."""
         woken_for, self._woken_for = self._woken_for, None
+        scanned, self._scanned_idle = self._scanned_idle, False
         if woken_for is not None and (lease := await self._claim_in(woken_for, worker_id)):
             return lease
         cleared = False
         for _ in range(2 * self._parts.count + 2):  # bounded, whatever others claim meanwhile
             partition = self._turns.pick()
-            if partition is None:
+            if partition is None and not scanned:
                 await self._scan()
                 partition = self._turns.pick()
+            scanned = False
             if partition is None and not cleared:
                 # Idle from here on. The tokens left in the wake list name jobs that are
                 # claimed already: drop them, or idle workers would wake for each in vain;
@@ -223,6 +228,7 @@ class WorkQueue:
         """Completes the job and leases the next one in the same round trip: from the
         job's partition in the same script, or, when the turn is another's, by a second
         script in the same pipeline."""
+        self._scanned_idle = False
         partition = self._parts.of_job(lease.job_id)
         scripts = self._scripts[partition]
         following = self._turns.pick()
@@ -261,6 +267,9 @@ class WorkQueue:
         self._turns.claimed(following, int(left))
         if scan:  # read after the claim: the fresher count
             self._turns.scanned([int(n) for n in rest])
+        # Idle from here on: the next claim drops the wake tokens and scans again (they
+        # must be in that order), so the scan just made spares it one before.
+        self._scanned_idle = scan and not fields
         return done[0] == 1, _lease(fields)
 
     async def fail(self, lease: Lease, error: str) -> bool:
