@@ -10,6 +10,7 @@ import sys
 
 BENCHMARKS: dict[str, str] = {
     "api": "bench.api",  # gRPC API throughput and latency against a no-op ceiling
+    "batch": "bench.batch",  # SubmitBatch of 100 jobs: jobs stored per second
     "resize": "bench.resize",  # resize throughput per core against libvips
     "drain": "bench.drain",  # queue drain rate against Celery and Dramatiq
     "stack": "bench.stack",  # the whole stack on 40 12 MP photos against plain Pillow

@@ -3,16 +3,17 @@
 One JSON command per line on stdin, one JSON answer per line on stdout:
   {"op": "connect", "target": NAME, "address": "127.0.0.1:PORT", "channels": 4, "api_key": K}
       (again for the same NAME: closes its channels and opens new connections)
-  {"op": "run", "target": NAME, "method": "submit" | "get" | "list", "concurrency": N,
-   "seconds": S, "max_calls": M}
+  {"op": "run", "target": NAME, "method": "submit" | "get" | "list" | "batch",
+   "concurrency": N, "seconds": S, "max_calls": M}
       -> {"calls", "elapsed", "errors": {code: n}, "latencies_us": [...]}
   {"op": "quit"}
 A run keeps N calls in flight (N coroutines, each awaiting one call at a time) spread
 over the target's channels until S seconds or M calls have passed. `submit` calls
 SubmitImageResize and keeps the job ids it gets; `get` calls GetJob on those ids (it
 submits a first batch when it has none); `list` calls ListJobs for the first page (20
-jobs, newest first). Living across commands, the process keeps its
-channels open, so runs against different servers can be interleaved cheaply."""
+jobs, newest first); `batch` calls SubmitBatch with BATCH_JOBS jobs. Living across
+commands, the process keeps its channels open, so runs against different servers can be
+interleaved cheaply."""
 
 from __future__ import annotations
 
@@ -42,6 +43,17 @@ RESIZE = pb.SubmitImageResizeRequest(
     height=600,
 )
 LIST = pb.ListJobsRequest(page_size=20)
+BATCH_JOBS = 100
+BATCH = pb.SubmitBatchRequest(jobs=[
+    pb.SubmitJobRequest(
+        source_bucket=RESIZE.source_bucket,
+        source_key=RESIZE.source_key,
+        dest_bucket=RESIZE.dest_bucket,
+        dest_key=f"images/output-{i}.jpg",
+        parameters=pb.JobParameters(image_resize=pb.ImageResizeParameters(width=800, height=600)),
+    )
+    for i in range(BATCH_JOBS)
+])
 
 
 @dataclass
@@ -79,14 +91,16 @@ async def run(
 
     async def worker(i: int) -> None:
         stub = target.stubs[i % len(target.stubs)]
-        call = {"submit": stub.SubmitImageResize, "get": stub.GetJob, "list": stub.ListJobs}[method]
+        call = {"submit": stub.SubmitImageResize, "get": stub.GetJob, "list": stub.ListJobs,
+                "batch": stub.SubmitBatch}[method]
         md = target.metadata
         clock = time.perf_counter_ns
         while time.perf_counter() < deadline:
             n = next(started)
             if n >= max_calls:
                 return
-            request = getters[n % len(getters)] if getters else LIST if method == "list" else RESIZE
+            request = (getters[n % len(getters)] if getters else LIST if method == "list"
+                       else BATCH if method == "batch" else RESIZE)
             t0 = clock()
             try:
                 response = await call(request, metadata=md, timeout=CALL_TIMEOUT_SECONDS)
