@@ -338,7 +338,7 @@ async def settle(pids: list[int]) -> None:
 
 async def updated_at(redis: Any, job_ids: list[str]) -> dict[tuple[str, int], int]:
     """(job id, version) -> updated_at ms, from each job's event log."""
-    from mend_core.jobstate.encoding import log_entry
+    from mend_core.jobstate.encoding import full_names, log_entry
     from mend_core.jobstate.partitions import Partitions
     from mend_core.settings import Settings
 
@@ -351,7 +351,7 @@ async def updated_at(redis: Any, job_ids: list[str]) -> dict[tuple[str, int], in
             pipe.lrange(parts.job_keys(job_id).events(job_id), 0, -1)
         for job_id, entries in zip(chunk, await pipe.execute(), strict=True):
             for version, fields in map(log_entry, entries):
-                out[(job_id, version)] = int(fields["updated_at"])
+                out[(job_id, version)] = int(full_names(fields)["updated_at"])
     return out
 
 

@@ -29,38 +29,55 @@ from bench.watch import _say, _stdin_lines
 METHOD = "/mend.v1.JobService/WatchJob"
 
 
+class Stream:
+    """One WatchJob stream: the messages not yet written, and its wait for more."""
+
+    __slots__ = ("pending", "waiter")
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[bytes, bool]] = []
+        self.waiter: asyncio.Future[None] | None = None
+
+
 class Relay:
     def __init__(self) -> None:
-        # job id -> the waiters of its streams (each a future of the next message)
-        self.streams: dict[str, set[asyncio.Future[tuple[bytes, bool]]]] = {}
+        self.streams: dict[str, set[Stream]] = {}  # job id -> its open streams
         self.final: dict[str, int] = {}
 
     async def watch(self, request: Any, context: Any) -> AsyncIterator[bytes]:
         from mend.v1 import jobs_pb2 as pb
 
-        job_id = request.id
+        job_id, stream = request.id, Stream()
+        self.streams.setdefault(job_id, set()).add(stream)
         yield pb.WatchJobResponse(job=pb.Job(id=job_id)).SerializeToString()
         loop = asyncio.get_running_loop()
-        while True:
-            waiter: asyncio.Future[tuple[bytes, bool]] = loop.create_future()
-            self.streams.setdefault(job_id, set()).add(waiter)
-            data, last = await waiter
-            yield data
-            if last:
-                return
+        try:
+            while True:
+                if not stream.pending:
+                    stream.waiter = loop.create_future()
+                    await stream.waiter
+                messages, stream.pending = stream.pending, []
+                for data, last in messages:
+                    yield data
+                    if last:
+                        return
+        finally:
+            self.streams[job_id].discard(stream)
 
     def deliver(self, job_id: str, version: int) -> None:
         from mend.v1 import jobs_pb2 as pb
 
-        waiters = self.streams.pop(job_id, None)
-        if not waiters:
+        streams = self.streams.get(job_id)
+        if not streams:
             return
         job = pb.Job(id=job_id, version=version)
         job.updated_at.FromMilliseconds(time.time_ns() // 1_000_000)
         message = (pb.WatchJobResponse(job=job).SerializeToString(),
                    version >= self.final.get(job_id, 1 << 62))
-        for waiter in waiters:
-            waiter.set_result(message)
+        for stream in streams:
+            stream.pending.append(message)
+            if stream.waiter is not None and not stream.waiter.done():
+                stream.waiter.set_result(None)
 
 
 async def main(redis_url: str, channels: str) -> None:
