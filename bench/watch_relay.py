@@ -85,6 +85,7 @@ async def main(redis_url: str, channels: str) -> None:
 
     from bench.sharded_pubsub import ShardedPubSub
     from mend.v1 import jobs_pb2 as pb
+    from mend_server.server import grpc_options
 
     relay = Relay()
     handler = grpc.method_handlers_generic_handler("mend.v1.JobService", {
@@ -94,7 +95,7 @@ async def main(redis_url: str, channels: str) -> None:
             response_serializer=lambda data: data,
         ),
     })
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=grpc_options(reuse_port=False))  # Mend's own options
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
