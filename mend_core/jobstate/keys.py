@@ -54,7 +54,9 @@ KEYS: dict[str, tuple[str, str, str]] = {
     ),
     "batch": ("batch:{tenant}:{batch_id}", "hash", "a batch: total, remaining, counts"),
     "batch_jobs": ("batch:{tenant}:{batch_id}:jobs", "zset", "the batch's job ids, by seq"),
-    "changes": ("changes", "sharded channel", "`<id>:<version>` after each change but the first (SPUBLISH)"),
+    "changes": (
+        "changes", "sharded channel", "`<id>:<version>` after each change but the first (SPUBLISH)"
+    ),
     "webhooks": ("webhooks", "stream", "webhook deliveries to make now"),
     "webhook_retries": ("webhooks:retry", "zset", "deliveries waiting to retry, by due ms"),
     "dead_webhooks": ("webhooks:dead", "stream", "deliveries that failed for good"),
