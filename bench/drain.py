@@ -126,13 +126,16 @@ def role(pid: int, root: int) -> str:
     return "main" if pid == root else "pool"
 
 
-def tree_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU seconds used so far by the live processes under pid, by role."""
+def tree_cpu_seconds(
+    pid: int, measure: Callable[[int], float] = cpu_seconds
+) -> dict[str, float]:
+    """CPU seconds used so far by the live processes under pid, by role, each by `measure`
+    (bench.services.cpu_seconds or run_seconds)."""
     out: dict[str, float] = {}
     for p in descendants(pid):
         with contextlib.suppress(OSError, IndexError):  # exited meanwhile
             kind = role(p, pid)
-            out[kind] = out.get(kind, 0.0) + cpu_seconds(p)
+            out[kind] = out.get(kind, 0.0) + measure(p)
     return out
 
 
