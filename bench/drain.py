@@ -43,7 +43,7 @@ from PIL import Image
 
 from bench import report
 from bench.profile import busy_stacks, record
-from bench.services import BIN, ROOT, Process, cpu_seconds
+from bench.services import BIN, ROOT, Process, cpu_seconds, partitions
 from mend_devkit.redis_server import RedisServer
 
 NAME = "drain"  # bench/results/drain.md; drain-disk.md when the storage is not on tmpfs
@@ -181,17 +181,15 @@ class System:
 
 def mend_enqueue(ctx: Context, bucket: str) -> None:
     from mend_core.job import JobSpec
-    from mend_core.jobstate.partitions import Partitions
     from mend_core.jobstate.store import JobStore
     from mend_core.operations.image_resize import ResizeParams
     from mend_core.redis_client import connect
-    from mend_core.settings import Settings
 
     async def submit() -> None:
         client = connect(ctx.redis.url)
         store = JobStore(
             client,
-            Partitions(Settings().partitions),
+            partitions(),
             retention_completed_seconds=86400,
             retention_failed_seconds=86400,
             worker_liveness_seconds=30,
@@ -217,11 +215,8 @@ def mend_enqueue(ctx: Context, bucket: str) -> None:
 
 
 def _mend_counter(ctx: Context, status: str) -> int:
-    from mend_core.jobstate.partitions import Partitions
-    from mend_core.settings import Settings
-
     pipe = ctx.client.pipeline(transaction=False)
-    for keys in Partitions(Settings().partitions).keys:  # the partitions' counters, summed
+    for keys in partitions().keys:  # the partitions' counters, summed
         pipe.hget(keys.stats, f"image_resize:{status}")
     return sum(int(n or 0) for n in pipe.execute())
 

@@ -16,9 +16,13 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mend_devkit import ports
 from mend_devkit.ports import free_port
+
+if TYPE_CHECKING:
+    from mend_core.jobstate.partitions import Partitions
 
 # The interpreter running the benchmark is the project's (.venv/bin/python), so its
 # directory holds the project's console scripts (mend-server, mend-worker).
@@ -72,6 +76,15 @@ def tree_cpu_seconds(pid: int, measure: Callable[[int], float] = cpu_seconds) ->
         with contextlib.suppress(OSError):
             total += measure(p)
     return total
+
+
+def partitions() -> Partitions:
+    """The job store's partitions as the Mend a benchmark starts has them (MEND_PARTITIONS,
+    read by Settings); mend_core imported when called, as in the benchmarks' own code."""
+    from mend_core.jobstate.partitions import Partitions
+    from mend_core.settings import Settings
+
+    return Partitions(Settings().partitions)
 
 
 def _tcp_sockets(port: int, state: str) -> set[int]:

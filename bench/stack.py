@@ -52,12 +52,11 @@ from bench.services import (
     ROOT,
     Process,
     machine_busy_seconds,
+    partitions,
     python_module,
     run_seconds,
     tree_cpu_seconds,
 )
-from mend_core.jobstate.partitions import Partitions
-from mend_core.settings import Settings
 
 NAME = "stack"
 DATA = Path(__file__).parent / ".data" / "stack"
@@ -125,7 +124,7 @@ class Stack(gateway.Stack):
 
     def _wait_for_workers(self) -> None:
         """Until both workers are registered and both executor children run."""
-        key = Partitions(Settings().partitions).workers
+        key = partitions().workers
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             kinds = [drain.role(p, self.workers.pid) for p in drain.descendants(self.workers.pid)]
