@@ -676,10 +676,8 @@ def main(argv: list[str]) -> int:
     header, rows = tables(data)
     print()
     print(report.text_table(header, rows))
-    if not args.no_record:
-        name = NAME if storage_fs == "tmpfs" else f"{NAME}-disk"
-        json_path, md_path = report.record(name, data, markdown(data))
-        print(f"\nrecorded {md_path} and {json_path.name}")
+    name = NAME if storage_fs == "tmpfs" else f"{NAME}-disk"
+    report.save(name, data, markdown(data), args.no_record)
     return 0
 
 

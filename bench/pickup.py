@@ -427,9 +427,7 @@ def main(argv: list[str]) -> int:
     md = markdown(data)
     print()
     print("\n".join(line for line in md.splitlines() if line.startswith("|")))
-    if not args.no_record:
-        json_path, md_path = report.record(NAME, data, md)
-        print(f"\nrecorded {md_path} and {json_path.name}")
+    report.save(NAME, data, md, args.no_record)
     return 0
 
 
