@@ -43,7 +43,7 @@ from PIL import Image
 
 from bench import report
 from bench.profile import busy_stacks, record
-from bench.services import BIN, ROOT, Process, cpu_seconds
+from bench.services import BIN, ROOT, Process, cpu_seconds, partitions
 from mend_devkit.redis_server import RedisServer
 
 NAME = "drain"  # bench/results/drain.md; drain-disk.md when the storage is not on tmpfs
@@ -126,13 +126,16 @@ def role(pid: int, root: int) -> str:
     return "main" if pid == root else "pool"
 
 
-def tree_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU seconds used so far by the live processes under pid, by role."""
+def tree_cpu_seconds(
+    pid: int, measure: Callable[[int], float] = cpu_seconds
+) -> dict[str, float]:
+    """CPU seconds used so far by the live processes under pid, by role, each by `measure`
+    (bench.services.cpu_seconds or run_seconds)."""
     out: dict[str, float] = {}
     for p in descendants(pid):
         with contextlib.suppress(OSError, IndexError):  # exited meanwhile
             kind = role(p, pid)
-            out[kind] = out.get(kind, 0.0) + cpu_seconds(p)
+            out[kind] = out.get(kind, 0.0) + measure(p)
     return out
 
 
@@ -178,17 +181,15 @@ class System:
 
 def mend_enqueue(ctx: Context, bucket: str) -> None:
     from mend_core.job import JobSpec
-    from mend_core.jobstate.partitions import Partitions
     from mend_core.jobstate.store import JobStore
     from mend_core.operations.image_resize import ResizeParams
     from mend_core.redis_client import connect
-    from mend_core.settings import Settings
 
     async def submit() -> None:
         client = connect(ctx.redis.url)
         store = JobStore(
             client,
-            Partitions(Settings().partitions),
+            partitions(),
             retention_completed_seconds=86400,
             retention_failed_seconds=86400,
             worker_liveness_seconds=30,
@@ -214,11 +215,8 @@ def mend_enqueue(ctx: Context, bucket: str) -> None:
 
 
 def _mend_counter(ctx: Context, status: str) -> int:
-    from mend_core.jobstate.partitions import Partitions
-    from mend_core.settings import Settings
-
     pipe = ctx.client.pipeline(transaction=False)
-    for keys in Partitions(Settings().partitions).keys:  # the partitions' counters, summed
+    for keys in partitions().keys:  # the partitions' counters, summed
         pipe.hget(keys.stats, f"image_resize:{status}")
     return sum(int(n or 0) for n in pipe.execute())
 
@@ -678,10 +676,8 @@ def main(argv: list[str]) -> int:
     header, rows = tables(data)
     print()
     print(report.text_table(header, rows))
-    if not args.no_record:
-        name = NAME if storage_fs == "tmpfs" else f"{NAME}-disk"
-        json_path, md_path = report.record(name, data, markdown(data))
-        print(f"\nrecorded {md_path} and {json_path.name}")
+    name = NAME if storage_fs == "tmpfs" else f"{NAME}-disk"
+    report.save(name, data, markdown(data), args.no_record)
     return 0
 
 

@@ -45,6 +45,7 @@ from bench.services import (
     Process,
     cpu_seconds,
     machine_busy_seconds,
+    partitions,
     python_module,
     start_mend_server,
     wait_for_port,
@@ -339,10 +340,8 @@ async def settle(pids: list[int]) -> None:
 async def updated_at(redis: Any, job_ids: list[str]) -> dict[tuple[str, int], int]:
     """(job id, version) -> updated_at ms, from each job's event log."""
     from mend_core.jobstate.encoding import full_names, log_entry
-    from mend_core.jobstate.partitions import Partitions
-    from mend_core.settings import Settings
 
-    parts = Partitions(Settings().partitions)
+    parts = partitions()
     out: dict[tuple[str, int], int] = {}
     for start in range(0, len(job_ids), 200):
         chunk = job_ids[start : start + 200]
@@ -440,10 +439,8 @@ def summarise_sse(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 async def run_sse(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     from mend.v1 import jobs_pb2_grpc
-    from mend_core.jobstate.partitions import Partitions
     from mend_core.jobstate.queue import WorkQueue
     from mend_core.redis_client import connect
-    from mend_core.settings import Settings
 
     scenarios = sse_scenarios(args.streams, args.spread_rate, args.fanout_rate)
     sides: dict[str, list[watch.Child]] = {
@@ -451,7 +448,7 @@ async def run_sse(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         "grpc": [watch.Child("_watcher", str(stack.grpc_port), str(args.channels))
                  for _ in range(args.watchers)],
     }
-    parts = Partitions(Settings().partitions)
+    parts = partitions()
     floor = watch.Child(
         "_subscriber", stack.redis.url, " ".join(k.changes_channel for k in parts.keys)
     )

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
 import os
 import shutil
@@ -55,6 +54,7 @@ from bench.services import (
     Process,
     process_tree,
     python_module,
+    run_seconds,
     start_mend_server,
     wait_for_port,
 )
@@ -158,16 +158,6 @@ def _children(pid: int) -> list[int]:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
-
-
-def run_seconds(pid: int) -> float:
-    """Time on a CPU of all the threads of a process, to the ns (/proc/PID/task/*/schedstat;
-    /proc/PID/stat counts 10 ms ticks, too coarse for a job's few ms)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
-        with contextlib.suppress(OSError):  # a thread may end between listing and reading
-            total += int(task.read_text().split()[0])
-    return total / 1e9
 
 
 class Stack:

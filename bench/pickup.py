@@ -36,7 +36,7 @@ from typing import Any
 from PIL import Image
 
 from bench import report
-from bench.services import BIN, Process
+from bench.services import BIN, Process, partitions
 from mend_core.jobstate.encoding import FIELDS, full_names, log_entry
 from mend_devkit.redis_server import RedisServer
 
@@ -45,14 +45,6 @@ TENANT = "bench"
 SMALL = ("bench", "small.jpg")
 LARGE = ("bench", "large.jpg")
 GOAL_P50_MS, GOAL_P99_MS, GOAL_RECOVERY_S = 5.0, 20.0, 15.0
-
-
-def _partitions() -> Any:
-    from mend_core.jobstate.partitions import Partitions
-    from mend_core.settings import Settings
-
-    return Partitions(Settings().partitions)
-
 
 
 def spec(source: tuple[str, str], dest_key: str, width: int, height: int) -> Any:
@@ -83,7 +75,7 @@ class Changes:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        for keys in _partitions().keys:
+        for keys in partitions().keys:
             await self.pubsub.ssubscribe(keys.changes_channel)
         self._task = asyncio.create_task(self._read())
 
@@ -109,7 +101,7 @@ class Changes:
                 continue
             if jid != job_id or version <= after_version:
                 continue
-            log = await self.client.lrange(_partitions().job_keys(job_id).events(job_id), 0, -1)
+            log = await self.client.lrange(partitions().job_keys(job_id).events(job_id), 0, -1)
             entry = dict(log_entry(raw) for raw in log).get(version, {})
             if entry.get("status") == status:
                 return at, version
@@ -177,7 +169,7 @@ async def pickup(
         await asyncio.sleep(random.uniform(*idle_ms) / 1000)
         job_id, to_processing, to_completed = await run_job(store, changes, f"p/{i}.jpg")
         created, started = await redis.hmget(
-            _partitions().job_keys(job_id).job(job_id), [FIELDS["created_at"], FIELDS["started_at"]]
+            partitions().job_keys(job_id).job(job_id), [FIELDS["created_at"], FIELDS["started_at"]]
         )
         client_ms.append(to_processing)
         total_ms.append(to_completed)
@@ -206,7 +198,7 @@ async def recovery_once(
     # Slow enough to be killed mid-job: full decode, Lanczos to 4000 wide, PNG encode.
     job_id = await submit(store, spec(LARGE, f"slow/{n}.png", 4000, 0))
     _, version = await changes.until(job_id, "processing", 20)
-    key = _partitions().job_keys(job_id).job(job_id)
+    key = partitions().job_keys(job_id).job(job_id)
     holder = await redis.hget(key, FIELDS["worker"])
     victim = workers.pop(holder)
     victim.popen.send_signal(signal.SIGKILL)
@@ -236,7 +228,7 @@ async def redis_time_ms(redis: Any) -> int:
 async def wait_idle(redis: Any, count: int, timeout: float = 30.0) -> None:
     """Until `count` workers have registered (their housekeeping runs at start-up)."""
     deadline = time.monotonic() + timeout
-    while await redis.zcard(_partitions().workers) < count:
+    while await redis.zcard(partitions().workers) < count:
         if time.monotonic() > deadline:
             raise RuntimeError(f"fewer than {count} workers registered")
         await asyncio.sleep(0.05)
@@ -252,7 +244,7 @@ async def measure(
     redis = connect(redis_server.url)
     store = JobStore(
         redis,
-        _partitions(),
+        partitions(),
         retention_completed_seconds=86400,
         retention_failed_seconds=86400,
         worker_liveness_seconds=30,
@@ -284,7 +276,7 @@ async def measure(
                 w = start_worker(redis_server.url, root)
                 processes.append(w)
                 workers[worker_id(w)] = w
-            await redis.delete(_partitions().workers)  # forget the killed ones
+            await redis.delete(partitions().workers)  # forget the killed ones
             await wait_idle(redis, 2)
             r = await recovery_once(store, changes, redis, workers, n)
             kills.append(r)
@@ -435,9 +427,7 @@ def main(argv: list[str]) -> int:
     md = markdown(data)
     print()
     print("\n".join(line for line in md.splitlines() if line.startswith("|")))
-    if not args.no_record:
-        json_path, md_path = report.record(NAME, data, md)
-        print(f"\nrecorded {md_path} and {json_path.name}")
+    report.save(NAME, data, md, args.no_record)
     return 0
 
 

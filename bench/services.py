@@ -14,11 +14,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mend_devkit import ports
 from mend_devkit.ports import free_port
+
+if TYPE_CHECKING:
+    from mend_core.jobstate.partitions import Partitions
 
 # The interpreter running the benchmark is the project's (.venv/bin/python), so its
 # directory holds the project's console scripts (mend-server, mend-worker).
@@ -53,14 +57,34 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time of a process and all its descendants (see process_tree)."""
+def run_seconds(pid: int) -> float:
+    """Time on a CPU of all the live threads of a process, to the ns
+    (/proc/PID/task/*/schedstat; cpu_seconds counts 10 ms ticks, too coarse for a job's few ms)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError):  # a thread may end between listing and reading
+            total += int(task.read_text().split()[0])
+    return total / 1e9
+
+
+def tree_cpu_seconds(pid: int, measure: Callable[[int], float] = cpu_seconds) -> float:
+    """CPU time of a process and all its descendants (see process_tree), each by `measure`
+    (cpu_seconds or run_seconds)."""
     total = 0.0
     for p in process_tree(pid):
         # A process may end between the listing and the read.
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            total += cpu_seconds(p)
+        with contextlib.suppress(OSError):
+            total += measure(p)
     return total
+
+
+def partitions() -> Partitions:
+    """The job store's partitions as the Mend a benchmark starts has them (MEND_PARTITIONS,
+    read by Settings); mend_core imported when called, as in the benchmarks' own code."""
+    from mend_core.jobstate.partitions import Partitions
+    from mend_core.settings import Settings
+
+    return Partitions(Settings().partitions)
 
 
 def _tcp_sockets(port: int, state: str) -> set[int]:

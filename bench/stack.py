@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
 import json
 import os
@@ -53,11 +52,11 @@ from bench.services import (
     ROOT,
     Process,
     machine_busy_seconds,
-    process_tree,
+    partitions,
     python_module,
+    run_seconds,
+    tree_cpu_seconds,
 )
-from mend_core.jobstate.partitions import Partitions
-from mend_core.settings import Settings
 
 NAME = "stack"
 DATA = Path(__file__).parent / ".data" / "stack"
@@ -69,38 +68,6 @@ GOAL = 1.04  # Mend / plain wall time, at most
 SOURCES = ("photos", "src")  # bucket, key prefix: ROOT/photos/src/i.jpg
 READY_TIMEOUT = 60.0
 RUN_TIMEOUT = 120.0
-
-
-# ------------------------------------------------------------------------------ CPU time
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process's live threads, in ns from /proc/PID/task/*/schedstat (the
-    clock ticks of /proc/PID/stat are 10 ms: 0.25 ms per job over 40 jobs)."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        # A thread that ended meanwhile is left out.
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/schedstat") as f:
-            total += int(f.read().split()[0])
-    return total / 1e9
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    total = 0.0
-    for p in process_tree(pid):
-        with contextlib.suppress(OSError):
-            total += cpu_seconds(p)
-    return total
-
-
-def workers_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU seconds of the workers' processes by kind (bench.drain.role)."""
-    out: dict[str, float] = {}
-    for p in drain.descendants(pid):
-        with contextlib.suppress(OSError, IndexError):  # exited meanwhile
-            kind = drain.role(p, pid)
-            out[kind] = out.get(kind, 0.0) + cpu_seconds(p)
-    return out
 
 
 # ------------------------------------------------------------------------------ sources
@@ -157,7 +124,7 @@ class Stack(gateway.Stack):
 
     def _wait_for_workers(self) -> None:
         """Until both workers are registered and both executor children run."""
-        key = Partitions(Settings().partitions).workers
+        key = partitions().workers
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             kinds = [drain.role(p, self.workers.pid) for p in drain.descendants(self.workers.pid)]
@@ -171,12 +138,12 @@ class Stack(gateway.Stack):
     def cpu(self) -> dict[str, float]:
         """CPU seconds used so far by each kind of process of the stack, and the client."""
         out = {
-            "server": tree_cpu_seconds(self.server.pid),
-            "gateway": tree_cpu_seconds(self.gateway.pid),
-            "redis": cpu_seconds(self.redis.pid),
-            "client": cpu_seconds(os.getpid()),
+            "server": tree_cpu_seconds(self.server.pid, run_seconds),
+            "gateway": tree_cpu_seconds(self.gateway.pid, run_seconds),
+            "redis": run_seconds(self.redis.pid),
+            "client": run_seconds(os.getpid()),
         }
-        for kind, seconds in workers_cpu_seconds(self.workers.pid).items():
+        for kind, seconds in drain.tree_cpu_seconds(self.workers.pid, run_seconds).items():
             out["worker supervisor" if kind == "main" else kind] = seconds
         return out
 
@@ -300,7 +267,7 @@ class Plain:
         return {"wall_s": time.perf_counter() - t0}
 
     def cpu(self) -> dict[str, float]:
-        return {"plain process": sum(cpu_seconds(p.pid) for p in self.procs)}
+        return {"plain process": sum(run_seconds(p.pid) for p in self.procs)}
 
     def stop(self) -> None:
         for p in self.procs:

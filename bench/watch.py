@@ -41,6 +41,7 @@ from bench.services import (
     API_KEY,
     cpu_seconds,
     machine_busy_seconds,
+    partitions,
     python_module,
     start_mend_server,
 )
@@ -569,15 +570,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from mend.v1 import jobs_pb2_grpc
-    from mend_core.jobstate.partitions import Partitions
     from mend_core.jobstate.queue import WorkQueue
     from mend_core.redis_client import connect
-    from mend_core.settings import Settings
 
     redis_server = RedisServer()
     server, port = start_mend_server(redis_server.url, extra_env={"MEND_SERVER_PROCESSES": "1"})
     watchers = [Child("_watcher", str(port), str(args.channels)) for _ in range(args.watchers)]
-    parts = Partitions(Settings().partitions)
+    parts = partitions()
     channels = " ".join(k.changes_channel for k in parts.keys)
     floor = Child("_subscriber", redis_server.url, channels)
     # The server side's floor: a bare grpc.aio relay of the same pub/sub, its own watchers.
