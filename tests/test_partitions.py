@@ -249,7 +249,7 @@ async def test_a_watcher_is_woken_through_its_partitions_sharded_channel(
         if partition != 0:  # partition 0's channel stays subscribed
             await eventually(lambda: subscribers() == 0, "the partition to be unsubscribed")
             assert partition not in feed.subscribed_partitions
-        # Nothing is published on the old, unsharded channel.
+        # Nothing listens on the old, unsharded channel (the feed subscribes sharded).
         assert redis_client.pubsub_numsub("mend:{jobs}:changes") == [("mend:{jobs}:changes", 0)]
     finally:
         await feed.close()
