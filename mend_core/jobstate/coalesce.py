@@ -140,14 +140,7 @@ class RoundTrips:
 
     async def _send_to(self, node: Any, calls: list[Commands]) -> list[list[Any] | BaseException]:
         replies = await on_node_replies(self._redis, node, [c for cs in calls for c in cs])
-        out: list[list[Any] | BaseException] = []
-        start = 0
-        for commands in calls:
-            mine = replies[start : start + len(commands)]
-            start += len(commands)
-            error = next((r for r in mine if isinstance(r, Exception)), None)
-            out.append(mine if error is None else error)
-        return out
+        return _by_caller(replies, calls)
 
     @property
     def trips(self) -> int:
@@ -170,11 +163,17 @@ class RoundTrips:
         replies = await pipelined_replies(
             self._redis, [c for commands, _ in calls for c in commands], scripts
         )
-        out: list[list[Any] | BaseException] = []
-        start = 0
-        for commands, _ in calls:
-            mine = replies[start : start + len(commands)]
-            start += len(commands)
-            error = next((r for r in mine if isinstance(r, Exception)), None)
-            out.append(mine if error is None else error)
-        return out
+        return _by_caller(replies, [commands for commands, _ in calls])
+
+
+def _by_caller(replies: list[Any], calls: list[Commands]) -> list[list[Any] | BaseException]:
+    """The replies of one round trip split among its callers: each caller's own, or the
+    first error among them."""
+    out: list[list[Any] | BaseException] = []
+    start = 0
+    for commands in calls:
+        mine = replies[start : start + len(commands)]
+        start += len(commands)
+        error = next((r for r in mine if isinstance(r, Exception)), None)
+        out.append(mine if error is None else error)
+    return out

@@ -31,12 +31,11 @@ from functools import cached_property
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import ConnectionError, TimeoutError, TryAgainError
 
 from mend_core.jobstate.keys import Keys
-from mend_core.redis_client import on_key_node
+from mend_core.redis_client import is_cluster, on_key_node
 
 # Sends commands that all go to the node of a key (the first argument): their replies.
 OnNode = Callable[[str, list[tuple[Any, ...]]], Awaitable[list[Any]]]
@@ -62,7 +61,7 @@ def single_node(redis: Redis) -> bool:
     cluster client). There a script may also touch keys outside its partition (the wake
     lists, the other partitions' queues), given as extra KEYS, which saves a round trip;
     on a cluster those live on other nodes, so the caller sends separate commands."""
-    return not isinstance(redis, RedisCluster)
+    return not is_cluster(redis)
 
 
 class PartitionsMismatch(SystemExit):
@@ -214,7 +213,7 @@ class Partitions:
                          ("LTRIM", self.schedule_wake, -WAKE_MAXLEN, -1)]
         if not commands:
             return
-        if isinstance(redis, RedisCluster):
+        if is_cluster(redis):
             # The wake lists share the `{jobs}` slot: one write down a connection of its
             # node; after a moved slot or a broken connection, the cluster pipeline below.
             try:

@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 
 from mend_core.job import Job, JobResult
 from mend_core.jobstate.encoding import job_from_fields, pairs, result_fields
-from mend_core.jobstate.partitions import Partitions
+from mend_core.jobstate.partitions import WAKE_MAXLEN, Partitions
 from mend_core.jobstate.scripts import Scripts, pipelined
 from mend_core.settings import Settings
 
@@ -164,8 +164,7 @@ class WorkQueue:
                 cleared = True
                 await self._redis.delete(self._parts.wake)
                 await self._scan()
-                for p, queued in enumerate(self._turns.queued):
-                    await self._parts.wake_workers(self._redis, p, queued)
+                await self._wake_all(self._turns.queued)
                 partition = self._turns.pick()
             if partition is None:
                 return None
@@ -299,14 +298,21 @@ class WorkQueue:
         )
         requeued = failed = promoted = 0
         next_due_ms = -1
-        for partition, reply in enumerate(replies):
+        queued = []
+        for reply in replies:
             r, f, p, due = (int(n) for n in reply)
             requeued, failed, promoted = requeued + r, failed + f, promoted + p
             if due >= 0 and (next_due_ms < 0 or due < next_due_ms):
                 next_due_ms = due
-            await self._parts.wake_workers(self._redis, partition, r + p)
+            queued.append(r + p)
+        await self._wake_all(queued)
         next_due = next_due_ms / 1000 if next_due_ms >= 0 else None
         return Reaped(requeued, failed, promoted, next_due)
+
+    async def _wake_all(self, queued: list[int]) -> None:
+        """Wake tokens for `queued[p]` jobs of each partition p, in one push."""
+        tokens = [p for p, n in enumerate(queued) for _ in range(min(n, WAKE_MAXLEN))]
+        await self._parts.push_wake_tokens(self._redis, tokens)
 
     async def register_worker(self, worker_id: str) -> None:
         await self._redis.zadd(self._parts.workers, {worker_id: int(time.time() * 1000)})

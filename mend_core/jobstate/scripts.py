@@ -123,7 +123,7 @@ class Scripts:
         raise NoScriptError(f"script {name} vanished again after loading it")
 
     async def _on_one_connection(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        if not is_cluster(self._redis):
+        if not self._cluster:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for command in commands:
                     pipe.execute_command(*command)

@@ -564,8 +564,7 @@ class JobStore:
                 job = job_from_fields(fields, job_id)
                 if other is None or job.spec.type == other:
                     jobs.append(job)
-            for (p, t), ids in expired.items():
-                await self._forget(p, t, ids)
+            await self._forget(expired)
         more = any(s.buffer for s in sources) or bool(await self._left(sources))
         return Page(jobs, last if more else None)
 
@@ -604,13 +603,20 @@ class JobStore:
         rows = await pipelined(self._redis, [("SMEMBERS", k.tenants) for k in self._parts.keys])
         return set().union(*rows)
 
-    async def _forget(self, partition: int, tenant: str, job_ids: list[str]) -> None:
-        if not job_ids:
+    async def _forget(self, expired: dict[tuple[int, str], list[str]]) -> None:
+        """Drops expired jobs' index entries, by (partition, tenant), in one round trip."""
+        if not expired:
             return
-        keys = self._parts[partition]
         names = ["all", *(f"status:{s.value}" for s in JobStatus)]
         names += [f"type:{t}" for t in job_types()]
-        await pipelined(self._redis, [("ZREM", keys.index(tenant, n), *job_ids) for n in names])
+        await pipelined(
+            self._redis,
+            [
+                ("ZREM", self._parts[p].index(tenant, n), *job_ids)
+                for (p, tenant), job_ids in expired.items()
+                for n in names
+            ],
+        )
 
     async def cancel(self, tenant: str, job_id: str) -> Job:
         out = await self._write(

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from mend_core.jobstate.partitions import Partitions
 from mend_core.jobstate.store import _counts_by_type as counts_by_type
+from mend_core.jobstate.store import _sum_hashes as sum_hashes
 from mend_core.redis_client import connect_sync
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class QueueGauges(Collector):
                     pipe.hgetall(keys.stats)
                     pipe.zcard(keys.scheduled)
                 workers, *rest = pipe.execute()
-            counters = _sum_counts(rest[0::2])
+            counters = sum_hashes(rest[0::2])
             scheduled = sum(int(n) for n in rest[1::2])
         except redis.RedisError as exc:
             log.warning("queue metrics: cannot read Redis: %s", exc)
@@ -98,12 +99,3 @@ class QueueGauges(Collector):
     def close(self) -> None:
         self._redis.close()
 
-
-def _sum_counts(rows: list[dict[str, str]]) -> dict[str, str]:
-    """The partitions' `<type>:<status>` counters, summed (other fields are dropped)."""
-    total: dict[str, int] = {}
-    for row in rows:
-        for name, value in row.items():
-            if not name.endswith(":avg_ms"):
-                total[name] = total.get(name, 0) + int(float(value))
-    return {name: str(value) for name, value in total.items()}

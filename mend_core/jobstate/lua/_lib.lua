@@ -4,10 +4,10 @@
 -- delivered, scheduled for a retry or dead-lettered (see mend_core/jobstate/webhook_queue.py).
 -- A job's event log is a list, one entry per version, oldest first, the last EVENTS_MAXLEN
 -- of them (encoding.py; each commit trims it): a job with thousands of progress updates
--- keeps a bounded log. An entry holds what its version changed; the log's first entry, and the entry of
--- every version 1 + a multiple of EVENTS_SNAPSHOT_EVERY (encoding.py, prepended to the
--- scripts), holds the whole job, so that any retained state can be rebuilt from at most
--- that many entries. A finished job's log outlives its end by EVENTS_GRACE_MS: long enough
+-- keeps a bounded log. An entry holds what its version changed; the log's first entry, and
+-- the entry of every version 1 + a multiple of EVENTS_SNAPSHOT_EVERY (encoding.py,
+-- prepended to the scripts), holds the whole job, so that any retained state can be
+-- rebuilt from at most that many entries. A finished job's log outlives its end by EVENTS_GRACE_MS: long enough
 -- for a watcher to reconnect and resume; later, the job's hash answers with its final state.
 local EVENTS_GRACE_MS = 60 * 1000
 -- Per-minute throughput counters outlive the 15 minutes the dashboard shows by a margin.
@@ -203,8 +203,8 @@ end
 -- Every change goes through here: bump the version, record the change in the job's event
 -- log, and only then announce it (pub/sub is a wake-up, the log is the truth). An entry is
 -- a JSON array `[<version>, name, value, ...]`: the fields set, as stored (stored names
--- too), and under `-`
--- the names of those removed (space separated); or the whole job (see EVENTS_SNAPSHOT_EVERY).
+-- too), and under `-` the names of those removed (space separated); or the whole job (see
+-- EVENTS_SNAPSHOT_EVERY).
 -- A list rather than a stream: Redis 7.0 gives every stream a 4 KB node up front, and a
 -- list stays a few compact listpacks.
 -- Returns the new version and the job's fields as recorded (HGETALL), for a caller to answer with.
