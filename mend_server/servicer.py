@@ -358,7 +358,9 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if not request.ids:
             raise ValidationError([Violation("ids", "is required")])
         if len(request.ids) > MAX_BATCH_GET:
-            raise ValidationError([Violation("ids", f"at most {MAX_BATCH_GET} ids")])
+            raise ValidationError(
+                [Violation("ids", f"must be at most {MAX_BATCH_GET} ids (got {len(request.ids)})")]
+            )
         ids, bad = [], []
         for i, raw in enumerate(request.ids):
             try:

@@ -190,3 +190,29 @@ async def test_shortcut_answers_as_the_app(stub, server: MendServer, tmp_path: P
                 assert www == slow.headers.get("www-authenticate")
     finally:
         await gateway.stop()
+
+
+async def test_an_oversized_credential_is_unauthenticated(
+    stub, server: MendServer, tmp_path: Path
+) -> None:
+    """A key too long for gRPC metadata is no key (401), not gRPC's RESOURCE_EXHAUSTED
+    (a 429 quoting its limits), on the shortcut and through Starlette alike."""
+    settings = gateway_settings(
+        server.settings, server.port, tmp_path, cors_origins="http://app.example"
+    )
+    gateway = await start_gateway(settings)
+    job_id = await submit(stub)
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url) as http:
+            for headers in (
+                {"X-API-Key": "k" * 20_000},
+                {"Authorization": "Bearer " + "k" * 20_000},
+            ):
+                for extra in ({}, {"Origin": "http://other"}):  # the shortcut, Starlette
+                    r = await http.get(f"/api/v1/jobs/{job_id}", headers={**headers, **extra})
+                    assert r.status_code == 401, r.text
+                    assert r.json()["code"] == "UNAUTHENTICATED"
+                r = await http.get(f"/api/v1/jobs/{job_id}/stream", headers=headers)
+                assert r.status_code == 401, r.text
+    finally:
+        await gateway.stop()

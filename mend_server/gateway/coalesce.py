@@ -16,7 +16,7 @@ result is rendered (JSON bytes) once, however many GETs wait for it."""
 from __future__ import annotations
 
 import asyncio
-import itertools
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +26,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
+from mend_core.jobstate.coalesce import Coalescer as BatchLane
 from mend_server.gateway.upstream import Metadata, Upstream
 
 # Failures that say nothing about any one id: every GET of the batch gets it as it is
@@ -67,12 +68,13 @@ def batch_pair(method: MethodDescriptor) -> BatchPair | None:
 
 
 Render = Callable[[Message], bytes]
-Waiters = dict[str, list["asyncio.Future[bytes]"]]
+Outcome = bytes | BaseException  # the rendered result, or the call's AioRpcError
 
 
 class Coalescer:
     """`fetch(key, metadata)`: the rendered result of Get(key) for that caller, or the
-    Get's grpc.aio.AioRpcError."""
+    Get's grpc.aio.AioRpcError. Each caller with GETs in flight has a lane of its own:
+    mend_core's Coalescer (the store's, for Redis round trips) over `_many`."""
 
     def __init__(
         self,
@@ -92,29 +94,52 @@ class Coalescer:
         self._render = render
         self._max_batch = max_batch
         self._on_call = on_call
-        # A caller with a call in flight -> the GETs waiting for the next one, by key.
-        self._lanes: dict[Metadata, Waiters] = {}
+        # A caller with GETs in flight -> its lane and how many GETs it has in flight
+        # (the lane goes with the last of them: credentials are the client's to vary).
+        self._lanes: dict[Metadata, tuple[BatchLane[str, bytes], int]] = {}
 
     @property
     def field(self) -> str:
         return self._pair.field
 
     async def fetch(self, key: str, metadata: Metadata) -> bytes:
-        lane = self._lanes.get(metadata)
-        if lane is not None:
-            future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-            lane.setdefault(key, []).append(future)
-            return await future
-        self._lanes[metadata] = lane = {}
+        lane, busy = self._lanes.get(metadata) or (
+            BatchLane(functools.partial(self._many, metadata), max_batch=self._max_batch),
+            0,
+        )
+        self._lanes[metadata] = (lane, busy + 1)
         try:
-            return await self._one(key, metadata)
+            return await lane(key)
         finally:
-            if lane:
-                asyncio.get_running_loop().create_task(self._drain(metadata, lane))
-            else:
+            lane, busy = self._lanes[metadata]
+            if busy == 1:
                 del self._lanes[metadata]
+            else:
+                self._lanes[metadata] = (lane, busy - 1)
 
-    async def _one(self, key: str, metadata: Metadata) -> bytes:
+    async def _many(self, metadata: Metadata, keys: list[str]) -> list[Outcome]:
+        """Each key's outcome: one Get for one distinct key, else one BatchGet (the
+        keys asked again alone if it fails on something one key can cause)."""
+        distinct = list(dict.fromkeys(keys))  # GETs of one id share its answer
+        if len(distinct) == 1:
+            return [await self._one(distinct[0], metadata)] * len(keys)
+        request = self._batch_request(**{self._pair.batch_field: distinct})
+        try:
+            response = await self._batch(request, metadata=metadata, timeout=self._timeout)
+        except grpc.aio.AioRpcError as err:
+            self._on_call(self._pair.batch.name, err.code())
+            if err.code() in _WHOLE_BATCH:
+                return [err] * len(keys)
+            # All or nothing: let each GET have the Get's own answer.
+            outcomes = await asyncio.gather(*(self._one(k, metadata) for k in distinct))
+        else:
+            self._on_call(self._pair.batch.name, grpc.StatusCode.OK)
+            results: Any = getattr(response, self._pair.results)
+            outcomes = [self._render(result) for result in results]
+        by_key = dict(zip(distinct, outcomes, strict=True))
+        return [by_key[key] for key in keys]
+
+    async def _one(self, key: str, metadata: Metadata) -> Outcome:
         try:
             response = await self._get(
                 self._get_request(**{self._pair.field: key}),
@@ -123,60 +148,6 @@ class Coalescer:
             )
         except grpc.aio.AioRpcError as err:
             self._on_call(self._pair.get.name, err.code())
-            raise
+            return err
         self._on_call(self._pair.get.name, grpc.StatusCode.OK)
         return self._render(response)
-
-    async def _drain(self, metadata: Metadata, lane: Waiters) -> None:
-        try:
-            while lane:
-                keys = list(itertools.islice(lane, self._max_batch))
-                await self._answer({k: lane.pop(k) for k in keys}, metadata)
-        finally:
-            del self._lanes[metadata]
-            for futures in lane.values():  # only if cancelled (the gateway stopping)
-                _settle(futures, exc=asyncio.CancelledError())
-
-    async def _answer(self, waiters: Waiters, metadata: Metadata) -> None:
-        """Answers every waiter; never raises for them (each future gets its outcome)."""
-        try:
-            if len(waiters) == 1:
-                ((key, futures),) = waiters.items()
-                try:
-                    _settle(futures, await self._one(key, metadata))
-                except grpc.aio.AioRpcError as err:
-                    _settle(futures, exc=err)
-                return
-            request = self._batch_request(**{self._pair.batch_field: list(waiters)})
-            try:
-                response = await self._batch(request, metadata=metadata, timeout=self._timeout)
-            except grpc.aio.AioRpcError as err:
-                self._on_call(self._pair.batch.name, err.code())
-                if err.code() in _WHOLE_BATCH:
-                    for futures in waiters.values():
-                        _settle(futures, exc=err)
-                    return
-                # All or nothing: let each GET have the Get's own answer.
-                await asyncio.gather(
-                    *(self._answer({k: f}, metadata) for k, f in waiters.items())
-                )
-                return
-            self._on_call(self._pair.batch.name, grpc.StatusCode.OK)
-            results: Any = getattr(response, self._pair.results)
-            for futures, result in zip(waiters.values(), results, strict=True):
-                _settle(futures, self._render(result))
-        except BaseException as exc:
-            for futures in waiters.values():
-                _settle(futures, exc=exc)
-            raise
-
-
-def _settle(
-    futures: list[asyncio.Future[bytes]], result: bytes = b"", exc: BaseException | None = None
-) -> None:
-    for future in futures:
-        if not future.done():  # a GET whose client left meanwhile
-            if exc is not None:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)

@@ -13,17 +13,17 @@ import time
 from collections.abc import Callable
 
 import grpc
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mend_server.gateway.coalesce import Coalescer
 from mend_server.gateway.errors import GatewayError, error_response, from_rpc_error
 from mend_server.gateway.metrics import Metrics
 from mend_server.gateway.routes import HttpRoute
-from mend_server.gateway.upstream import FORWARDED_HEADERS, Metadata
+from mend_server.gateway.upstream import forwarded_metadata
 
 # Ids the shortcut takes; any other value (escapes, odd characters) goes through the app.
 _PLAIN = "([A-Za-z0-9._~-]{1,128})"
-_CREDENTIALS = tuple(name.encode() for name in FORWARDED_HEADERS)
 _JSON_HEADERS = b"application/json"
 log = logging.getLogger(__name__)
 
@@ -37,22 +37,6 @@ def _pattern(route: HttpRoute) -> re.Pattern[str] | None:
     if not sep or "{" in head + tail:
         return None
     return re.compile(re.escape(head) + _PLAIN + re.escape(tail))
-
-
-def credentials(headers: list[tuple[bytes, bytes]]) -> Metadata:
-    """upstream.forwarded_metadata for raw ASGI headers (no query string): the first
-    value of each credential header, when gRPC can carry it."""
-    found: dict[str, str] = {}
-    for name, value in headers:
-        if name in _CREDENTIALS:
-            key = name.decode()
-            if key not in found:
-                found[key] = value.decode("latin-1")
-    return tuple(
-        (name, found[name])
-        for name in FORWARDED_HEADERS
-        if name in found and found[name].isascii() and found[name].isprintable()
-    )
 
 
 class FastGets:
@@ -98,7 +82,9 @@ class FastGets:
         status = 200
         try:
             try:
-                body = await coalescer.fetch(key, credentials(scope["headers"]))
+                # No query string here, so no `?token=`: the credential headers alone.
+                metadata = forwarded_metadata(Headers(raw=scope["headers"]), {})
+                body = await coalescer.fetch(key, metadata)
             except grpc.aio.AioRpcError as err:
                 raise from_rpc_error(err) from None
         except GatewayError as err:

@@ -20,6 +20,9 @@ FORWARDED_HEADERS = ("x-api-key", "authorization")
 # not a request field: on every route it goes to the server as metadata, and the server
 # accepts it for WatchJob only, so that a token opens the stream and nothing else.
 TOKEN_QUERY = "token"
+# Longer credentials are dropped (the server then answers UNAUTHENTICATED): gRPC refuses
+# metadata past 8-16 KiB itself, as RESOURCE_EXHAUSTED (a 429) in its own words.
+MAX_CREDENTIAL = 4096
 _CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     # WatchJob streams may sit idle for a long time: keep the connection warm.
     ("grpc.keepalive_time_ms", 30_000),
@@ -41,14 +44,17 @@ def forwarded_metadata(
     headers: Mapping[str, str], query: Mapping[str, str]
 ) -> Metadata:
     """Credential headers (and a `?token=`) as gRPC metadata. A value gRPC cannot carry
-    (non-ASCII or control characters) is dropped: the server then answers
-    UNAUTHENTICATED."""
+    (non-ASCII or control characters, or over MAX_CREDENTIAL) is dropped: the server then
+    answers UNAUTHENTICATED."""
     values = [(name, headers.get(name)) for name in FORWARDED_HEADERS]
     values.append((STREAM_TOKEN_METADATA, query.get(TOKEN_QUERY)))
     return tuple(
         (name, value)
         for name, value in values
-        if value is not None and value.isascii() and value.isprintable()
+        if value is not None
+        and len(value) <= MAX_CREDENTIAL
+        and value.isascii()
+        and value.isprintable()
     )
 
 
